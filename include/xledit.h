@@ -1,0 +1,467 @@
+/*
+ * xledit.h: the one public header of libxledit, a C11 library for cross-lingual knowledge
+ * editing of Llama-family language models on a CPU.
+ *
+ * Conventions (after sqlite/ggml):
+ *  - Every fallible function returns xle_status and fills an xle_error the caller owns;
+ *    the library never prints and never exits.
+ *  - Names are xle_<module>_<verb>. Every _load/_new has a matching _free.
+ *  - Matrices are row-major in PyTorch order: a Linear weight is [out, in] and y = W x.
+ *  - Ownership is stated beside each function.
+ */
+#ifndef XLEDIT_H
+#define XLEDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum xle_status {
+    XLE_OK = 0,
+    XLE_ERR_IO,          /* a file could not be opened, read, mapped or written */
+    XLE_ERR_FORMAT,      /* a file is malformed: bad magic, truncated, bad offsets, bad JSON */
+    XLE_ERR_ARG,         /* a caller-supplied argument is invalid */
+    XLE_ERR_NOMEM,       /* an allocation failed */
+    XLE_ERR_UNSUPPORTED, /* well-formed but not something xledit handles (dtype, architecture) */
+    XLE_ERR_NUMERIC,     /* NaN/Inf or a singular system */
+    XLE_ERR_NOT_FOUND,   /* a named item (tensor, token, subject) is absent */
+    XLE_ERR_INTERRUPTED  /* the caller asked to stop (SIGINT); finished work is kept */
+} xle_status;
+
+/* One error message: "file: field: what is wrong". Filled by the failing function. */
+typedef struct xle_error {
+    xle_status status;
+    char msg[512];
+} xle_error;
+
+/* Sets err (if non-NULL) and returns status, so a failure reads `return xle_fail(err, ...)`. */
+xle_status xle_fail(xle_error *err, xle_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *xle_status_name(xle_status status);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors: typed views of memory (usually a memory-mapped file). A view never owns its data.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum xle_dtype {
+    XLE_F32 = 0,
+    XLE_F16,
+    XLE_BF16,
+    XLE_F64,
+    XLE_DTYPE_COUNT
+} xle_dtype;
+
+#define XLE_MAX_DIMS 4
+
+typedef struct xle_tensor {
+    xle_dtype dtype;
+    int ndim;
+    int64_t shape[XLE_MAX_DIMS]; /* PyTorch order: shape[ndim-1] is contiguous */
+    void *data;                  /* NULL for an absent optional tensor */
+} xle_tensor;
+
+size_t xle_dtype_size(xle_dtype dtype);
+const char *xle_dtype_name(xle_dtype dtype);
+int64_t xle_tensor_numel(const xle_tensor *t);
+size_t xle_tensor_nbytes(const xle_tensor *t);
+/* Element i of t converted to float (any dtype). */
+float xle_tensor_get_f32(const xle_tensor *t, int64_t i);
+/* Converts n elements starting at element `first` of t into dst (f32). */
+void xle_tensor_row_to_f32(const xle_tensor *t, int64_t first, int64_t n, float *dst);
+
+float xle_f16_to_f32(uint16_t h);
+uint16_t xle_f32_to_f16(float f);       /* round to nearest even */
+float xle_bf16_to_f32(uint16_t h);
+uint16_t xle_f32_to_bf16(float f);      /* round to nearest even, NaN kept */
+
+/* ---------------------------------------------------------------------------------------------
+ * Models: the Llama family (Llama-2, Llama-3.x, Mistral, Qwen2) in one description.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum xle_arch { XLE_ARCH_LLAMA = 0, XLE_ARCH_MISTRAL, XLE_ARCH_QWEN2 } xle_arch;
+typedef enum xle_format { XLE_FORMAT_HF = 0, XLE_FORMAT_GGUF, XLE_FORMAT_LLAMA2C } xle_format;
+typedef enum xle_rope_scaling { XLE_ROPE_NONE = 0, XLE_ROPE_LLAMA3, XLE_ROPE_LINEAR } xle_rope_scaling;
+
+typedef struct xle_config {
+    xle_arch arch;
+    int dim;            /* hidden size d */
+    int ffn_dim;        /* intermediate size f */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;
+    int vocab_size;     /* rows of the embedding (may exceed the tokenizer's size) */
+    int max_seq_len;
+    float norm_eps;
+    float rope_theta;
+    int rope_interleaved;        /* 1: pairs (2i, 2i+1) (GGUF llama, llama2.c); 0: (i, i+hd/2) */
+    xle_rope_scaling rope_scaling;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+    int sliding_window;          /* 0: none; else query i sees keys j with 0 <= i-j < window */
+    int tied_embeddings;         /* lm_head is the embedding */
+    int bos_id, eos_id;          /* -1 when unknown */
+} xle_config;
+
+/* Weights of one transformer block. Optional tensors have data == NULL. */
+typedef struct xle_layer_weights {
+    xle_tensor attn_norm;                /* [d] */
+    xle_tensor wq, wk, wv, wo;           /* [H*hd, d], [KV*hd, d], [KV*hd, d], [d, H*hd] */
+    xle_tensor bq, bk, bv, bo;           /* optional biases */
+    xle_tensor ffn_norm;                 /* [d] */
+    xle_tensor w_gate, w_up, w_down;     /* [f, d], [f, d], [d, f] */
+} xle_layer_weights;
+
+typedef struct xle_weights {
+    xle_tensor tok_embd;                 /* [V, d] */
+    xle_tensor out_norm;                 /* [d] */
+    xle_tensor lm_head;                  /* [V, d]; same data as tok_embd when tied */
+    xle_tensor rope_freqs;               /* optional [hd/2] divisors (GGUF Llama-3.x) */
+    xle_layer_weights *layers;           /* n_layers entries */
+} xle_weights;
+
+typedef struct xle_model xle_model;       /* opaque owner of mappings and buffers */
+struct xle_tokenizer;
+
+/* Loads a model: a Hugging Face folder (config.json + *.safetensors), a .gguf file or a
+ * llama2.c .bin checkpoint (its tokenizer.bin / tok*.bin beside it is optional).
+ * Weights are memory-mapped privately (copy-on-write): nothing written to them reaches the file.
+ * The caller owns *out and frees it with xle_model_free. */
+xle_status xle_model_load(const char *path, xle_model **out, xle_error *err);
+void xle_model_free(xle_model *model);
+
+const xle_config *xle_model_config(const xle_model *model);
+xle_weights *xle_model_weights(xle_model *model);
+xle_format xle_model_format(const xle_model *model);
+const char *xle_model_path(const xle_model *model);
+/* The tokenizer that came with the model files, or NULL (owned by the model). */
+struct xle_tokenizer *xle_model_tokenizer(xle_model *model);
+/* The stored dtype of most weights (what `info` reports). */
+xle_dtype xle_model_weight_dtype(const xle_model *model);
+
+/* Replaces one weight tensor's contents with an owned f32 copy so it may be modified; returns
+ * the new view (owned by the model). Used by editing: the file mapping is never written. */
+xle_status xle_model_make_writable_f32(xle_model *model, xle_tensor *t, xle_error *err);
+
+/* Writes the model with its current weights in its own format (HF folder or GGUF file; a
+ * llama2.c model is written as an HF folder) to out_path, atomically: everything is written
+ * under a temporary name beside out_path and renamed at the end, so a failure leaves no partial
+ * output. Tensors never made writable are copied byte for byte from the source files; tensors
+ * made writable (f32) are stored as F32. Never writes to the source files. */
+xle_status xle_model_save(const xle_model *model, const char *out_path, xle_error *err);
+
+/* Checks a configuration for sane, consistent values; `source` names the file for messages. */
+xle_status xle_config_validate(const xle_config *cfg, const char *source, xle_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * The forward pass, with named read/write points.
+ *
+ * A batch packs several sequences end to end: tokens[seq_start[s] .. seq_start[s+1]) is
+ * sequence s, and attention never crosses sequences. Positions start at 0 in each sequence
+ * (plus the KV cache length when a cache is used, single sequence only).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct xle_batch {
+    int n_seqs;
+    const int32_t *tokens;     /* seq_start[n_seqs] tokens */
+    const int *seq_start;      /* n_seqs + 1 offsets, seq_start[0] == 0 */
+} xle_batch;
+
+typedef enum xle_point {
+    XLE_POINT_MLP_KEY = 0,   /* input of the down projection: silu(gate x) * up x, width f */
+    XLE_POINT_MLP_OUT,       /* output of the MLP (down projection), width d */
+    XLE_POINT_BLOCK_OUT,     /* the residual stream after the block, width d */
+    XLE_POINT_COUNT
+} xle_point;
+
+/* A hook sees the activation at (point, layer) for all n_tokens rows of the batch (row-major,
+ * n_tokens x width) and may read or change it in place. Returning non-zero stops the forward
+ * pass right after this point (no logits are produced). */
+typedef int (*xle_hook_fn)(void *user, xle_point point, int layer, float *act, int n_tokens,
+                           int width);
+
+typedef struct xle_hook {
+    xle_point point;
+    int layer;
+    xle_hook_fn fn;
+    void *user;
+} xle_hook;
+
+/* Activations kept by a forward pass for the backward pass (opaque, reusable). */
+typedef struct xle_acts xle_acts;
+xle_acts *xle_acts_new(void);
+void xle_acts_free(xle_acts *acts);
+
+/* KV cache for incremental generation of one sequence. */
+typedef struct xle_kv_cache xle_kv_cache;
+xle_status xle_kv_cache_new(const xle_model *model, int max_tokens, xle_kv_cache **out,
+                            xle_error *err);
+void xle_kv_cache_free(xle_kv_cache *cache);
+int xle_kv_cache_len(const xle_kv_cache *cache);
+void xle_kv_cache_clear(xle_kv_cache *cache);
+
+typedef struct xle_forward_opts {
+    const xle_hook *hooks;     /* may be NULL */
+    int n_hooks;
+    xle_kv_cache *cache;       /* NULL: no cache; else batch must be one sequence */
+    xle_acts *acts;            /* non-NULL: keep what the backward pass needs */
+    /* Which rows get logits: NULL = all rows; else logit_rows[i] is a row index of the batch.
+     * Logits are written row after row, vocab_size floats each. */
+    const int *logit_rows;
+    int n_logit_rows;
+} xle_forward_opts;
+
+/* Runs the model over the batch. logits (may be NULL when a hook stops the pass) receives
+ * n_logit_rows (or all tokens) x vocab_size floats. Uses OpenMP threads. */
+xle_status xle_forward(xle_model *model, const xle_batch *batch, const xle_forward_opts *opts,
+                       float *logits, xle_error *err);
+
+/* Gradients of the weights, laid out like xle_weights (f32, one owned allocation; optional
+ * tensors the model lacks have data == NULL; when embeddings are tied lm_head aliases tok_embd). */
+typedef struct xle_grads xle_grads;
+xle_status xle_grads_new(const xle_model *model, xle_grads **out, xle_error *err);
+void xle_grads_free(xle_grads *grads);
+void xle_grads_zero(xle_grads *grads);
+xle_weights *xle_grads_weights(xle_grads *grads);
+/* All gradient floats in one array (for optimizers and norms). */
+float *xle_grads_data(xle_grads *grads, size_t *n_floats);
+
+/* Backward pass from d_logits (same rows as the forward's logits) through the kept
+ * activations. Stops below layer `stop_layer` (0 = go all the way to the embedding).
+ * d_block_out (optional, n_tokens x d) receives the gradient w.r.t. the block output of
+ * stop_layer (which is also the gradient w.r.t. that layer's MLP output). grads (optional)
+ * accumulates weight gradients for layers >= stop_layer. */
+xle_status xle_backward(xle_model *model, xle_acts *acts, const float *d_logits, int stop_layer,
+                        float *d_block_out, xle_grads *grads, xle_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Convenience on top of the forward pass
+ * ------------------------------------------------------------------------------------------- */
+
+/* Greedy (temperature 0) or sampled generation with the KV cache. Writes up to n_new ids into
+ * out_ids and returns the count in *n_out; stops early at eos when stop_at_eos. */
+typedef struct xle_sampler {
+    float temperature;   /* 0 = greedy */
+    int top_k;           /* 0 = whole vocabulary */
+    uint64_t seed;
+    int stop_at_eos;
+} xle_sampler;
+
+xle_status xle_generate(xle_model *model, const int32_t *prompt, int n_prompt, int n_new,
+                        const xle_sampler *sampler, int32_t *out_ids, int *n_out,
+                        xle_error *err);
+
+/* Sum of log-probabilities of target given prompt (teacher forcing), and per-token values
+ * in per_token (optional, n_target entries). */
+xle_status xle_score(xle_model *model, const int32_t *prompt, int n_prompt, const int32_t *target,
+                     int n_target, double *logprob, float *per_token, xle_error *err);
+
+/* Deterministic random numbers (splitmix64 + xoshiro256**), no global state. */
+typedef struct xle_rng { uint64_t s[4]; } xle_rng;
+void xle_rng_seed(xle_rng *rng, uint64_t seed);
+uint64_t xle_rng_next(xle_rng *rng);
+double xle_rng_uniform(xle_rng *rng);   /* [0, 1) */
+float xle_rng_normal(xle_rng *rng);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tokenizers (src/tokenizer/): SentencePiece-style BPE with byte fallback and byte-level BPE.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct xle_tokenizer xle_tokenizer;
+struct xle_gguf;
+
+/* Loads a tokenizer from tokenizer.json, a llama2.c tokenizer.bin, a tiktoken rank file
+ * (tokenizer.model of Llama-3 / qwen.tiktoken) or the metadata of a .gguf file, chosen by
+ * content. The caller owns *out (xle_tokenizer_free). */
+xle_status xle_tokenizer_load(const char *path, xle_tokenizer **out, xle_error *err);
+/* From an already parsed GGUF file's tokenizer.ggml.* keys. */
+xle_status xle_tokenizer_from_gguf(const struct xle_gguf *gguf, xle_tokenizer **out,
+                                   xle_error *err);
+/* llama2.c tokenizer.bin needs the vocabulary size from the checkpoint. */
+xle_status xle_tokenizer_load_llama2c(const char *path, int vocab_size, xle_tokenizer **out,
+                                      xle_error *err);
+void xle_tokenizer_free(xle_tokenizer *tok);
+
+int xle_tokenizer_vocab_size(const xle_tokenizer *tok);
+int xle_tokenizer_bos_id(const xle_tokenizer *tok);      /* -1 if none */
+int xle_tokenizer_eos_id(const xle_tokenizer *tok);      /* -1 if none */
+int xle_tokenizer_adds_bos(const xle_tokenizer *tok);    /* what the model's files say */
+
+/* Encoded text: ids[i] covers bytes [offsets[i], offsets[i] + lengths[i]) of the input (a BOS
+ * or other added-without-text token has length 0). */
+typedef struct xle_tokens {
+    int32_t *ids;
+    int32_t *offsets;
+    int32_t *lengths;
+    int n;
+} xle_tokens;
+
+/* Encodes len bytes of UTF-8 text. add_bos: 1 prepend BOS, 0 never, -1 as the tokenizer's files
+ * say. parse_special: match special added tokens in the text. The caller frees *out with
+ * xle_tokens_free. */
+xle_status xle_tokenize(const xle_tokenizer *tok, const char *text, size_t len, int add_bos,
+                        int parse_special, xle_tokens *out, xle_error *err);
+void xle_tokens_free(xle_tokens *t);
+/* Decodes ids to a new NUL-terminated string (caller frees); skip_special drops BOS/EOS etc. */
+char *xle_detokenize(const xle_tokenizer *tok, const int32_t *ids, int n, int skip_special);
+/* The raw bytes of one token's piece as the model sees it (e.g. "▁the", "<0x0A>"). */
+const char *xle_tokenizer_piece(const xle_tokenizer *tok, int32_t id);
+
+/* Streaming decode: feed ids one at a time; complete UTF-8 text is appended to out (a buffer
+ * of cap bytes, NUL-terminated), incomplete trailing bytes are held back. */
+typedef struct xle_detok_stream xle_detok_stream;
+xle_detok_stream *xle_detok_stream_new(const xle_tokenizer *tok);
+/* Returns the number of bytes written to out (excluding the NUL). */
+size_t xle_detok_stream_push(xle_detok_stream *s, int32_t id, char *out, size_t cap);
+size_t xle_detok_stream_flush(xle_detok_stream *s, char *out, size_t cap);
+void xle_detok_stream_free(xle_detok_stream *s);
+
+/* ---------------------------------------------------------------------------------------------
+ * Evaluation cases (src/eval/cases.c, import_*.c, validate.c): the canonical multilingual case
+ * format (JSONL, one case per line; docs/case-format.md), importers from published datasets
+ * (docs/datasets.md) and the validator that says which cases an editor can use.
+ * ------------------------------------------------------------------------------------------- */
+
+#define XLE_LANG_MAX 16 /* a language code is 1..15 bytes of [A-Za-z0-9_-] */
+
+/* A (prompt, answer) pair: a locality or portability probe. Both strings are owned. */
+typedef struct xle_qa {
+    char *prompt;
+    char *answer;
+} xle_qa;
+
+/* One language's half of a case. All strings are owned by the case set. */
+typedef struct xle_case_lang {
+    char lang[XLE_LANG_MAX];
+    char *prompt;        /* the edit prompt; never NULL, "" when the source has none */
+    char *subject;       /* never NULL; "" when the source has none */
+    char *target_new;    /* the new object, no leading space; never NULL */
+    char *target_true;   /* the old object; NULL when unknown */
+    char **rephrases;    /* n_rephrases generalization prompts */
+    int n_rephrases;
+    xle_qa *locality;    /* n_locality unrelated facts */
+    int n_locality;
+    xle_qa *portability; /* n_portability facts that should follow from the edit */
+    int n_portability;
+} xle_case_lang;
+
+typedef struct xle_case {
+    char *id;            /* unique within a set */
+    char *source;        /* which importer/dataset made it */
+    char *relation;      /* NULL when absent */
+    xle_case_lang *langs;
+    int n_langs;
+} xle_case;
+
+/* A set of cases, in file order. Pointers into cases[] and langs[] stay valid until the next
+ * call that adds to or filters the set. */
+typedef struct xle_cases {
+    xle_case *cases;
+    int n;
+    int cap;
+} xle_cases;
+
+/* An empty set; the caller owns *out (xle_cases_free). */
+xle_status xle_cases_new(xle_cases **out, xle_error *err);
+void xle_cases_free(xle_cases *cs);
+/* Reads a canonical JSONL file with strict checking: a malformed line fails with
+ * "FILE:LINE: field: what" (blank lines are skipped). The caller owns *out. */
+xle_status xle_cases_load(const char *path, xle_cases **out, xle_error *err);
+/* Writes the set as canonical JSONL, atomically (temporary file beside path, then rename).
+ * Fails without writing if the set breaks the format (e.g. duplicate ids). */
+xle_status xle_cases_write_jsonl(const xle_cases *cs, const char *path, xle_error *err);
+
+/* Builders (used by importers and the data generator). Strings are copied. *out (optional)
+ * points into the set and is valid until the next add. relation and target_true may be NULL;
+ * prompt, subject and target_new may be "" but not NULL. */
+xle_status xle_cases_add(xle_cases *cs, const char *id, const char *source, const char *relation,
+                         xle_case **out, xle_error *err);
+xle_status xle_case_add_lang(xle_case *c, const char *lang, const char *prompt,
+                             const char *subject, const char *target_new,
+                             const char *target_true, xle_case_lang **out, xle_error *err);
+xle_status xle_case_lang_add_rephrase(xle_case_lang *l, const char *prompt, xle_error *err);
+xle_status xle_case_lang_add_locality(xle_case_lang *l, const char *prompt, const char *answer,
+                                      xle_error *err);
+xle_status xle_case_lang_add_portability(xle_case_lang *l, const char *prompt,
+                                         const char *answer, xle_error *err);
+
+/* The half of c in language lang, or NULL. */
+const xle_case_lang *xle_case_lang_find(const xle_case *c, const char *lang);
+/* Drops every language half not in langs[0..n_langs), then every case left with none. */
+xle_status xle_cases_keep_langs(xle_cases *cs, const char *const *langs, int n_langs,
+                                xle_error *err);
+/* The languages present in the set, in order of first appearance. Writes up to max codes to
+ * langs (may be NULL when max is 0) and returns how many there are in all. */
+int xle_cases_lang_list(const xle_cases *cs, char (*langs)[XLE_LANG_MAX], int max);
+
+/* Importers. Formats: "bmike53", "mzsre", "bizsre", "zsre", "counterfact", "counterfact-edit",
+ * "knowedit" (docs/datasets.md). Files of language-keyed formats are merged into
+ * multilingual cases by record index. The caller owns *out. */
+xle_status xle_cases_import(const char *format, const char *const *paths, int n_paths,
+                            xle_cases **out, xle_error *err);
+/* The format names, NULL-terminated (static storage). */
+const char *const *xle_import_formats(void);
+
+/* How a subject was found in a prompt; each level accepts everything the previous does. */
+typedef enum xle_match {
+    XLE_MATCH_NONE = -1,
+    XLE_MATCH_EXACT = 0,    /* a literal byte substring */
+    XLE_MATCH_CASELESS = 1, /* equal after NFKD + case folding + lumping + whitespace folding */
+    XLE_MATCH_STEM = 2      /* word by word, each subject word a near-prefix of a prompt word */
+} xle_match;
+
+/* Finds subject in prompt, trying levels up to `loosest`. On success *how is the level that
+ * matched and [*start, *end) the matching bytes of prompt (character-aligned); otherwise *how
+ * is XLE_MATCH_NONE. Fails only on allocation failure. docs/case-format.md gives the rules. */
+xle_status xle_subject_locate(const char *prompt, const char *subject, xle_match loosest,
+                              xle_match *how, size_t *start, size_t *end, xle_error *err);
+
+/* Why a language half cannot be edited with a subject-locating method (ROME, MEMIT, ...). The
+ * first one that applies, in this order. */
+typedef enum xle_case_problem {
+    XLE_CASE_USABLE = 0,
+    XLE_CASE_NO_PROMPT,              /* prompt empty or only whitespace */
+    XLE_CASE_NO_SUBJECT,             /* subject empty or only whitespace */
+    XLE_CASE_NO_TARGET,              /* target_new empty or only whitespace */
+    XLE_CASE_SUBJECT_NOT_IN_PROMPT,  /* not found at the allowed match level */
+    XLE_CASE_PROBLEM_COUNT
+} xle_case_problem;
+
+const char *xle_case_problem_name(xle_case_problem p);
+/* Checks one half, allowing subject matches up to `loosest`; *how (optional) gets the level. */
+xle_status xle_case_lang_check(const xle_case_lang *l, xle_match loosest, xle_case_problem *out,
+                               xle_match *how, xle_error *err);
+
+/* Per-language counts. n_problem[XLE_CASE_USABLE] is the number usable with an exact match;
+ * the other entries count cases by their first problem under exact matching. Of the
+ * subject-not-in-prompt cases, n_caseless are recovered by XLE_MATCH_CASELESS and n_stem more
+ * (not recovered by CASELESS) by XLE_MATCH_STEM. */
+typedef struct xle_lang_counts {
+    char lang[XLE_LANG_MAX];
+    int n_cases;
+    int n_problem[XLE_CASE_PROBLEM_COUNT];
+    int n_caseless;
+    int n_stem;
+} xle_lang_counts;
+
+typedef struct xle_validation {
+    int n_cases;
+    xle_lang_counts *langs; /* n_langs entries, in order of first appearance */
+    int n_langs;
+} xle_validation;
+
+/* Counts usable and unusable cases per language. The caller owns *out (xle_validation_free). */
+xle_status xle_cases_validate(const xle_cases *cs, xle_validation **out, xle_error *err);
+void xle_validation_free(xle_validation *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* XLEDIT_H */

@@ -1,0 +1,32 @@
+/*
+ * cli.h: the subcommands of the xledit tool. Each lives in its own cmd_<name>.c and returns a
+ * process exit code (0 ok, 1 failure, 2 usage error). Errors are printed as one line on stderr:
+ * "xledit <cmd>: <message>".
+ */
+#ifndef XLE_CLI_H
+#define XLE_CLI_H
+
+#include "xledit.h"
+
+typedef int (*xle_cmd_fn)(int argc, char **argv);
+
+int cmd_info(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+/* Prints "xledit <cmd>: <err->msg>" to stderr and returns 1. */
+int cli_report(const char *cmd, const xle_error *err);
+/* Prints a usage error to stderr and returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses "1,2,3" into a malloc'd array; returns 0 on error. */
+int cli_parse_ids(const char *s, int32_t **ids, int *n);
+/* Token ids from exactly one of --ids (ids_arg) or --text (text, via the model's tokenizer;
+ * add_bos as in xle_tokenize). Returns 0 and a malloc'd *ids, or the exit code to return. */
+int cli_prompt_ids(const char *cmd, xle_model *model, const char *ids_arg, const char *text,
+                   int add_bos, int32_t **ids, int *n);
+/* Returns 1 (after printing one line) if an id is outside the model's vocabulary. */
+int cli_check_ids(const char *cmd, const xle_model *model, const int32_t *ids, int n, const char *opt);
+
+#endif

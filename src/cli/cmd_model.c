@@ -1,0 +1,312 @@
+/*
+ * cmd_model.c: the subcommands that run a model directly: info, logits, generate, score.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char *arch_name(xle_arch a) {
+    switch (a) {
+    case XLE_ARCH_LLAMA: return "llama";
+    case XLE_ARCH_MISTRAL: return "mistral";
+    case XLE_ARCH_QWEN2: return "qwen2";
+    }
+    return "?";
+}
+
+static const char *format_name(xle_format f) {
+    switch (f) {
+    case XLE_FORMAT_HF: return "hf-safetensors";
+    case XLE_FORMAT_GGUF: return "gguf";
+    case XLE_FORMAT_LLAMA2C: return "llama2c";
+    }
+    return "?";
+}
+
+static int64_t count_params(xle_model *model) {
+    const xle_config *c = xle_model_config(model);
+    const xle_weights *w = xle_model_weights(model);
+    int64_t n = xle_tensor_numel(&w->tok_embd) + xle_tensor_numel(&w->out_norm);
+    if (!c->tied_embeddings) n += xle_tensor_numel(&w->lm_head);
+    for (int l = 0; l < c->n_layers; l++) {
+        const xle_layer_weights *L = &w->layers[l];
+        const xle_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
+                                  &L->bv, &L->bo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            if (ts[i]->data) n += xle_tensor_numel(ts[i]);
+    }
+    return n;
+}
+
+static int load_model(const char *cmd, const char *path, xle_model **model) {
+    xle_error err = {0};
+    if (xle_model_load(path, model, &err) != XLE_OK) return cli_report(cmd, &err);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j') json = 1;
+        else if (c == 'h') {
+            printf("usage: xledit info MODEL [--json]\n\nPrints the architecture, sizes, dtypes and tokenizer of MODEL.\n");
+            return 0;
+        } else return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
+    }
+    if (optind != argc - 1) return cli_usage_error("info", "expected one MODEL argument");
+    xle_model *model;
+    int rc = load_model("info", argv[optind], &model);
+    if (rc) return rc;
+    const xle_config *cf = xle_model_config(model);
+    xle_tokenizer *tok = xle_model_tokenizer(model);
+    int64_t params = count_params(model);
+    const char *rope = cf->rope_scaling == XLE_ROPE_LLAMA3 ? "llama3" : cf->rope_scaling == XLE_ROPE_LINEAR ? "linear" : "none";
+    if (json) {
+        printf("{\"path\": \"%s\", \"format\": \"%s\", \"architecture\": \"%s\", \"dim\": %d, "
+               "\"ffn_dim\": %d, \"n_layers\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, "
+               "\"vocab_size\": %d, \"max_seq_len\": %d, \"norm_eps\": %g, \"rope_theta\": %g, "
+               "\"rope_scaling\": \"%s\", \"rope_interleaved\": %s, \"sliding_window\": %d, "
+               "\"tied_embeddings\": %s, \"weight_dtype\": \"%s\", \"parameters\": %lld, "
+               "\"tokenizer_vocab_size\": %d}\n",
+               xle_model_path(model), format_name(xle_model_format(model)), arch_name(cf->arch), cf->dim,
+               cf->ffn_dim, cf->n_layers, cf->n_heads, cf->n_kv_heads, cf->head_dim, cf->vocab_size,
+               cf->max_seq_len, cf->norm_eps, cf->rope_theta, rope, cf->rope_interleaved ? "true" : "false",
+               cf->sliding_window, cf->tied_embeddings ? "true" : "false",
+               xle_dtype_name(xle_model_weight_dtype(model)), (long long)params,
+               tok ? xle_tokenizer_vocab_size(tok) : 0);
+    } else {
+        printf("model          %s\n", xle_model_path(model));
+        printf("format         %s\n", format_name(xle_model_format(model)));
+        printf("architecture   %s\n", arch_name(cf->arch));
+        printf("parameters     %lld (%.2f M)\n", (long long)params, params / 1e6);
+        printf("weights        %s\n", xle_dtype_name(xle_model_weight_dtype(model)));
+        printf("dim            %d\n", cf->dim);
+        printf("ffn_dim        %d\n", cf->ffn_dim);
+        printf("layers         %d\n", cf->n_layers);
+        printf("heads          %d (kv heads %d, head dim %d)\n", cf->n_heads, cf->n_kv_heads, cf->head_dim);
+        printf("vocab          %d\n", cf->vocab_size);
+        printf("context        %d\n", cf->max_seq_len);
+        printf("norm eps       %g\n", cf->norm_eps);
+        printf("rope           theta %g, scaling %s, %s pairs\n", cf->rope_theta, rope,
+               cf->rope_interleaved ? "interleaved" : "half-split");
+        if (cf->sliding_window) printf("sliding window %d\n", cf->sliding_window);
+        printf("embeddings     %s\n", cf->tied_embeddings ? "tied" : "separate lm_head");
+        if (tok)
+            printf("tokenizer      %d tokens, bos %d, eos %d\n", xle_tokenizer_vocab_size(tok),
+                   xle_tokenizer_bos_id(tok), xle_tokenizer_eos_id(tok));
+        else
+            printf("tokenizer      none found\n");
+    }
+    xle_model_free(model);
+    return 0;
+}
+
+/* Options shared by logits/generate/score. */
+typedef struct run_args {
+    const char *model, *ids, *text, *target_ids, *target_text;
+    int all_positions, json, n_new, print_ids, no_bos, top_k;
+    float temp;
+    unsigned long long seed;
+} run_args;
+
+static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, const char *usage) {
+    static const struct option opts[] = {
+        {"ids", required_argument, 0, 'i'},        {"text", required_argument, 0, 't'},
+        {"target-ids", required_argument, 0, 'I'}, {"target", required_argument, 0, 'T'},
+        {"all-positions", no_argument, 0, 'a'},    {"json", no_argument, 0, 'j'},
+        {"temp", required_argument, 0, 'p'},       {"top-k", required_argument, 0, 'k'},
+        {"seed", required_argument, 0, 's'},       {"print-ids", no_argument, 0, 'P'},
+        {"no-bos", no_argument, 0, 'B'},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->n_new = 32;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'i': a->ids = optarg; break;
+        case 't': a->text = optarg; break;
+        case 'I': a->target_ids = optarg; break;
+        case 'T': a->target_text = optarg; break;
+        case 'a': a->all_positions = 1; break;
+        case 'j': a->json = 1; break;
+        case 'P': a->print_ids = 1; break;
+        case 'B': a->no_bos = 1; break;
+        case 'n':
+            a->n_new = (int)strtol(optarg, &end, 10);
+            if (*end || a->n_new < 0) return cli_usage_error(cmd, "-n: expected a count, got '%s'", optarg);
+            break;
+        case 'p':
+            a->temp = strtof(optarg, &end);
+            if (*end || !(a->temp >= 0)) return cli_usage_error(cmd, "--temp: expected a number >= 0, got '%s'", optarg);
+            break;
+        case 'k':
+            a->top_k = (int)strtol(optarg, &end, 10);
+            if (*end || a->top_k < 0) return cli_usage_error(cmd, "--top-k: expected a count, got '%s'", optarg);
+            break;
+        case 's':
+            a->seed = strtoull(optarg, &end, 10);
+            if (*end) return cli_usage_error(cmd, "--seed: expected an integer, got '%s'", optarg);
+            break;
+        case 'h': printf("%s", usage); return -1;
+        default: return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1) return cli_usage_error(cmd, "expected one MODEL argument");
+    a->model = argv[optind];
+    return 0;
+}
+
+static void print_floats(const float *v, int n) {
+    putchar('[');
+    for (int i = 0; i < n; i++) printf(i ? ", %.9g" : "%.9g", v[i]);
+    putchar(']');
+}
+
+int cmd_logits(int argc, char **argv) {
+    static const char usage[] =
+        "usage: xledit logits MODEL (--ids 1,2,3 | --text \"...\") [--all-positions] [--json] [--no-bos]\n\n"
+        "Prints the logits after the last token (or at every position) as JSON:\n"
+        "{\"ids\": [...], \"positions\": [...], \"vocab_size\": V, \"logits\": [[V floats], ...]}\n";
+    run_args a;
+    int rc = parse_run_args("logits", argc, argv, &a, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    xle_model *model;
+    if ((rc = load_model("logits", a.model, &model))) return rc;
+    int32_t *ids = NULL;
+    int n = 0;
+    if ((rc = cli_prompt_ids("logits", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
+        (rc = cli_check_ids("logits", model, ids, n, "--ids"))) {
+        free(ids);
+        xle_model_free(model);
+        return rc;
+    }
+    const int V = xle_model_config(model)->vocab_size;
+    int n_rows = a.all_positions ? n : 1;
+    int *rows = malloc((size_t)n_rows * sizeof(int));
+    float *logits = malloc((size_t)n_rows * (size_t)V * sizeof(float));
+    xle_error err = {0};
+    if (!rows || !logits) {
+        rc = cli_report("logits", &(xle_error){XLE_ERR_NOMEM, "out of memory"});
+        goto done;
+    }
+    for (int i = 0; i < n_rows; i++) rows[i] = a.all_positions ? i : n - 1;
+    int start[2] = {0, n};
+    xle_batch batch = {1, ids, start};
+    xle_forward_opts fo = {.logit_rows = rows, .n_logit_rows = n_rows};
+    if (xle_forward(model, &batch, &fo, logits, &err) != XLE_OK) {
+        rc = cli_report("logits", &err);
+        goto done;
+    }
+    printf("{\"ids\": [");
+    for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+    printf("], \"positions\": [");
+    for (int i = 0; i < n_rows; i++) printf(i ? ", %d" : "%d", rows[i]);
+    printf("], \"vocab_size\": %d, \"logits\": [", V);
+    for (int i = 0; i < n_rows; i++) {
+        if (i) printf(",\n");
+        print_floats(logits + (size_t)i * V, V);
+    }
+    printf("]}\n");
+done:
+    free(rows);
+    free(logits);
+    free(ids);
+    xle_model_free(model);
+    return rc;
+}
+
+int cmd_generate(int argc, char **argv) {
+    static const char usage[] =
+        "usage: xledit generate MODEL (--ids 1,2,3 | --text \"...\") [-n N] [--temp T] [--top-k K]\n"
+        "                       [--seed S] [--print-ids] [--no-bos]\n\n"
+        "Continues the prompt by N tokens (default 32) with the KV cache. --temp 0 (default) is\n"
+        "greedy; otherwise samples from the top K (0 = all) with the given seed. Stops at EOS.\n"
+        "Prints the text (with a tokenizer) or the ids (--print-ids, or when there is no tokenizer).\n";
+    run_args a;
+    int rc = parse_run_args("generate", argc, argv, &a, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    xle_model *model;
+    if ((rc = load_model("generate", a.model, &model))) return rc;
+    int32_t *ids = NULL, *out = NULL;
+    int n = 0, n_out = 0;
+    if ((rc = cli_prompt_ids("generate", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
+        (rc = cli_check_ids("generate", model, ids, n, "--ids"))) {
+        free(ids);
+        xle_model_free(model);
+        return rc;
+    }
+    out = malloc((size_t)(a.n_new + 1) * sizeof(int32_t));
+    xle_error err = {0};
+    xle_sampler s = {a.temp, a.top_k, a.seed, 1};
+    if (!out) {
+        rc = cli_report("generate", &(xle_error){XLE_ERR_NOMEM, "out of memory"});
+    } else if (xle_generate(model, ids, n, a.n_new, &s, out, &n_out, &err) != XLE_OK) {
+        rc = cli_report("generate", &err);
+    } else {
+        xle_tokenizer *tok = xle_model_tokenizer(model);
+        if (a.print_ids || !tok) {
+            for (int i = 0; i < n_out; i++) printf(i ? " %d" : "%d", out[i]);
+            printf("\n");
+        } else {
+            char *text = xle_detokenize(tok, out, n_out, 1);
+            printf("%s\n", text ? text : "");
+            free(text);
+        }
+    }
+    free(out);
+    free(ids);
+    xle_model_free(model);
+    return rc;
+}
+
+int cmd_score(int argc, char **argv) {
+    static const char usage[] =
+        "usage: xledit score MODEL (--ids 1,2 | --text \"...\") (--target-ids 3,4 | --target \"...\")\n"
+        "                    [--json] [--no-bos]\n\n"
+        "Prints the log-probability (natural log) of the target continuation given the prompt,\n"
+        "summed over its tokens, and per token with --json. A text target is tokenized without BOS.\n";
+    run_args a;
+    int rc = parse_run_args("score", argc, argv, &a, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    xle_model *model;
+    if ((rc = load_model("score", a.model, &model))) return rc;
+    int32_t *ids = NULL, *target = NULL;
+    int n = 0, nt = 0;
+    float *per = NULL;
+    if ((rc = cli_prompt_ids("score", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
+        (rc = cli_prompt_ids("score", model, a.target_ids, a.target_text, 0, &target, &nt)) ||
+        (rc = cli_check_ids("score", model, ids, n, "--ids")) ||
+        (rc = cli_check_ids("score", model, target, nt, "--target-ids")))
+        goto done;
+    per = malloc((size_t)nt * sizeof(float));
+    double lp = 0;
+    xle_error err = {0};
+    if (!per) {
+        rc = cli_report("score", &(xle_error){XLE_ERR_NOMEM, "out of memory"});
+    } else if (xle_score(model, ids, n, target, nt, &lp, per, &err) != XLE_OK) {
+        rc = cli_report("score", &err);
+    } else if (a.json) {
+        printf("{\"logprob\": %.9g, \"per_token\": ", lp);
+        print_floats(per, nt);
+        printf(", \"target_ids\": [");
+        for (int i = 0; i < nt; i++) printf(i ? ", %d" : "%d", target[i]);
+        printf("]}\n");
+    } else {
+        printf("%.9g\n", lp);
+    }
+done:
+    free(per);
+    free(ids);
+    free(target);
+    xle_model_free(model);
+    return rc;
+}

@@ -1,0 +1,102 @@
+/*
+ * common.c: helpers shared by the subcommands: error reporting, id lists, and turning the
+ * --ids / --text options into token ids with the model's own tokenizer.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int cli_report(const char *cmd, const xle_error *err) {
+    fprintf(stderr, "xledit %s: %s\n", cmd, err->msg[0] ? err->msg : xle_status_name(err->status));
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "xledit %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (try xledit %s --help)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_parse_ids(const char *s, int32_t **ids, int *n) {
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        if (*p == ',') cap++;
+    int32_t *out = malloc(cap * sizeof(int32_t));
+    if (!out) return 0;
+    int count = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+            free(out);
+            return 0;
+        }
+        out[count++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+        if (*end == ',' && !*p) { /* trailing comma */
+            free(out);
+            return 0;
+        }
+    }
+    if (count == 0) {
+        free(out);
+        return 0;
+    }
+    *ids = out;
+    *n = count;
+    return 1;
+}
+
+int cli_prompt_ids(const char *cmd, xle_model *model, const char *ids_arg, const char *text,
+                   int add_bos, int32_t **ids, int *n) {
+    if ((ids_arg != NULL) == (text != NULL))
+        return cli_usage_error(cmd, "give exactly one of --ids and --text");
+    if (ids_arg) {
+        if (!cli_parse_ids(ids_arg, ids, n))
+            return cli_usage_error(cmd, "--ids: expected comma-separated token ids, got '%s'", ids_arg);
+        return 0;
+    }
+    xle_tokenizer *tok = xle_model_tokenizer(model);
+    if (!tok) {
+        fprintf(stderr, "xledit %s: %s: the model has no tokenizer file; use --ids\n", cmd,
+                xle_model_path(model));
+        return 1;
+    }
+    xle_tokens t = {0};
+    xle_error err = {0};
+    if (xle_tokenize(tok, text, strlen(text), add_bos, 0, &t, &err) != XLE_OK) return cli_report(cmd, &err);
+    *ids = malloc((size_t)(t.n > 0 ? t.n : 1) * sizeof(int32_t));
+    if (!*ids) {
+        xle_tokens_free(&t);
+        fprintf(stderr, "xledit %s: out of memory\n", cmd);
+        return 1;
+    }
+    memcpy(*ids, t.ids, (size_t)t.n * sizeof(int32_t));
+    *n = t.n;
+    xle_tokens_free(&t);
+    if (*n == 0) {
+        free(*ids);
+        return cli_usage_error(cmd, "--text gives no tokens");
+    }
+    return 0;
+}
+
+int cli_check_ids(const char *cmd, const xle_model *model, const int32_t *ids, int n, const char *opt) {
+    const int V = xle_model_config(model)->vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= V) {
+            fprintf(stderr, "xledit %s: %s: token id %d is outside the vocabulary [0, %d)\n", cmd, opt, ids[i], V);
+            return 1;
+        }
+    return 0;
+}

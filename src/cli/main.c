@@ -1,0 +1,51 @@
+/*
+ * main.c: the xledit command-line tool's entry point: dispatches to one cmd_<name> per
+ * subcommand (src/cli/cmd_*.c). Library errors come back as values and are printed here, as
+ * one line on stderr, with a non-zero exit code.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct command {
+    const char *name;
+    xle_cmd_fn fn;
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "describe a model: architecture, sizes, dtypes, tokenizer"},
+    {"logits", cmd_logits, "print the logits of a prompt (JSON)"},
+    {"generate", cmd_generate, "continue a prompt (greedy or sampled) with the KV cache"},
+    {"score", cmd_score, "log-probability of a continuation given a prompt"},
+    {"tokenize", cmd_tokenize, "show the tokens of a text: ids, pieces, byte offsets"},
+};
+
+static void print_usage(FILE *out) {
+    fprintf(out, "usage: xledit <command> [options]   (xledit <command> --help for details)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nMODEL is a Hugging Face folder (config.json + *.safetensors), a .gguf file or a\n"
+                 "llama2.c .bin checkpoint.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("xledit 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "xledit: unknown command '%s' (try xledit --help)\n", argv[1]);
+    return 2;
+}

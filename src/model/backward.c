@@ -1,0 +1,189 @@
+/*
+ * backward.c: the backward pass of the Llama-family forward (forward.c), from gradients of the
+ * logits down to any layer's block output (what the v* and z optimisation of ROME and MEMIT needs)
+ * and, optionally, into the weights (fine-tuning and training). Each op's backward lives beside
+ * its forward in src/tensor/; this file only strings them together in reverse order.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine_internal.h"
+#include "tensor/ops.h"
+
+/* ---- weight gradients: one f32 allocation laid out like the model ----------------------- */
+
+static int64_t tensor_floats(const xle_tensor *t) { return t->data ? xle_tensor_numel(t) : 0; }
+
+/* Points g at mem (or only counts when mem == NULL); returns floats used. */
+static int64_t grad_carve(xle_tensor *g, const xle_tensor *w, float *mem) {
+    int64_t n = tensor_floats(w);
+    *g = *w;
+    g->dtype = XLE_F32;
+    g->data = (n && mem) ? mem : NULL;
+    return n;
+}
+
+static int64_t grads_layout(xle_grads *g, const xle_model *m, float *mem) {
+    int64_t off = 0;
+#define CARVE(dst, src) off += grad_carve(&(dst), &(src), mem ? mem + off : NULL)
+    CARVE(g->w.tok_embd, m->w.tok_embd);
+    CARVE(g->w.out_norm, m->w.out_norm);
+    if (!m->cfg.tied_embeddings) CARVE(g->w.lm_head, m->w.lm_head);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const xle_layer_weights *L = &m->w.layers[l];
+        xle_layer_weights *G = &g->w.layers[l];
+        CARVE(G->attn_norm, L->attn_norm);
+        CARVE(G->wq, L->wq);
+        CARVE(G->wk, L->wk);
+        CARVE(G->wv, L->wv);
+        CARVE(G->wo, L->wo);
+        CARVE(G->bq, L->bq);
+        CARVE(G->bk, L->bk);
+        CARVE(G->bv, L->bv);
+        CARVE(G->bo, L->bo);
+        CARVE(G->ffn_norm, L->ffn_norm);
+        CARVE(G->w_gate, L->w_gate);
+        CARVE(G->w_up, L->w_up);
+        CARVE(G->w_down, L->w_down);
+    }
+#undef CARVE
+    if (m->cfg.tied_embeddings) g->w.lm_head = g->w.tok_embd;
+    return off;
+}
+
+xle_status xle_grads_new(const xle_model *m, xle_grads **out, xle_error *err) {
+    xle_grads *g = calloc(1, sizeof *g);
+    if (!g) return xle_fail(err, XLE_ERR_NOMEM, "grads: out of memory");
+    g->n_layers = m->cfg.n_layers;
+    g->w.layers = calloc((size_t)m->cfg.n_layers, sizeof *g->w.layers);
+    if (!g->w.layers) {
+        free(g);
+        return xle_fail(err, XLE_ERR_NOMEM, "grads: out of memory");
+    }
+    int64_t n = grads_layout(g, m, NULL);
+    g->mem = calloc((size_t)n, sizeof(float));
+    if (!g->mem) {
+        xle_grads_free(g);
+        return xle_fail(err, XLE_ERR_NOMEM, "grads: out of memory for %lld floats", (long long)n);
+    }
+    g->n_floats = (size_t)n;
+    grads_layout(g, m, g->mem);
+    *out = g;
+    return XLE_OK;
+}
+
+void xle_grads_free(xle_grads *g) {
+    if (!g) return;
+    free(g->mem);
+    free(g->w.layers);
+    free(g);
+}
+
+void xle_grads_zero(xle_grads *g) { memset(g->mem, 0, g->n_floats * sizeof(float)); }
+xle_weights *xle_grads_weights(xle_grads *g) { return &g->w; }
+float *xle_grads_data(xle_grads *g, size_t *n_floats) {
+    if (n_floats) *n_floats = g->n_floats;
+    return g->mem;
+}
+
+static float *gptr(xle_tensor *t) { return t ? (float *)t->data : NULL; }
+
+/* ---- the pass ----------------------------------------------------------------------------- */
+
+xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int stop_layer,
+                        float *d_block_out, xle_grads *grads, xle_error *err) {
+    const xle_config *c = &m->cfg;
+    if (!a || !a->valid)
+        return xle_fail(err, XLE_ERR_ARG, "backward: no activations kept by a complete forward pass");
+    if (stop_layer < 0 || stop_layer >= c->n_layers)
+        return xle_fail(err, XLE_ERR_ARG, "backward: stop layer %d outside [0, %d)", stop_layer, c->n_layers);
+    if (stop_layer < a->keep_from)
+        return xle_fail(err, XLE_ERR_ARG, "backward: layer %d's activations were not kept", stop_layer);
+    const int T = a->T, hd = c->head_dim, R = a->n_logit_rows;
+    const int64_t d = c->dim, f = c->ffn_dim, qd = (int64_t)c->n_heads * hd,
+                  kvd = (int64_t)c->n_kv_heads * hd;
+
+    const int64_t ws_floats = T * (3 * d + 2 * qd + 2 * kvd + 3 * f) + (int64_t)R * d +
+                              XLE_MATMUL_SCRATCH;
+    float *ws = calloc((size_t)ws_floats, sizeof(float));
+    double *inv_freq = malloc((size_t)(hd / 2 + 1) * sizeof(double));
+    if (!ws || !inv_freq) {
+        free(ws), free(inv_freq);
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory for the backward pass", m->path);
+    }
+    xle_rope_inv_freq(m, inv_freq);
+    float *dx = ws, *dxn = dx + T * d, *dh = dxn + T * d, *dq = dh + T * d, *dk = dq + T * qd,
+          *dv = dk + T * kvd, *datt = dv + T * kvd, *dgate = datt + T * qd, *dup = dgate + T * f,
+          *dkey = dup + T * f, *drows = dkey + T * f, *scratch = drows + (int64_t)R * d;
+    xle_weights *G = grads ? &grads->w : NULL;
+
+    /* Logits -> final norm input. */
+    {
+        float *gathered = dxn; /* rows of xnf that produced logits */
+        for (int i = 0; i < R; i++)
+            memcpy(gathered + (int64_t)i * d, a->xnf + (int64_t)a->logit_rows[i] * d, (size_t)d * sizeof(float));
+        /* d_rows = d_logits · lm_head; d_lm_head += d_logitsᵀ · rows */
+        xle_matmul_backward(drows, G ? gptr(&G->lm_head) : NULL, NULL, d_logits, gathered,
+                            &m->w.lm_head, R, scratch);
+        memset(dxn, 0, (size_t)(T * d) * sizeof(float));
+        for (int i = 0; i < R; i++) {
+            float *dst = dxn + (int64_t)a->logit_rows[i] * d;
+            for (int64_t j = 0; j < d; j++) dst[j] += drows[(int64_t)i * d + j];
+        }
+        xle_rmsnorm_backward(dx, G ? gptr(&G->out_norm) : NULL, dxn, a->x_final, &m->w.out_norm,
+                             a->rstd_f, T, (int)d);
+    }
+
+    for (int l = c->n_layers - 1; l >= stop_layer; l--) {
+        if (l == stop_layer) {
+            if (d_block_out) memcpy(d_block_out, dx, (size_t)(T * d) * sizeof(float));
+            if (!grads) break;
+        }
+        const xle_layer_weights *L = &m->w.layers[l];
+        xle_layer_weights *GL = G ? &G->layers[l] : NULL;
+        const xle_layer_acts *la = &a->layers[l];
+
+        /* MLP: x_out = h_mid + W_down · swiglu(W_gate xn2, W_up xn2). */
+        memset(dkey, 0, (size_t)(T * f) * sizeof(float));
+        xle_matmul_backward(dkey, GL ? gptr(&GL->w_down) : NULL, NULL, dx, la->key, &L->w_down, T, scratch);
+        memset(dgate, 0, (size_t)(2 * T * f) * sizeof(float));
+        xle_swiglu_backward(dgate, dup, dkey, la->gate, la->up, T * f);
+        memset(dxn, 0, (size_t)(T * d) * sizeof(float));
+        xle_matmul_backward(dxn, GL ? gptr(&GL->w_gate) : NULL, NULL, dgate, la->xn2, &L->w_gate, T, scratch);
+        xle_matmul_backward(dxn, GL ? gptr(&GL->w_up) : NULL, NULL, dup, la->xn2, &L->w_up, T, scratch);
+        memcpy(dh, dx, (size_t)(T * d) * sizeof(float));
+        xle_rmsnorm_backward(dh, GL ? gptr(&GL->ffn_norm) : NULL, dxn, la->h_mid, &L->ffn_norm, la->rstd2, T, (int)d);
+
+        /* Attention: h_mid = x_in + W_o · attn(rope(W_q xn1), rope(W_k xn1), W_v xn1). */
+        memset(datt, 0, (size_t)(T * qd) * sizeof(float));
+        xle_matmul_backward(datt, GL ? gptr(&GL->wo) : NULL, GL ? gptr(&GL->bo) : NULL, dh, la->att, &L->wo, T, scratch);
+        memset(dq, 0, (size_t)(T * (qd + 2 * kvd)) * sizeof(float));
+        for (int s = 0; s < a->n_seqs; s++) {
+            int s0 = a->seq_start[s], n = a->seq_start[s + 1] - s0;
+            xle_attention_backward(dq + s0 * qd, dk + s0 * kvd, dv + s0 * kvd, datt + s0 * qd,
+                                   la->probs + a->probs_offset[s], la->q + s0 * qd,
+                                   la->k + s0 * kvd, la->v + s0 * kvd, n, c->n_heads,
+                                   c->n_kv_heads, hd);
+        }
+        xle_rope_backward(dq, a->pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
+        xle_rope_backward(dk, a->pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
+        memset(dxn, 0, (size_t)(T * d) * sizeof(float));
+        xle_matmul_backward(dxn, GL ? gptr(&GL->wq) : NULL, GL ? gptr(&GL->bq) : NULL, dq, la->xn1, &L->wq, T, scratch);
+        xle_matmul_backward(dxn, GL ? gptr(&GL->wk) : NULL, GL ? gptr(&GL->bk) : NULL, dk, la->xn1, &L->wk, T, scratch);
+        xle_matmul_backward(dxn, GL ? gptr(&GL->wv) : NULL, GL ? gptr(&GL->bv) : NULL, dv, la->xn1, &L->wv, T, scratch);
+        memcpy(dx, dh, (size_t)(T * d) * sizeof(float));
+        xle_rmsnorm_backward(dx, GL ? gptr(&GL->attn_norm) : NULL, dxn, la->x_in, &L->attn_norm, la->rstd1, T, (int)d);
+    }
+
+    /* Embedding rows receive the gradient of the first layer's input. */
+    if (grads && stop_layer == 0) {
+        float *de = gptr(&G->tok_embd);
+        for (int t = 0; t < T; t++) {
+            float *row = de + (int64_t)a->tokens[t] * d;
+            for (int64_t j = 0; j < d; j++) row[j] += dx[(int64_t)t * d + j];
+        }
+    }
+    free(ws);
+    free(inv_freq);
+    return XLE_OK;
+}

@@ -1,0 +1,127 @@
+/*
+ * generate.c: what users do with a forward pass directly: generate text with the KV cache
+ * (greedy or top-k sampling, seeded) and score a continuation by teacher forcing.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine_internal.h"
+
+/* Picks the next id from one row of logits. Greedy ties go to the lowest id. */
+static int32_t sample_next(const float *logits, int V, const xle_sampler *s, xle_rng *rng,
+                           int *idx_buf, float *prob_buf) {
+    if (!s || s->temperature <= 0.0f) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+    int k = (s->top_k > 0 && s->top_k < V) ? s->top_k : V;
+    /* Select the top k ids by partial selection sort (k is small in practice). */
+    for (int i = 0; i < V; i++) idx_buf[i] = i;
+    if (k < V) {
+        for (int i = 0; i < k; i++) {
+            int best = i;
+            for (int j = i + 1; j < V; j++)
+                if (logits[idx_buf[j]] > logits[idx_buf[best]]) best = j;
+            int tmp = idx_buf[i];
+            idx_buf[i] = idx_buf[best];
+            idx_buf[best] = tmp;
+        }
+    }
+    float mx = -INFINITY;
+    for (int i = 0; i < k; i++) mx = fmaxf(mx, logits[idx_buf[i]]);
+    double sum = 0;
+    for (int i = 0; i < k; i++) {
+        prob_buf[i] = expf((logits[idx_buf[i]] - mx) / s->temperature);
+        sum += prob_buf[i];
+    }
+    double u = xle_rng_uniform(rng) * sum, acc = 0;
+    for (int i = 0; i < k; i++) {
+        acc += prob_buf[i];
+        if (u < acc) return idx_buf[i];
+    }
+    return idx_buf[k - 1];
+}
+
+xle_status xle_generate(xle_model *m, const int32_t *prompt, int n_prompt, int n_new,
+                        const xle_sampler *sampler, int32_t *out_ids, int *n_out, xle_error *err) {
+    *n_out = 0;
+    if (n_prompt <= 0) return xle_fail(err, XLE_ERR_ARG, "generate: the prompt is empty");
+    if (n_new <= 0) return XLE_OK;
+    const int V = m->cfg.vocab_size;
+    xle_kv_cache *cache = NULL;
+    xle_status st = xle_kv_cache_new(m, n_prompt + n_new, &cache, err);
+    if (st != XLE_OK) return st;
+    float *logits = malloc((size_t)V * sizeof(float));
+    float *probs = malloc((size_t)V * sizeof(float));
+    int *idx = malloc((size_t)V * sizeof(int));
+    if (!logits || !probs || !idx) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "generate: out of memory");
+        goto done;
+    }
+    xle_rng rng;
+    xle_rng_seed(&rng, sampler ? sampler->seed : 0);
+    int start[2] = {0, n_prompt};
+    int last_row = n_prompt - 1;
+    xle_batch batch = {1, prompt, start};
+    xle_forward_opts opts = {.cache = cache, .logit_rows = &last_row, .n_logit_rows = 1};
+    st = xle_forward(m, &batch, &opts, logits, err);
+    for (int i = 0; st == XLE_OK && i < n_new; i++) {
+        int32_t next = sample_next(logits, V, sampler, &rng, idx, probs);
+        out_ids[(*n_out)++] = next;
+        if (sampler && sampler->stop_at_eos && next == m->cfg.eos_id) break;
+        if (i + 1 == n_new) break;
+        int one[2] = {0, 1}, row = 0;
+        xle_batch step = {1, &next, one};
+        xle_forward_opts step_opts = {.cache = cache, .logit_rows = &row, .n_logit_rows = 1};
+        st = xle_forward(m, &step, &step_opts, logits, err);
+    }
+done:
+    free(logits);
+    free(probs);
+    free(idx);
+    xle_kv_cache_free(cache);
+    return st;
+}
+
+xle_status xle_score(xle_model *m, const int32_t *prompt, int n_prompt, const int32_t *target,
+                     int n_target, double *logprob, float *per_token, xle_error *err) {
+    if (n_prompt <= 0 || n_target <= 0)
+        return xle_fail(err, XLE_ERR_ARG, "score: prompt and target must be non-empty");
+    const int T = n_prompt + n_target, V = m->cfg.vocab_size;
+    int32_t *ids = malloc((size_t)T * sizeof(int32_t));
+    int *rows = malloc((size_t)n_target * sizeof(int));
+    float *logits = malloc((size_t)n_target * (size_t)V * sizeof(float));
+    if (!ids || !rows || !logits) {
+        free(ids), free(rows), free(logits);
+        return xle_fail(err, XLE_ERR_NOMEM, "score: out of memory");
+    }
+    memcpy(ids, prompt, (size_t)n_prompt * sizeof(int32_t));
+    memcpy(ids + n_prompt, target, (size_t)n_target * sizeof(int32_t));
+    /* The logits at position p predict token p + 1. */
+    for (int i = 0; i < n_target; i++) rows[i] = n_prompt - 1 + i;
+    int start[2] = {0, T};
+    xle_batch batch = {1, ids, start};
+    xle_forward_opts opts = {.logit_rows = rows, .n_logit_rows = n_target};
+    xle_status st = xle_forward(m, &batch, &opts, logits, err);
+    if (st == XLE_OK) {
+        double total = 0;
+        for (int i = 0; i < n_target; i++) {
+            const float *row = logits + (size_t)i * V;
+            float mx = -INFINITY;
+            for (int j = 0; j < V; j++) mx = fmaxf(mx, row[j]);
+            double sum = 0;
+            for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
+            double lp = (double)row[target[i]] - mx - log(sum);
+            if (per_token) per_token[i] = (float)lp;
+            total += lp;
+        }
+        *logprob = total;
+    }
+    free(ids);
+    free(rows);
+    free(logits);
+    return st;
+}

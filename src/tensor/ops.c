@@ -1,0 +1,205 @@
+/*
+ * ops.c: the transformer's elementwise and attention operations, each forward followed by its
+ * backward. Shapes are in the comments; T is the number of token rows.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/ops.h"
+
+/* ---- RMSNorm: y = w * x / sqrt(mean(x²) + eps) --------------------------------------- */
+
+void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tensor *weight, int T,
+                         int d, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (int64_t)t * d;
+        double ss = 0;
+        for (int i = 0; i < d; i++) ss += (double)xt[i] * xt[i];
+        float r = (float)(1.0 / sqrt(ss / d + eps));
+        rstd[t] = r;
+        float *ot = out + (int64_t)t * d;
+        for (int i = 0; i < d; i++) ot[i] = xt[i] * r * xle_tensor_get_f32(weight, i);
+    }
+}
+
+void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
+                          const xle_tensor *weight, const float *rstd, int T, int d) {
+    /* dx_i = r w_i g_i - r³/d x_i Σ_j w_j g_j x_j ;  dw_i = Σ_t g_i x_i r */
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (int64_t)t * d, *gt = dout + (int64_t)t * d;
+        float r = rstd[t];
+        double dot = 0;
+        for (int i = 0; i < d; i++) dot += (double)xle_tensor_get_f32(weight, i) * gt[i] * xt[i];
+        float c = (float)(dot * r * r * r / d);
+        float *dxt = dx + (int64_t)t * d;
+        for (int i = 0; i < d; i++) dxt[i] += r * xle_tensor_get_f32(weight, i) * gt[i] - c * xt[i];
+    }
+    if (dweight)
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (int64_t)t * d, *gt = dout + (int64_t)t * d;
+            for (int i = 0; i < d; i++) dweight[i] += gt[i] * xt[i] * rstd[t];
+        }
+}
+
+/* ---- RoPE: rotate pairs by pos * inv_freq ------------------------------------------------ */
+
+static void rope_apply(float *x, const int *pos, const double *inv_freq, int T, int n_heads, int hd,
+                       int interleaved, double direction) {
+    const int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        for (int j = 0; j < half; j++) {
+            double angle = (double)pos[t] * inv_freq[j];
+            float c = (float)cos(angle), s = (float)(direction * sin(angle));
+            for (int h = 0; h < n_heads; h++) {
+                float *xh = x + (int64_t)t * n_heads * hd + (int64_t)h * hd;
+                int a = interleaved ? 2 * j : j, b = interleaved ? 2 * j + 1 : j + half;
+                float x1 = xh[a], x2 = xh[b];
+                xh[a] = x1 * c - x2 * s;
+                xh[b] = x2 * c + x1 * s;
+            }
+        }
+    }
+}
+
+void xle_rope_forward(float *x, const int *pos, const double *inv_freq, int T, int n_heads, int hd,
+                      int interleaved) {
+    rope_apply(x, pos, inv_freq, T, n_heads, hd, interleaved, 1.0);
+}
+
+void xle_rope_backward(float *dx, const int *pos, const double *inv_freq, int T, int n_heads,
+                       int hd, int interleaved) {
+    /* A rotation's transpose is the rotation by the opposite angle. */
+    rope_apply(dx, pos, inv_freq, T, n_heads, hd, interleaved, -1.0);
+}
+
+/* ---- SwiGLU: key = silu(gate) * up ------------------------------------------------------- */
+
+void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        key[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const float *gate,
+                         const float *up, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+        float silu = g * sig;
+        dgate[i] += dkey[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
+        dup[i] += dkey[i] * silu;
+    }
+}
+
+/* ---- Attention ---------------------------------------------------------------------------- */
+
+void xle_attention_forward(float *out, float *probs, const float *q, const float *k,
+                           const float *v, int n, int n_past, int kv_stride, int n_heads,
+                           int n_kv_heads, int hd, int window) {
+    const int n_keys = n_past + n, group = n_heads / n_kv_heads, q_stride = n_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel
+    {
+        float *scores = NULL;
+        /* One row of scores per thread, on the stack when small. */
+        float stack_scores[4096];
+        float *heap_scores = NULL;
+        if (n_keys <= 4096) {
+            scores = stack_scores;
+        } else {
+            heap_scores = malloc((size_t)n_keys * sizeof(float));
+            scores = heap_scores;
+        }
+#pragma omp for collapse(2) schedule(static)
+        for (int h = 0; h < n_heads; h++) {
+            for (int i = 0; i < n; i++) {
+                const int g = h / group, qpos = n_past + i;
+                const int lo = (window > 0 && qpos - window + 1 > 0) ? qpos - window + 1 : 0;
+                const float *qi = q + (int64_t)i * q_stride + (int64_t)h * hd;
+                float mx = -INFINITY;
+                for (int p = lo; p <= qpos; p++) {
+                    const float *kp = k + (int64_t)p * kv_stride + (int64_t)g * hd;
+                    float s = 0;
+                    for (int c = 0; c < hd; c++) s += qi[c] * kp[c];
+                    s *= scale;
+                    scores[p] = s;
+                    if (s > mx) mx = s;
+                }
+                double sum = 0;
+                for (int p = lo; p <= qpos; p++) {
+                    scores[p] = expf(scores[p] - mx);
+                    sum += scores[p];
+                }
+                float inv = (float)(1.0 / sum);
+                float *oi = out + (int64_t)i * q_stride + (int64_t)h * hd;
+                memset(oi, 0, (size_t)hd * sizeof(float));
+                for (int p = lo; p <= qpos; p++) {
+                    float pr = scores[p] * inv;
+                    const float *vp = v + (int64_t)p * kv_stride + (int64_t)g * hd;
+                    for (int c = 0; c < hd; c++) oi[c] += pr * vp[c];
+                    scores[p] = pr;
+                }
+                if (probs) {
+                    float *row = probs + ((int64_t)h * n + i) * n_keys;
+                    memset(row, 0, (size_t)n_keys * sizeof(float));
+                    for (int p = lo; p <= qpos; p++) row[p] = scores[p];
+                }
+            }
+        }
+        free(heap_scores);
+    }
+}
+
+void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                            const float *probs, const float *q, const float *k, const float *v,
+                            int n, int n_heads, int n_kv_heads, int hd) {
+    const int group = n_heads / n_kv_heads, q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* Threads own whole kv heads so dk/dv accumulate without races. */
+#pragma omp parallel
+    {
+        float *dp = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int g = 0; g < n_kv_heads; g++) {
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                for (int i = 0; i < n; i++) {
+                    const float *row = probs + ((int64_t)h * n + i) * n;
+                    const float *doi = dout + (int64_t)i * q_stride + (int64_t)h * hd;
+                    double pdp = 0;
+                    for (int j = 0; j <= i; j++) {
+                        if (row[j] == 0.0f) {
+                            dp[j] = 0;
+                            continue;
+                        }
+                        const float *vj = v + (int64_t)j * kv_stride + (int64_t)g * hd;
+                        float s = 0;
+                        for (int c = 0; c < hd; c++) s += doi[c] * vj[c];
+                        dp[j] = s;
+                        pdp += (double)row[j] * s;
+                        float *dvj = dv + (int64_t)j * kv_stride + (int64_t)g * hd;
+                        for (int c = 0; c < hd; c++) dvj[c] += row[j] * doi[c];
+                    }
+                    const float *qi = q + (int64_t)i * q_stride + (int64_t)h * hd;
+                    float *dqi = dq + (int64_t)i * q_stride + (int64_t)h * hd;
+                    for (int j = 0; j <= i; j++) {
+                        if (row[j] == 0.0f) continue;
+                        float ds = row[j] * (dp[j] - (float)pdp) * scale;
+                        const float *kj = k + (int64_t)j * kv_stride + (int64_t)g * hd;
+                        float *dkj = dk + (int64_t)j * kv_stride + (int64_t)g * hd;
+                        for (int c = 0; c < hd; c++) {
+                            dqi[c] += ds * kj[c];
+                            dkj[c] += ds * qi[c];
+                        }
+                    }
+                }
+            }
+        }
+        free(dp);
+    }
+}

@@ -1,0 +1,55 @@
+/*
+ * ops.h: the engine's tensor operations, each forward beside its backward (llm.c style:
+ * outputs first, then inputs, then sizes). Activations are f32 row-major [T, width];
+ * weights are xle_tensor views in their stored dtype. Backward functions ACCUMULATE (+=) into
+ * their gradient outputs; a NULL gradient output is skipped.
+ */
+#ifndef XLE_OPS_H
+#define XLE_OPS_H
+
+#include "xledit.h"
+
+/* Floats of scratch a weight matmul may use to convert a block of bf16/f16 rows to f32. */
+#define XLE_MATMUL_SCRATCH (1u << 21)
+
+/* out[T, n_out] = in[T, n_in] · Wᵀ (+ bias), W is [n_out, n_in] of any dtype. */
+void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const xle_tensor *bias,
+                        int T, float *scratch);
+/* din[T, n_in] += dout · W;  dw[n_out, n_in] += doutᵀ · in;  dbias[n_out] += Σ_t dout. */
+void xle_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                         const xle_tensor *w, int T, float *scratch);
+
+/* out = x / rms(x) * weight per row; rstd[T] keeps 1/rms for the backward. */
+void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tensor *weight, int T,
+                         int d, float eps);
+void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
+                          const xle_tensor *weight, const float *rstd, int T, int d);
+
+/* Rotary embedding of x [T, n_heads * hd] in place; pos[T] are positions, inv_freq[hd/2]. */
+void xle_rope_forward(float *x, const int *pos, const double *inv_freq, int T, int n_heads,
+                      int hd, int interleaved);
+/* The inverse rotation applied to the gradient in place. */
+void xle_rope_backward(float *dx, const int *pos, const double *inv_freq, int T, int n_heads,
+                       int hd, int interleaved);
+
+/* key = silu(gate) * up, all [T, f]. */
+void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t n);
+void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const float *gate,
+                         const float *up, int64_t n);
+
+/* Causal grouped-query attention of one sequence of n new queries whose keys are
+ * k/v[0 .. n_past + n) (row stride kv_stride floats): query i sits at position n_past + i and
+ * sees key positions p with p <= n_past + i and (window == 0 || n_past + i - p < window).
+ * q, out: [n, H*hd]; probs (optional, n x (n_past+n) per head, head-major) keeps the softmax. */
+void xle_attention_forward(float *out, float *probs, const float *q, const float *k,
+                           const float *v, int n, int n_past, int kv_stride, int n_heads,
+                           int n_kv_heads, int hd, int window);
+/* Backward of one sequence without past keys (n_past == 0); dq/dk/dv accumulate. */
+void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                            const float *probs, const float *q, const float *k, const float *v,
+                            int n, int n_heads, int n_kv_heads, int hd);
+
+/* Dot product of an f32 vector with a stored row of any dtype. */
+float xle_dot_row(const float *x, const xle_tensor *w, int64_t row, int64_t n);
+
+#endif
