@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian packages xledit needs to build and test (run as root, or with sudo).
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+PKGS="build-essential cmake pkg-config libopenblas-dev liblapacke-dev libjansson-dev libpcre2-dev libutf8proc-dev"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
