@@ -15,6 +15,8 @@ int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_import(int argc, char **argv);   /* cmd_import.c */
+int cmd_validate(int argc, char **argv); /* cmd_import.c */
 
 /* Prints "xledit <cmd>: <err->msg>" to stderr and returns 1. */
 int cli_report(const char *cmd, const xle_error *err);

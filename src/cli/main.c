@@ -20,6 +20,8 @@ static const command commands[] = {
     {"generate", cmd_generate, "continue a prompt (greedy or sampled) with the KV cache"},
     {"score", cmd_score, "log-probability of a continuation given a prompt"},
     {"tokenize", cmd_tokenize, "show the tokens of a text: ids, pieces, byte offsets"},
+    {"import", cmd_import, "convert a published editing dataset to canonical cases (JSONL)"},
+    {"validate", cmd_validate, "check a cases file; count usable cases per language"},
 };
 
 static void print_usage(FILE *out) {
