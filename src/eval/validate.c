@@ -5,7 +5,7 @@
  *
  *  EXACT    a literal byte substring (what ROME's code does).
  *  CASELESS both strings mapped code point by code point to their compatibility decomposition
- *           with case folding and lumping (utf8proc_decompose_char with UTF8PROC_COMPAT |
+ *           with case folding and lumping (utf8proc_decompose_char with UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT |
  *           UTF8PROC_CASEFOLD | UTF8PROC_LUMP: NFKD + full case folding + typographic quotes,
  *           dashes and spaces mapped to ASCII), whitespace runs folded to one space and trimmed;
  *           then a substring search that starts and ends on whole source characters.
@@ -92,7 +92,7 @@ static int norm_build(const char *text, norm *s) {
         utf8proc_int32_t buf[32];
         int bound = 0;
         utf8proc_ssize_t m = utf8proc_decompose_char(
-            c, buf, 32, UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_LUMP, &bound);
+            c, buf, 32, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_LUMP, &bound);
         if (m < 0 || m > 32) { /* unassigned or oversized: keep the code point as it is */
             buf[0] = c;
             m = 1;
