@@ -216,6 +216,8 @@ typedef struct xle_forward_opts {
      * Logits are written row after row, vocab_size floats each. */
     const int *logit_rows;
     int n_logit_rows;
+    /* With acts: keep only layers >= keep_from_layer (the backward pass may stop there). */
+    int keep_from_layer;
 } xle_forward_opts;
 
 /* Runs the model over the batch. logits (may be NULL when a hook stops the pass) receives
@@ -460,6 +462,107 @@ typedef struct xle_validation {
 /* Counts usable and unusable cases per language. The caller owns *out (xle_validation_free). */
 xle_status xle_cases_validate(const xle_cases *cs, xle_validation **out, xle_error *err);
 void xle_validation_free(xle_validation *v);
+
+/* ---------------------------------------------------------------------------------------------
+ * Knowledge editing (src/edit/): key statistics, ROME, MEMIT, FT-L, FT-M.
+ * Formulas and defaults: docs/editing.md (after EasyEdit's Llama/Mistral settings).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum xle_edit_method {
+    XLE_EDIT_ROME = 0,
+    XLE_EDIT_MEMIT,
+    XLE_EDIT_FT_L,
+    XLE_EDIT_FT_M
+} xle_edit_method;
+
+#define XLE_EDIT_MAX_LAYERS 64
+
+typedef struct xle_edit_hparams {
+    xle_edit_method method;
+    int layers[XLE_EDIT_MAX_LAYERS];
+    int n_layers;
+    /* v* / z optimisation (ROME, MEMIT) */
+    int v_num_grad_steps;
+    float v_lr, v_weight_decay, clamp_norm_factor, kl_factor;
+    /* ROME: u = C^-1 k (else u = k); r-ROME: prefix-averaged key and value in the update */
+    int mom2_adjustment, rrome;
+    /* MEMIT: lambda in (lambda C + K K^T) */
+    double mom2_update_weight;
+    /* FT-L / FT-M */
+    int ft_steps;
+    float ft_lr, ft_norm_constraint; /* <= 0: unconstrained */
+    /* context templates sampled from the model: per seed text, how many of each length */
+    int ctx_lengths[4], ctx_counts[4], n_ctx_lengths;
+    uint64_t seed;
+} xle_edit_hparams;
+
+/* Defaults for a method on a model of n_layers layers: EasyEdit's Llama-2/Mistral-7B values
+ * (ROME layer 5, MEMIT 4..8, FT 21 of 32) with layers scaled as round(l * n_layers / 32). */
+void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int n_layers);
+/* Overrides fields from a JSON object (EasyEdit key names); errors name file and key. */
+xle_status xle_edit_hparams_load_json(xle_edit_hparams *hp, const char *path, xle_error *err);
+
+/* A prompt as token ids with the position of the subject's last token ("fact token"). */
+typedef struct xle_edit_prompt {
+    int32_t *ids;
+    int n;
+    int fact_idx;
+    int group;            /* MEMIT key averaging: 0 = the bare prompt, 1 = with a sampled prefix */
+} xle_edit_prompt;
+
+/* One edit request in tokens: prompts[0] is the bare prompt, the others carry context
+ * prefixes; kl is "<subject> is a" for the KL term; target are the new object's ids. */
+typedef struct xle_edit_request_tok {
+    xle_edit_prompt *prompts;
+    int n_prompts;
+    xle_edit_prompt kl;
+    int32_t *target;
+    int n_target;
+} xle_edit_request_tok;
+
+/* A weight change of one layer's down projection: W[d, f] += left[d, rank] · right[f, rank]ᵀ,
+ * or W += dense[d, f] when rank == 0. */
+typedef struct xle_layer_delta {
+    int layer, rank, rows, cols;
+    float *left, *right, *dense;
+} xle_layer_delta;
+
+typedef struct xle_edit_result {
+    xle_layer_delta *deltas;
+    int n_deltas;
+    double final_loss;    /* of the v* or z or fine-tuning objective, last request */
+    int steps;            /* optimisation steps taken, last request */
+} xle_edit_result;
+
+void xle_edit_result_free(xle_edit_result *r);
+
+/* Second-moment statistics E[k kᵀ] of one layer's down-projection input. */
+typedef struct xle_layer_stats {
+    int layer, dim;
+    int64_t count;        /* keys accumulated */
+    double *sum;          /* dim x dim, Σ k kᵀ (divide by count for the moment) */
+} xle_layer_stats;
+
+void xle_layer_stats_free(xle_layer_stats *s);
+
+/* Callback for progress (done out of total units); return non-zero to interrupt. */
+typedef int (*xle_progress_fn)(void *user, int64_t done, int64_t total);
+
+/* Accumulates Σ k kᵀ (float64) at the given layers over token sequences (each already
+ * truncated), adding to stats[i] for layers[i]. Stops the pass after the highest layer. */
+xle_status xle_stats_accumulate(xle_model *model, const int *layers, int n_layers,
+                                const int32_t *const *seqs, const int *lens, int n_seqs,
+                                xle_layer_stats *stats, xle_error *err);
+
+/* Runs one method on token-level requests with the given statistics (one per edited layer,
+ * in the order of hp->layers; NULL entries when the method needs none). The model is left
+ * unchanged; the deltas are returned in *out (caller frees with xle_edit_result_free). */
+xle_status xle_edit_run(xle_model *model, const xle_edit_hparams *hp,
+                        const xle_edit_request_tok *reqs, int n_reqs,
+                        xle_layer_stats *const *stats, xle_edit_result *out, xle_error *err);
+
+/* Adds (sign = +1) or subtracts (-1) the deltas to the model's weights (made writable f32). */
+xle_status xle_edit_apply(xle_model *model, const xle_edit_result *r, int sign, xle_error *err);
 
 #ifdef __cplusplus
 }

@@ -249,7 +249,12 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     xle_rope_inv_freq(m, inv_freq);
 
     if (acts) {
-        st = acts_prepare(acts, m, b, 0, pos, rows, n_rows, err);
+        int keep_from = o->keep_from_layer;
+        if (keep_from < 0 || keep_from >= c->n_layers) {
+            st = xle_fail(err, XLE_ERR_ARG, "forward: keep_from_layer %d outside [0, %d)", keep_from, c->n_layers);
+            goto done;
+        }
+        st = acts_prepare(acts, m, b, keep_from, pos, rows, n_rows, err);
         if (st != XLE_OK) goto done;
     }
 
@@ -258,7 +263,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
 
     for (int l = 0; l < c->n_layers; l++) {
         const xle_layer_weights *L = &m->w.layers[l];
-        xle_layer_acts *la = acts ? &acts->layers[l] : NULL;
+        xle_layer_acts *la = (acts && l >= acts->keep_from) ? &acts->layers[l] : NULL;
         float *lq = la ? la->q : q, *lk = la ? la->k : k, *lv = la ? la->v : v,
               *latt = la ? la->att : att, *lxn1 = la ? la->xn1 : xn, *lr1 = la ? la->rstd1 : rstd;
         if (la) memcpy(la->x_in, x, (size_t)(T * d) * sizeof(float));

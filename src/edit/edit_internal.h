@@ -1,0 +1,52 @@
+/*
+ * edit_internal.h: pieces shared by the editing methods (rome.c, memit.c, ft.c).
+ */
+#ifndef XLE_EDIT_INTERNAL_H
+#define XLE_EDIT_INTERNAL_H
+
+#include "xledit.h"
+
+/* Reads the activation at (point, layer) at each prompt's fact token into out (n x width),
+ * running the prompts as one packed batch and stopping the pass right there. */
+xle_status xle_edit_read_point(xle_model *m, xle_point point, int layer,
+                               const xle_edit_prompt *prompts, int n, float *out, xle_error *err);
+
+/* The v* (ROME: point MLP_OUT) or z (MEMIT: point BLOCK_OUT) optimisation of editing.md
+ * §2.2 / §3.1: finds delta (d) added at the fact token of every prompt so that the model
+ * predicts the target, with the KL and weight-decay terms, Adam, clamping and early stop.
+ * init receives the unedited activation at prompts[0]'s fact token. */
+xle_status xle_edit_optimize_delta(xle_model *m, const xle_edit_hparams *hp,
+                                   const xle_edit_request_tok *req, xle_point point, int layer,
+                                   float *init, float *delta, double *final_loss, int *steps,
+                                   xle_error *err);
+
+/* The methods. Each fills out->deltas (allocating them) and leaves the model unchanged. */
+xle_status xle_rome_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *req,
+                        xle_layer_stats *const *stats, xle_edit_result *out, xle_error *err);
+xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                         int n_reqs, xle_layer_stats *const *stats, xle_edit_result *out,
+                         xle_error *err);
+xle_status xle_ft_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                      int n_reqs, xle_edit_result *out, xle_error *err);
+
+/* Solves (sym. positive definite A, n x n, row-major, overwritten) X = A^-1 B for B n x nrhs
+ * (overwritten by X) in float64 with LAPACK; XLE_ERR_NUMERIC when A is not positive definite. */
+xle_status xle_solve_spd(double *a, double *b, int n, int nrhs, const char *what, xle_error *err);
+
+/* A temporary edit of one layer's down projection: the model's tensor view points at an
+ * f32 buffer holding original + delta until xle_weight_swap_restore puts the original view
+ * back exactly (no rounding: the original bytes were never touched). */
+typedef struct xle_weight_swap {
+    xle_tensor *slot;
+    xle_tensor orig;
+    float *temp;
+} xle_weight_swap;
+
+xle_status xle_weight_swap_apply(xle_model *m, const xle_layer_delta *delta, xle_weight_swap *swap,
+                                 xle_error *err);
+void xle_weight_swap_restore(xle_weight_swap *swap);
+
+/* Adds delta (scaled by sign) to an f32 matrix [rows, cols]. */
+void xle_delta_add(float *w, const xle_layer_delta *delta, float sign);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * memit.c: MEMIT (Meng et al. 2023) for a batch of requests, editing.md §3: targets z at the
+ * last layer of the range from the shared delta optimisation, then for each layer in
+ * ascending order the residual, split over the remaining layers, is written into the down
+ * projection with the covariance-weighted least-squares update solved in float64:
+ *   A = (λ C + K Kᵀ)⁻¹ K,   Δ_l = (R / (L − i)) Aᵀ.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edit/edit_internal.h"
+
+/* Keys of each request at one layer: 0.5·k(bare prompt) + 0.5·mean k(prefixed prompts)
+ * (the mean over template groups of the group means), as float64 columns K[f, n]. */
+static xle_status memit_keys(xle_model *m, int layer, const xle_edit_request_tok *reqs, int n,
+                             double *K, xle_error *err) {
+    const int f = xle_model_config(m)->ffn_dim;
+    for (int r = 0; r < n; r++) {
+        const xle_edit_request_tok *q = &reqs[r];
+        float *keys = malloc((size_t)q->n_prompts * f * sizeof(float));
+        if (!keys) return xle_fail(err, XLE_ERR_NOMEM, "memit: out of memory");
+        xle_status st = xle_edit_read_point(m, XLE_POINT_MLP_KEY, layer, q->prompts, q->n_prompts, keys, err);
+        if (st != XLE_OK) {
+            free(keys);
+            return st;
+        }
+        int n_groups = 0, counts[2] = {0, 0};
+        for (int i = 0; i < q->n_prompts; i++) counts[q->prompts[i].group ? 1 : 0]++;
+        n_groups = (counts[0] > 0) + (counts[1] > 0);
+        for (int j = 0; j < f; j++) {
+            double g[2] = {0, 0};
+            for (int i = 0; i < q->n_prompts; i++) g[q->prompts[i].group ? 1 : 0] += keys[(int64_t)i * f + j];
+            double k = 0;
+            for (int gi = 0; gi < 2; gi++)
+                if (counts[gi]) k += g[gi] / counts[gi];
+            K[(int64_t)j * n + r] = k / n_groups;
+        }
+        free(keys);
+    }
+    return XLE_OK;
+}
+
+xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                         int n_reqs, xle_layer_stats *const *stats, xle_edit_result *out,
+                         xle_error *err) {
+    const xle_config *c = xle_model_config(m);
+    const int d = c->dim, f = c->ffn_dim, L = hp->n_layers, last = hp->layers[L - 1], n = n_reqs;
+    xle_status st = XLE_OK;
+    xle_weight_swap swaps[XLE_EDIT_MAX_LAYERS] = {{0}};
+    float *Z = malloc((size_t)n * d * sizeof(float));       /* targets z_r, row per request */
+    float *init = malloc((size_t)d * sizeof(float)), *delta = malloc((size_t)d * sizeof(float));
+    float *cur = malloc((size_t)n * d * sizeof(float));
+    double *K = malloc((size_t)f * n * sizeof(double));
+    double *A = malloc((size_t)f * f * sizeof(double));
+    double *KK = malloc((size_t)f * n * sizeof(double));
+    xle_edit_prompt *bare = malloc((size_t)n * sizeof *bare);
+    out->deltas = calloc((size_t)L, sizeof *out->deltas);
+    if (!Z || !init || !delta || !cur || !K || !A || !KK || !bare || !out->deltas) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "memit: out of memory (%d x %d covariance)", f, f);
+        goto done;
+    }
+    for (int li = 0; li < L; li++) {
+        const xle_layer_stats *s = stats ? stats[li] : NULL;
+        if (!s || s->dim != f || s->count <= 0) {
+            st = xle_fail(err, XLE_ERR_ARG, "memit: layer %d: needs key statistics (xledit stats)", hp->layers[li]);
+            goto done;
+        }
+    }
+    /* z_r = h_init + delta at the last layer's block output, per request, original weights. */
+    for (int r = 0; r < n; r++) {
+        st = xle_edit_optimize_delta(m, hp, &reqs[r], XLE_POINT_BLOCK_OUT, last, init, delta,
+                                     &out->final_loss, &out->steps, err);
+        if (st != XLE_OK) goto done;
+        for (int j = 0; j < d; j++) Z[(int64_t)r * d + j] = init[j] + delta[j];
+        bare[r] = reqs[r].prompts[0];
+    }
+    for (int li = 0; li < L; li++) {
+        const int layer = hp->layers[li];
+        st = memit_keys(m, layer, reqs, n, K, err);
+        if (st != XLE_OK) goto done;
+        /* Current block output at the last layer (with the layers edited so far). */
+        st = xle_edit_read_point(m, XLE_POINT_BLOCK_OUT, last, bare, n, cur, err);
+        if (st != XLE_OK) goto done;
+        /* A = (λ C + K Kᵀ)⁻¹ K in float64. */
+        const xle_layer_stats *s = stats[li];
+        const double lambda = hp->mom2_update_weight;
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < f; i++)
+            for (int j = 0; j < f; j++) {
+                double kk = 0;
+                for (int r = 0; r < n; r++) kk += K[(int64_t)i * n + r] * K[(int64_t)j * n + r];
+                A[(int64_t)i * f + j] = lambda * s->sum[(int64_t)i * f + j] / (double)s->count + kk;
+            }
+        memcpy(KK, K, (size_t)f * n * sizeof(double));
+        st = xle_solve_spd(A, KK, f, n, "memit: λC + KKᵀ", err);
+        if (st != XLE_OK) goto done;
+        /* Δ = (R / (L − li)) · Aᵀ: left[d, n] = residuals / (L − li), right[f, n] = A. */
+        xle_layer_delta *ld = &out->deltas[out->n_deltas];
+        ld->layer = layer, ld->rank = n, ld->rows = d, ld->cols = f;
+        ld->left = malloc((size_t)d * n * sizeof(float));
+        ld->right = malloc((size_t)f * n * sizeof(float));
+        if (!ld->left || !ld->right) {
+            free(ld->left), free(ld->right);
+            ld->left = ld->right = NULL;
+            st = xle_fail(err, XLE_ERR_NOMEM, "memit: out of memory");
+            goto done;
+        }
+        out->n_deltas++;
+        for (int j = 0; j < d; j++)
+            for (int r = 0; r < n; r++)
+                ld->left[(int64_t)j * n + r] =
+                    (float)(((double)Z[(int64_t)r * d + j] - cur[(int64_t)r * d + j]) / (L - li));
+        for (int64_t i = 0; i < (int64_t)f * n; i++) ld->right[i] = (float)KK[i];
+        /* W_l ← W_l⁰ + Δ_l for the layers that follow; everything is restored at the end. */
+        if (li + 1 < L) {
+            st = xle_weight_swap_apply(m, ld, &swaps[li], err);
+            if (st != XLE_OK) goto done;
+        }
+    }
+done:
+    for (int li = L - 1; li >= 0; li--) xle_weight_swap_restore(&swaps[li]);
+    free(Z), free(init), free(delta), free(cur), free(K), free(A), free(KK), free(bare);
+    return st;
+}
