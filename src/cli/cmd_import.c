@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli/cli.h"
 
 static void import_usage(FILE *out) {
@@ -107,7 +109,11 @@ static void validate_usage(FILE *out) {
 }
 
 static void print_json(const char *path, const xle_validation *v) {
-    printf("{\"file\": \"%s\", \"cases\": %d, \"langs\": [", path, v->n_cases);
+    json_t *jp = json_string(path); /* NULL when the path is not UTF-8 */
+    char *quoted = jp ? json_dumps(jp, JSON_ENCODE_ANY) : NULL;
+    printf("{\"file\": %s, \"cases\": %d, \"langs\": [", quoted ? quoted : "null", v->n_cases);
+    free(quoted);
+    json_decref(jp);
     for (int i = 0; i < v->n_langs; i++) {
         const xle_lang_counts *l = &v->langs[i];
         printf("%s{\"lang\": \"%s\", \"cases\": %d, \"usable\": %d, \"prompt_missing\": %d, "
