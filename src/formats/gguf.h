@@ -72,4 +72,56 @@ double xle_gguf_get_float(const xle_gguf *g, const char *key, double dflt, int *
 char *xle_gguf_get_string(const xle_gguf *g, const char *key);
 int xle_gguf_str_eq(xle_gguf_str s, const char *cstr);
 
+/* ---------------------------------------------------------------------------------------------
+ * Additions by the formats module: type table, in-memory parsing, and the GGUF v3 writer.
+ * ------------------------------------------------------------------------------------------- */
+
+/* ggml type facts: name ("Q8_0", "unknown"), whether xledit knows its block layout, and the
+ * byte size of a tensor with dims ne (0 when the type is unknown, ne[0] is not a multiple of
+ * its block size, or the size overflows). */
+const char *xle_ggml_type_name(uint32_t type);
+int xle_ggml_type_known(uint32_t type);
+int xle_ggml_nbytes(uint32_t type, const int64_t ne[4], uint64_t *nbytes);
+
+/* Parses a GGUF image already in memory (base is NOT taken over: g->base is set, but the
+ * caller keeps ownership and must detach it before xle_gguf_close). Used by tests. */
+xle_status xle_gguf_parse_memory(const char *path, uint8_t *base, size_t size, xle_gguf **out,
+                                 xle_error *err);
+
+/* Dequantizes n Q8_0 values (n a multiple of 32) from blocks into dst. */
+void xle_q8_0_dequantize(const uint8_t *blocks, int64_t n, float *dst);
+/* Quantizes n f32 values (n a multiple of 32) into Q8_0 blocks as ggml does (d = max|x|/127,
+ * q = round(x/d)). */
+void xle_q8_0_quantize(const float *src, int64_t n, uint8_t *blocks);
+
+/* The GGUF v3 writer. KVs are written in the order they were added (a set_* of an existing key
+ * replaces its value in place); tensors in the order added, each at the next offset aligned to
+ * general.alignment (32 unless a u32 general.alignment KV says otherwise), zero-padded.
+ * Tensor data is read from the caller's pointers only while xle_gguf_writer_write runs. */
+typedef struct xle_gguf_writer xle_gguf_writer;
+
+xle_status xle_gguf_writer_new(xle_gguf_writer **out, xle_error *err);
+void xle_gguf_writer_free(xle_gguf_writer *w);
+/* Adds every KV of src, in file order. References src's memory: src must outlive w. */
+xle_status xle_gguf_writer_copy_kvs(xle_gguf_writer *w, const xle_gguf *src, xle_error *err);
+/* Adds or replaces one KV; the key and any strings are copied, fixed-size array data is
+ * referenced (must outlive w). */
+xle_status xle_gguf_writer_set_kv(xle_gguf_writer *w, const xle_gguf_kv *kv, xle_error *err);
+xle_status xle_gguf_writer_set_u32(xle_gguf_writer *w, const char *key, uint32_t v, xle_error *err);
+xle_status xle_gguf_writer_set_i32(xle_gguf_writer *w, const char *key, int32_t v, xle_error *err);
+xle_status xle_gguf_writer_set_f32(xle_gguf_writer *w, const char *key, float v, xle_error *err);
+xle_status xle_gguf_writer_set_string(xle_gguf_writer *w, const char *key, const char *v,
+                                      xle_error *err);
+/* Removes a KV if present. */
+void xle_gguf_writer_remove_kv(xle_gguf_writer *w, const char *key);
+/* Adds a tensor: name (len bytes, copied), dims in ggml order (ne[0] contiguous), a ggml type
+ * among F32, F16, BF16, Q8_0 (others are accepted as opaque bytes if their size is known) and
+ * its data (xle_ggml_nbytes bytes, referenced until the write). */
+xle_status xle_gguf_writer_add_tensor(xle_gguf_writer *w, const char *name, size_t name_len,
+                                      uint32_t n_dims, const int64_t ne[4], uint32_t ggml_type,
+                                      const void *data, xle_error *err);
+/* Writes the file (created or truncated) and fsyncs it. Not atomic by itself: callers that need
+ * atomicity write to a temporary name and rename (xle_model_save does). */
+xle_status xle_gguf_writer_write(const xle_gguf_writer *w, const char *path, xle_error *err);
+
 #endif

@@ -1,0 +1,106 @@
+/*
+ * formats_internal.h: what the format loaders (gguf_model.c, hf.c, llama2c.c) share with
+ * load.c and save.c: the table of weight kinds with their names in each format and their
+ * expected shapes, the per-format state kept in model->format_state so that xle_model_save can
+ * copy untouched tensors byte for byte, and the small file-system helpers of atomic saving.
+ */
+#ifndef XLE_FORMATS_INTERNAL_H
+#define XLE_FORMATS_INTERNAL_H
+
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
+#include "model/model_internal.h"
+
+/* ---- weight kinds ------------------------------------------------------------------------ */
+
+typedef enum xle_wkind {
+    XLE_W_TOK_EMBD = 0, XLE_W_OUT_NORM, XLE_W_LM_HEAD, XLE_W_ROPE_FREQS,
+    /* per layer: */
+    XLE_W_ATTN_NORM, XLE_W_Q, XLE_W_K, XLE_W_V, XLE_W_O, XLE_W_BQ, XLE_W_BK, XLE_W_BV, XLE_W_BO,
+    XLE_W_FFN_NORM, XLE_W_GATE, XLE_W_UP, XLE_W_DOWN,
+    XLE_W_KIND_COUNT
+} xle_wkind;
+
+#define XLE_W_FIRST_LAYER_KIND XLE_W_ATTN_NORM
+
+static inline int xle_wkind_per_layer(xle_wkind k) { return k >= XLE_W_FIRST_LAYER_KIND; }
+
+/* The model's slot for (kind, layer) (layer ignored for global kinds). */
+xle_tensor *xle_weight_slot(xle_weights *w, xle_wkind kind, int layer);
+/* The tensor's name in a format ("model.layers.3.mlp.down_proj.weight", "blk.3.ffn_down.weight",
+ * "w2[3]"), written into buf. */
+const char *xle_weight_name(xle_format fmt, xle_wkind kind, int layer, char *buf, size_t cap);
+/* The PyTorch shape cfg implies for a kind. */
+void xle_weight_expected_shape(const xle_config *cfg, xle_wkind kind, int *ndim, int64_t shape[2]);
+
+/* ---- what save needs to know ------------------------------------------------------------- */
+
+/* One source tensor and the model slot loaded from it. */
+typedef struct xle_fmt_bind {
+    xle_tensor *slot;          /* NULL: not used by the model (copied as is on save) */
+    const void *loaded_data;   /* slot->data right after loading */
+    xle_dtype loaded_dtype;
+    int dequantized;           /* slot holds an owned f32 dequantization (Q8_0) */
+} xle_fmt_bind;
+
+/* A slot still holds exactly what was loaded (same buffer, same dtype). */
+int xle_fmt_bind_untouched(const xle_fmt_bind *b);
+
+typedef struct xle_gguf_state {
+    xle_gguf *gguf;            /* parsed file; its mapping belongs to the model */
+    xle_fmt_bind *binds;       /* gguf->n_tensors entries, in info order */
+} xle_gguf_state;
+
+typedef struct xle_hf_shard {
+    char *name;                /* file name inside the folder */
+    xle_safetensors *st;       /* parsed header; data in a mapping owned by the model */
+    xle_fmt_bind *binds;       /* st->n entries */
+} xle_hf_shard;
+
+typedef struct xle_hf_state {
+    char *dir;
+    int sharded;               /* model.safetensors.index.json present */
+    xle_hf_shard *shards;
+    int n_shards;
+} xle_hf_state;
+
+typedef struct xle_llama2c_state {
+    char *tokenizer_path;      /* tokenizer file that was attached, or NULL */
+    int shared_classifier;
+} xle_llama2c_state;
+
+void xle_gguf_state_free(void *p);
+void xle_hf_state_free(void *p);
+void xle_llama2c_state_free(void *p);
+
+/* Attaches a tokenizer the model's loader found: a failure other than XLE_ERR_UNSUPPORTED is
+ * an error of the load. */
+
+/* ---- file system ----------------------------------------------------------------------- */
+
+/* "dir/name" in a new string (caller frees), or NULL. */
+char *xle_path_join(const char *dir, const char *name);
+int xle_path_is_dir(const char *path);
+int xle_path_exists(const char *path);
+/* Copies a file byte for byte and fsyncs the copy. */
+xle_status xle_file_copy(const char *src, const char *dst, xle_error *err);
+/* fsyncs a directory (after creating or renaming entries in it). */
+void xle_dir_sync(const char *dir);
+/* Removes a file or a folder with its (flat) contents; ignores errors. */
+void xle_path_remove(const char *path);
+
+/* Validates a configuration with a table of field names for messages. */
+typedef struct xle_config_names {
+    const char *dim, *ffn_dim, *n_layers, *n_heads, *n_kv_heads, *head_dim, *vocab_size,
+        *max_seq_len, *norm_eps, *rope_theta, *rope_factor, *sliding_window;
+} xle_config_names;
+extern const xle_config_names XLE_NAMES_HF, XLE_NAMES_GGUF, XLE_NAMES_LLAMA2C;
+xle_status xle_config_validate_names(const xle_config *cfg, const char *source,
+                                     const xle_config_names *names, xle_error *err);
+
+/* Views data as a tensor; if data is not aligned for the dtype, copies it into a buffer the
+ * model owns first (so that f32/f16 reads are aligned). */
+xle_status xle_tensor_view(xle_model *m, xle_tensor *t, xle_dtype dtype, int ndim,
+                           const int64_t *shape, const void *data, xle_error *err);
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * gguf_model.c: xle_load_gguf, a Llama-family model from a GGUF file (architectures "llama",
+ * which Mistral GGUFs also use, and "qwen2"). F32/F16/BF16 tensors are views into the private
+ * mapping; Q8_0 tensors are dequantized into owned f32 buffers. GGUF `llama` Q/K rows are in the
+ * interleaved RoPE order (llama.cpp's converter permutes them), so such models compute with
+ * interleaved RoPE; qwen2 files are not permuted and use rotate-half. The parsed file stays in
+ * model->format_state so that xle_model_save can write the same KVs and tensor order back.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/formats_internal.h"
+
+void xle_gguf_state_free(void *p) {
+    xle_gguf_state *s = p;
+    if (!s) return;
+    xle_gguf_close(s->gguf);
+    free(s->binds);
+    free(s);
+}
+
+/* Reads an integer hyperparameter "{arch}.{key}". */
+static xle_status get_hp(const xle_gguf *g, const char *arch, const char *key, int required,
+                         int64_t dflt, int *out, xle_error *err) {
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    const xle_gguf_kv *kv = xle_gguf_find(g, full);
+    if (!kv) {
+        if (required) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", g->path, full);
+        *out = (int)dflt;
+        return XLE_OK;
+    }
+    int ok;
+    int64_t v = xle_gguf_get_int(g, full, dflt, &ok);
+    if (!ok) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: not an integer scalar", g->path, full);
+    if (v < -1 || v > INT32_MAX)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: %lld is out of range", g->path, full, (long long)v);
+    *out = (int)v;
+    return XLE_OK;
+}
+
+static xle_status get_fp(const xle_gguf *g, const char *arch, const char *key, double dflt,
+                         float *out, xle_error *err) {
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    int ok;
+    double v = xle_gguf_get_float(g, full, dflt, &ok);
+    if (!ok) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: not a number", g->path, full);
+    *out = (float)v;
+    return XLE_OK;
+}
+
+static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size_t arch_cap,
+                              xle_error *err) {
+    const xle_gguf_kv *a = xle_gguf_find(g, "general.architecture");
+    if (!a || a->type != XLE_GGUF_STRING)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: general.architecture: missing or not a string", g->path);
+    if (xle_gguf_str_eq(a->str, "llama")) c->arch = XLE_ARCH_LLAMA;
+    else if (xle_gguf_str_eq(a->str, "qwen2")) c->arch = XLE_ARCH_QWEN2;
+    else
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: '%.*s' is not "
+                        "supported (llama, qwen2)", g->path, (int)(a->str.len > 40 ? 40 : a->str.len), a->str.ptr);
+    snprintf(arch, arch_cap, "%s", c->arch == XLE_ARCH_LLAMA ? "llama" : "qwen2");
+    xle_status st;
+    if ((st = get_hp(g, arch, "embedding_length", 1, 0, &c->dim, err)) ||
+        (st = get_hp(g, arch, "feed_forward_length", 1, 0, &c->ffn_dim, err)) ||
+        (st = get_hp(g, arch, "block_count", 1, 0, &c->n_layers, err)) ||
+        (st = get_hp(g, arch, "attention.head_count", 1, 0, &c->n_heads, err)) ||
+        (st = get_hp(g, arch, "attention.head_count_kv", 0, c->n_heads, &c->n_kv_heads, err)) ||
+        (st = get_hp(g, arch, "context_length", 0, 2048, &c->max_seq_len, err)) ||
+        (st = get_hp(g, arch, "attention.sliding_window", 0, 0, &c->sliding_window, err)))
+        return st;
+    int dflt_hd = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    if ((st = get_hp(g, arch, "attention.key_length", 0, dflt_hd, &c->head_dim, err))) return st;
+    int vlen = c->head_dim;
+    if ((st = get_hp(g, arch, "attention.value_length", 0, c->head_dim, &vlen, err))) return st;
+    if (vlen != c->head_dim)
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s.attention.value_length: %d differs from "
+                        "key_length %d", g->path, arch, vlen, c->head_dim);
+    if ((st = get_fp(g, arch, "attention.layer_norm_rms_epsilon",
+                     c->arch == XLE_ARCH_QWEN2 ? 1e-6 : 1e-5, &c->norm_eps, err)) ||
+        (st = get_fp(g, arch, "rope.freq_base", 10000.0, &c->rope_theta, err)))
+        return st;
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const xle_gguf_kv *sc = xle_gguf_find(g, key);
+    if (sc && sc->type == XLE_GGUF_STRING && xle_gguf_str_eq(sc->str, "linear")) {
+        c->rope_scaling = XLE_ROPE_LINEAR;
+        if ((st = get_fp(g, arch, "rope.scaling.factor", 1.0, &c->rope_factor, err))) return st;
+    } else if (sc && !(sc->type == XLE_GGUF_STRING && xle_gguf_str_eq(sc->str, "none"))) {
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: only 'linear' and 'none' are supported",
+                        g->path, key);
+    }
+    c->rope_interleaved = c->arch == XLE_ARCH_LLAMA;
+    int ok;
+    c->bos_id = (int)xle_gguf_get_int(g, "tokenizer.ggml.bos_token_id", -1, &ok);
+    c->eos_id = (int)xle_gguf_get_int(g, "tokenizer.ggml.eos_token_id", -1, &ok);
+    return XLE_OK;
+}
+
+/* Binds the model slot (kind, layer) to the tensor of that name, if present. */
+static xle_status bind_tensor(xle_model *m, xle_gguf_state *s, xle_wkind kind, int layer,
+                              xle_error *err) {
+    char name[96];
+    xle_weight_name(XLE_FORMAT_GGUF, kind, layer, name, sizeof name);
+    const xle_gguf_tensor_info *ti = xle_gguf_find_tensor(s->gguf, name);
+    if (!ti) return XLE_OK; /* missing tensors are reported by the shape check */
+    xle_tensor *t = xle_weight_slot(&m->w, kind, layer);
+    int nd = (int)ti->n_dims;
+    int64_t shape[4];
+    for (int i = 0; i < nd; i++) shape[i] = ti->ne[nd - 1 - i];
+    xle_fmt_bind *b = &s->binds[ti - s->gguf->tensors];
+    xle_status st;
+    switch (ti->ggml_type) {
+    case XLE_GGML_F32: st = xle_tensor_view(m, t, XLE_F32, nd, shape, ti->data, err); break;
+    case XLE_GGML_F16: st = xle_tensor_view(m, t, XLE_F16, nd, shape, ti->data, err); break;
+    case XLE_GGML_BF16: st = xle_tensor_view(m, t, XLE_BF16, nd, shape, ti->data, err); break;
+    case XLE_GGML_Q8_0: {
+        int64_t n = ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3];
+        float *buf = malloc((size_t)(n ? n : 1) * sizeof(float));
+        if (!buf) return xle_fail(err, XLE_ERR_NOMEM, "%s: %s: out of memory", m->path, name);
+        xle_q8_0_dequantize(ti->data, n, buf);
+        if ((st = xle_model_own_buffer(m, buf, err)) != XLE_OK) return st;
+        st = xle_tensor_view(m, t, XLE_F32, nd, shape, buf, err);
+        b->dequantized = 1;
+        break;
+    }
+    default:
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: type %s is not supported (F32, F16, "
+                        "BF16, Q8_0)", m->path, name, xle_ggml_type_name(ti->ggml_type));
+    }
+    if (st != XLE_OK) return st;
+    if (nd < 1) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: n_dims: 0", m->path, name);
+    b->slot = t;
+    b->loaded_data = t->data;
+    b->loaded_dtype = t->dtype;
+    return XLE_OK;
+}
+
+static xle_status bind_all(xle_model *m, xle_gguf_state *s, xle_error *err) {
+    for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
+        int nl = xle_wkind_per_layer((xle_wkind)k) ? m->cfg.n_layers : 1;
+        for (int l = 0; l < nl; l++) {
+            xle_status st = bind_tensor(m, s, (xle_wkind)k, l, err);
+            if (st != XLE_OK) return st;
+        }
+    }
+    return XLE_OK;
+}
+
+/* Most common stored dtype among the bound matrices (Q8_0 reported as F32 after dequant is
+ * not what the file holds, so count by the file's types). */
+static xle_dtype dominant_dtype(const xle_gguf_state *s) {
+    int64_t count[XLE_DTYPE_COUNT + 1] = {0};
+    for (uint64_t i = 0; i < s->gguf->n_tensors; i++) {
+        if (!s->binds[i].slot) continue;
+        uint32_t t = s->gguf->tensors[i].ggml_type;
+        int64_t n = (int64_t)s->gguf->tensors[i].nbytes;
+        if (t == XLE_GGML_F16) count[XLE_F16] += n;
+        else if (t == XLE_GGML_BF16) count[XLE_BF16] += n;
+        else count[XLE_F32] += n;
+    }
+    xle_dtype best = XLE_F32;
+    for (int d = 0; d < XLE_DTYPE_COUNT; d++)
+        if (count[d] > count[best]) best = (xle_dtype)d;
+    return best;
+}
+
+static xle_status attach_tokenizer(xle_model *m, const xle_gguf *g, xle_error *err) {
+    if (!xle_gguf_find(g, "tokenizer.ggml.tokens")) return XLE_OK;
+    xle_error terr = {0};
+    xle_status st = xle_tokenizer_from_gguf(g, &m->tokenizer, &terr);
+    if (st == XLE_ERR_UNSUPPORTED) {
+        m->tokenizer = NULL; /* the weights are still usable with token ids */
+        return XLE_OK;
+    }
+    if (st != XLE_OK) {
+        if (err) *err = terr;
+        return st;
+    }
+    return XLE_OK;
+}
+
+static xle_status load_into(xle_model *m, xle_gguf_state *s, xle_error *err) {
+    xle_gguf *g = s->gguf;
+    char arch[16];
+    xle_status st = read_config(g, &m->cfg, arch, sizeof arch, err);
+    if (st != XLE_OK) return st;
+    /* vocab size: rows of token_embd.weight */
+    const xle_gguf_tensor_info *te = xle_gguf_find_tensor(g, "token_embd.weight");
+    if (!te) return xle_fail(err, XLE_ERR_FORMAT, "%s: token_embd.weight: missing", g->path);
+    if (te->n_dims != 2 || te->ne[1] > INT32_MAX)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: token_embd.weight: n_dims: expected 2 dims", g->path);
+    m->cfg.vocab_size = (int)te->ne[1];
+    if ((st = xle_config_validate_names(&m->cfg, g->path, &XLE_NAMES_GGUF, err)) != XLE_OK) return st;
+    if ((st = xle_model_alloc_layers(m, err)) != XLE_OK) return st;
+    if ((st = bind_all(m, s, err)) != XLE_OK) return st;
+    m->cfg.tied_embeddings = m->w.lm_head.data == NULL;
+    if (m->cfg.tied_embeddings) m->w.lm_head = m->w.tok_embd;
+    if (m->cfg.arch == XLE_ARCH_QWEN2)
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            xle_layer_weights *L = &m->w.layers[l];
+            if (!L->bq.data || !L->bk.data || !L->bv.data) {
+                char name[96];
+                xle_weight_name(XLE_FORMAT_GGUF, !L->bq.data ? XLE_W_BQ : !L->bk.data ? XLE_W_BK : XLE_W_BV,
+                                l, name, sizeof name);
+                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", g->path, name);
+            }
+        }
+    if ((st = xle_model_check_shapes(m, g->path, err)) != XLE_OK) return st;
+    m->weight_dtype = dominant_dtype(s);
+    return attach_tokenizer(m, g, err);
+}
+
+xle_status xle_load_gguf(const char *path, xle_model **out, xle_error *err) {
+    *out = NULL;
+    xle_gguf *g;
+    xle_status st = xle_gguf_open(path, &g, err);
+    if (st != XLE_OK) return st;
+    xle_model *m = xle_model_alloc(path);
+    xle_gguf_state *s = calloc(1, sizeof *s);
+    if (s) s->binds = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *s->binds);
+    if (!m || !s || !s->binds) {
+        xle_gguf_close(g);
+        if (s) free(s->binds);
+        free(s);
+        xle_model_free(m);
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    }
+    /* The model owns the mapping from here; the parsed header points into it. */
+    void *base;
+    size_t size;
+    xle_gguf_detach_mapping(g, &base, &size);
+    s->gguf = g;
+    m->format = XLE_FORMAT_GGUF;
+    m->format_state = s;
+    m->format_state_free = xle_gguf_state_free;
+    st = xle_model_own_mapping(m, base, size, err);
+    if (st != XLE_OK) {
+        xle_unmap(base, size);
+        xle_model_free(m);
+        return st;
+    }
+    st = load_into(m, s, err);
+    if (st != XLE_OK) {
+        xle_model_free(m);
+        return st;
+    }
+    *out = m;
+    return XLE_OK;
+}

@@ -1,0 +1,464 @@
+/*
+ * hf.c: xle_load_hf, a Llama-family model from a Hugging Face folder: config.json (llama,
+ * mistral, qwen2; every field of formats-detail.md 1.3 that changes the math), one
+ * model.safetensors or the shards named by model.safetensors.index.json, and tokenizer.json
+ * (or a llama2.c tokenizer.bin, which xle_model_save writes for llama2.c models) when present.
+ * F32/F16/BF16 tensors are views into private mappings; HF computes RoPE rotate-half.
+ */
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/formats_internal.h"
+
+void xle_hf_state_free(void *p) {
+    xle_hf_state *s = p;
+    if (!s) return;
+    for (int i = 0; i < s->n_shards; i++) {
+        free(s->shards[i].name);
+        free(s->shards[i].binds);
+        xle_safetensors_free(s->shards[i].st);
+    }
+    free(s->shards);
+    free(s->dir);
+    free(s);
+}
+
+/* ---- config.json --------------------------------------------------------------------------- */
+
+typedef struct cfg_reader {
+    json_t *root;
+    const char *path;
+    xle_error *err;
+} cfg_reader;
+
+/* An integer field; absent or null gives dflt, or an error when required. */
+static xle_status cfg_int(cfg_reader *r, const char *key, int required, int dflt, int *out) {
+    json_t *v = json_object_get(r->root, key);
+    if (!v || json_is_null(v)) {
+        if (required) return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: missing", r->path, key);
+        *out = dflt;
+        return XLE_OK;
+    }
+    if (!json_is_integer(v))
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: not an integer", r->path, key);
+    json_int_t x = json_integer_value(v);
+    if (x < INT_MIN || x > INT_MAX)
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: %lld is out of range", r->path, key, (long long)x);
+    *out = (int)x;
+    return XLE_OK;
+}
+
+static xle_status obj_num(json_t *obj, const char *path, const char *prefix, const char *key,
+                          int required, double dflt, float *out, xle_error *err) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s%s: missing", path, prefix, key);
+        *out = (float)dflt;
+        return XLE_OK;
+    }
+    if (!json_is_number(v))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s%s: not a number", path, prefix, key);
+    *out = (float)json_number_value(v);
+    return XLE_OK;
+}
+
+static xle_status cfg_bool(cfg_reader *r, const char *key, int dflt, int *out) {
+    json_t *v = json_object_get(r->root, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return XLE_OK;
+    }
+    if (!json_is_boolean(v))
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: not true or false", r->path, key);
+    *out = json_is_true(v);
+    return XLE_OK;
+}
+
+/* bos/eos: an integer, a list of integers (the first is used) or null. */
+static xle_status cfg_token_id(cfg_reader *r, const char *key, int *out) {
+    json_t *v = json_object_get(r->root, key);
+    *out = -1;
+    if (!v || json_is_null(v)) return XLE_OK;
+    if (json_is_array(v)) v = json_array_size(v) ? json_array_get(v, 0) : NULL;
+    if (!v) return XLE_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT_MAX)
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: not a token id", r->path, key);
+    *out = (int)json_integer_value(v);
+    return XLE_OK;
+}
+
+static xle_status read_rope_scaling(cfg_reader *r, xle_config *c) {
+    const char *field = "rope_scaling";
+    json_t *rs = json_object_get(r->root, field);
+    if (!rs || json_is_null(rs)) {
+        /* transformers v5 writes rope_parameters (with rope_theta inside) instead */
+        field = "rope_parameters";
+        rs = json_object_get(r->root, field);
+        if (!rs || json_is_null(rs)) return XLE_OK;
+    }
+    if (!json_is_object(rs))
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: not an object", r->path, field);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%s.", field);
+    json_t *th = json_object_get(rs, "rope_theta");
+    if (th && json_is_number(th)) c->rope_theta = (float)json_number_value(th);
+    json_t *t = json_object_get(rs, "rope_type");
+    if (!t) t = json_object_get(rs, "type");
+    if (!t || json_is_null(t)) return XLE_OK;
+    if (!json_is_string(t))
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %srope_type: not a string", r->path, prefix);
+    const char *type = json_string_value(t);
+    xle_status st;
+    if (strcmp(type, "default") == 0) return XLE_OK;
+    if (strcmp(type, "linear") == 0) {
+        c->rope_scaling = XLE_ROPE_LINEAR;
+        return obj_num(rs, r->path, prefix, "factor", 1, 0, &c->rope_factor, r->err);
+    }
+    if (strcmp(type, "llama3") == 0) {
+        c->rope_scaling = XLE_ROPE_LLAMA3;
+        float orig;
+        if ((st = obj_num(rs, r->path, prefix, "factor", 1, 0, &c->rope_factor, r->err)) ||
+            (st = obj_num(rs, r->path, prefix, "low_freq_factor", 1, 0, &c->rope_low_freq_factor, r->err)) ||
+            (st = obj_num(rs, r->path, prefix, "high_freq_factor", 1, 0, &c->rope_high_freq_factor, r->err)) ||
+            (st = obj_num(rs, r->path, prefix, "original_max_position_embeddings", 1, 0, &orig, r->err)))
+            return st;
+        if (!(orig >= 1 && orig <= (float)INT_MAX))
+            return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %soriginal_max_position_embeddings: %g is "
+                            "not a positive integer", r->path, prefix, (double)orig);
+        c->rope_original_max_pos = (int)orig;
+        return XLE_OK;
+    }
+    return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: %srope_type: '%.40s' is not supported "
+                    "(default, linear, llama3)", r->path, prefix, type);
+}
+
+static xle_status read_sliding_window(cfg_reader *r, xle_config *c) {
+    xle_status st;
+    if (c->arch == XLE_ARCH_MISTRAL) return cfg_int(r, "sliding_window", 0, 0, &c->sliding_window);
+    if (c->arch != XLE_ARCH_QWEN2) return XLE_OK;
+    int use = 0, window = 0, mwl = 0;
+    if ((st = cfg_bool(r, "use_sliding_window", 0, &use))) return st;
+    if (!use) return XLE_OK;
+    if ((st = cfg_int(r, "sliding_window", 0, 0, &window)) ||
+        (st = cfg_int(r, "max_window_layers", 0, 0, &mwl)))
+        return st;
+    /* transformers: layers with index >= max_window_layers use the window */
+    if (mwl >= c->n_layers) return XLE_OK;
+    if (mwl > 0)
+        return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: max_window_layers: %d (a window on only "
+                        "some layers) is not supported", r->path, mwl);
+    c->sliding_window = window;
+    return XLE_OK;
+}
+
+/* Fills c from config.json; *attn_bias tells which bias tensors the model must have. */
+static xle_status read_config(const char *path, xle_config *c, int *attn_bias, xle_error *err) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (jerr.line < 1 && jerr.position == 0 && strstr(jerr.text, "unable to open"))
+            return xle_fail(err, XLE_ERR_IO, "%s: cannot open", path);
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: line %d column %d: invalid JSON: %s", path,
+                        jerr.line, jerr.column, jerr.text);
+    }
+    cfg_reader r = {root, path, err};
+    xle_status st = XLE_OK;
+    if (!json_is_object(root)) {
+        st = xle_fail(err, XLE_ERR_FORMAT, "%s: top level: not a JSON object", path);
+        goto done;
+    }
+    json_t *mt = json_object_get(root, "model_type");
+    if (!json_is_string(mt)) {
+        st = xle_fail(err, XLE_ERR_FORMAT, "%s: model_type: missing or not a string", path);
+        goto done;
+    }
+    const char *type = json_string_value(mt);
+    if (strcmp(type, "llama") == 0) c->arch = XLE_ARCH_LLAMA;
+    else if (strcmp(type, "mistral") == 0) c->arch = XLE_ARCH_MISTRAL;
+    else if (strcmp(type, "qwen2") == 0) c->arch = XLE_ARCH_QWEN2;
+    else {
+        st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: model_type: '%.40s' is not supported "
+                      "(llama, mistral, qwen2)", path, type);
+        goto done;
+    }
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0)) {
+        st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: hidden_act: only \"silu\" is supported", path);
+        goto done;
+    }
+    int mlp_bias = 0;
+    if ((st = cfg_bool(&r, "mlp_bias", 0, &mlp_bias))) goto done;
+    if (mlp_bias) {
+        st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: mlp_bias: true is not supported", path);
+        goto done;
+    }
+    if ((st = cfg_int(&r, "hidden_size", 1, 0, &c->dim)) ||
+        (st = cfg_int(&r, "intermediate_size", 1, 0, &c->ffn_dim)) ||
+        (st = cfg_int(&r, "num_hidden_layers", 1, 0, &c->n_layers)) ||
+        (st = cfg_int(&r, "num_attention_heads", 1, 0, &c->n_heads)) ||
+        (st = cfg_int(&r, "num_key_value_heads", 0, c->n_heads, &c->n_kv_heads)) ||
+        (st = cfg_int(&r, "vocab_size", 1, 0, &c->vocab_size)) ||
+        (st = cfg_int(&r, "max_position_embeddings", 0, 2048, &c->max_seq_len)))
+        goto done;
+    if ((st = cfg_int(&r, "head_dim", 0, c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim)))
+        goto done;
+    if ((st = obj_num(root, path, "", "rms_norm_eps", 0, 1e-6, &c->norm_eps, err)) ||
+        (st = obj_num(root, path, "", "rope_theta", 0, 10000.0, &c->rope_theta, err)))
+        goto done;
+    if ((st = read_rope_scaling(&r, c)) || (st = read_sliding_window(&r, c)) ||
+        (st = cfg_bool(&r, "tie_word_embeddings", 0, &c->tied_embeddings)) ||
+        (st = cfg_token_id(&r, "bos_token_id", &c->bos_id)) ||
+        (st = cfg_token_id(&r, "eos_token_id", &c->eos_id)))
+        goto done;
+    *attn_bias = 0;
+    if (c->arch == XLE_ARCH_QWEN2) *attn_bias = 1; /* q, k, v */
+    if (c->arch == XLE_ARCH_LLAMA) {
+        int ab = 0;
+        if ((st = cfg_bool(&r, "attention_bias", 0, &ab))) goto done;
+        if (ab) *attn_bias = 2; /* q, k, v, o */
+    }
+    c->rope_interleaved = 0;
+    st = xle_config_validate_names(c, path, &XLE_NAMES_HF, err);
+done:
+    json_decref(root);
+    return st;
+}
+
+/* ---- shards ------------------------------------------------------------------------------- */
+
+static int safe_file_name(const char *s) {
+    return *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+static xle_status add_shard(xle_model *m, xle_hf_state *s, const char *name, xle_error *err) {
+    for (int i = 0; i < s->n_shards; i++)
+        if (strcmp(s->shards[i].name, name) == 0) return XLE_OK;
+    xle_hf_shard *sh = realloc(s->shards, (size_t)(s->n_shards + 1) * sizeof *sh);
+    if (!sh) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+    s->shards = sh;
+    xle_hf_shard *x = &s->shards[s->n_shards];
+    memset(x, 0, sizeof *x);
+    if (!(x->name = strdup(name))) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+    s->n_shards++;
+    char *path = xle_path_join(s->dir, name);
+    if (!path) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+    void *base;
+    size_t size;
+    xle_status st = xle_map_file(path, &base, &size, err);
+    if (st == XLE_OK && (st = xle_model_own_mapping(m, base, size, err)) != XLE_OK) xle_unmap(base, size);
+    if (st == XLE_OK) st = xle_safetensors_parse(path, base, size, &x->st, err);
+    free(path);
+    if (st != XLE_OK) return st;
+    x->binds = calloc((size_t)(x->st->n ? x->st->n : 1), sizeof *x->binds);
+    if (!x->binds) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+    return XLE_OK;
+}
+
+/* Reads model.safetensors.index.json: maps every shard and checks that each tensor of the
+ * weight_map is in the shard it names. */
+static xle_status read_index(xle_model *m, xle_hf_state *s, const char *path, xle_error *err) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: line %d column %d: invalid JSON: %s", path,
+                        jerr.line, jerr.column, jerr.text);
+    xle_status st = XLE_OK;
+    json_t *wm = json_object_get(root, "weight_map");
+    if (!json_is_object(wm)) {
+        st = xle_fail(err, XLE_ERR_FORMAT, "%s: weight_map: missing or not an object", path);
+        goto done;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(wm, key, v) {
+        if (!json_is_string(v) || !safe_file_name(json_string_value(v))) {
+            st = xle_fail(err, XLE_ERR_FORMAT, "%s: weight_map: %s: not a file name in the folder", path, key);
+            goto done;
+        }
+        if ((st = add_shard(m, s, json_string_value(v), err))) goto done;
+    }
+    json_object_foreach(wm, key, v) {
+        for (int i = 0; i < s->n_shards; i++)
+            if (strcmp(s->shards[i].name, json_string_value(v)) == 0 &&
+                !xle_safetensors_find(s->shards[i].st, key)) {
+                st = xle_fail(err, XLE_ERR_FORMAT, "%s: weight_map: %s: not in %s", path, key,
+                              s->shards[i].name);
+                goto done;
+            }
+    }
+    if (s->n_shards == 0) st = xle_fail(err, XLE_ERR_FORMAT, "%s: weight_map: empty", path);
+done:
+    json_decref(root);
+    return st;
+}
+
+typedef struct name_at {
+    const char *name;
+    int shard;
+} name_at;
+
+static int cmp_name_at(const void *a, const void *b) {
+    return strcmp(((const name_at *)a)->name, ((const name_at *)b)->name);
+}
+
+static xle_status check_no_duplicates(const xle_hf_state *s, xle_error *err) {
+    size_t n = 0;
+    for (int i = 0; i < s->n_shards; i++) n += (size_t)s->shards[i].st->n;
+    if (s->n_shards < 2 || n < 2) return XLE_OK;
+    name_at *all = malloc(n * sizeof *all);
+    if (!all) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+    size_t k = 0;
+    for (int i = 0; i < s->n_shards; i++)
+        for (int j = 0; j < s->shards[i].st->n; j++) all[k++] = (name_at){s->shards[i].st->entries[j].name, i};
+    qsort(all, n, sizeof *all, cmp_name_at);
+    xle_status st = XLE_OK;
+    for (size_t i = 1; i < n && st == XLE_OK; i++)
+        if (strcmp(all[i - 1].name, all[i].name) == 0)
+            st = xle_fail(err, XLE_ERR_FORMAT, "%s/%s: %s: also in %s", s->dir,
+                          s->shards[all[i].shard].name, all[i].name, s->shards[all[i - 1].shard].name);
+    free(all);
+    return st;
+}
+
+static xle_status bind_tensor(xle_model *m, xle_hf_state *s, xle_wkind kind, int layer, xle_error *err) {
+    char name[128];
+    xle_weight_name(XLE_FORMAT_HF, kind, layer, name, sizeof name);
+    for (int i = 0; i < s->n_shards; i++) {
+        const xle_st_entry *e = xle_safetensors_find(s->shards[i].st, name);
+        if (!e) continue;
+        xle_dtype dt;
+        if (!xle_st_dtype_to_xle(e->dtype, &dt))
+            return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s/%s: %s: dtype %s is not supported (F32, "
+                            "F16, BF16, F64)", s->dir, s->shards[i].name, name, e->dtype);
+        if (e->ndim < 1 || e->ndim > XLE_MAX_DIMS)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s/%s: %s: shape: %d dimensions", s->dir,
+                            s->shards[i].name, name, e->ndim);
+        xle_tensor *t = xle_weight_slot(&m->w, kind, layer);
+        xle_status st = xle_tensor_view(m, t, dt, e->ndim, e->shape, e->data, err);
+        if (st != XLE_OK) return st;
+        xle_fmt_bind *b = &s->shards[i].binds[e - s->shards[i].st->entries];
+        b->slot = t;
+        b->loaded_data = t->data;
+        b->loaded_dtype = t->dtype;
+        return XLE_OK;
+    }
+    return XLE_OK;
+}
+
+static xle_status bind_all(xle_model *m, xle_hf_state *s, int attn_bias, const char *source,
+                           xle_error *err) {
+    for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
+        if (k == XLE_W_ROPE_FREQS) continue;
+        if (k == XLE_W_LM_HEAD && m->cfg.tied_embeddings) continue;
+        int is_bias = k >= XLE_W_BQ && k <= XLE_W_BO;
+        if (is_bias && (attn_bias == 0 || (attn_bias == 1 && k == XLE_W_BO))) continue;
+        int nl = xle_wkind_per_layer((xle_wkind)k) ? m->cfg.n_layers : 1;
+        for (int l = 0; l < nl; l++) {
+            xle_status st = bind_tensor(m, s, (xle_wkind)k, l, err);
+            if (st != XLE_OK) return st;
+            xle_tensor *t = xle_weight_slot(&m->w, (xle_wkind)k, l);
+            if (is_bias && !t->data) {
+                char name[128];
+                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", source,
+                                xle_weight_name(XLE_FORMAT_HF, (xle_wkind)k, l, name, sizeof name));
+            }
+        }
+    }
+    if (m->cfg.tied_embeddings) m->w.lm_head = m->w.tok_embd;
+    return XLE_OK;
+}
+
+static xle_dtype dominant_dtype(const xle_hf_state *s) {
+    int64_t count[XLE_DTYPE_COUNT] = {0};
+    for (int i = 0; i < s->n_shards; i++)
+        for (int j = 0; j < s->shards[i].st->n; j++)
+            if (s->shards[i].binds[j].slot) {
+                const xle_st_entry *e = &s->shards[i].st->entries[j];
+                count[s->shards[i].binds[j].loaded_dtype] += (int64_t)(e->end - e->begin);
+            }
+    xle_dtype best = XLE_F32;
+    for (int d = 0; d < XLE_DTYPE_COUNT; d++)
+        if (count[d] > count[best]) best = (xle_dtype)d;
+    return best;
+}
+
+static xle_status attach_tokenizer(xle_model *m, const char *dir, xle_error *err) {
+    char *tj = xle_path_join(dir, "tokenizer.json"), *tb = xle_path_join(dir, "tokenizer.bin");
+    xle_status st = XLE_OK;
+    xle_error terr = {0};
+    if (!tj || !tb) st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", dir);
+    else if (xle_path_exists(tj)) st = xle_tokenizer_load(tj, &m->tokenizer, &terr);
+    else if (xle_path_exists(tb)) st = xle_tokenizer_load_llama2c(tb, m->cfg.vocab_size, &m->tokenizer, &terr);
+    if (st == XLE_ERR_UNSUPPORTED) {
+        m->tokenizer = NULL;
+        st = XLE_OK;
+    } else if (st != XLE_OK && st != XLE_ERR_NOMEM && err) {
+        *err = terr;
+    }
+    free(tj);
+    free(tb);
+    return st;
+}
+
+static xle_status load_into(xle_model *m, xle_hf_state *s, xle_error *err) {
+    char *cfg_path = xle_path_join(s->dir, "config.json");
+    char *index = xle_path_join(s->dir, "model.safetensors.index.json");
+    char *single = xle_path_join(s->dir, "model.safetensors");
+    xle_status st = XLE_OK;
+    int attn_bias = 0;
+    const char *source = NULL;
+    if (!cfg_path || !index || !single) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+        goto done;
+    }
+    if ((st = read_config(cfg_path, &m->cfg, &attn_bias, err))) goto done;
+    if ((st = xle_model_alloc_layers(m, err))) goto done;
+    if (xle_path_exists(index)) {
+        s->sharded = 1;
+        source = index;
+        st = read_index(m, s, index, err);
+    } else if (xle_path_exists(single)) {
+        source = single;
+        st = add_shard(m, s, "model.safetensors", err);
+    } else {
+        st = xle_fail(err, XLE_ERR_IO, "%s: model.safetensors: missing (and no "
+                      "model.safetensors.index.json)", s->dir);
+    }
+    if (st != XLE_OK || (st = check_no_duplicates(s, err)) ||
+        (st = bind_all(m, s, attn_bias, source, err)) ||
+        (st = xle_model_check_shapes(m, source, err)))
+        goto done;
+    m->weight_dtype = dominant_dtype(s);
+    st = attach_tokenizer(m, s->dir, err);
+done:
+    free(cfg_path);
+    free(index);
+    free(single);
+    return st;
+}
+
+xle_status xle_load_hf(const char *dir, xle_model **out, xle_error *err) {
+    *out = NULL;
+    xle_model *m = xle_model_alloc(dir);
+    xle_hf_state *s = calloc(1, sizeof *s);
+    if (s) s->dir = strdup(dir);
+    if (!m || !s || !s->dir) {
+        if (s) free(s->dir);
+        free(s);
+        xle_model_free(m);
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    m->format = XLE_FORMAT_HF;
+    m->format_state = s;
+    m->format_state_free = xle_hf_state_free;
+    xle_status st = load_into(m, s, err);
+    if (st != XLE_OK) {
+        xle_model_free(m);
+        return st;
+    }
+    *out = m;
+    return XLE_OK;
+}

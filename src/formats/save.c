@@ -1,0 +1,433 @@
+/*
+ * save.c: xle_model_save, writing a model back in its own format (a GGUF file keeps its KVs
+ * and tensor order; a Hugging Face folder keeps its shard layout, tensor names and non-weight
+ * files; a llama2.c checkpoint becomes a Hugging Face folder). Tensors still holding what was
+ * loaded are copied byte for byte from the source mapping (a Q8_0 tensor whose dequantized
+ * values are unchanged is written back as its original blocks); changed tensors are written in
+ * their current dtype (f32 after xle_model_make_writable_f32). Everything goes to
+ * "OUT.tmp-<pid>" beside OUT, is fsynced, and is renamed into place at the end; on failure the
+ * temporary is removed. Also the small file-system helpers the formats module shares.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/formats_internal.h"
+
+/* ---- file system helpers ------------------------------------------------------------------ */
+
+char *xle_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+int xle_path_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int xle_path_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+xle_status xle_file_copy(const char *src, const char *dst, xle_error *err) {
+    int in = open(src, O_RDONLY);
+    if (in < 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0) {
+        close(in);
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
+    }
+    char buf[1 << 16];
+    xle_status st = XLE_OK;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            st = xle_fail(err, XLE_ERR_IO, "%s: read failed: %s", src, strerror(errno));
+            break;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                st = xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
+                break;
+            }
+            off += w;
+        }
+        if (st != XLE_OK) break;
+    }
+    if (st == XLE_OK && fsync(out) != 0)
+        st = xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", dst, strerror(errno));
+    close(in);
+    if (close(out) != 0 && st == XLE_OK)
+        st = xle_fail(err, XLE_ERR_IO, "%s: close failed: %s", dst, strerror(errno));
+    return st;
+}
+
+void xle_dir_sync(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+void xle_path_remove(const char *path) {
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            char *p = xle_path_join(path, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* The parent folder of path (for fsync after rename); caller frees. */
+static char *parent_dir(const char *path) {
+    char *c = strdup(path);
+    if (!c) return NULL;
+    char *d = strdup(dirname(c));
+    free(c);
+    return d;
+}
+
+/* ---- tensors to write -------------------------------------------------------------------- */
+
+/* A changed slot's data must cover the same number of elements as the source tensor. */
+static xle_status check_numel(const xle_tensor *t, int64_t want, const char *out, const char *name,
+                              xle_error *err) {
+    if (xle_tensor_numel(t) != want)
+        return xle_fail(err, XLE_ERR_ARG, "%s: %s: tensor now has %lld elements, the source had %lld",
+                        out, name, (long long)xle_tensor_numel(t), (long long)want);
+    return XLE_OK;
+}
+
+static uint32_t ggml_type_of(xle_dtype dt) {
+    switch (dt) {
+    case XLE_F16: return XLE_GGML_F16;
+    case XLE_BF16: return XLE_GGML_BF16;
+    case XLE_F64: return 28;
+    default: return XLE_GGML_F32;
+    }
+}
+
+/* Whether a dequantized Q8_0 slot still holds exactly the dequantization of its source. */
+static xle_status q8_unchanged(const xle_gguf_tensor_info *ti, const xle_tensor *t, int *same,
+                               xle_error *err) {
+    int64_t n = ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3];
+    *same = 0;
+    if (t->dtype != XLE_F32 || xle_tensor_numel(t) != n) return XLE_OK;
+    float *ref = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!ref) return xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+    xle_q8_0_dequantize(ti->data, n, ref);
+    *same = memcmp(ref, t->data, (size_t)n * sizeof(float)) == 0;
+    free(ref);
+    return XLE_OK;
+}
+
+static xle_status save_gguf(const xle_model *m, const char *tmp, const char *out, xle_error *err) {
+    const xle_gguf_state *s = m->format_state;
+    const xle_gguf *g = s->gguf;
+    xle_gguf_writer *w;
+    xle_status st = xle_gguf_writer_new(&w, err);
+    if (st != XLE_OK) return st;
+    st = xle_gguf_writer_copy_kvs(w, g, err);
+    for (uint64_t i = 0; i < g->n_tensors && st == XLE_OK; i++) {
+        const xle_gguf_tensor_info *ti = &g->tensors[i];
+        const xle_fmt_bind *b = &s->binds[i];
+        int keep = xle_fmt_bind_untouched(b);
+        if (keep && b->dequantized) st = q8_unchanged(ti, b->slot, &keep, err);
+        if (st != XLE_OK) break;
+        if (keep) {
+            st = xle_gguf_writer_add_tensor(w, ti->name.ptr, (size_t)ti->name.len, ti->n_dims,
+                                            ti->ne, ti->ggml_type, ti->data, err);
+            continue;
+        }
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(ti->name.len > 200 ? 200 : ti->name.len), ti->name.ptr);
+        st = check_numel(b->slot, ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3], out, name, err);
+        if (st == XLE_OK)
+            st = xle_gguf_writer_add_tensor(w, ti->name.ptr, (size_t)ti->name.len, ti->n_dims,
+                                            ti->ne, ggml_type_of(b->slot->dtype), b->slot->data, err);
+    }
+    if (st == XLE_OK) st = xle_gguf_writer_write(w, tmp, err);
+    xle_gguf_writer_free(w);
+    return st;
+}
+
+/* Non-weight files of a HF folder to carry over (config, tokenizer, generation config, ...). */
+static int is_weight_file(const char *name) {
+    static const char *const sfx[] = {".safetensors", ".pt", ".pth", ".gguf", ".ckpt", ".h5",
+                                       ".msgpack", ".safetensors.index.json", ".bin.index.json"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        size_t k = strlen(sfx[i]);
+        if (n >= k && strcmp(name + n - k, sfx[i]) == 0) return 1;
+    }
+    return strncmp(name, "pytorch_model", 13) == 0 || strncmp(name, "consolidated", 12) == 0;
+}
+
+static xle_status copy_side_files(const char *src_dir, const char *dst_dir, xle_error *err) {
+    DIR *d = opendir(src_dir);
+    if (!d) return xle_fail(err, XLE_ERR_IO, "%s: cannot list: %s", src_dir, strerror(errno));
+    xle_status st = XLE_OK;
+    struct dirent *e;
+    while (st == XLE_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || is_weight_file(e->d_name)) continue;
+        char *sp = xle_path_join(src_dir, e->d_name), *dp = xle_path_join(dst_dir, e->d_name);
+        struct stat sb;
+        if (!sp || !dp) st = xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+        else if (stat(sp, &sb) == 0 && S_ISREG(sb.st_mode)) st = xle_file_copy(sp, dp, err);
+        free(sp);
+        free(dp);
+    }
+    closedir(d);
+    return st;
+}
+
+static int cmp_entry_begin(const void *a, const void *b) {
+    const xle_st_entry *x = *(const xle_st_entry *const *)a, *y = *(const xle_st_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* One shard: tensors in their source data order; untouched ones from the source bytes. */
+static xle_status save_shard(const xle_hf_shard *sh, const char *path, uint64_t *bytes, xle_error *err) {
+    int n = sh->st->n;
+    xle_st_tensor *ts = calloc((size_t)(n ? n : 1), sizeof *ts);
+    const xle_st_entry **order = calloc((size_t)(n ? n : 1), sizeof *order);
+    xle_status st = XLE_OK;
+    if (!ts || !order) st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < n && st == XLE_OK; i++) order[i] = &sh->st->entries[i];
+    if (st == XLE_OK) qsort(order, (size_t)n, sizeof *order, cmp_entry_begin);
+    for (int i = 0; i < n && st == XLE_OK; i++) {
+        const xle_st_entry *e = order[i];
+        const xle_fmt_bind *b = &sh->binds[e - sh->st->entries];
+        xle_st_tensor *t = &ts[i];
+        t->name = e->name;
+        t->ndim = e->ndim;
+        memcpy(t->shape, e->shape, sizeof t->shape);
+        if (xle_fmt_bind_untouched(b)) {
+            t->dtype = e->dtype;
+            t->data = e->data;
+            continue;
+        }
+        int64_t numel = 1;
+        for (int k = 0; k < e->ndim; k++) numel *= e->shape[k];
+        st = check_numel(b->slot, numel, path, e->name, err);
+        t->dtype = xle_st_dtype_name(b->slot->dtype);
+        t->data = b->slot->data;
+        if (!t->dtype) st = xle_fail(err, XLE_ERR_ARG, "%s: %s: dtype cannot be stored", path, e->name);
+    }
+    if (st == XLE_OK) st = xle_safetensors_write(path, ts, (size_t)n, sh->st->metadata_json, bytes, err);
+    free(ts);
+    free(order);
+    return st;
+}
+
+/* Rewrites model.safetensors.index.json with the new total size, the weight_map as it was. */
+static xle_status save_index(const char *src, const char *dst, uint64_t total, xle_error *err) {
+    json_error_t jerr;
+    json_t *root = json_load_file(src, 0, &jerr);
+    if (!root) return xle_fail(err, XLE_ERR_FORMAT, "%s: invalid JSON: %s", src, jerr.text);
+    json_t *meta = json_object_get(root, "metadata");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(root, "metadata", meta);
+    }
+    json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
+    int rc = json_dump_file(root, dst, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (rc != 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot write", dst);
+    int fd = open(dst, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return XLE_OK;
+}
+
+static xle_status save_hf(const xle_model *m, const char *tmp, xle_error *err) {
+    const xle_hf_state *s = m->format_state;
+    xle_status st = copy_side_files(s->dir, tmp, err);
+    uint64_t total = 0;
+    for (int i = 0; i < s->n_shards && st == XLE_OK; i++) {
+        char *p = xle_path_join(tmp, s->shards[i].name);
+        uint64_t bytes = 0;
+        st = p ? save_shard(&s->shards[i], p, &bytes, err) : xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+        total += bytes;
+        free(p);
+    }
+    if (st == XLE_OK && s->sharded) {
+        char *src = xle_path_join(s->dir, "model.safetensors.index.json");
+        char *dst = xle_path_join(tmp, "model.safetensors.index.json");
+        st = src && dst ? save_index(src, dst, total, err) : xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+        free(src);
+        free(dst);
+    }
+    return st;
+}
+
+/* ---- llama2.c -> Hugging Face ------------------------------------------------------------ */
+
+/* Interleaved-RoPE rows (2i, 2i+1) of each head become HF rows (i, i + hd/2), as llama2.c's
+ * export.py does for its HF export. Returns an f32 copy (caller frees). */
+static float *unpermute_rows(const xle_tensor *t, int n_heads, int hd) {
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    float *out = malloc((size_t)(rows * cols) * sizeof(float));
+    if (!out) return NULL;
+    for (int h = 0; h < n_heads; h++)
+        for (int i = 0; i < hd / 2; i++)
+            for (int j = 0; j < 2; j++)
+                xle_tensor_row_to_f32(t, ((int64_t)h * hd + 2 * i + j) * cols, cols,
+                                      out + ((int64_t)h * hd + (int64_t)j * (hd / 2) + i) * cols);
+    return out;
+}
+
+static xle_status write_hf_config(const xle_model *m, const char *path, xle_error *err) {
+    const xle_config *c = &m->cfg;
+    json_t *root = json_pack(
+        "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:i, s:i, s:s, s:s, "
+        "s:b, s:b}",
+        "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", c->dim,
+        "intermediate_size", c->ffn_dim, "num_hidden_layers", c->n_layers,
+        "num_attention_heads", c->n_heads, "num_key_value_heads", c->n_kv_heads, "vocab_size",
+        c->vocab_size, "max_position_embeddings", c->max_seq_len, "rms_norm_eps",
+        (double)c->norm_eps, "rope_theta", (double)c->rope_theta, "tie_word_embeddings",
+        c->tied_embeddings, "bos_token_id", c->bos_id, "eos_token_id", c->eos_id, "hidden_act",
+        "silu", "torch_dtype", "float32", "attention_bias", 0, "mlp_bias", 0);
+    if (!root) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    if (c->head_dim * c->n_heads != c->dim) json_object_set_new(root, "head_dim", json_integer(c->head_dim));
+    int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (rc != 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot write", path);
+    return XLE_OK;
+}
+
+static xle_status save_llama2c_as_hf(const xle_model *m, const char *tmp, xle_error *err) {
+    const xle_llama2c_state *s = m->format_state;
+    const xle_config *c = &m->cfg;
+    xle_weights *w = (xle_weights *)&m->w;
+    char *cfg = xle_path_join(tmp, "config.json"), *st_path = xle_path_join(tmp, "model.safetensors");
+    int n_max = XLE_W_KIND_COUNT * c->n_layers + 4;
+    xle_st_tensor *ts = calloc((size_t)n_max, sizeof *ts);
+    char (*names)[96] = calloc((size_t)n_max, sizeof *names);
+    float **owned = calloc((size_t)n_max, sizeof *owned);
+    xle_status st = XLE_OK;
+    if (!cfg || !st_path || !ts || !names || !owned) st = xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+    if (st == XLE_OK) st = write_hf_config(m, cfg, err);
+    int n = 0;
+    for (int k = 0; k < XLE_W_KIND_COUNT && st == XLE_OK; k++) {
+        if (k == XLE_W_LM_HEAD && c->tied_embeddings) continue;
+        int nl = xle_wkind_per_layer((xle_wkind)k) ? c->n_layers : 1;
+        for (int l = 0; l < nl && st == XLE_OK; l++) {
+            const xle_tensor *t = xle_weight_slot(w, (xle_wkind)k, l);
+            if (!t->data) continue;
+            xle_st_tensor *o = &ts[n];
+            o->name = xle_weight_name(XLE_FORMAT_HF, (xle_wkind)k, l, names[n], sizeof names[n]);
+            o->ndim = t->ndim;
+            for (int i = 0; i < t->ndim; i++) o->shape[i] = t->shape[i];
+            o->dtype = xle_st_dtype_name(t->dtype);
+            o->data = t->data;
+            if (k == XLE_W_Q || k == XLE_W_K) {
+                owned[n] = unpermute_rows(t, k == XLE_W_Q ? c->n_heads : c->n_kv_heads, c->head_dim);
+                if (!owned[n]) st = xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+                o->data = owned[n];
+                o->dtype = "F32";
+            }
+            n++;
+        }
+    }
+    if (st == XLE_OK) st = xle_safetensors_write(st_path, ts, (size_t)n, NULL, NULL, err);
+    if (st == XLE_OK && s->tokenizer_path) {
+        char *dst = xle_path_join(tmp, "tokenizer.bin");
+        st = dst ? xle_file_copy(s->tokenizer_path, dst, err) : xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+        free(dst);
+    }
+    for (int i = 0; owned && i < n_max; i++) free(owned[i]);
+    free(owned);
+    free(names);
+    free(ts);
+    free(cfg);
+    free(st_path);
+    return st;
+}
+
+/* ---- the atomic frame ---------------------------------------------------------------------- */
+
+static int same_file(const char *a, const char *b) {
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static int dir_is_empty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty;
+}
+
+xle_status xle_model_save(const xle_model *m, const char *out, xle_error *err) {
+    if (!m || !out || !*out) return xle_fail(err, XLE_ERR_ARG, "save: no model or output path");
+    if (!m->format_state) return xle_fail(err, XLE_ERR_ARG, "%s: model has no source format state", out);
+    if (same_file(out, m->path))
+        return xle_fail(err, XLE_ERR_ARG, "%s: output is the model's own source; choose another path", out);
+    int to_dir = m->format != XLE_FORMAT_GGUF;
+    if (to_dir && xle_path_exists(out) && !(xle_path_is_dir(out) && dir_is_empty(out)))
+        return xle_fail(err, XLE_ERR_ARG, "%s: already exists (the output folder must be new or empty)", out);
+    if (!to_dir && xle_path_is_dir(out))
+        return xle_fail(err, XLE_ERR_ARG, "%s: is a folder (a GGUF model is saved as a file)", out);
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid()) >= (int)sizeof tmp)
+        return xle_fail(err, XLE_ERR_ARG, "%s: path too long", out);
+    xle_path_remove(tmp);
+    xle_status st;
+    if (to_dir && mkdir(tmp, 0755) != 0)
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    switch (m->format) {
+    case XLE_FORMAT_GGUF: st = save_gguf(m, tmp, out, err); break;
+    case XLE_FORMAT_HF: st = save_hf(m, tmp, err); break;
+    default: st = save_llama2c_as_hf(m, tmp, err); break;
+    }
+    if (st == XLE_OK && to_dir) xle_dir_sync(tmp);
+    if (st == XLE_OK && rename(tmp, out) != 0)
+        st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename the finished output into place: %s", out,
+                      strerror(errno));
+    if (st != XLE_OK) {
+        xle_path_remove(tmp);
+        return st;
+    }
+    char *parent = parent_dir(out);
+    if (parent) xle_dir_sync(parent);
+    free(parent);
+    return XLE_OK;
+}
