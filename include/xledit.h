@@ -564,6 +564,90 @@ xle_status xle_edit_run(xle_model *model, const xle_edit_hparams *hp,
 /* Adds (sign = +1) or subtracts (-1) the deltas to the model's weights (made writable f32). */
 xle_status xle_edit_apply(xle_model *model, const xle_edit_result *r, int sign, xle_error *err);
 
+/* ---- Text-level editing (src/edit/request.c, context.c, stats_cache.c) ---------------------- */
+
+/* Tokenizes `prompt` followed by " " + `answer` as the model reads them together: *prompt_ids
+ * gets encode(prompt) (with BOS as the tokenizer's files say) and *answer_ids the tokens that
+ * follow it in encode(prompt + " " + answer). When the joint encoding does not start with the
+ * prompt's own tokens (a merge across the boundary), the answer is encoded on its own with a
+ * leading space, no BOS, and a lone SentencePiece "▁" token dropped. Used by editing (the
+ * target) and by every teacher-forced metric, so both see the same tokens. Caller frees both. */
+xle_status xle_tokenize_continuation(const struct xle_tokenizer *tok, const char *prompt,
+                                     const char *answer, int32_t **prompt_ids, int *n_prompt,
+                                     int32_t **answer_ids, int *n_answer, xle_error *err);
+
+/* One edit request in text. The prompt contains the subject (its first exact occurrence is the
+ * one edited) or "{}" in its place; the target is the new object, without a leading space. */
+typedef struct xle_edit_request {
+    const char *prompt;
+    const char *subject;
+    const char *target;
+} xle_edit_request;
+
+/* Context templates: texts[i] contains "{}" exactly once, where the request prompt goes;
+ * texts[0] is always the bare "{}" (editing.md §1.3). */
+typedef struct xle_context_templates {
+    char **texts;
+    int n;
+} xle_context_templates;
+
+/* Samples templates from the unedited model as the reference does: seeds "The", "Therefore",
+ * "Because", "I", "You"; for each (length, count) of hp->ctx_lengths/ctx_counts, count/5
+ * samples per seed of `length` tokens in total (BOS and seed included), top-5 sampling with
+ * hp->seed; each sample becomes sample + ". {}" ("{" and "}" in it replaced by spaces). */
+xle_status xle_context_templates_sample(xle_model *model, const struct xle_tokenizer *tok,
+                                        const xle_edit_hparams *hp, xle_context_templates **out,
+                                        xle_error *err);
+/* Only the bare "{}" (`--context-templates none`). */
+xle_status xle_context_templates_none(xle_context_templates **out, xle_error *err);
+/* Reads a file with one template per line (each holding "{}" once; blank lines skipped); the
+ * bare "{}" is put first if the file does not start with it. */
+xle_status xle_context_templates_load(const char *path, xle_context_templates **out,
+                                      xle_error *err);
+/* Writes the templates one per line, atomically. */
+xle_status xle_context_templates_save(const xle_context_templates *ct, const char *path,
+                                      xle_error *err);
+void xle_context_templates_free(xle_context_templates *ct);
+
+/* Turns a text request into tokens: one prompt per context template (fact token =
+ * len(encode(prefix + subject)) - 1, editing.md §1.2; group 0 for the bare template, 1 for the
+ * others), the KL prompt "<subject> is a", and the target (xle_tokenize_continuation).
+ * A subject not found in its prompt is XLE_ERR_NOT_FOUND naming the subject and prompt.
+ * The caller frees *out with xle_edit_request_tok_free. */
+xle_status xle_edit_request_tokenize(const struct xle_tokenizer *tok, const xle_edit_request *req,
+                                     const xle_context_templates *ct, xle_edit_request_tok *out,
+                                     xle_error *err);
+void xle_edit_request_tok_free(xle_edit_request_tok *r);
+
+/* A fingerprint of a model's configuration and weights (64 hex digits + NUL): a hash of the
+ * config, every tensor's name, shape and dtype, and samples of every tensor's bytes. Key
+ * statistics record it so that a cache made from another model is refused. */
+void xle_model_fingerprint(xle_model *model, char out[65]);
+
+/* Key statistics cache: DIR/stats.json (fingerprint, layers, counts, corpus, progress) and one
+ * DIR/layer-<L>.f64 per layer (Σ k kᵀ, float64, row-major). */
+typedef struct xle_stats_opts {
+    const int *layers;
+    int n_layers;
+    const char *const *corpus;   /* plain text (one document per blank-line-separated block) or
+                                  * JSONL with a "text" field, chosen per file by extension */
+    int n_corpus;
+    int64_t max_tokens;          /* stop after this many tokens (0: whole corpus) */
+    int max_len;                 /* truncate each document (0: the model's context length) */
+    const char *dir;
+    xle_progress_fn progress;    /* optional; return non-zero to interrupt (resumable) */
+    void *progress_user;
+} xle_stats_opts;
+
+/* Computes (or resumes, or finds complete) the statistics of opts->layers in opts->dir.
+ * Interrupted work is checkpointed and resumed; a dir holding another model's statistics is
+ * XLE_ERR_ARG. */
+xle_status xle_stats_build(xle_model *model, const struct xle_tokenizer *tok,
+                           const xle_stats_opts *opts, xle_error *err);
+/* Loads one layer's complete statistics from dir, checking the model's fingerprint. */
+xle_status xle_stats_load(xle_model *model, const char *dir, int layer, xle_layer_stats **out,
+                          xle_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -119,7 +119,7 @@ static xle_status read_rope_scaling(cfg_reader *r, xle_config *c) {
     }
     if (strcmp(type, "llama3") == 0) {
         c->rope_scaling = XLE_ROPE_LLAMA3;
-        float orig;
+        float orig = 0;
         if ((st = obj_num(rs, r->path, prefix, "factor", 1, 0, &c->rope_factor, r->err)) ||
             (st = obj_num(rs, r->path, prefix, "low_freq_factor", 1, 0, &c->rope_low_freq_factor, r->err)) ||
             (st = obj_num(rs, r->path, prefix, "high_freq_factor", 1, 0, &c->rope_high_freq_factor, r->err)) ||
