@@ -592,9 +592,9 @@ typedef struct xle_context_templates {
 } xle_context_templates;
 
 /* Samples templates from the unedited model as the reference does: seeds "The", "Therefore",
- * "Because", "I", "You"; for each (length, count) of hp->ctx_lengths/ctx_counts, count/5
- * samples per seed of `length` tokens in total (BOS and seed included), top-5 sampling with
- * hp->seed; each sample becomes sample + ". {}" ("{" and "}" in it replaced by spaces). */
+ * "Because", "I", "You"; for each (length, count) of hp->ctx_lengths/ctx_counts, `count`
+ * samples per seed of `length` tokens in total (BOS and seed included), top-5 sampling seeded
+ * from hp->seed; each sample becomes sample + ". {}" ("{" and "}" in it replaced by spaces). */
 xle_status xle_context_templates_sample(xle_model *model, const struct xle_tokenizer *tok,
                                         const xle_edit_hparams *hp, xle_context_templates **out,
                                         xle_error *err);
