@@ -648,6 +648,26 @@ xle_status xle_stats_build(xle_model *model, const struct xle_tokenizer *tok,
 xle_status xle_stats_load(xle_model *model, const char *dir, int layer, xle_layer_stats **out,
                           xle_error *err);
 
+/* ---- Patches (src/edit/patch.c): an edit as a file ----------------------------------------- */
+
+/* Writes the deltas of r, with the original bytes and value hashes of every down projection
+ * they change, to path (a safetensors file, atomically). model must be the unedited model;
+ * info_json (may be NULL) is stored as the patch's description (method, requests, ...). */
+xle_status xle_patch_write(xle_model *model, const xle_edit_result *r, const char *info_json,
+                           const char *path, xle_error *err);
+
+typedef struct xle_patch xle_patch;
+xle_status xle_patch_load(const char *path, xle_patch **out, xle_error *err);
+void xle_patch_free(xle_patch *p);
+const char *xle_patch_info(const xle_patch *p);               /* the info JSON */
+const xle_edit_result *xle_patch_deltas(const xle_patch *p);  /* owned by the patch */
+/* Adds the deltas; refuses a model whose edited tensors are not the ones the patch was made
+ * from (value hash). */
+xle_status xle_patch_apply(xle_model *model, const xle_patch *p, xle_error *err);
+/* Puts the original bytes (and dtype) back; refuses a model that does not hold exactly the
+ * patched values. */
+xle_status xle_patch_revert(xle_model *model, const xle_patch *p, xle_error *err);
+
 #ifdef __cplusplus
 }
 #endif

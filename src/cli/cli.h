@@ -15,6 +15,9 @@ int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_stats(int argc, char **argv);   /* cmd_edit.c */
+int cmd_edit(int argc, char **argv);    /* cmd_edit.c */
+int cmd_patch(int argc, char **argv);   /* cmd_edit.c */
 int cmd_import(int argc, char **argv);   /* cmd_import.c */
 int cmd_validate(int argc, char **argv); /* cmd_import.c */
 
@@ -30,5 +33,9 @@ int cli_prompt_ids(const char *cmd, xle_model *model, const char *ids_arg, const
                    int add_bos, int32_t **ids, int *n);
 /* Returns 1 (after printing one line) if an id is outside the model's vocabulary. */
 int cli_check_ids(const char *cmd, const xle_model *model, const int32_t *ids, int n, const char *opt);
+
+/* The key-statistics directory: `given` when set, else the per-model cache
+ * $XDG_CACHE_HOME/xledit/stats/<fingerprint> (or ~/.cache/...). */
+int cli_stats_dir(xle_model *model, const char *given, char *out, size_t cap);
 
 #endif

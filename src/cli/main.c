@@ -20,6 +20,9 @@ static const command commands[] = {
     {"generate", cmd_generate, "continue a prompt (greedy or sampled) with the KV cache"},
     {"score", cmd_score, "log-probability of a continuation given a prompt"},
     {"tokenize", cmd_tokenize, "show the tokens of a text: ids, pieces, byte offsets"},
+    {"stats", cmd_stats, "key statistics E[k k^T] of chosen layers over a corpus (cached)"},
+    {"edit", cmd_edit, "edit facts with ROME, MEMIT, FT-L or FT-M; write the model and/or a patch"},
+    {"patch", cmd_patch, "apply, revert or describe an edit patch"},
     {"import", cmd_import, "convert a published editing dataset to canonical cases (JSONL)"},
     {"validate", cmd_validate, "check a cases file; count usable cases per language"},
 };

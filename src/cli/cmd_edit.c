@@ -1,0 +1,551 @@
+/*
+ * cmd_edit.c: the editing subcommands: `stats` (key statistics cache), `edit` (ROME, MEMIT,
+ * FT-L, FT-M on text requests, writing the edited model and/or a patch) and `patch`
+ * (apply or revert a patch file).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+/* Set by SIGINT so that long work stops at its next checkpoint (signal handlers may only
+ * touch a volatile sig_atomic_t: this is the one piece of process state the CLI keeps). */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct progress_state {
+    const char *what;
+    int tty;
+} progress_state;
+
+static int print_progress(void *user, int64_t done, int64_t total) {
+    progress_state *p = user;
+    if (p->tty) {
+        if (total > 0)
+            fprintf(stderr, "\r%s: %lld / %lld tokens (%.1f%%)   ", p->what, (long long)done,
+                    (long long)total, 100.0 * (double)done / (double)total);
+        else
+            fprintf(stderr, "\r%s: %lld tokens   ", p->what, (long long)done);
+        fflush(stderr);
+    }
+    return interrupted;
+}
+
+/* Parses "5", "4,5,6" or "4-8" (and mixtures) into layers; returns 0 on success. */
+static int parse_layers(const char *s, int *layers, int *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p || a < 0 || a > 100000) return 1;
+        p = end;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (end == p + 1 || b < a || b > 100000) return 1;
+            p = end;
+        }
+        for (long l = a; l <= b; l++) {
+            if (*n >= XLE_EDIT_MAX_LAYERS) return 1;
+            layers[(*n)++] = (int)l;
+        }
+        if (*p == ',') p++;
+        else if (*p) return 1;
+    }
+    return *n == 0;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+            buf[i] = c;
+        }
+    return 0;
+}
+
+int cli_stats_dir(xle_model *model, const char *given, char *out, size_t cap) {
+    if (given) {
+        snprintf(out, cap, "%s", given);
+        return 0;
+    }
+    char fp[65];
+    xle_model_fingerprint(model, fp);
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(out, cap, "%s/xledit/stats/%.16s", xdg, fp);
+    else snprintf(out, cap, "%s/.cache/xledit/stats/%.16s", home && *home ? home : ".", fp);
+    return 0;
+}
+
+/* ---- xledit stats ------------------------------------------------------------------------ */
+
+static const char stats_usage[] =
+    "usage: xledit stats MODEL --layers L[,L|-L...] --corpus FILE [--corpus FILE...]\n"
+    "                    [--max-tokens N] [--max-len N] [--out DIR]\n\n"
+    "Computes the second moment E[k k^T] of the down-projection input at each layer over a\n"
+    "corpus (plain text: documents separated by blank lines; .jsonl: a \"text\" field per line),\n"
+    "in float64, and stores it with the model's fingerprint in DIR (default: the cache\n"
+    "~/.cache/xledit/stats/<fingerprint>, where `xledit edit` looks). Interrupted (Ctrl-C or\n"
+    "killed), it resumes from its last checkpoint when run again with the same arguments.\n";
+
+int cmd_stats(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"layers", required_argument, 0, 'l'}, {"corpus", required_argument, 0, 'c'},
+        {"max-tokens", required_argument, 0, 'm'}, {"max-len", required_argument, 0, 'L'},
+        {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int layers[XLE_EDIT_MAX_LAYERS], n_layers = 0, c, n_corpus = 0;
+    const char *corpus[64], *out = NULL;
+    long long max_tokens = 0, max_len = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'l':
+            if (parse_layers(optarg, layers, &n_layers))
+                return cli_usage_error("stats", "--layers: expected e.g. 5 or 4,5,6 or 4-8, got '%s'", optarg);
+            break;
+        case 'c':
+            if (n_corpus >= 64) return cli_usage_error("stats", "--corpus: at most 64 files");
+            corpus[n_corpus++] = optarg;
+            break;
+        case 'm':
+            max_tokens = strtoll(optarg, &end, 10);
+            if (*end || max_tokens < 0) return cli_usage_error("stats", "--max-tokens: expected a count, got '%s'", optarg);
+            break;
+        case 'L':
+            max_len = strtoll(optarg, &end, 10);
+            if (*end || max_len < 1 || max_len > 1 << 20) return cli_usage_error("stats", "--max-len: expected a length, got '%s'", optarg);
+            break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(stats_usage, stdout); return 0;
+        default: return cli_usage_error("stats", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1) return cli_usage_error("stats", "expected one MODEL argument");
+    if (!n_layers) return cli_usage_error("stats", "--layers is required");
+    if (!n_corpus) return cli_usage_error("stats", "--corpus is required");
+    xle_error err = {0};
+    xle_model *model;
+    if (xle_model_load(argv[optind], &model, &err) != XLE_OK) return cli_report("stats", &err);
+    char dir[4096];
+    cli_stats_dir(model, out, dir, sizeof dir);
+    if (make_dirs(dir) != 0) {
+        xle_model_free(model);
+        fprintf(stderr, "xledit stats: %s: cannot create: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    progress_state ps = {"stats", isatty(2)};
+    xle_stats_opts so = {layers, n_layers, corpus, n_corpus, max_tokens, (int)max_len, dir,
+                         print_progress, &ps};
+    signal(SIGINT, on_sigint);
+    xle_status st = xle_stats_build(model, xle_model_tokenizer(model), &so, &err);
+    signal(SIGINT, SIG_DFL);
+    if (ps.tty) fputc('\n', stderr);
+    xle_model_free(model);
+    if (st != XLE_OK) return cli_report("stats", &err);
+    printf("%s\n", dir);
+    return 0;
+}
+
+/* ---- xledit edit ------------------------------------------------------------------------- */
+
+typedef struct request_list {
+    xle_edit_request *reqs;
+    int n;
+    json_t *json;     /* keeps the strings of a --requests file alive */
+} request_list;
+
+static int parse_method(const char *s, xle_edit_method *m) {
+    if (!strcmp(s, "rome")) *m = XLE_EDIT_ROME;
+    else if (!strcmp(s, "memit")) *m = XLE_EDIT_MEMIT;
+    else if (!strcmp(s, "ft-l")) *m = XLE_EDIT_FT_L;
+    else if (!strcmp(s, "ft-m")) *m = XLE_EDIT_FT_M;
+    else return 1;
+    return 0;
+}
+
+static const char *method_name(xle_edit_method m) {
+    static const char *const names[] = {"rome", "memit", "ft-l", "ft-m"};
+    return names[m];
+}
+
+/* Reads FILE.jsonl: one {"prompt", "subject", "target_new" (or "target")} per line. */
+static int load_requests(const char *path, request_list *rl) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "xledit edit: %s: cannot open: %s\n", path, strerror(errno));
+        return 1;
+    }
+    rl->json = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        json_error_t je;
+        json_t *o = json_loadb(line, (size_t)len, 0, &je);
+        if (!o || !json_is_object(o)) {
+            fprintf(stderr, "xledit edit: %s:%d: %s\n", path, lineno, o ? "not a JSON object" : je.text);
+            json_decref(o);
+            rc = 1;
+            break;
+        }
+        const char *fields[] = {"prompt", "subject", "target_new"};
+        for (int i = 0; i < 3 && !rc; i++) {
+            json_t *v = json_object_get(o, fields[i]);
+            if (!v && i == 2) v = json_object_get(o, "target");
+            if (!json_is_string(v) || !*json_string_value(v)) {
+                fprintf(stderr, "xledit edit: %s:%d: %s: missing or not a non-empty string\n", path,
+                        lineno, fields[i]);
+                rc = 1;
+            }
+        }
+        json_array_append_new(rl->json, o);
+        if (rc) break;
+    }
+    free(line);
+    fclose(f);
+    if (rc) return rc;
+    rl->n = (int)json_array_size(rl->json);
+    if (rl->n == 0) {
+        fprintf(stderr, "xledit edit: %s: no requests\n", path);
+        return 1;
+    }
+    rl->reqs = calloc((size_t)rl->n, sizeof *rl->reqs);
+    if (!rl->reqs) return 1;
+    for (int i = 0; i < rl->n; i++) {
+        json_t *o = json_array_get(rl->json, (size_t)i);
+        json_t *t = json_object_get(o, "target_new");
+        if (!t) t = json_object_get(o, "target");
+        rl->reqs[i] = (xle_edit_request){json_string_value(json_object_get(o, "prompt")),
+                                         json_string_value(json_object_get(o, "subject")),
+                                         json_string_value(t)};
+    }
+    return 0;
+}
+
+/* The request's prompt with the subject in place of "{}". */
+static char *filled_prompt(const xle_edit_request *r) {
+    const char *hole = strstr(r->prompt, "{}");
+    size_t n = strlen(r->prompt) + strlen(r->subject) + 1;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    if (!hole) snprintf(s, n, "%s", r->prompt);
+    else snprintf(s, n, "%.*s%s%s", (int)(hole - r->prompt), r->prompt, r->subject, hole + 2);
+    return s;
+}
+
+/* Greedy continuation of text (n_new tokens), decoded; caller frees. */
+static char *continuation(xle_model *model, const xle_tokenizer *tok, const char *text, int n_new,
+                          xle_error *err) {
+    xle_tokens t = {0};
+    if (xle_tokenize(tok, text, strlen(text), -1, 0, &t, err) != XLE_OK) return NULL;
+    int32_t *out = malloc((size_t)n_new * sizeof *out);
+    int n_out = 0;
+    xle_sampler greedy = {0, 0, 0, 1};
+    char *s = NULL;
+    if (out && xle_generate(model, t.ids, t.n, n_new, &greedy, out, &n_out, err) == XLE_OK)
+        s = xle_detokenize(tok, out, n_out, 1);
+    free(out);
+    xle_tokens_free(&t);
+    if (s)
+        for (char *p = s; *p; p++)
+            if (*p == '\n') *p = ' ';
+    return s;
+}
+
+static json_t *info_json(const char *model_path, xle_model *model, const xle_edit_hparams *hp,
+                         const request_list *rl, const xle_context_templates *ct) {
+    (void)model_path;
+    char fp[65];
+    xle_model_fingerprint(model, fp);
+    json_t *layers = json_array(), *reqs = json_array(), *tpls = json_array();
+    for (int i = 0; i < hp->n_layers; i++) json_array_append_new(layers, json_integer(hp->layers[i]));
+    for (int i = 0; i < rl->n; i++)
+        json_array_append_new(reqs, json_pack("{s:s, s:s, s:s}", "prompt", rl->reqs[i].prompt,
+                                              "subject", rl->reqs[i].subject, "target_new",
+                                              rl->reqs[i].target));
+    for (int i = 0; ct && i < ct->n; i++) json_array_append_new(tpls, json_string(ct->texts[i]));
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I}", "tool", "xledit 0.1.0", "method",
+                     method_name(hp->method), "model_fingerprint", fp, "layers", layers,
+                     "requests", reqs, "context_templates", tpls, "seed",
+                     (json_int_t)hp->seed);
+}
+
+static const char edit_usage[] =
+    "usage: xledit edit MODEL --method rome|memit|ft-l|ft-m\n"
+    "                   (--prompt P --subject S --target T | --requests FILE.jsonl)\n"
+    "                   [--layers L[,L|-L]] [--hparams FILE.json] [--context-templates FILE|none]\n"
+    "                   [--stats DIR] [--out OUT] [--patch FILE] [--seed S] [--quiet]\n\n"
+    "Edits one fact (or a batch: one JSON object per line with prompt, subject, target_new).\n"
+    "The prompt must contain the subject (or \"{}\" in its place) and ends where the target\n"
+    "begins. OUT is written in MODEL's format (HF folder or GGUF), atomically; untouched tensors\n"
+    "are copied byte for byte, edited ones are stored as F32. --patch writes the low-rank deltas\n"
+    "with the original bytes so that `xledit patch revert` restores them exactly.\n"
+    "Defaults: EasyEdit's Llama/Mistral-7B hyperparameters with the layers scaled to the model's\n"
+    "depth (docs/editing.md). ROME with mom2_adjustment and MEMIT need key statistics\n"
+    "(`xledit stats`; found in --stats DIR or the cache).\n";
+
+int cmd_edit(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"method", required_argument, 0, 'M'}, {"prompt", required_argument, 0, 'p'},
+        {"subject", required_argument, 0, 's'}, {"target", required_argument, 0, 't'},
+        {"requests", required_argument, 0, 'r'}, {"layers", required_argument, 0, 'l'},
+        {"hparams", required_argument, 0, 'H'}, {"context-templates", required_argument, 0, 'C'},
+        {"stats", required_argument, 0, 'S'}, {"out", required_argument, 0, 'o'},
+        {"patch", required_argument, 0, 'P'}, {"seed", required_argument, 0, 'x'},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *method = NULL, *prompt = NULL, *subject = NULL, *target = NULL, *reqs_path = NULL,
+               *layers_arg = NULL, *hparams = NULL, *ctx_arg = NULL, *stats_arg = NULL,
+               *out = NULL, *patch = NULL, *seed_arg = NULL;
+    int c, quiet = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'M': method = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 's': subject = optarg; break;
+        case 't': target = optarg; break;
+        case 'r': reqs_path = optarg; break;
+        case 'l': layers_arg = optarg; break;
+        case 'H': hparams = optarg; break;
+        case 'C': ctx_arg = optarg; break;
+        case 'S': stats_arg = optarg; break;
+        case 'o': out = optarg; break;
+        case 'P': patch = optarg; break;
+        case 'x': seed_arg = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(edit_usage, stdout); return 0;
+        default: return cli_usage_error("edit", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1) return cli_usage_error("edit", "expected one MODEL argument");
+    xle_edit_method m;
+    if (!method || parse_method(method, &m))
+        return cli_usage_error("edit", "--method: expected rome, memit, ft-l or ft-m");
+    if (!reqs_path && !(prompt && subject && target))
+        return cli_usage_error("edit", "give --prompt, --subject and --target, or --requests FILE");
+    if (reqs_path && (prompt || subject || target))
+        return cli_usage_error("edit", "--requests cannot be combined with --prompt/--subject/--target");
+    int layers[XLE_EDIT_MAX_LAYERS], n_layers = 0;
+    if (layers_arg && parse_layers(layers_arg, layers, &n_layers))
+        return cli_usage_error("edit", "--layers: expected e.g. 5 or 4,5,6 or 4-8, got '%s'", layers_arg);
+    unsigned long long seed = 0;
+    if (seed_arg) {
+        char *end;
+        seed = strtoull(seed_arg, &end, 10);
+        if (*end || !*seed_arg) return cli_usage_error("edit", "--seed: expected a number, got '%s'", seed_arg);
+    }
+    if (!out && !patch) return cli_usage_error("edit", "give --out OUT and/or --patch FILE");
+
+    request_list rl = {0};
+    xle_edit_request single = {prompt, subject, target};
+    if (reqs_path) {
+        if (load_requests(reqs_path, &rl)) {
+            json_decref(rl.json);
+            free(rl.reqs);
+            return 1;
+        }
+    } else {
+        rl.reqs = &single;
+        rl.n = 1;
+    }
+
+    xle_error err = {0};
+    int rc = 1;
+    xle_model *model = NULL;
+    xle_context_templates *ct = NULL;
+    xle_edit_request_tok *toks = NULL;
+    xle_layer_stats *stats[XLE_EDIT_MAX_LAYERS] = {0};
+    xle_edit_result result = {0};
+    char **before = NULL;
+    if (xle_model_load(argv[optind], &model, &err) != XLE_OK) goto report;
+    xle_tokenizer *tok = xle_model_tokenizer(model);
+    if (!tok) {
+        xle_fail(&err, XLE_ERR_ARG, "%s: no tokenizer found beside the model (text requests need one)",
+                 argv[optind]);
+        goto report;
+    }
+    xle_edit_hparams hp;
+    xle_edit_hparams_default(&hp, m, xle_model_config(model)->n_layers);
+    if (hparams && xle_edit_hparams_load_json(&hp, hparams, &err) != XLE_OK) goto report;
+    if (n_layers) {
+        memcpy(hp.layers, layers, sizeof(int) * (size_t)n_layers);
+        hp.n_layers = n_layers;
+    }
+    if (seed_arg) hp.seed = seed;
+    for (int i = 0; i < hp.n_layers; i++)
+        if (hp.layers[i] >= xle_model_config(model)->n_layers) {
+            xle_fail(&err, XLE_ERR_ARG, "--layers: layer %d: the model has layers 0..%d", hp.layers[i],
+                     xle_model_config(model)->n_layers - 1);
+            goto report;
+        }
+    if (m == XLE_EDIT_FT_L || m == XLE_EDIT_FT_M || (ctx_arg && !strcmp(ctx_arg, "none"))) {
+        if (xle_context_templates_none(&ct, &err) != XLE_OK) goto report;
+    } else if (ctx_arg) {
+        if (xle_context_templates_load(ctx_arg, &ct, &err) != XLE_OK) goto report;
+    } else if (xle_context_templates_sample(model, tok, &hp, &ct, &err) != XLE_OK) {
+        goto report;
+    }
+    toks = calloc((size_t)rl.n, sizeof *toks);
+    before = calloc((size_t)rl.n, sizeof *before);
+    if (!toks || !before) {
+        xle_fail(&err, XLE_ERR_NOMEM, "out of memory");
+        goto report;
+    }
+    for (int i = 0; i < rl.n; i++) {
+        if (xle_edit_request_tokenize(tok, &rl.reqs[i], ct, &toks[i], &err) != XLE_OK) {
+            if (reqs_path) {
+                xle_error e2 = err;
+                xle_fail(&err, e2.status, "%s: request %d: %s", reqs_path, i + 1, e2.msg);
+            }
+            goto report;
+        }
+    }
+    int needs_stats = m == XLE_EDIT_MEMIT || (m == XLE_EDIT_ROME && hp.mom2_adjustment);
+    if (needs_stats) {
+        char dir[4096];
+        cli_stats_dir(model, stats_arg, dir, sizeof dir);
+        for (int i = 0; i < hp.n_layers; i++)
+            if (xle_stats_load(model, dir, hp.layers[i], &stats[i], &err) != XLE_OK) {
+                xle_error e2 = err;
+                xle_fail(&err, e2.status, "%s (run: xledit stats %s --layers ... --corpus FILE%s%s)",
+                         e2.msg, argv[optind], stats_arg ? " --out " : "", stats_arg ? stats_arg : "");
+                goto report;
+            }
+    }
+    if (!quiet)
+        for (int i = 0; i < rl.n; i++) {
+            char *p = filled_prompt(&rl.reqs[i]);
+            before[i] = p ? continuation(model, tok, p, 16, &err) : NULL;
+            free(p);
+            if (!before[i]) goto report;
+        }
+    if (xle_edit_run(model, &hp, toks, rl.n, stats, &result, &err) != XLE_OK) goto report;
+    json_t *info = info_json(argv[optind], model, &hp, &rl, ct);
+    char *info_text = json_dumps(info, JSON_COMPACT);
+    json_decref(info);
+    xle_status pst = patch ? xle_patch_write(model, &result, info_text, patch, &err) : XLE_OK;
+    free(info_text);
+    if (pst != XLE_OK) goto report;
+    if (xle_edit_apply(model, &result, +1, &err) != XLE_OK) goto report;
+    if (!quiet)
+        for (int i = 0; i < rl.n; i++) {
+            char *p = filled_prompt(&rl.reqs[i]);
+            char *after = p ? continuation(model, tok, p, 16, &err) : NULL;
+            if (!after) {
+                free(p);
+                goto report;
+            }
+            printf("request %d: %s -> %s\n  before: %s%s\n  after:  %s%s\n", i + 1, p,
+                   rl.reqs[i].target, p, before[i], p, after);
+            free(p);
+            free(after);
+        }
+    if (!quiet)
+        printf("%s: %d layer update(s), final loss %.4g after %d steps\n", method_name(m),
+               result.n_deltas, result.final_loss, result.steps);
+    if (out && xle_model_save(model, out, &err) != XLE_OK) goto report;
+    if (!quiet) {
+        if (out) printf("wrote %s\n", out);
+        if (patch) printf("wrote %s\n", patch);
+    }
+    rc = 0;
+report:
+    if (rc) rc = cli_report("edit", &err);
+    for (int i = 0; toks && i < rl.n; i++) xle_edit_request_tok_free(&toks[i]);
+    for (int i = 0; before && i < rl.n; i++) free(before[i]);
+    free(before);
+    free(toks);
+    for (int i = 0; i < XLE_EDIT_MAX_LAYERS; i++) xle_layer_stats_free(stats[i]);
+    xle_edit_result_free(&result);
+    xle_context_templates_free(ct);
+    xle_model_free(model);
+    if (reqs_path) {
+        json_decref(rl.json);
+        free(rl.reqs);
+    }
+    return rc;
+}
+
+/* ---- xledit patch ------------------------------------------------------------------------ */
+
+static const char patch_usage[] =
+    "usage: xledit patch apply  MODEL PATCH --out OUT\n"
+    "       xledit patch revert MODEL PATCH --out OUT\n"
+    "       xledit patch info   PATCH\n\n"
+    "apply adds a patch's deltas to MODEL (refusing a model whose edited tensors differ from the\n"
+    "ones the patch was made from); revert puts the original bytes back into an edited model\n"
+    "(refusing one that does not hold exactly the patched values). OUT is written atomically\n"
+    "in MODEL's format; MODEL itself is never modified.\n";
+
+int cmd_patch(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *out = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'o') out = optarg;
+        else if (c == 'h') {
+            fputs(patch_usage, stdout);
+            return 0;
+        } else return cli_usage_error("patch", "unknown option '%s'", argv[optind - 1]);
+    }
+    int n_pos = argc - optind;
+    if (n_pos < 1) return cli_usage_error("patch", "expected apply, revert or info");
+    const char *action = argv[optind];
+    xle_error err = {0};
+    if (!strcmp(action, "info")) {
+        if (n_pos != 2) return cli_usage_error("patch", "usage: xledit patch info PATCH");
+        xle_patch *p;
+        if (xle_patch_load(argv[optind + 1], &p, &err) != XLE_OK) return cli_report("patch", &err);
+        const xle_edit_result *r = xle_patch_deltas(p);
+        printf("%s\n", xle_patch_info(p));
+        for (int i = 0; i < r->n_deltas; i++)
+            printf("delta %d: layer %d, %s %dx%d\n", i, r->deltas[i].layer,
+                   r->deltas[i].rank ? "low rank" : "dense", r->deltas[i].rows, r->deltas[i].cols);
+        xle_patch_free(p);
+        return 0;
+    }
+    int apply = !strcmp(action, "apply");
+    if (!apply && strcmp(action, "revert"))
+        return cli_usage_error("patch", "unknown action '%s' (apply, revert, info)", action);
+    if (n_pos != 3) return cli_usage_error("patch", "expected MODEL PATCH");
+    if (!out) return cli_usage_error("patch", "--out OUT is required (MODEL is never modified)");
+    xle_model *model = NULL;
+    xle_patch *p = NULL;
+    xle_status st = xle_model_load(argv[optind + 1], &model, &err);
+    if (st == XLE_OK) st = xle_patch_load(argv[optind + 2], &p, &err);
+    if (st == XLE_OK) st = apply ? xle_patch_apply(model, p, &err) : xle_patch_revert(model, p, &err);
+    if (st == XLE_OK) st = xle_model_save(model, out, &err);
+    xle_patch_free(p);
+    xle_model_free(model);
+    if (st != XLE_OK) return cli_report("patch", &err);
+    printf("wrote %s\n", out);
+    return 0;
+}
