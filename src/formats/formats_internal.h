@@ -89,6 +89,11 @@ void xle_dir_sync(const char *dir);
 /* Removes a file or a folder with its (flat) contents; ignores errors. */
 void xle_path_remove(const char *path);
 
+/* Whether a file of a HF folder holds weights (not carried over as a side file). */
+int xle_hf_is_weight_file(const char *name);
+/* Writes a Llama-style config.json for cfg with torch_dtype named after dtype. */
+xle_status xle_hf_write_config(const xle_config *cfg, xle_dtype dtype, const char *path, xle_error *err);
+
 /* Validates a configuration with a table of field names for messages. */
 typedef struct xle_config_names {
     const char *dim, *ffn_dim, *n_layers, *n_heads, *n_kv_heads, *head_dim, *vocab_size,

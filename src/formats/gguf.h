@@ -124,4 +124,18 @@ xle_status xle_gguf_writer_add_tensor(xle_gguf_writer *w, const char *name, size
  * atomicity write to a temporary name and rename (xle_model_save does). */
 xle_status xle_gguf_writer_write(const xle_gguf_writer *w, const char *path, xle_error *err);
 
+/* Streaming form of xle_gguf_writer_write, for tensor data produced piece by piece (merging):
+ * _open writes the header, KVs and tensor infos of w (whose tensor data pointers are ignored
+ * and may be NULL) and the padding before the data section; _write appends the tensors' bytes
+ * in w's order, split anyhow (the padding after each tensor is inserted when it is complete);
+ * _finish checks that every tensor was completed, fsyncs, closes and frees the stream (also on
+ * failure); _abort closes and frees, leaving the partial file to the caller. w may be freed
+ * after _open. */
+typedef struct xle_gguf_stream xle_gguf_stream;
+xle_status xle_gguf_stream_open(const xle_gguf_writer *w, const char *path, xle_gguf_stream **out,
+                                xle_error *err);
+xle_status xle_gguf_stream_write(xle_gguf_stream *st, const void *data, size_t n, xle_error *err);
+xle_status xle_gguf_stream_finish(xle_gguf_stream *st, xle_error *err);
+void xle_gguf_stream_abort(xle_gguf_stream *st);
+
 #endif

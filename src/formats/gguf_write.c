@@ -286,7 +286,38 @@ static void put_zeros(sink *s, uint64_t n) {
     }
 }
 
-xle_status xle_gguf_writer_write(const xle_gguf_writer *w, const char *path, xle_error *err) {
+/* The stream: everything before the data section is written by _open; tensor bytes follow in
+ * the writer's tensor order, each padded to the alignment when it is complete. */
+struct xle_gguf_stream {
+    char *path;
+    sink s;
+    uint64_t alignment;
+    uint64_t *sizes;          /* nbytes of each tensor, in order */
+    size_t n_tensors;
+    size_t cur;               /* tensor being written */
+    uint64_t cur_done;        /* its bytes written so far */
+};
+
+void xle_gguf_stream_abort(xle_gguf_stream *st) {
+    if (!st) return;
+    if (st->s.f) fclose(st->s.f);
+    free(st->sizes);
+    free(st->path);
+    free(st);
+}
+
+/* Steps past finished tensors (zero-sized ones included), writing their padding. */
+static void finish_complete_tensors(xle_gguf_stream *st) {
+    while (st->cur < st->n_tensors && st->cur_done == st->sizes[st->cur]) {
+        put_zeros(&st->s, (st->alignment - st->sizes[st->cur] % st->alignment) % st->alignment);
+        st->cur++;
+        st->cur_done = 0;
+    }
+}
+
+xle_status xle_gguf_stream_open(const xle_gguf_writer *w, const char *path, xle_gguf_stream **out,
+                                xle_error *err) {
+    *out = NULL;
     uint64_t alignment = 32;
     for (size_t i = 0; i < w->n_kv; i++) {
         const xle_gguf_kv *kv = &w->kvs[i];
@@ -299,34 +330,94 @@ xle_status xle_gguf_writer_write(const xle_gguf_writer *w, const char *path, xle
             return xle_fail(err, XLE_ERR_ARG, "%s: %.*s: invalid array element type", path,
                             (int)kv->key.len, kv->key.ptr);
     }
+    xle_gguf_stream *st = calloc(1, sizeof *st);
+    if (st) {
+        st->path = strdup(path);
+        st->sizes = calloc(w->n_tensors ? w->n_tensors : 1, sizeof *st->sizes);
+    }
+    if (!st || !st->path || !st->sizes) {
+        xle_gguf_stream_abort(st);
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    }
+    st->alignment = alignment;
+    st->n_tensors = w->n_tensors;
     FILE *f = fopen(path, "wb");
-    if (!f) return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    sink s = {f, 0, 0};
-    put(&s, "GGUF", 4);
-    put_u32(&s, 3);
-    put_u64(&s, (uint64_t)w->n_tensors);
-    put_u64(&s, (uint64_t)w->n_kv);
-    for (size_t i = 0; i < w->n_kv; i++) put_kv_bytes(&s, &w->kvs[i]);
+    if (!f) {
+        xle_gguf_stream_abort(st);
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    }
+    st->s = (sink){f, 0, 0};
+    sink *s = &st->s;
+    put(s, "GGUF", 4);
+    put_u32(s, 3);
+    put_u64(s, (uint64_t)w->n_tensors);
+    put_u64(s, (uint64_t)w->n_kv);
+    for (size_t i = 0; i < w->n_kv; i++) put_kv_bytes(s, &w->kvs[i]);
     uint64_t offset = 0;
     for (size_t i = 0; i < w->n_tensors; i++) {
         const out_tensor *t = &w->tensors[i];
         xle_gguf_str name = {t->name, t->name_len};
-        put_str(&s, name);
-        put_u32(&s, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(&s, (uint64_t)t->ne[d]);
-        put_u32(&s, t->type);
-        put_u64(&s, offset);
+        put_str(s, name);
+        put_u32(s, t->n_dims);
+        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(s, (uint64_t)t->ne[d]);
+        put_u32(s, t->type);
+        put_u64(s, offset);
         offset += (t->nbytes + alignment - 1) / alignment * alignment;
+        st->sizes[i] = t->nbytes;
     }
-    if (w->n_tensors) put_zeros(&s, (alignment - s.pos % alignment) % alignment);
-    for (size_t i = 0; i < w->n_tensors; i++) {
-        const out_tensor *t = &w->tensors[i];
-        put(&s, t->data, (size_t)t->nbytes);
-        put_zeros(&s, (alignment - t->nbytes % alignment) % alignment);
+    if (w->n_tensors) put_zeros(s, (alignment - s->pos % alignment) % alignment);
+    finish_complete_tensors(st);
+    if (s->failed) {
+        int saved = errno;
+        xle_gguf_stream_abort(st);
+        return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(saved ? saved : EIO));
     }
-    int bad = s.failed || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int saved = errno;
-    if (fclose(f) != 0) bad = 1;
-    if (bad) return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(saved ? saved : EIO));
+    *out = st;
     return XLE_OK;
+}
+
+xle_status xle_gguf_stream_write(xle_gguf_stream *st, const void *data, size_t n, xle_error *err) {
+    const uint8_t *p = data;
+    while (n > 0) {
+        if (st->cur >= st->n_tensors)
+            return xle_fail(err, XLE_ERR_ARG, "%s: more tensor data than the tensor infos announced", st->path);
+        uint64_t room = st->sizes[st->cur] - st->cur_done;
+        size_t k = n < room ? n : (size_t)room;
+        put(&st->s, p, k);
+        p += k;
+        n -= k;
+        st->cur_done += k;
+        finish_complete_tensors(st);
+    }
+    if (st->s.failed) return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", st->path, strerror(errno ? errno : EIO));
+    return XLE_OK;
+}
+
+xle_status xle_gguf_stream_finish(xle_gguf_stream *st, xle_error *err) {
+    xle_status res = XLE_OK;
+    if (st->cur != st->n_tensors) {
+        res = xle_fail(err, XLE_ERR_ARG, "%s: tensor data ended early (tensor %zu of %zu)", st->path,
+                       st->cur, st->n_tensors);
+    } else {
+        int bad = st->s.failed || fflush(st->s.f) != 0 || fsync(fileno(st->s.f)) != 0;
+        int saved = errno;
+        if (fclose(st->s.f) != 0) bad = 1;
+        st->s.f = NULL;
+        if (bad) res = xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", st->path, strerror(saved ? saved : EIO));
+    }
+    xle_gguf_stream_abort(st);
+    return res;
+}
+
+xle_status xle_gguf_writer_write(const xle_gguf_writer *w, const char *path, xle_error *err) {
+    xle_gguf_stream *st;
+    xle_status res = xle_gguf_stream_open(w, path, &st, err);
+    if (res != XLE_OK) return res;
+    for (size_t i = 0; i < w->n_tensors && res == XLE_OK; i++)
+        res = xle_gguf_stream_write(st, w->tensors[i].data, (size_t)w->tensors[i].nbytes, err);
+    if (res != XLE_OK) {
+        xle_gguf_stream_abort(st);
+        return res;
+    }
+    return xle_gguf_stream_finish(st, err);
 }

@@ -3,6 +3,7 @@
  * streaming writer. JSON goes through jansson; tensor bytes are never copied by the parser.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,30 +272,110 @@ static char *build_header(const xle_st_tensor *ts, size_t n, const char *metadat
     return s;
 }
 
-xle_status xle_safetensors_write(const char *path, const xle_st_tensor *ts, size_t n,
-                                 const char *metadata_json, uint64_t *data_bytes, xle_error *err) {
+/* The stream: header already written, data appended in order, total checked at the end. */
+struct xle_st_stream {
+    char *path;
+    int fd;
+    uint64_t expected;   /* bytes of the data buffer the header announced */
+    uint64_t written;
+};
+
+static xle_status write_all(int fd, const void *p, size_t n, const char *path, xle_error *err) {
+    const uint8_t *b = p;
+    while (n > 0) {
+        size_t step = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+        ssize_t w = write(fd, b, step);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "no progress");
+        b += w;
+        n -= (size_t)w;
+    }
+    return XLE_OK;
+}
+
+void xle_st_stream_abort(xle_st_stream *s) {
+    if (!s) return;
+    if (s->fd >= 0) close(s->fd);
+    free(s->path);
+    free(s);
+}
+
+xle_status xle_st_stream_open(const char *path, const xle_st_tensor *ts, size_t n,
+                              const char *metadata_json, xle_st_stream **out, xle_error *err) {
+    *out = NULL;
     char *hdr = build_header(ts, n, metadata_json, path, err);
     if (!hdr) return err ? err->status : XLE_ERR_ARG;
-    size_t hl = strlen(hdr);
-    uint64_t padded = (hl + 7) / 8 * 8;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
+    xle_st_stream *s = calloc(1, sizeof *s);
+    if (s) s->path = strdup(path);
+    if (!s || !s->path) {
         free(hdr);
+        if (s) free(s->path);
+        free(s);
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (size_t i = 0; i < n; i++) s->expected += tensor_bytes(&ts[i]);
+    s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (s->fd < 0) {
+        free(hdr);
+        xle_st_stream_abort(s);
         return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     }
-    int bad = fwrite(&padded, 8, 1, f) != 1 || fwrite(hdr, 1, hl, f) != hl;
-    for (uint64_t i = hl; i < padded && !bad; i++) bad = fputc(' ', f) == EOF;
-    free(hdr);
-    uint64_t total = 0;
-    for (size_t i = 0; i < n && !bad; i++) {
-        uint64_t nb = tensor_bytes(&ts[i]);
-        if (nb && fwrite(ts[i].data, 1, (size_t)nb, f) != nb) bad = 1;
-        total += nb;
+    /* header length N, the JSON, then spaces up to a multiple of 8 (as the Python writer) */
+    size_t hl = strlen(hdr);
+    uint64_t padded = (hl + 7) / 8 * 8;
+    char *block = malloc(8 + (size_t)padded);
+    xle_status st = XLE_OK;
+    if (!block) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    } else {
+        memcpy(block, &padded, 8);
+        memcpy(block + 8, hdr, hl);
+        memset(block + 8 + hl, ' ', (size_t)(padded - hl));
+        st = write_all(s->fd, block, 8 + (size_t)padded, path, err);
     }
-    if (!bad) bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int saved = errno;
-    if (fclose(f) != 0) bad = 1;
-    if (bad) return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(saved ? saved : EIO));
-    if (data_bytes) *data_bytes = total;
+    free(block);
+    free(hdr);
+    if (st != XLE_OK) {
+        xle_st_stream_abort(s);
+        return st;
+    }
+    *out = s;
     return XLE_OK;
+}
+
+xle_status xle_st_stream_write(xle_st_stream *s, const void *data, size_t nbytes, xle_error *err) {
+    if (nbytes > s->expected - s->written)
+        return xle_fail(err, XLE_ERR_ARG, "%s: more tensor data than the header announced (%llu bytes)",
+                        s->path, (unsigned long long)s->expected);
+    xle_status st = write_all(s->fd, data, nbytes, s->path, err);
+    if (st == XLE_OK) s->written += nbytes;
+    return st;
+}
+
+xle_status xle_st_stream_finish(xle_st_stream *s, uint64_t *data_bytes, xle_error *err) {
+    xle_status st = XLE_OK;
+    if (s->written != s->expected)
+        st = xle_fail(err, XLE_ERR_ARG, "%s: %llu bytes of tensor data written, the header announced %llu",
+                      s->path, (unsigned long long)s->written, (unsigned long long)s->expected);
+    else if (fsync(s->fd) != 0)
+        st = xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", s->path, strerror(errno));
+    if (close(s->fd) != 0 && st == XLE_OK)
+        st = xle_fail(err, XLE_ERR_IO, "%s: close failed: %s", s->path, strerror(errno));
+    s->fd = -1;
+    if (st == XLE_OK && data_bytes) *data_bytes = s->written;
+    xle_st_stream_abort(s);
+    return st;
+}
+
+xle_status xle_safetensors_write(const char *path, const xle_st_tensor *ts, size_t n,
+                                 const char *metadata_json, uint64_t *data_bytes, xle_error *err) {
+    xle_st_stream *s;
+    xle_status st = xle_st_stream_open(path, ts, n, metadata_json, &s, err);
+    for (size_t i = 0; i < n && st == XLE_OK; i++)
+        st = xle_st_stream_write(s, ts[i].data, (size_t)tensor_bytes(&ts[i]), err);
+    if (st != XLE_OK) {
+        xle_st_stream_abort(s);
+        return st;
+    }
+    return xle_st_stream_finish(s, data_bytes, err);
 }

@@ -59,4 +59,17 @@ typedef struct xle_st_tensor {
 xle_status xle_safetensors_write(const char *path, const xle_st_tensor *ts, size_t n,
                                  const char *metadata_json, uint64_t *data_bytes, xle_error *err);
 
+/* Streaming writer, for data produced piece by piece (merging): _open writes the header for ts
+ * (their data pointers are ignored and may be NULL), _write appends bytes of the data buffer in
+ * tensor order (any split), _finish checks that exactly the announced bytes came, fsyncs,
+ * closes and frees the stream (also on failure). _abort closes and frees without finishing;
+ * the partial file stays for the caller (writing under a temporary name) to remove.
+ * Not atomic by itself. */
+typedef struct xle_st_stream xle_st_stream;
+xle_status xle_st_stream_open(const char *path, const xle_st_tensor *ts, size_t n,
+                              const char *metadata_json, xle_st_stream **out, xle_error *err);
+xle_status xle_st_stream_write(xle_st_stream *s, const void *data, size_t nbytes, xle_error *err);
+xle_status xle_st_stream_finish(xle_st_stream *s, uint64_t *data_bytes, xle_error *err);
+void xle_st_stream_abort(xle_st_stream *s);
+
 #endif

@@ -181,7 +181,7 @@ static xle_status save_gguf(const xle_model *m, const char *tmp, const char *out
 }
 
 /* Non-weight files of a HF folder to carry over (config, tokenizer, generation config, ...). */
-static int is_weight_file(const char *name) {
+int xle_hf_is_weight_file(const char *name) {
     static const char *const sfx[] = {".safetensors", ".pt", ".pth", ".gguf", ".ckpt", ".h5",
                                        ".msgpack", ".safetensors.index.json", ".bin.index.json"};
     size_t n = strlen(name);
@@ -198,7 +198,7 @@ static xle_status copy_side_files(const char *src_dir, const char *dst_dir, xle_
     xle_status st = XLE_OK;
     struct dirent *e;
     while (st == XLE_OK && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || is_weight_file(e->d_name)) continue;
+        if (e->d_name[0] == '.' || xle_hf_is_weight_file(e->d_name)) continue;
         char *sp = xle_path_join(src_dir, e->d_name), *dp = xle_path_join(dst_dir, e->d_name);
         struct stat sb;
         if (!sp || !dp) st = xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
@@ -309,8 +309,8 @@ static float *unpermute_rows(const xle_tensor *t, int n_heads, int hd) {
     return out;
 }
 
-static xle_status write_hf_config(const xle_model *m, const char *path, xle_error *err) {
-    const xle_config *c = &m->cfg;
+xle_status xle_hf_write_config(const xle_config *c, xle_dtype dtype, const char *path, xle_error *err) {
+    static const char *const torch_names[XLE_DTYPE_COUNT] = {"float32", "float16", "bfloat16", "float64"};
     json_t *root = json_pack(
         "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:i, s:i, s:s, s:s, "
         "s:b, s:b}",
@@ -320,7 +320,7 @@ static xle_status write_hf_config(const xle_model *m, const char *path, xle_erro
         c->vocab_size, "max_position_embeddings", c->max_seq_len, "rms_norm_eps",
         (double)c->norm_eps, "rope_theta", (double)c->rope_theta, "tie_word_embeddings",
         c->tied_embeddings, "bos_token_id", c->bos_id, "eos_token_id", c->eos_id, "hidden_act",
-        "silu", "torch_dtype", "float32", "attention_bias", 0, "mlp_bias", 0);
+        "silu", "torch_dtype", torch_names[dtype], "attention_bias", 0, "mlp_bias", 0);
     if (!root) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
     if (c->head_dim * c->n_heads != c->dim) json_object_set_new(root, "head_dim", json_integer(c->head_dim));
     int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -340,7 +340,7 @@ static xle_status save_llama2c_as_hf(const xle_model *m, const char *tmp, xle_er
     float **owned = calloc((size_t)n_max, sizeof *owned);
     xle_status st = XLE_OK;
     if (!cfg || !st_path || !ts || !names || !owned) st = xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
-    if (st == XLE_OK) st = write_hf_config(m, cfg, err);
+    if (st == XLE_OK) st = xle_hf_write_config(&m->cfg, XLE_F32, cfg, err);
     int n = 0;
     for (int k = 0; k < XLE_W_KIND_COUNT && st == XLE_OK; k++) {
         if (k == XLE_W_LM_HEAD && c->tied_embeddings) continue;
