@@ -103,7 +103,8 @@ static void check_method(xle_edit_method method, int mom2, int n_reqs) {
     } else {
         hp.n_layers = 1, hp.layers[0] = 1;
     }
-    if (method == XLE_EDIT_FT_L || method == XLE_EDIT_FT_M) hp.ft_lr = 5e-2f, hp.ft_steps = 40;
+    if (method == XLE_EDIT_FT_L || method == XLE_EDIT_FT_M)
+        hp.ft_lr = 5e-2f, hp.ft_steps = 40, hp.ft_norm_constraint = 0.08f;
     hp.mom2_adjustment = mom2;
     req_store reqs[3];
     xle_edit_request_tok toks[3];
@@ -138,6 +139,14 @@ static void check_method(xle_edit_method method, int mom2, int n_reqs) {
     float *w_run = snapshot_down(m);
     CHECK(memcmp(w_before, w_run, (size_t)cfg.n_layers * cfg.dim * cfg.ffn_dim * sizeof(float)) == 0);
     CHECK(m->w.layers[1].w_down.dtype == XLE_F32);
+    if (method == XLE_EDIT_FT_L || method == XLE_EDIT_FT_M) { /* the L-infinity box holds */
+        CHECK(res.n_deltas == 1 && res.deltas[0].rank == 0);
+        float worst = 0;
+        for (int64_t i = 0; i < (int64_t)cfg.dim * cfg.ffn_dim; i++)
+            worst = fmaxf(worst, fabsf(res.deltas[0].dense[i]));
+        CHECK_MSG(worst <= hp.ft_norm_constraint * (1 + 1e-6f) && worst > 0.5f * hp.ft_norm_constraint,
+                  "max |delta| %g, box %g", worst, hp.ft_norm_constraint);
+    }
     CHECK_OK(xle_edit_apply(m, &res, +1, &err), &err);
     for (int r = 0; r < n_reqs; r++) {
         const xle_edit_prompt *p = &toks[r].prompts[0];

@@ -27,7 +27,7 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
     hp->mom2_update_weight = 15000;
     hp->ft_steps = 25;
     hp->ft_lr = 5e-4f;
-    hp->ft_norm_constraint = 0;
+    hp->ft_norm_constraint = 5e-5f; /* EasyEdit mistral-7b.yaml; "norm_constraint": false lifts it */
     hp->seed = 42;
     switch (method) {
     case XLE_EDIT_ROME:
@@ -101,7 +101,7 @@ xle_status xle_edit_hparams_load_json(xle_edit_hparams *hp, const char *path, xl
             continue;
         }
         if (!strcmp(key, "norm_constraint") && json_is_false(v)) {
-            hp->ft_norm_constraint = 0;
+            hp->ft_norm_constraint = 0; /* unconstrained */
             continue;
         }
         struct { const char *name; float *f; int *i; double *d; } fields[] = {
