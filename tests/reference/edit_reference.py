@@ -1,0 +1,513 @@
+#!/usr/bin/python3
+"""Golden outputs for tests/test_edit_golden.c: an independent PyTorch re-implementation of the
+editing methods as the reference code (EasyEdit / kmeng01 ROME+MEMIT) runs them on a Llama
+model, following /work/shared/docs/editing.md (sections 1-3, 4.3, 5), at the token level.
+
+Run by hand (CI never needs Python):
+    /usr/bin/python3 tests/reference/edit_reference.py [OUT_DIR]
+OUT_DIR defaults to tests/fixtures/edit next to this script's repository. It writes
+    model/config.json, model/model.safetensors   a tiny random Llama (HF layout, F32 weights)
+    requests.json                                token-level requests and the statistics corpus
+    hparams_<case>.json                          EasyEdit-named hyper-parameters per case
+    expected.safetensors                         F64 results: statistics, dense deltas, losses
+
+Precision: the weights are drawn in float32 (what the C library reads) and every computation
+here runs in float64, so the reference is exact up to float64 rounding; the C library works in
+float32 (statistics and solves in float64) and must match within the tolerances the C test
+states.
+
+Model: Llama architecture as transformers' LlamaForCausalLM computes it: RMSNorm (weight * x /
+rms), rotate-half RoPE (theta 10000), grouped-query attention (4 query heads, 2 KV heads,
+head_dim 8), SwiGLU MLP (down(silu(gate x) * up x)), final RMSNorm, untied lm_head.
+d = 32, d_ff = 64, 4 layers, vocabulary 50.
+
+Batches are right-padded as EasyEdit forces for Llama under ROME/MEMIT (editor.py); with a
+causal mask and positions 0..n-1 a right-padded row equals the unpadded sequence, so each row's
+real positions are exact.
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+
+torch.set_default_dtype(torch.float64)
+DT = torch.float64
+
+CFG = dict(
+    architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=32,
+    intermediate_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+    head_dim=8, vocab_size=50, max_position_embeddings=128, rms_norm_eps=1e-5,
+    rope_theta=10000.0, hidden_act="silu", tie_word_embeddings=False, bos_token_id=1,
+    eos_token_id=2, torch_dtype="float32",
+)
+D, F, NL = CFG["hidden_size"], CFG["intermediate_size"], CFG["num_hidden_layers"]
+H, KV, HD, V = CFG["num_attention_heads"], CFG["num_key_value_heads"], CFG["head_dim"], CFG["vocab_size"]
+BOS = 1
+
+
+# ---- weights ---------------------------------------------------------------------------------
+
+def make_weights(seed=20240611):
+    """Random float32 weights, N(0, 1/fan_in) for projections, 1 + N(0, 0.1^2) for norms."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, scale=1.0, offset=0.0):
+        return (offset + scale * torch.randn(*shape, generator=g, dtype=torch.float32)).contiguous()
+
+    w = {"model.embed_tokens.weight": randn(V, D)}
+    for l in range(NL):
+        p = f"model.layers.{l}."
+        w[p + "input_layernorm.weight"] = randn(D, scale=0.1, offset=1.0)
+        w[p + "self_attn.q_proj.weight"] = randn(H * HD, D, scale=D ** -0.5)
+        w[p + "self_attn.k_proj.weight"] = randn(KV * HD, D, scale=D ** -0.5)
+        w[p + "self_attn.v_proj.weight"] = randn(KV * HD, D, scale=D ** -0.5)
+        w[p + "self_attn.o_proj.weight"] = randn(D, H * HD, scale=(H * HD) ** -0.5)
+        w[p + "post_attention_layernorm.weight"] = randn(D, scale=0.1, offset=1.0)
+        w[p + "mlp.gate_proj.weight"] = randn(F, D, scale=D ** -0.5)
+        w[p + "mlp.up_proj.weight"] = randn(F, D, scale=D ** -0.5)
+        w[p + "mlp.down_proj.weight"] = randn(D, F, scale=F ** -0.5)
+    w["model.norm.weight"] = randn(D, scale=0.1, offset=1.0)
+    # A larger lm_head makes the next-token distributions peaked, as in a trained model.
+    w["lm_head.weight"] = randn(V, D, scale=2.0 * D ** -0.5)
+    return w
+
+
+# ---- the model (float64) ---------------------------------------------------------------------
+
+class Llama:
+    """LlamaForCausalLM's forward in float64 with edit points: `hooks[(point, layer)]` is called
+    with the activation [B, T, width] and returns the (possibly changed) activation. Points:
+    'key' (down_proj input), 'mlp_out' (MLP output), 'block_out' (residual after the block).
+    `down` maps a layer to a replacement down_proj weight (for in-place edits)."""
+
+    def __init__(self, w32):
+        self.w = {k: v.to(DT) for k, v in w32.items()}
+        self.down = {}
+        inv_freq = 1.0 / (CFG["rope_theta"] ** (torch.arange(0, HD, 2, dtype=DT) / HD))
+        pos = torch.arange(CFG["max_position_embeddings"], dtype=DT)
+        freqs = torch.outer(pos, inv_freq)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        self.cos, self.sin = emb.cos(), emb.sin()
+
+    def rms(self, x, weight):
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + CFG["rms_norm_eps"]))
+
+    @staticmethod
+    def rotate_half(x):
+        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+        return torch.cat([-x2, x1], dim=-1)
+
+    def down_weight(self, l):
+        return self.down.get(l, self.w[f"model.layers.{l}.mlp.down_proj.weight"])
+
+    def forward(self, ids, hooks=None, stop_after=None):
+        """ids: LongTensor [B, T] (right-padded). Returns logits [B, T, V], or None when
+        stop_after=(point, layer) ends the pass after that point's hook."""
+        hooks = hooks or {}
+        B, T = ids.shape
+        x = self.w["model.embed_tokens.weight"][ids]
+        cos, sin = self.cos[:T], self.sin[:T]
+        causal = torch.full((T, T), float("-inf"), dtype=DT).triu(1)
+        for l in range(NL):
+            p = f"model.layers.{l}."
+            h = self.rms(x, self.w[p + "input_layernorm.weight"])
+            q = (h @ self.w[p + "self_attn.q_proj.weight"].T).view(B, T, H, HD).transpose(1, 2)
+            k = (h @ self.w[p + "self_attn.k_proj.weight"].T).view(B, T, KV, HD).transpose(1, 2)
+            v = (h @ self.w[p + "self_attn.v_proj.weight"].T).view(B, T, KV, HD).transpose(1, 2)
+            q = q * cos + self.rotate_half(q) * sin
+            k = k * cos + self.rotate_half(k) * sin
+            k = k.repeat_interleave(H // KV, dim=1)  # transformers' repeat_kv
+            v = v.repeat_interleave(H // KV, dim=1)
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(HD) + causal, dim=-1)
+            o = (att @ v).transpose(1, 2).reshape(B, T, H * HD)
+            x = x + o @ self.w[p + "self_attn.o_proj.weight"].T
+            h = self.rms(x, self.w[p + "post_attention_layernorm.weight"])
+            key = torch.nn.functional.silu(h @ self.w[p + "mlp.gate_proj.weight"].T) * (
+                h @ self.w[p + "mlp.up_proj.weight"].T)
+            if ("key", l) in hooks:
+                key = hooks[("key", l)](key)
+            if stop_after == ("key", l):
+                return None
+            mlp_out = key @ self.down_weight(l).T
+            if ("mlp_out", l) in hooks:
+                mlp_out = hooks[("mlp_out", l)](mlp_out)
+            if stop_after == ("mlp_out", l):
+                return None
+            x = x + mlp_out
+            if ("block_out", l) in hooks:
+                x = hooks[("block_out", l)](x)
+            if stop_after == ("block_out", l):
+                return None
+        return self.rms(x, self.w["model.norm.weight"]) @ self.w["lm_head.weight"].T
+
+
+def right_pad(seqs):
+    T = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), T, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+    return ids
+
+
+def read_at(model, point, layer, seqs, idxs):
+    """The activation at (point, layer) at position idxs[i] of each sequence (rows)."""
+    got = {}
+
+    def grab(a):
+        got["a"] = a.detach().clone()
+        return a
+
+    model.forward(right_pad(seqs), hooks={(point, layer): grab}, stop_after=(point, layer))
+    return torch.stack([got["a"][i, idx] for i, idx in enumerate(idxs)])
+
+
+def read_all(model, point, layer, seq):
+    """The activation at (point, layer) at every position of one sequence [T, width]."""
+    got = {}
+
+    def grab(a):
+        got["a"] = a.detach().clone()
+        return a
+
+    model.forward(torch.tensor([seq]), hooks={(point, layer): grab}, stop_after=(point, layer))
+    return got["a"][0]
+
+
+# ---- key statistics (editing.md 1.4) -------------------------------------------------------
+
+def key_stats(model, layer, seqs):
+    """Uncentred Σ k kᵀ over every (non-padding) position, BOS included, and the count."""
+    total = torch.zeros(F, F, dtype=DT)
+    count = 0
+    for s in seqs:  # one sequence per batch: nothing to mask
+        k = read_all(model, "key", layer, s)
+        total += k.T @ k
+        count += k.shape[0]
+    return total, count
+
+
+# ---- v* / z (editing.md 2.2, 3.1) ----------------------------------------------------------
+
+def optimize_delta(model, req, hp, point, layer):
+    """ROME compute_v (point 'mlp_out') / MEMIT compute_z (point 'block_out') as the reference
+    codes them: δ added at the fact token of every rewriting row and of the KL row; loss = mean
+    over rows of the per-row mean target NLL + kl_factor·KL(current || initial) at the KL row's
+    fact token + v_weight_decay·‖δ‖/‖v_init‖²; Adam(lr=v_lr); stop at loss < 5e-2 and take no
+    step on the last iteration; project δ into the ball of radius clamp·‖v_init‖ after each step.
+    Returns (v_init, δ, final loss, iterations run before stopping)."""
+    target = req["target"]
+    T = len(target)
+    rows = [p["ids"] + target[:-1] for p in req["prompts"]] + [req["kl"]["ids"]]
+    lookup = [p["fact_idx"] for p in req["prompts"]] + [req["kl"]["fact_idx"]]
+    ids = right_pad(rows)
+    n_rw = len(req["prompts"])
+    # rewriting_targets: target ids at [len_i - T, len_i), scored by the logits at the same
+    # positions (they predict the next token).
+    rewriting_targets = torch.full((n_rw, ids.shape[1]), -100, dtype=torch.long)
+    for i in range(n_rw):
+        ex_len = len(rows[i])
+        rewriting_targets[i, ex_len - T: ex_len] = torch.tensor(target)
+
+    delta = torch.zeros(D, dtype=DT, requires_grad=True)
+    state = {"init": None}
+
+    def edit(act):
+        if state["init"] is None:
+            state["init"] = act[0, lookup[0]].detach().clone()
+        act = act.clone()
+        for i, idx in enumerate(lookup):
+            act[i, idx] = act[i, idx] + delta
+        return act
+
+    opt = torch.optim.Adam([delta], lr=hp["v_lr"])
+    kl_init = None
+    it_run = 0
+    loss = None
+    for it in range(hp["v_num_grad_steps"]):
+        it_run = it
+        opt.zero_grad()
+        logits = model.forward(ids, hooks={(point, layer): edit})
+        kl_logits = logits[n_rw: n_rw + 1, lookup[-1], :]
+        kl_log_probs = torch.nn.functional.log_softmax(kl_logits, dim=1)
+        if kl_init is None:
+            kl_init = kl_log_probs.detach().clone()
+        log_probs = torch.log_softmax(logits[:n_rw], dim=2)
+        gathered = torch.gather(log_probs, 2,
+                                torch.where(rewriting_targets != -100, rewriting_targets, 0).unsqueeze(2)).squeeze(2)
+        mask = (rewriting_targets != -100).to(DT)
+        nll = (-(gathered * mask).sum(1) / T).mean()
+        kl = hp["kl_factor"] * torch.nn.functional.kl_div(kl_init, kl_log_probs, log_target=True,
+                                                          reduction="batchmean")
+        wd = hp["v_weight_decay"] * (torch.norm(delta) / torch.norm(state["init"]) ** 2)
+        loss = nll + kl + wd
+        if loss < 5e-2:
+            break
+        if it == hp["v_num_grad_steps"] - 1:
+            break
+        loss.backward()
+        opt.step()
+        max_norm = hp["clamp_norm_factor"] * state["init"].norm()
+        if delta.norm() > max_norm:
+            with torch.no_grad():
+                delta[...] = delta * max_norm / delta.norm()
+    return state["init"], delta.detach().clone(), float(loss), it_run
+
+
+# ---- ROME and r-ROME (editing.md 2, 4.3) ---------------------------------------------------
+
+def rome(model, req, hp, layer, stats, rrome=False):
+    """Dense ΔW [d, d_ff] of one ROME edit at one layer."""
+    seqs = [p["ids"] for p in req["prompts"]]
+    idxs = [p["fact_idx"] for p in req["prompts"]]
+    # compute_u: flat mean of the keys over all templates (bare prompt = template 0).
+    keys = read_at(model, "key", layer, seqs, idxs)
+    u = keys.mean(0)
+    if hp["mom2_adjustment"]:
+        total, count = stats[layer]
+        u = torch.inverse(total / count) @ u  # torch.inverse(moment) as get_inv_cov
+    u = u / u.norm()
+    v_init, delta, loss, steps = optimize_delta(model, req, hp, "mlp_out", layer)
+    if rrome:
+        # r-ROME (enable_random_prefix_keys): key and output averaged over all templates;
+        # target = v_init (bare prompt) + δ.
+        cur_input = keys.mean(0)
+        cur_output = read_at(model, "mlp_out", layer, seqs, idxs).mean(0)
+    else:
+        cur_input = keys[0]
+        cur_output = read_at(model, "mlp_out", layer, seqs[:1], idxs[:1])[0]
+    right = (v_init + delta - cur_output) / torch.dot(cur_input, u)
+    return torch.outer(right, u), loss, steps
+
+
+# ---- MEMIT (editing.md 3) ------------------------------------------------------------------
+
+def memit(model, reqs, hp, stats):
+    """Dense ΔW per layer of hp['layers'] for a batch of requests."""
+    layers = hp["layers"]
+    z_layer = layers[-1]
+    zs, loss, steps = [], None, None
+    for r in reqs:
+        init, delta, loss, steps = optimize_delta(model, r, hp, "block_out", z_layer)
+        zs.append(init + delta)
+    zs = torch.stack(zs, dim=1)  # d x n
+    orig = {l: model.down_weight(l).clone() for l in layers}
+    deltas = {}
+    for i, layer in enumerate(layers):
+        # compute_ks: per request, the mean over template groups of the group means.
+        ks = []
+        for r in reqs:
+            k = read_at(model, "key", layer, [p["ids"] for p in r["prompts"]],
+                        [p["fact_idx"] for p in r["prompts"]])
+            groups = sorted({p["group"] for p in r["prompts"]})
+            means = [k[[j for j, p in enumerate(r["prompts"]) if p["group"] == g]].mean(0) for g in groups]
+            ks.append(torch.stack(means).mean(0))
+        layer_ks = torch.stack(ks, dim=1)  # d_ff x n
+        cur_zs = read_at(model, "block_out", z_layer, [r["prompts"][0]["ids"] for r in reqs],
+                         [r["prompts"][0]["fact_idx"] for r in reqs]).T  # d x n
+        targets = zs - cur_zs
+        total, count = stats[layer]
+        cov = total / count
+        adj_k = torch.linalg.solve(hp["mom2_update_weight"] * cov + layer_ks @ layer_ks.T, layer_ks)
+        resid = targets / (len(layers) - i)
+        upd = resid @ adj_k.T  # d x d_ff
+        model.down[layer] = orig[layer] + upd  # W_l <- W_l^0 + Δ_l, seen by later layers
+        deltas[layer] = upd
+    for l in layers:
+        model.down.pop(l, None)
+    return deltas, loss, steps
+
+
+# ---- FT-L / FT-M (editing.md 5) -----------------------------------------------------------
+
+def finetune(model, reqs, hp, objective):
+    """EasyEdit ft_main on one layer's down_proj, all requests in one batch (batch_size =
+    number of requests); prompts and targets of equal lengths, so no padding is involved."""
+    layer = hp["layers"][0]
+    w0 = model.down_weight(layer).clone()
+    w = torch.nn.Parameter(w0.clone())
+    model.down[layer] = w
+    opt = torch.optim.Adam([w], lr=hp["lr"], weight_decay=0)
+    eps = hp["norm_constraint"]
+    steps_run, loss_val = 0, None
+    for it in range(hp["num_steps"]):
+        opt.zero_grad()
+        if objective == "prompt_last":
+            ids = right_pad([r["prompts"][0]["ids"] for r in reqs])
+            last = torch.tensor([len(r["prompts"][0]["ids"]) - 1 for r in reqs])
+            target_ids = torch.tensor([r["target"] for r in reqs])
+            logits = model.forward(ids)
+            probs = torch.nn.functional.log_softmax(logits[torch.arange(len(reqs)), last], dim=-1)
+            loss_mask = torch.ones_like(target_ids, dtype=torch.bool)
+            loss = (-(torch.gather(probs, 1, target_ids) * loss_mask).sum(1) / loss_mask.sum(1)).mean()
+        else:  # target_new: teacher-forced CE on the target positions of prompt + target
+            full = [r["prompts"][0]["ids"] + r["target"] for r in reqs]
+            ids = right_pad(full)
+            logits = model.forward(ids)
+            shift_logits, shift_labels = logits[:, :-1, :], ids[:, 1:]
+            ce = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, V), shift_labels.reshape(-1),
+                                                   reduction="none").view(len(reqs), -1)
+            label_mask = torch.zeros_like(ids, dtype=DT)
+            for i, r in enumerate(reqs):
+                n = len(r["prompts"][0]["ids"])
+                label_mask[i, n: n + len(r["target"])] = 1
+            loss = ((ce * label_mask[:, 1:]).sum(1) / label_mask[:, 1:].sum(1)).mean()
+        loss_val = float(loss)
+        steps_run = it
+        if loss_val < 1e-2:  # one batch per epoch: the epoch average is this loss
+            break
+        loss.backward()
+        opt.step()
+        if eps > 0:
+            with torch.no_grad():
+                w[...] = torch.clamp(w, min=w0 - eps, max=w0 + eps)
+        steps_run = it + 1
+    delta = (w - w0).detach().clone()
+    model.down.pop(layer)
+    return delta, loss_val, steps_run
+
+
+# ---- fixtures ------------------------------------------------------------------------------
+
+def write_safetensors(path, tensors, dtype_name):
+    """tensors: list of (name, tensor); dtype_name 'F32' or 'F64'."""
+    np_dtype = {"F32": torch.float32, "F64": torch.float64}[dtype_name]
+    header, blobs, off = {}, [], 0
+    for name, t in tensors:
+        b = t.to(np_dtype).contiguous().numpy().astype("<" + ("f4" if dtype_name == "F32" else "f8")).tobytes()
+        header[name] = {"dtype": dtype_name, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def make_requests():
+    """Token-level requests. A prompt is BOS, then relation and subject tokens: the subject
+    either ends the prompt ("r1 r2 r3 S", fact token = the prompt's last token, so δ acts on the
+    prediction directly) or sits inside it ("r1 S r2 r3", fact token = S's last token).
+    Templated prompts are BOS + prefix tokens + "." + the prompt without its BOS, as the
+    template "x. {}" reads. Group 0 = bare prompt, 1 = prefixed. KL prompt: BOS S "is" "a"."""
+    DOT, IS, A = 4, 5, 6
+    prefixes = [[11, 12, 13], [14, 15, 16, 17], [18, 19, 20, 21, 22, 23, 24], [25, 26, 27, 28, 29, 30, 31, 32]]
+
+    def request(before, subj, after, target, n_prefix):
+        body = before + subj + after
+        fact = len(before + subj)  # index of the subject's last token after BOS
+        prompts = [{"ids": [BOS] + body, "fact_idx": fact, "group": 0}]
+        for pre in prefixes[:n_prefix]:
+            prompts.append({"ids": [BOS] + pre + [DOT] + body, "fact_idx": len(pre) + 1 + fact, "group": 1})
+        kl = {"ids": [BOS] + subj + [IS, A], "fact_idx": len(subj)}
+        return {"prompts": prompts, "kl": kl, "target": target}
+
+    return [
+        request([7, 40, 41], [33, 34], [], [44, 45], 4),
+        request([8], [35, 36, 37], [40, 42], [46], 3),
+        request([9, 41], [38], [43, 40], [47, 48, 49], 3),
+        request([10], [39, 35], [42, 43], [45, 47], 3),
+    ]
+
+
+def stats_corpus():
+    g = torch.Generator().manual_seed(7)
+    seqs = []
+    for s in range(40):
+        n = 6 + (s * 7) % 15
+        seqs.append([BOS] + torch.randint(3, V, (n - 1,), generator=g).tolist())
+    return seqs
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "tests", "fixtures", "edit")
+    os.makedirs(os.path.join(out, "model"), exist_ok=True)
+
+    w32 = make_weights()
+    with open(os.path.join(out, "model", "config.json"), "w") as f:
+        json.dump(CFG, f, indent=1)
+        f.write("\n")
+    write_safetensors(os.path.join(out, "model", "model.safetensors"), list(w32.items()), "F32")
+    model = Llama(w32)
+
+    reqs = make_requests()
+    corpus = stats_corpus()
+    stats_layers = [1, 2]
+    with open(os.path.join(out, "requests.json"), "w") as f:
+        json.dump({"requests": reqs, "stats": {"layers": stats_layers, "seqs": corpus}}, f)
+        f.write("\n")
+
+    expected = []
+    # The plain forward pass, so that a failing edit check can be told apart from a model that
+    # computes something else: logits of every position of one templated prompt.
+    expected.append(("logits", model.forward(torch.tensor([reqs[0]["prompts"][1]["ids"]]))[0]))
+    stats = {}
+    for l in stats_layers:
+        total, count = key_stats(model, l, corpus)
+        stats[l] = (total, count)
+        expected.append((f"stats.{l}.sum", total))
+        expected.append((f"stats.{l}.count", torch.tensor([float(count)])))
+        ev = torch.linalg.eigvalsh(total / count)
+        print(f"stats layer {l}: count {count}, cond(C) = {float(ev[-1] / ev[0]):.3g}")
+
+    delta_hp = dict(v_num_grad_steps=8, v_lr=0.5, v_weight_decay=0.5, clamp_norm_factor=4.0, kl_factor=0.0625)
+    cases = {
+        # name: (hparams, requests, what)
+        "rome": dict(delta_hp, layers=[1], mom2_adjustment=False, rrome=False),
+        "rome_c": dict(delta_hp, layers=[1], mom2_adjustment=True, rrome=False),
+        "rrome": dict(delta_hp, layers=[1], mom2_adjustment=False, rrome=True),
+        # λ = 2 keeps λC and KKᵀ of similar size on this 64-wide model (15000 is for 11008).
+        "memit": dict(delta_hp, layers=[1, 2], mom2_adjustment=True, clamp_norm_factor=0.75,
+                      mom2_update_weight=2.0),
+        # 6 Adam steps of lr 1e-3 move an entry by at most ~6e-3; a box of 6e-3 leaves about
+        # half the entries at the bound and half free. (With EasyEdit's ε = lr every entry sits
+        # at ±ε after one step, which would test only the gradient's signs.)
+        "ft_l": dict(layers=[1], num_steps=6, lr=1e-3, norm_constraint=6e-3),
+        "ft_m": dict(layers=[2], num_steps=6, lr=1e-3, norm_constraint=6e-3),
+    }
+    for name, hp in cases.items():
+        with open(os.path.join(out, f"hparams_{name}.json"), "w") as f:
+            json.dump(hp, f, indent=1)
+            f.write("\n")
+
+    def record(name, delta, loss, steps):
+        expected.append((f"{name}.loss", torch.tensor([loss])))
+        expected.append((f"{name}.steps", torch.tensor([float(steps)])))
+        print(f"{name}: loss {loss:.6f} after {steps} steps, max|ΔW| {float(delta.abs().max()):.4g}")
+
+    for name in ("rome", "rome_c", "rrome"):
+        hp = cases[name]
+        dw, loss, steps = rome(model, reqs[0], hp, hp["layers"][0], stats, rrome=hp["rrome"])
+        expected.append((f"{name}.{hp['layers'][0]}", dw))
+        record(name, dw, loss, steps)
+
+    hp = cases["memit"]
+    deltas, loss, steps = memit(model, reqs[:3], hp, stats)
+    for l, dw in deltas.items():
+        expected.append((f"memit.{l}", dw))
+        print(f"memit layer {l}: max|ΔW| {float(dw.abs().max()):.4g}")
+    record("memit", deltas[hp["layers"][-1]], loss, steps)
+
+    # FT-L: requests 0 and 3 (equal prompt and target lengths); FT-M: the same two.
+    for name, objective in (("ft_l", "prompt_last"), ("ft_m", "target_new")):
+        hp = cases[name]
+        dw, loss, steps = finetune(model, [reqs[0], reqs[3]], hp, objective)
+        expected.append((f"{name}.{hp['layers'][0]}", dw))
+        clamped = int((dw.abs() >= hp["norm_constraint"] * (1 - 1e-9)).sum())
+        print(f"{name}: {clamped} of {dw.numel()} entries at the L-inf bound")
+        record(name, dw, loss, steps)
+
+    write_safetensors(os.path.join(out, "expected.safetensors"), expected, "F64")
+    total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
+    print(f"wrote {out} ({total} bytes)")
+
+
+if __name__ == "__main__":
+    main()
