@@ -7,9 +7,10 @@
  *  - the logits of one prompt (the forward pass both sides run), tolerance 1e-5;
  *  - Σ k kᵀ at layers 1 and 2 over 40 token sequences, tolerance 1e-6, and the exact count;
  *    accumulating the corpus in two calls gives the same sums (1e-12);
- *  - the dense ΔW of ROME (u = k̄), ROME with C⁻¹ (mom2_adjustment), r-ROME, MEMIT on a batch
- *    of 3 requests over layers 1–2, FT-L and FT-M with the L∞ box, tolerance 1e-3; also the
- *    final loss (1e-4) and the number of optimisation steps (exact).
+ *  - the dense ΔW of ROME (u = k̄), ROME with C⁻¹ (mom2_adjustment), r-ROME, ROME on layers
+ *    1–2 with two requests edited one after the other, MEMIT on a batch of 3 requests over
+ *    layers 1–2, FT-L and FT-M (2 requests in one batch) with the L∞ box, tolerance 1e-3; also
+ *    the final loss (1e-4) and the number of optimisation steps (exact).
  * The methods get the reference's float64 statistics, so their checks do not inherit the
  * error of the C statistics. The observed errors are printed (docs/editing.md, Verification).
  */
@@ -183,7 +184,7 @@ static void test_forward_logits(void) {
     if (want) {
         for (int64_t i = 0; i < (int64_t)p->n * c->vocab_size; i++) got[i] = logits[i];
         double e = rel_error(got, want, (int64_t)p->n * c->vocab_size);
-        printf("golden: forward logits            rel. error %.2e (tolerance 1e-5)\n", e);
+        printf("golden: forward logits  rel. error %.2e (tolerance 1e-5)\n", e);
         CHECK_MSG(e <= 1e-5, "logits: relative error %.3g", e);
     }
     free(logits), free(got), free(want);
@@ -221,7 +222,7 @@ static void test_stats(void) {
         if (!want) continue;
         double e = rel_error(one[i].sum, want, (int64_t)f * f);
         double e_split = rel_error(split[i].sum, one[i].sum, (int64_t)f * f);
-        printf("golden: stats layer %d Σkkᵀ         rel. error %.2e (tolerance 1e-6), count %lld (want %.0f); "
+        printf("golden: stats layer %d Σkkᵀ  rel. error %.2e (tolerance 1e-6), count %lld (want %.0f); "
                "two calls vs one %.1e\n", one[i].layer, e, (long long)one[i].count, want_count, e_split);
         CHECK_MSG(e <= 1e-6, "stats layer %d: relative error %.3g", one[i].layer, e);
         CHECK(one[i].count == (int64_t)want_count);
@@ -232,8 +233,8 @@ static void test_stats(void) {
     for (int i = 0; i < 2; i++) free(one[i].sum), free(split[i].sum);
 }
 
-/* Runs one method with hparams_<name>.json on requests [first, first + n) (or the listed
- * ones) and compares every layer's dense ΔW, the final loss and the step count. */
+/* Runs one method with hparams_<name>.json on the listed requests and compares every layer's
+ * dense ΔW, the final loss and the step count (of the last request). */
 static void check_case(const char *name, xle_edit_method method, const int *req_idx, int n_reqs) {
     const xle_config *c = xle_model_config(g_model);
     const int d = c->dim, f = c->ffn_dim;
@@ -268,7 +269,7 @@ static void check_case(const char *name, xle_edit_method method, const int *req_
         double *want = golden_get(&g_gold, tname, (int64_t)d * f);
         if (!want) continue;
         double e = rel_error(dense, want, (int64_t)d * f);
-        printf("golden: %-6s layer %d ΔW           rel. error %.2e (tolerance 1e-3)\n", name, dl->layer, e);
+        printf("golden: %-8s layer %d ΔW  rel. error %.2e (tolerance 1e-3)\n", name, dl->layer, e);
         CHECK_MSG(e <= 1e-3, "%s layer %d: ΔW relative error %.3g", name, dl->layer, e);
         free(want);
     }
@@ -278,7 +279,7 @@ static void check_case(const char *name, xle_edit_method method, const int *req_
     snprintf(lname, sizeof lname, "%s.steps", name);
     double want_steps = golden_scalar(&g_gold, lname);
     double le = fabs(res.final_loss - want_loss) / fabs(want_loss);
-    printf("golden: %-6s final loss %.6f       rel. error %.2e (tolerance 1e-4), steps %d (want %.0f)\n",
+    printf("golden: %-8s final loss %.6f  rel. error %.2e (tolerance 1e-4), steps %d (want %.0f)\n",
            name, res.final_loss, le, res.steps, want_steps);
     CHECK_MSG(le <= 1e-4, "%s: final loss %.9g, want %.9g", name, res.final_loss, want_loss);
     CHECK_MSG(res.steps == (int)want_steps, "%s: %d steps, want %.0f", name, res.steps, want_steps);
@@ -286,14 +287,15 @@ static void check_case(const char *name, xle_edit_method method, const int *req_
     xle_edit_result_free(&res);
 }
 
-static const int first_req[1] = {0}, memit_reqs[3] = {0, 1, 2}, ft_reqs[2] = {0, 3};
+static const int first_req[1] = {0}, memit_reqs[3] = {0, 1, 2}, two_reqs[2] = {0, 3};
 
 static void test_rome(void) { check_case("rome", XLE_EDIT_ROME, first_req, 1); }
 static void test_rome_mom2(void) { check_case("rome_c", XLE_EDIT_ROME, first_req, 1); }
 static void test_rrome(void) { check_case("rrome", XLE_EDIT_ROME, first_req, 1); }
+static void test_rome_sequential(void) { check_case("rome_seq", XLE_EDIT_ROME, two_reqs, 2); }
 static void test_memit(void) { check_case("memit", XLE_EDIT_MEMIT, memit_reqs, 3); }
-static void test_ft_l(void) { check_case("ft_l", XLE_EDIT_FT_L, ft_reqs, 2); }
-static void test_ft_m(void) { check_case("ft_m", XLE_EDIT_FT_M, ft_reqs, 2); }
+static void test_ft_l(void) { check_case("ft_l", XLE_EDIT_FT_L, two_reqs, 2); }
+static void test_ft_m(void) { check_case("ft_m", XLE_EDIT_FT_M, two_reqs, 2); }
 
 int main(void) {
     xle_error err;
@@ -318,6 +320,7 @@ int main(void) {
     RUN(test_rome);
     RUN(test_rome_mom2);
     RUN(test_rrome);
+    RUN(test_rome_sequential);
     RUN(test_memit);
     RUN(test_ft_l);
     RUN(test_ft_m);

@@ -463,6 +463,7 @@ def main():
         "rome": dict(delta_hp, layers=[1], mom2_adjustment=False, rrome=False),
         "rome_c": dict(delta_hp, layers=[1], mom2_adjustment=True, rrome=False),
         "rrome": dict(delta_hp, layers=[1], mom2_adjustment=False, rrome=True),
+        "rome_seq": dict(delta_hp, layers=[1, 2], mom2_adjustment=True, rrome=False),
         # λ = 2 keeps λC and KKᵀ of similar size on this 64-wide model (15000 is for 11008).
         "memit": dict(delta_hp, layers=[1, 2], mom2_adjustment=True, clamp_norm_factor=0.75,
                       mom2_update_weight=2.0),
@@ -487,6 +488,22 @@ def main():
         dw, loss, steps = rome(model, reqs[0], hp, hp["layers"][0], stats, rrome=hp["rrome"])
         expected.append((f"{name}.{hp['layers'][0]}", dw))
         record(name, dw, loss, steps)
+
+    # ROME on two layers and two requests edited one after the other (kmeng01 ROME's
+    # apply_rome_to_model loop; EasyEdit with sequential_edit): each layer and each request is
+    # computed on the model that already holds the earlier deltas; the result is their sum.
+    hp = cases["rome_seq"]
+    orig = {l: model.down_weight(l).clone() for l in hp["layers"]}
+    total = {l: torch.zeros(D, F, dtype=DT) for l in hp["layers"]}
+    for r in (reqs[0], reqs[3]):
+        for l in sorted(hp["layers"]):
+            dw, loss, steps = rome(model, r, hp, l, stats)
+            total[l] += dw
+            model.down[l] = orig[l] + total[l]
+    for l in hp["layers"]:
+        model.down.pop(l)
+        expected.append((f"rome_seq.{l}", total[l]))
+    record("rome_seq", total[hp["layers"][-1]], loss, steps)
 
     hp = cases["memit"]
     deltas, loss, steps = memit(model, reqs[:3], hp, stats)
