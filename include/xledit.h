@@ -668,6 +668,142 @@ xle_status xle_patch_apply(xle_model *model, const xle_patch *p, xle_error *err)
  * patched values. */
 xle_status xle_patch_revert(xle_model *model, const xle_patch *p, xle_error *err);
 
+/* ---------------------------------------------------------------------------------------------
+ * Evaluation (src/eval/metrics.c, half_eval.c, run.c): what an edit does in every language,
+ * ELFI/ELFO runs over a case file with resume, and reports (src/report/). Formulas, run
+ * directory layout and resume semantics: docs/evaluation.md.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The metrics of one (edit, test language) pair. */
+typedef enum xle_metric {
+    XLE_METRIC_REL_ACC = 0, /* reliability: teacher-forced token accuracy, prompt -> target_new */
+    XLE_METRIC_GEN_ACC,     /* generalization: the same on the rephrases */
+    XLE_METRIC_LOC_ACC,     /* locality: post-edit argmax == pre-edit argmax on locality answers */
+    XLE_METRIC_PORT_ACC,    /* portability: token accuracy, portability prompt -> its answer */
+    XLE_METRIC_EFF_SUCC,    /* efficacy success 1[P(new) > P(true)] on the prompt (needs target_true) */
+    XLE_METRIC_EFF_MAG,     /* efficacy magnitude P(new) - P(true) */
+    XLE_METRIC_PARA_SUCC,   /* the same two on the rephrases */
+    XLE_METRIC_PARA_MAG,
+    XLE_METRIC_NBHD_SUCC,   /* neighbourhood success 1[P(true) > P(new)] on the locality prompts */
+    XLE_METRIC_NBHD_MAG,    /* P(true) - P(new) there */
+    XLE_METRIC_REL_EM,      /* greedy answer to the prompt vs target_new: exact match */
+    XLE_METRIC_REL_F1,      /* ... token F1 */
+    XLE_METRIC_GEN_EM,      /* the same on the rephrases */
+    XLE_METRIC_GEN_F1,
+    XLE_METRIC_LOC_EM,      /* post-edit vs pre-edit greedy answer to the locality prompts */
+    XLE_METRIC_LOC_F1,
+    XLE_METRIC_PORT_EM,     /* greedy answer to the portability prompts vs their answers */
+    XLE_METRIC_PORT_F1,
+    XLE_METRIC_COUNT
+} xle_metric;
+
+/* "rel_acc", "gen_acc", ... (the keys in results files and reports). */
+const char *xle_metric_name(xle_metric m);
+/* "Reliability (token accuracy)", ... */
+const char *xle_metric_title(xle_metric m);
+/* The metric called name, or XLE_METRIC_COUNT. */
+xle_metric xle_metric_from_name(const char *name);
+
+/* A teacher-forced probe: the model reads prompt then answer, and each answer token is scored
+ * at the position before it. With greedy set, n_answer tokens are also decoded greedily from
+ * the prompt alone. The arrays are borrowed. */
+typedef struct xle_probe {
+    const int32_t *prompt;
+    int n_prompt;              /* >= 1 */
+    const int32_t *answer;
+    int n_answer;              /* >= 1 */
+    int greedy;
+} xle_probe;
+
+typedef struct xle_probe_result {
+    int32_t *argmax;           /* n_answer ids: the most likely token at each answer position
+                                * given the prompt and the gold answer before it (lowest id on
+                                * ties) */
+    int n_answer;
+    int n_correct;             /* positions where argmax equals the answer token */
+    double mean_nll;           /* -(1/n_answer) sum_j log p(answer[j] | prompt, answer[<j]) */
+    int32_t *greedy;           /* with greedy: the greedy continuation of the prompt, at most
+                                * n_answer ids, cut before an EOS; else NULL */
+    int n_greedy;
+} xle_probe_result;
+
+/* Runs n probes in packed batches; the batches depend only on the probes, so the numbers are
+ * reproducible. eos_id < 0: no EOS. out[0..n) is filled; free with xle_probe_results_free. */
+xle_status xle_probes_eval(xle_model *model, const xle_probe *probes, int n, int eos_id,
+                           xle_probe_result *out, xle_error *err);
+void xle_probe_results_free(xle_probe_result *r, int n);
+
+/* Answer comparison as Bi-ZsRE's evaluate.py does it: exact match of two strings after
+ * trimming leading and trailing whitespace; token F1 = harmonic mean of precision and recall of
+ * the multiset overlap of two token id sequences (1 when both are empty, 0 when one is). */
+int xle_exact_match(const char *pred, const char *gold);
+double xle_token_f1(const int32_t *pred, int n_pred, const int32_t *gold, int n_gold);
+
+/* One evaluation run: every case x method x edit language ("unit") is edited, evaluated in
+ * every test language, and appended to RUN_DIR/results.jsonl. */
+typedef struct xle_eval_opts {
+    const char *data_path;              /* canonical cases (JSONL) */
+    const char *run_dir;                /* created when missing */
+    const xle_edit_hparams *hparams;    /* one per method, fully resolved (method, layers,
+                                         * seed, ...); the methods run in this order */
+    int n_methods;
+    /* Edit languages in order; "all" edits every listed language's half at once (one MEMIT
+     * batch; ROME sequentially). NULL: the data's languages, then "all". */
+    const char *const *edit_langs;
+    int n_edit_langs;
+    const char *const *test_langs;      /* NULL: the data's languages */
+    int n_test_langs;
+    int max_cases;                      /* the first N cases; 0: all */
+    int resume;                         /* continue a run in run_dir (same arguments only) */
+    const char *stats_dir;              /* key statistics for MEMIT / ROME with mom2_adjustment */
+    const char *context_templates;      /* NULL: sampled per method from the model; "none"; or a
+                                         * file with one template per line */
+    xle_match subject_match;            /* loosest subject match accepted in an edit half */
+    /* Called after each unit and while long steps run; non-zero stops the run cleanly
+     * (XLE_ERR_INTERRUPTED; finished units are kept). May be NULL. */
+    xle_progress_fn progress;
+    void *progress_user;
+} xle_eval_opts;
+
+typedef struct xle_eval_summary {
+    int n_cases;                        /* cases evaluated (after max_cases) */
+    int64_t n_units;                    /* cases x methods x edit languages */
+    int64_t n_resumed;                  /* units found finished in run_dir */
+    int64_t n_done;                     /* units run now */
+    int64_t n_skipped;                  /* of all units, those skipped (unusable edit half) */
+    int64_t n_failed;                   /* of all units, those whose edit failed numerically */
+} xle_eval_summary;
+
+/* Runs (or resumes) an evaluation on model, whose tokenizer must be present. The model is
+ * edited with temporary weight swaps and checked to be bitwise unchanged after every unit.
+ * sum (optional) gets the counts. */
+xle_status xle_eval_run(xle_model *model, const xle_eval_opts *opts, xle_eval_summary *sum,
+                        xle_error *err);
+
+/* ---- Reports (src/report/) ------------------------------------------------------------------ */
+
+typedef struct xle_report xle_report;
+
+typedef enum xle_report_format {
+    XLE_REPORT_TEXT = 0,
+    XLE_REPORT_MD,
+    XLE_REPORT_CSV,
+    XLE_REPORT_JSON,
+    XLE_REPORT_HTML,
+    XLE_REPORT_FORMAT_COUNT
+} xle_report_format;
+
+/* Reads RUN_DIR (run.json, results.jsonl, pre.jsonl) and aggregates it: for every method and
+ * metric, the mean over units of each (edit language, test language) cell. A torn last line
+ * is ignored. The caller owns *out (xle_report_free). */
+xle_status xle_report_load(const char *run_dir, xle_report **out, xle_error *err);
+void xle_report_free(xle_report *r);
+/* "txt", "md", "csv", "json", "html". */
+const char *xle_report_format_ext(xle_report_format f);
+/* Renders the report; *out is a NUL-terminated malloc'd buffer of *len bytes (caller frees). */
+xle_status xle_report_render(const xle_report *r, xle_report_format f, char **out, size_t *len,
+                             xle_error *err);
+
 #ifdef __cplusplus
 }
 #endif
