@@ -33,7 +33,6 @@ import sys
 
 import torch
 
-torch.set_default_dtype(torch.float64)
 DT = torch.float64
 
 CFG = dict(
@@ -78,22 +77,28 @@ def make_weights(seed=20240611):
 # ---- the model (float64) ---------------------------------------------------------------------
 
 class Llama:
-    """LlamaForCausalLM's forward in float64 with edit points: `hooks[(point, layer)]` is called
-    with the activation [B, T, width] and returns the (possibly changed) activation. Points:
-    'key' (down_proj input), 'mlp_out' (MLP output), 'block_out' (residual after the block).
-    `down` maps a layer to a replacement down_proj weight (for in-place edits)."""
+    """LlamaForCausalLM's forward (float64 by default) with edit points: `hooks[(point, layer)]`
+    is called with the activation [B, T, width] and returns the (possibly changed) activation.
+    Points: 'key' (down_proj input), 'mlp_out' (MLP output), 'block_out' (residual after the
+    block). `down` maps a layer to a replacement down_proj weight (for in-place edits).
+    A missing lm_head.weight means tied embeddings."""
 
-    def __init__(self, w32):
-        self.w = {k: v.to(DT) for k, v in w32.items()}
+    def __init__(self, weights, cfg=CFG, dtype=DT):
+        self.cfg, self.dtype = cfg, dtype
+        self.d, self.f, self.n_layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+        self.h, self.kv, self.hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+        self.vocab = cfg["vocab_size"]
+        self.w = {k: v.to(dtype) for k, v in weights.items()}
+        self.w.setdefault("lm_head.weight", self.w["model.embed_tokens.weight"])
         self.down = {}
-        inv_freq = 1.0 / (CFG["rope_theta"] ** (torch.arange(0, HD, 2, dtype=DT) / HD))
-        pos = torch.arange(CFG["max_position_embeddings"], dtype=DT)
+        inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, self.hd, 2, dtype=dtype) / self.hd))
+        pos = torch.arange(cfg["max_position_embeddings"], dtype=dtype)
         freqs = torch.outer(pos, inv_freq)
         emb = torch.cat([freqs, freqs], dim=-1)
         self.cos, self.sin = emb.cos(), emb.sin()
 
     def rms(self, x, weight):
-        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + CFG["rms_norm_eps"]))
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.cfg["rms_norm_eps"]))
 
     @staticmethod
     def rotate_half(x):
@@ -108,10 +113,11 @@ class Llama:
         stop_after=(point, layer) ends the pass after that point's hook."""
         hooks = hooks or {}
         B, T = ids.shape
+        H, KV, HD = self.h, self.kv, self.hd
         x = self.w["model.embed_tokens.weight"][ids]
         cos, sin = self.cos[:T], self.sin[:T]
-        causal = torch.full((T, T), float("-inf"), dtype=DT).triu(1)
-        for l in range(NL):
+        causal = torch.full((T, T), float("-inf"), dtype=self.dtype).triu(1)
+        for l in range(self.n_layers):
             p = f"model.layers.{l}."
             h = self.rms(x, self.w[p + "input_layernorm.weight"])
             q = (h @ self.w[p + "self_attn.q_proj.weight"].T).view(B, T, H, HD).transpose(1, 2)
@@ -180,10 +186,11 @@ def read_all(model, point, layer, seq):
 
 def key_stats(model, layer, seqs):
     """Uncentred Σ k kᵀ over every (non-padding) position, BOS included, and the count."""
-    total = torch.zeros(F, F, dtype=DT)
+    total = torch.zeros(model.f, model.f, dtype=torch.float64)
     count = 0
     for s in seqs:  # one sequence per batch: nothing to mask
         k = read_all(model, "key", layer, s)
+        k = k.to(torch.float64)
         total += k.T @ k
         count += k.shape[0]
     return total, count
@@ -211,7 +218,7 @@ def optimize_delta(model, req, hp, point, layer):
         ex_len = len(rows[i])
         rewriting_targets[i, ex_len - T: ex_len] = torch.tensor(target)
 
-    delta = torch.zeros(D, dtype=DT, requires_grad=True)
+    delta = torch.zeros(model.d, dtype=model.dtype, requires_grad=True)
     state = {"init": None}
 
     def edit(act):
@@ -237,7 +244,7 @@ def optimize_delta(model, req, hp, point, layer):
         log_probs = torch.log_softmax(logits[:n_rw], dim=2)
         gathered = torch.gather(log_probs, 2,
                                 torch.where(rewriting_targets != -100, rewriting_targets, 0).unsqueeze(2)).squeeze(2)
-        mask = (rewriting_targets != -100).to(DT)
+        mask = (rewriting_targets != -100).to(model.dtype)
         nll = (-(gathered * mask).sum(1) / T).mean()
         kl = hp["kl_factor"] * torch.nn.functional.kl_div(kl_init, kl_log_probs, log_target=True,
                                                           reduction="batchmean")
@@ -310,10 +317,12 @@ def memit(model, reqs, hp, stats):
         targets = zs - cur_zs
         total, count = stats[layer]
         cov = total / count
-        adj_k = torch.linalg.solve(hp["mom2_update_weight"] * cov + layer_ks @ layer_ks.T, layer_ks)
+        # in float64, as the reference does whatever the model's dtype
+        layer_ks, targets = layer_ks.double(), targets.double()
+        adj_k = torch.linalg.solve(hp["mom2_update_weight"] * cov.double() + layer_ks @ layer_ks.T, layer_ks)
         resid = targets / (len(layers) - i)
         upd = resid @ adj_k.T  # d x d_ff
-        model.down[layer] = orig[layer] + upd  # W_l <- W_l^0 + Δ_l, seen by later layers
+        model.down[layer] = orig[layer] + upd.to(model.dtype)  # W_l <- W_l^0 + Δ_l, seen by later layers
         deltas[layer] = upd
     for l in layers:
         model.down.pop(l, None)
@@ -347,9 +356,9 @@ def finetune(model, reqs, hp, objective):
             ids = right_pad(full)
             logits = model.forward(ids)
             shift_logits, shift_labels = logits[:, :-1, :], ids[:, 1:]
-            ce = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, V), shift_labels.reshape(-1),
+            ce = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, model.vocab), shift_labels.reshape(-1),
                                                    reduction="none").view(len(reqs), -1)
-            label_mask = torch.zeros_like(ids, dtype=DT)
+            label_mask = torch.zeros_like(ids, dtype=model.dtype)
             for i, r in enumerate(reqs):
                 n = len(r["prompts"][0]["ids"])
                 label_mask[i, n: n + len(r["target"])] = 1
@@ -426,6 +435,7 @@ def stats_corpus():
 
 
 def main():
+    torch.set_default_dtype(torch.float64)  # the scalars recorded below stay float64
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "tests", "fixtures", "edit")
     os.makedirs(os.path.join(out, "model"), exist_ok=True)
