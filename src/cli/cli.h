@@ -20,6 +20,7 @@ int cmd_edit(int argc, char **argv);    /* cmd_edit.c */
 int cmd_patch(int argc, char **argv);   /* cmd_edit.c */
 int cmd_import(int argc, char **argv);   /* cmd_import.c */
 int cmd_validate(int argc, char **argv); /* cmd_import.c */
+int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
 
 /* Prints "xledit <cmd>: <err->msg>" to stderr and returns 1. */
 int cli_report(const char *cmd, const xle_error *err);

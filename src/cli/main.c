@@ -25,6 +25,7 @@ static const command commands[] = {
     {"patch", cmd_patch, "apply, revert or describe an edit patch"},
     {"import", cmd_import, "convert a published editing dataset to canonical cases (JSONL)"},
     {"validate", cmd_validate, "check a cases file; count usable cases per language"},
+    {"merge", cmd_merge, "merge models: linear, task arithmetic, TIES, DARE-TIES (streamed)"},
 };
 
 static void print_usage(FILE *out) {

@@ -1,0 +1,309 @@
+/*
+ * plan.c: everything a merge checks before it writes a byte: the options, the output path,
+ * every input model (loaded memory-mapped: nothing is read but headers), their agreement with
+ * the base (architecture, sizes, head counts, tensors, tokenizer), the vocabulary-extension
+ * rule (docs/merging.md), and the list of output tensors with their sources and dtypes.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "merge/merge_internal.h"
+
+void xle_merge_plan_free(xle_merge_plan *p) {
+    if (!p) return;
+    for (int i = 0; p->tensors && i < p->n_tensors; i++) free(p->tensors[i].src);
+    free(p->tensors);
+    for (int i = 0; p->models && i < p->n_models; i++) xle_model_free(p->models[i]);
+    free(p->models);
+    xle_model_free(p->base);
+    free(p->interleaved);
+    free(p);
+}
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+static xle_status check_opts(xle_merge_opts *o, xle_error *err) {
+    if ((int)o->method < 0 || o->method >= XLE_MERGE_METHOD_COUNT)
+        return xle_fail(err, XLE_ERR_ARG, "merge: method: %d is not a merge method", (int)o->method);
+    const char *mname = xle_merge_method_name(o->method);
+    if (o->n_models < 1 || !o->models)
+        return xle_fail(err, XLE_ERR_ARG, "merge: models: at least one model is needed");
+    if (o->n_models > 4096) return xle_fail(err, XLE_ERR_ARG, "merge: models: %d is too many", o->n_models);
+    for (int i = 0; i < o->n_models; i++)
+        if (!o->models[i] || !*o->models[i])
+            return xle_fail(err, XLE_ERR_ARG, "merge: models: entry %d is empty", i + 1);
+    if (o->method != XLE_MERGE_LINEAR && (!o->base || !*o->base))
+        return xle_fail(err, XLE_ERR_ARG, "merge: base: %s needs a base model", mname);
+    double wsum = 0;
+    for (int i = 0; i < o->n_models; i++) {
+        float w = o->weights ? o->weights[i] : 1.0f;
+        if (!isfinite(w)) return xle_fail(err, XLE_ERR_ARG, "merge: weights: entry %d is not a finite number", i + 1);
+        wsum += w;
+    }
+    int uses_density = o->method == XLE_MERGE_TIES || o->method == XLE_MERGE_DARE_TIES;
+    if (uses_density && !(o->density > 0 && o->density <= 1))
+        return xle_fail(err, XLE_ERR_ARG, "merge: density: %g is not in (0, 1]", (double)o->density);
+    if (!isfinite(o->lambda)) return xle_fail(err, XLE_ERR_ARG, "merge: lambda: not a finite number");
+    if (o->normalize < 0) o->normalize = xle_merge_method_normalizes(o->method);
+    if (o->method == XLE_MERGE_LINEAR && o->normalize && wsum == 0)
+        return xle_fail(err, XLE_ERR_ARG, "merge: weights: they sum to 0, so linear cannot normalize "
+                        "(use --no-normalize)");
+    if (o->out_format != XLE_FORMAT_HF && o->out_format != XLE_FORMAT_GGUF)
+        return xle_fail(err, XLE_ERR_ARG, "merge: output format: only hf and gguf can be written");
+    return XLE_OK;
+}
+
+static int dir_is_empty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty;
+}
+
+static xle_status check_out_path(const char *out, xle_format fmt, xle_error *err) {
+    if (!out || !*out) return xle_fail(err, XLE_ERR_ARG, "merge: output path: empty");
+    if (!xle_path_exists(out)) return XLE_OK;
+    if (fmt == XLE_FORMAT_HF && xle_path_is_dir(out) && dir_is_empty(out)) return XLE_OK;
+    return xle_fail(err, XLE_ERR_ARG, "%s: already exists (the output must be new%s)", out,
+                    fmt == XLE_FORMAT_HF ? " or an empty folder" : "");
+}
+
+/* ---- agreement of the inputs --------------------------------------------------------------- */
+
+static const xle_config_names *names_of(const xle_model *m) {
+    return m->format == XLE_FORMAT_HF ? &XLE_NAMES_HF
+           : m->format == XLE_FORMAT_GGUF ? &XLE_NAMES_GGUF : &XLE_NAMES_LLAMA2C;
+}
+
+/* Llama and Mistral share the tensors (a Mistral GGUF even says "llama"); Qwen2 adds biases. */
+static int arch_family(xle_arch a) { return a == XLE_ARCH_QWEN2; }
+static const char *arch_name(xle_arch a) {
+    return a == XLE_ARCH_QWEN2 ? "qwen2" : a == XLE_ARCH_MISTRAL ? "mistral" : "llama";
+}
+
+static xle_status field_differs(const xle_model *m, const char *field, int v, const xle_model *ref,
+                                int rv, xle_error *err) {
+    return xle_fail(err, XLE_ERR_ARG, "%s: %s: %d does not match %s (%d)", m->path, field, v,
+                    ref->path, rv);
+}
+
+static xle_status check_tokenizer(const xle_model *m, const xle_model *ref, xle_error *err) {
+    const xle_tokenizer *tm = m->tokenizer, *tr = ref->tokenizer;
+    if (!tm || !tr) return XLE_OK; /* nothing to compare (documented) */
+    int nm = xle_tokenizer_vocab_size(tm), nr = xle_tokenizer_vocab_size(tr);
+    if (m->cfg.vocab_size == ref->cfg.vocab_size && nm != nr)
+        return xle_fail(err, XLE_ERR_ARG, "%s: tokenizer: %d tokens, but %s has %d", m->path, nm,
+                        ref->path, nr);
+    if (m->cfg.vocab_size > ref->cfg.vocab_size && nm < nr)
+        return xle_fail(err, XLE_ERR_ARG, "%s: tokenizer: %d tokens, fewer than the %d of %s it "
+                        "should extend", m->path, nm, nr, ref->path);
+    int n = nm < nr ? nm : nr;
+    for (int id = 0; id < n; id++) {
+        const char *a = xle_tokenizer_piece(tm, id), *b = xle_tokenizer_piece(tr, id);
+        if (!a || !b || strcmp(a, b) != 0)
+            return xle_fail(err, XLE_ERR_ARG, "%s: tokenizer: token %d is '%.40s', but in %s it is "
+                            "'%.40s'", m->path, id, a ? a : "", ref->path, b ? b : "");
+    }
+    return XLE_OK;
+}
+
+/* Optional tensors (biases) must be present in both or in neither. */
+static xle_status check_optional(xle_model *m, xle_model *ref, xle_error *err) {
+    for (int k = XLE_W_BQ; k <= XLE_W_BO; k++)
+        for (int l = 0; l < ref->cfg.n_layers; l++) {
+            int have = xle_weight_slot(&m->w, (xle_wkind)k, l)->data != NULL;
+            int want = xle_weight_slot(&ref->w, (xle_wkind)k, l)->data != NULL;
+            if (have != want) {
+                char name[96];
+                xle_weight_name(m->format, (xle_wkind)k, l, name, sizeof name);
+                return xle_fail(err, XLE_ERR_ARG, "%s: %s: %s here but %s in %s", m->path, name,
+                                have ? "present" : "missing", want ? "present" : "missing", ref->path);
+            }
+        }
+    return XLE_OK;
+}
+
+static xle_status check_against(xle_model *m, xle_model *ref, xle_error *err) {
+    const xle_config *c = &m->cfg, *r = &ref->cfg;
+    const xle_config_names *nm = names_of(m);
+    if (arch_family(c->arch) != arch_family(r->arch))
+        return xle_fail(err, XLE_ERR_ARG, "%s: architecture: %s does not match %s (%s)", m->path,
+                        arch_name(c->arch), ref->path, arch_name(r->arch));
+    if (c->dim != r->dim) return field_differs(m, nm->dim, c->dim, ref, r->dim, err);
+    if (c->ffn_dim != r->ffn_dim) return field_differs(m, nm->ffn_dim, c->ffn_dim, ref, r->ffn_dim, err);
+    if (c->n_layers != r->n_layers) return field_differs(m, nm->n_layers, c->n_layers, ref, r->n_layers, err);
+    if (c->n_heads != r->n_heads) return field_differs(m, nm->n_heads, c->n_heads, ref, r->n_heads, err);
+    if (c->n_kv_heads != r->n_kv_heads)
+        return field_differs(m, nm->n_kv_heads, c->n_kv_heads, ref, r->n_kv_heads, err);
+    if (c->head_dim != r->head_dim) return field_differs(m, nm->head_dim, c->head_dim, ref, r->head_dim, err);
+    if (c->tied_embeddings != r->tied_embeddings)
+        return xle_fail(err, XLE_ERR_ARG, "%s: tie_word_embeddings: %s does not match %s (%s)", m->path,
+                        c->tied_embeddings ? "tied" : "untied", ref->path, r->tied_embeddings ? "tied" : "untied");
+    if (c->vocab_size < r->vocab_size)
+        return xle_fail(err, XLE_ERR_ARG, "%s: %s: %d is smaller than the %d of %s (only extended "
+                        "vocabularies can be merged)", m->path, nm->vocab_size, c->vocab_size,
+                        r->vocab_size, ref->path);
+    xle_status st = check_optional(m, ref, err);
+    if (st == XLE_OK) st = check_tokenizer(m, ref, err);
+    return st;
+}
+
+/* ---- output constraints --------------------------------------------------------------------- */
+
+static xle_status check_output_format(const xle_merge_plan *p, xle_error *err) {
+    const xle_model *ref = p->ref;
+    if (p->opts.out_format == XLE_FORMAT_GGUF) {
+        if (ref->format != XLE_FORMAT_GGUF)
+            return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: --out-format gguf needs a GGUF base (its "
+                            "metadata is the output's); convert the base first", ref->path);
+        if (p->donor >= 0 && p->models[p->donor]->format != XLE_FORMAT_GGUF)
+            return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: --out-format gguf takes the extended "
+                            "tokenizer from this model, which is not a GGUF file", p->models[p->donor]->path);
+        return XLE_OK;
+    }
+    if (ref->format == XLE_FORMAT_HF) return XLE_OK;
+    /* config.json is written from the configuration: only what xle_hf_write_config can say */
+    const xle_config *c = &ref->cfg;
+    if (c->arch == XLE_ARCH_QWEN2 || c->rope_scaling != XLE_ROPE_NONE || c->sliding_window ||
+        ref->w.rope_freqs.data)
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: an HF folder can be written from this base "
+                        "only for plain Llama models (no qwen2, RoPE scaling, rope_freqs or sliding "
+                        "window); use --out-format gguf", ref->path);
+    return XLE_OK;
+}
+
+/* ---- the tensor list ------------------------------------------------------------------------ */
+
+static xle_dtype out_dtype_of(const xle_tensor *ref, xle_format fmt) {
+    if (fmt == XLE_FORMAT_GGUF && ref->dtype == XLE_F64) return XLE_F32;
+    return ref->dtype;
+}
+
+static uint64_t tensor_bytes(const xle_tensor *t) { return t ? (uint64_t)xle_tensor_nbytes(t) : 0; }
+
+static xle_status add_tensor(xle_merge_plan *p, xle_wkind kind, int layer, xle_error *err) {
+    xle_tensor *ref = xle_weight_slot(&p->ref->w, kind, layer);
+    if (!ref->data) return XLE_OK;
+    xle_merge_tensor *t = &p->tensors[p->n_tensors];
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+    t->layer = layer;
+    xle_weight_name(p->opts.out_format, kind, layer, t->name, sizeof t->name);
+    xle_weight_name(XLE_FORMAT_HF, kind, layer, t->canon_name, sizeof t->canon_name);
+    t->ref = ref;
+    t->out_dtype = out_dtype_of(ref, p->opts.out_format);
+    t->ndim = ref->ndim;
+    t->shape[0] = ref->shape[0];
+    t->shape[1] = ref->ndim == 2 ? ref->shape[1] : 0;
+    t->rope_rows = kind == XLE_W_Q || kind == XLE_W_K || kind == XLE_W_BQ || kind == XLE_W_BK;
+    if (ref->ndim == 2) {
+        t->rows = ref->shape[0];
+        t->cols = ref->shape[1];
+    } else if (t->rope_rows) {
+        t->rows = ref->shape[0]; /* one element per row so that rows can be reordered */
+        t->cols = 1;
+    } else {
+        t->rows = 1;
+        t->cols = ref->shape[0];
+    }
+    t->shared_rows = t->rows;
+    p->n_tensors++;
+    if (kind == XLE_W_ROPE_FREQS) {
+        t->copy_only = 1;
+        t->input_bytes = tensor_bytes(ref);
+        return XLE_OK;
+    }
+    t->base = p->base ? xle_weight_slot(&p->base->w, kind, layer) : NULL;
+    t->src = calloc((size_t)p->n_models, sizeof *t->src);
+    if (!t->src) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    t->input_bytes = tensor_bytes(t->base);
+    for (int i = 0; i < p->n_models; i++) {
+        t->src[i] = xle_weight_slot(&p->models[i]->w, kind, layer);
+        t->input_bytes += tensor_bytes(t->src[i]);
+    }
+    if (kind == XLE_W_TOK_EMBD || kind == XLE_W_LM_HEAD) {
+        t->shared_rows = p->ref->cfg.vocab_size;
+        if (p->donor >= 0) {
+            t->donor = xle_weight_slot(&p->models[p->donor]->w, kind, layer);
+            t->rows = t->shape[0] = p->out_vocab;
+        }
+    }
+    return XLE_OK;
+}
+
+static xle_status build_tensors(xle_merge_plan *p, xle_error *err) {
+    int L = p->ref->cfg.n_layers;
+    p->tensors = calloc((size_t)(XLE_W_KIND_COUNT * (L + 1)), sizeof *p->tensors);
+    if (!p->tensors) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    xle_status st = add_tensor(p, XLE_W_TOK_EMBD, 0, err);
+    for (int l = 0; l < L && st == XLE_OK; l++)
+        for (int k = XLE_W_FIRST_LAYER_KIND; k < XLE_W_KIND_COUNT && st == XLE_OK; k++)
+            st = add_tensor(p, (xle_wkind)k, l, err);
+    if (st == XLE_OK) st = add_tensor(p, XLE_W_OUT_NORM, 0, err);
+    if (st == XLE_OK && !p->ref->cfg.tied_embeddings) st = add_tensor(p, XLE_W_LM_HEAD, 0, err);
+    if (st == XLE_OK && p->opts.out_format == XLE_FORMAT_GGUF) st = add_tensor(p, XLE_W_ROPE_FREQS, 0, err);
+    return st;
+}
+
+/* ---- the plan ------------------------------------------------------------------------------- */
+
+static xle_status load_inputs(xle_merge_plan *p, xle_error *err) {
+    xle_status st;
+    if (p->opts.base && *p->opts.base && (st = xle_model_load(p->opts.base, &p->base, err)) != XLE_OK)
+        return st;
+    p->models = calloc((size_t)p->n_models, sizeof *p->models);
+    p->interleaved = calloc((size_t)p->n_models, sizeof *p->interleaved);
+    if (!p->models || !p->interleaved) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    for (int i = 0; i < p->n_models; i++) {
+        if ((st = xle_model_load(p->opts.models[i], &p->models[i], err)) != XLE_OK) return st;
+        p->interleaved[i] = p->models[i]->cfg.rope_interleaved;
+    }
+    p->ref = p->base ? p->base : p->models[0];
+    p->base_interleaved = p->ref->cfg.rope_interleaved;
+    return XLE_OK;
+}
+
+static xle_status choose_donor(xle_merge_plan *p) {
+    p->donor = -1;
+    p->out_vocab = p->ref->cfg.vocab_size;
+    for (int i = 0; i < p->n_models; i++)
+        if (p->models[i]->cfg.vocab_size > p->out_vocab) {
+            p->out_vocab = p->models[i]->cfg.vocab_size;
+            p->donor = i;
+        }
+    return XLE_OK;
+}
+
+xle_status xle_merge_plan_build(const xle_merge_opts *opts, const char *out_path,
+                                xle_merge_plan **out, xle_error *err) {
+    *out = NULL;
+    xle_merge_plan *p = calloc(1, sizeof *p);
+    if (!p) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    p->opts = *opts;
+    p->n_models = opts->n_models;
+    xle_status st = check_opts(&p->opts, err);
+    if (st == XLE_OK) st = check_out_path(out_path, p->opts.out_format, err);
+    if (st == XLE_OK) st = load_inputs(p, err);
+    for (int i = 0; i < p->n_models && st == XLE_OK; i++)
+        if (p->models[i] != p->ref) st = check_against(p->models[i], p->ref, err);
+    if (st == XLE_OK) st = choose_donor(p);
+    if (st == XLE_OK) st = check_output_format(p, err);
+    if (st == XLE_OK) {
+        p->out_interleaved = p->opts.out_format == XLE_FORMAT_GGUF ? p->ref->cfg.rope_interleaved : 0;
+        st = build_tensors(p, err);
+    }
+    if (st != XLE_OK) {
+        xle_merge_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return XLE_OK;
+}
