@@ -159,7 +159,8 @@ xle_status xle_tokenize(const xle_tokenizer *tok, const char *text, size_t len, 
     if (rc == 0 && use_files && tok->add_eos && tok->eos_id >= 0) rc = xle_tok_out_push(&o, tok->eos_id, len, len);
     if (rc != 0) {
         free(o.ids), free(o.offsets), free(o.lengths);
-        return xle_fail(err, XLE_ERR_NOMEM, "tokenize: out of memory");
+        return rc == -2 ? xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: tokenize: the pre-tokenizer regex failed on this text", tok->source)
+                        : xle_fail(err, XLE_ERR_NOMEM, "tokenize: out of memory");
     }
     out->ids = o.ids;
     out->offsets = o.offsets;

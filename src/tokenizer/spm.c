@@ -3,8 +3,10 @@
  * derivatives). The normalized text starts as one symbol per UTF-8 character; the adjacent pair
  * whose concatenation is a vocabulary piece with the highest score is merged first (ties: the
  * leftmost pair), until no pair is a piece. Symbols that are not pieces fall back to their
- * bytes as <0xNN> tokens (or UNK without byte tokens). O(n log n): a doubly linked list of
- * symbols and a binary heap of candidate pairs, stale pairs skipped when popped.
+ * bytes as <0xNN> tokens (or UNK without byte tokens). A tokenizer.json BPE model with
+ * byte_fallback (Hugging Face's Llama-2 layout) lists merges instead of scores: then only listed
+ * pairs merge, lowest rank first. O(n log n): a doubly linked list of symbols and a binary heap
+ * of candidate pairs, stale pairs skipped when popped.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "tokenizer/tokenizer_internal.h"
 
 typedef struct spm_symbol {
+    int32_t id;           /* piece id, -1 for a character that is not a piece */
     int32_t start, len;   /* bytes of the normalized text; len 0 once merged away */
     int32_t prev, next;   /* -1 at the ends */
 } spm_symbol;
@@ -20,6 +23,7 @@ typedef struct spm_pair {
     float score;
     int32_t left;         /* symbol index */
     int32_t len;          /* combined length when queued: stale if the symbols changed */
+    int32_t merged;       /* the piece the pair becomes */
 } spm_pair;
 
 typedef struct spm_heap {
@@ -77,16 +81,19 @@ static int try_pair(const xle_tokenizer *tok, const char *text, const spm_symbol
                     spm_heap *h) {
     if (left < 0 || sym[left].next < 0) return 0;
     const spm_symbol *l = &sym[left], *r = &sym[l->next];
-    int32_t len = l->len + r->len;
-    int32_t id = xle_strmap_get(&tok->piece_to_id, text + l->start, (uint32_t)len);
+    int32_t len = l->len + r->len, id, rank;
+    if (tok->merges.n > 0) { /* merge list: rank order, only listed pairs */
+        if (l->id < 0 || r->id < 0 || !xle_pairmap_get(&tok->merges, l->id, r->id, &rank, &id)) return 0;
+        return heap_push(h, (spm_pair){-(float)rank, left, len, id});
+    }
+    id = xle_strmap_get(&tok->piece_to_id, text + l->start, (uint32_t)len);
     if (id < 0) return 0;
-    return heap_push(h, (spm_pair){tok->entries[id].score, left, len});
+    return heap_push(h, (spm_pair){tok->entries[id].score, left, len, id});
 }
 
 static int emit_symbol(const xle_tokenizer *tok, const char *text, const int32_t *orig,
                        const spm_symbol *s, xle_tok_out *out) {
-    int32_t id = xle_strmap_get(&tok->piece_to_id, text + s->start, (uint32_t)s->len);
-    if (id >= 0) return xle_tok_out_push(out, id, (size_t)orig[s->start], (size_t)orig[s->start + s->len]);
+    if (s->id >= 0) return xle_tok_out_push(out, s->id, (size_t)orig[s->start], (size_t)orig[s->start + s->len]);
     int have_bytes = 1;
     for (int32_t i = 0; i < s->len; i++)
         if (tok->byte_token[(uint8_t)text[s->start + i]] < 0) have_bytes = 0;
@@ -110,7 +117,8 @@ int xle_spm_encode(const xle_tokenizer *tok, const char *text, size_t len, const
     int32_t n = 0;
     for (size_t off = 0; off < len;) {
         int32_t cl = char_len(text + off, len - off);
-        sym[n] = (spm_symbol){(int32_t)off, cl, n - 1, -1};
+        int32_t id = xle_strmap_get(&tok->piece_to_id, text + off, (uint32_t)cl);
+        sym[n] = (spm_symbol){id, (int32_t)off, cl, n - 1, -1};
         if (n > 0) sym[n - 1].next = n;
         n++;
         off += (size_t)cl;
@@ -123,6 +131,7 @@ int xle_spm_encode(const xle_tokenizer *tok, const char *text, size_t len, const
         if (l->len == 0 || l->next < 0) continue;
         spm_symbol *r = &sym[l->next];
         if (l->len + r->len != p.len) continue; /* one side changed since it was queued */
+        l->id = p.merged;
         l->len += r->len;
         r->len = 0;
         l->next = r->next;

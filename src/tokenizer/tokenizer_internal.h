@@ -221,6 +221,10 @@ size_t xle_gpt2_encode(const char *bytes, size_t len, char *dst);
 xle_status xle_tokenizer_load_json(const char *path, xle_tokenizer **out, xle_error *err);
 xle_status xle_tokenizer_load_tiktoken(const char *path, const char *data, size_t size,
                                        xle_tokenizer **out, xle_error *err);
+/* A tiktoken file of a named family ("llama3", "qwen2") whatever its size: specials follow the
+ * ranks at the family's offsets. */
+xle_status xle_tokenizer_load_tiktoken_family(const char *path, const char *family,
+                                              xle_tokenizer **out, xle_error *err);
 xle_status xle_tokenizer_load_spm_model(const char *path, const uint8_t *data, size_t size,
                                         xle_tokenizer **out, xle_error *err);
 /* llama2.c tokenizer.bin from memory; vocab_size <= 0: all records up to the end. */

@@ -468,28 +468,74 @@ static xle_status build_added(xle_tokenizer *t, xle_error *err) {
     return XLE_OK;
 }
 
-static xle_status build_maps(xle_tokenizer *t, xle_tok_builder *b, xle_error *err) {
-    for (int i = 0; i < 256; i++) t->byte_token[i] = -1;
-    if (t->kind == XLE_TOK_SPM) {
-        if (xle_strmap_init(&t->piece_to_id, (uint32_t)t->n_vocab) != 0)
-            return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
-        for (int i = 0; i < t->n_vocab; i++) {
-            const xle_tok_entry *e = &t->entries[i];
-            if (e->type == XLE_TOKTYPE_BYTE && e->bytes_len == 1) {
-                uint8_t v = (uint8_t)t->strings[e->bytes];
-                if (t->byte_token[v] < 0) t->byte_token[v] = i;
+/* Resolves the builder's merge rules into (left id, right id) -> (rank, merged id) through map
+ * (SPM pieces, or decoded bytes for byte-level BPE whose rules are in GPT-2's alphabet). */
+static xle_status build_merges(xle_tokenizer *t, const xle_tok_builder *b, const xle_strmap *map,
+                               int gpt2_alphabet, xle_error *err) {
+    if (xle_pairmap_init(&t->merges, (uint32_t)b->n_merges) != 0)
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
+    char *lb = NULL, *rb = NULL, *cat = NULL;
+    size_t cap = 0;
+    xle_status st = XLE_OK;
+    for (int m = 0; m < b->n_merges && st == XLE_OK; m++) {
+        size_t ll = b->merge_llen[m], rl = b->merge_rlen[m];
+        if (ll + rl > cap) {
+            cap = 2 * (ll + rl) + 64;
+            free(lb), free(rb), free(cat);
+            lb = malloc(cap), rb = malloc(cap), cat = malloc(cap);
+            if (!lb || !rb || !cat) {
+                st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
+                break;
             }
-            /* only pieces SentencePiece merges into: not control, unknown, byte or unused ones */
-            if (e->type != XLE_TOKTYPE_NORMAL && e->type != XLE_TOKTYPE_USER_DEFINED) continue;
-            int32_t old;
-            int r = xle_strmap_put(&t->piece_to_id, t->strings + e->piece, e->piece_len, i, &old);
-            if (r < 0) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
-            if (r == 0)
-                return xle_fail(err, XLE_ERR_FORMAT, "%s: tokens: duplicate token '%.40s' (ids %d and %d)",
-                                t->source, t->strings + e->piece, old, i);
         }
-        return XLE_OK;
+        const char *ls = t->strings + b->merge_l[m], *rs = t->strings + b->merge_r[m];
+        long ln = (long)ll, rn = (long)rl;
+        if (gpt2_alphabet) {
+            ln = xle_gpt2_decode(ls, ll, lb);
+            rn = xle_gpt2_decode(rs, rl, rb);
+            ls = lb, rs = rb;
+        }
+        if (ln <= 0 || rn <= 0) {
+            st = xle_fail(err, XLE_ERR_FORMAT, "%s: merges: rule %d ('%.30s %.30s') has an empty side or is not in the byte-level alphabet",
+                          t->source, m, t->strings + b->merge_l[m], t->strings + b->merge_r[m]);
+            break;
+        }
+        memcpy(cat, ls, (size_t)ln);
+        memcpy(cat + ln, rs, (size_t)rn);
+        int32_t li = xle_strmap_get(map, ls, (uint32_t)ln);
+        int32_t ri = xle_strmap_get(map, rs, (uint32_t)rn);
+        int32_t ci = xle_strmap_get(map, cat, (uint32_t)(ln + rn));
+        /* a rule whose parts or result are not tokens can never apply to token symbols */
+        if (li < 0 || ri < 0 || ci < 0) continue;
+        if (xle_pairmap_put(&t->merges, li, ri, m, ci) < 0)
+            st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
     }
+    free(lb), free(rb), free(cat);
+    return st;
+}
+
+static xle_status build_spm_maps(xle_tokenizer *t, const xle_tok_builder *b, xle_error *err) {
+    if (xle_strmap_init(&t->piece_to_id, (uint32_t)t->n_vocab) != 0)
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
+    for (int i = 0; i < t->n_vocab; i++) {
+        const xle_tok_entry *e = &t->entries[i];
+        if (e->type == XLE_TOKTYPE_BYTE && e->bytes_len == 1) {
+            uint8_t v = (uint8_t)t->strings[e->bytes];
+            if (t->byte_token[v] < 0) t->byte_token[v] = i;
+        }
+        /* only pieces SentencePiece merges into: not control, unknown, byte or unused ones */
+        if (e->type != XLE_TOKTYPE_NORMAL && e->type != XLE_TOKTYPE_USER_DEFINED) continue;
+        int32_t old;
+        int r = xle_strmap_put(&t->piece_to_id, t->strings + e->piece, e->piece_len, i, &old);
+        if (r < 0) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
+        if (r == 0)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: tokens: duplicate token '%.40s' (ids %d and %d)",
+                            t->source, t->strings + e->piece, old, i);
+    }
+    return b->n_merges > 0 ? build_merges(t, b, &t->piece_to_id, 0, err) : XLE_OK;
+}
+
+static xle_status build_bpe_maps(xle_tokenizer *t, const xle_tok_builder *b, xle_error *err) {
     if (xle_strmap_init(&t->bytes_to_id, (uint32_t)t->n_vocab) != 0)
         return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
     /* normal tokens first: they are what merges produce; added tokens only fill gaps */
@@ -509,46 +555,12 @@ static xle_status build_maps(xle_tokenizer *t, xle_tok_builder *b, xle_error *er
         char c = (char)v;
         t->byte_token[v] = xle_strmap_get(&t->bytes_to_id, &c, 1);
     }
-    if (xle_pairmap_init(&t->merges, (uint32_t)b->n_merges) != 0)
-        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
-    char *lb = NULL, *rb = NULL, *cat = NULL;
-    size_t cap = 0;
-    xle_status st = XLE_OK;
-    for (int m = 0; m < b->n_merges && st == XLE_OK; m++) {
-        size_t ll = b->merge_llen[m], rl = b->merge_rlen[m];
-        if (ll + rl > cap) {
-            cap = 2 * (ll + rl) + 64;
-            free(lb), free(rb), free(cat);
-            lb = malloc(cap), rb = malloc(cap), cat = malloc(cap);
-            if (!lb || !rb || !cat) {
-                st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
-                break;
-            }
-        }
-        const char *ls = t->strings + b->merge_l[m], *rs = t->strings + b->merge_r[m];
-        long ln = (long)ll, rn = (long)rl;
-        if (!b->merges_are_bytes) {
-            ln = xle_gpt2_decode(ls, ll, lb);
-            rn = xle_gpt2_decode(rs, rl, rb);
-            ls = lb, rs = rb;
-        }
-        if (ln <= 0 || rn <= 0) {
-            st = xle_fail(err, XLE_ERR_FORMAT, "%s: merges: rule %d ('%.30s %.30s') is not in the byte-level alphabet",
-                          t->source, m, t->strings + b->merge_l[m], t->strings + b->merge_r[m]);
-            break;
-        }
-        memcpy(cat, ls, (size_t)ln);
-        memcpy(cat + ln, rs, (size_t)rn);
-        int32_t li = xle_strmap_get(&t->bytes_to_id, ls, (uint32_t)ln);
-        int32_t ri = xle_strmap_get(&t->bytes_to_id, rs, (uint32_t)rn);
-        int32_t ci = xle_strmap_get(&t->bytes_to_id, cat, (uint32_t)(ln + rn));
-        /* a rule whose parts or result are not tokens can never apply to token symbols */
-        if (li < 0 || ri < 0 || ci < 0) continue;
-        if (xle_pairmap_put(&t->merges, li, ri, m, ci) < 0)
-            st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
-    }
-    free(lb), free(rb), free(cat);
-    return st;
+    return build_merges(t, b, &t->bytes_to_id, !b->merges_are_bytes, err);
+}
+
+static xle_status build_maps(xle_tokenizer *t, const xle_tok_builder *b, xle_error *err) {
+    for (int i = 0; i < 256; i++) t->byte_token[i] = -1;
+    return t->kind == XLE_TOK_SPM ? build_spm_maps(t, b, err) : build_bpe_maps(t, b, err);
 }
 
 static xle_status check_id(const xle_tokenizer *t, int32_t id, const char *field, xle_error *err) {
