@@ -4,8 +4,3 @@ xle_status xle_tokenizer_load_json(const char *path, xle_tokenizer **out, xle_er
     *out = NULL;
     return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: tokenizer.json is not supported yet", path);
 }
-xle_status xle_tokenizer_load_spm_model(const char *path, const uint8_t *data, size_t size, xle_tokenizer **out, xle_error *err) {
-    (void)data, (void)size;
-    *out = NULL;
-    return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: SentencePiece .model files are not supported yet", path);
-}
