@@ -466,8 +466,10 @@ xle_status xle_stats_build(xle_model *model, const xle_tokenizer *tok, const xle
         s.tokens_done += n_tok;
         s.count = stats[0].count;
         batches++;
+        /* a request to stop after the last batch changes nothing: the run is complete */
         int stop = o->progress && o->progress(o->progress_user, s.tokens_done,
-                                              o->max_tokens > 0 ? o->max_tokens : -1);
+                                              o->max_tokens > 0 ? o->max_tokens : -1) &&
+                   !at_end;
         if (!at_end && (stop || batches % CHECKPOINT_BATCHES == 0))
             st = save_partial(o->dir, &s, options, stats, o->n_layers, err);
         if (st == XLE_OK && stop)
