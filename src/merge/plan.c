@@ -144,9 +144,11 @@ static xle_status check_against(xle_model *m, xle_model *ref, xle_error *err) {
     if (c->n_kv_heads != r->n_kv_heads)
         return field_differs(m, nm->n_kv_heads, c->n_kv_heads, ref, r->n_kv_heads, err);
     if (c->head_dim != r->head_dim) return field_differs(m, nm->head_dim, c->head_dim, ref, r->head_dim, err);
-    if (c->tied_embeddings != r->tied_embeddings)
-        return xle_fail(err, XLE_ERR_ARG, "%s: tie_word_embeddings: %s does not match %s (%s)", m->path,
-                        c->tied_embeddings ? "tied" : "untied", ref->path, r->tied_embeddings ? "tied" : "untied");
+    /* A tied model's lm_head is its embedding (the loader aliases it), so it can join an untied
+     * base; an untied model's own lm_head has no place in a tied output. */
+    if (r->tied_embeddings && !c->tied_embeddings)
+        return xle_fail(err, XLE_ERR_ARG, "%s: tie_word_embeddings: untied (own lm_head), but %s "
+                        "ties it to the embedding and so does the output", m->path, ref->path);
     if (c->vocab_size < r->vocab_size)
         return xle_fail(err, XLE_ERR_ARG, "%s: %s: %d is smaller than the %d of %s (only extended "
                         "vocabularies can be merged)", m->path, nm->vocab_size, c->vocab_size,
