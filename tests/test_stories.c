@@ -6,8 +6,11 @@
  *  - run.c's 200 greedy ids from BOS (through the KV-cache generate API, beyond 128 positions),
  *  - run.c's logits after BOS and teacher-forced at all 16 positions of a prompt (|diff| < 1e-4),
  *  - run.c's greedy continuations of four prompts (stopping at BOS as run.c does).
+ * And the checkpoint saved as a Hugging Face folder (xle_model_save turns interleaved-RoPE Q/K
+ * rows into rotate-half order) reloads with rotate-half RoPE and gives the same logits.
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "xledit.h"
@@ -224,11 +227,54 @@ static void test_config_facts(void) {
     xle_model_free(gguf);
 }
 
+/* llama2.c -> HF folder -> load: rotate-half RoPE on un-permuted Q/K rows, same logits. */
+static void test_llama2c_saved_as_hf(void) {
+    enum { N = 16 };
+    static const int32_t ids[N] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
+    static float a[N * V], b[N * V];
+    char dir[256];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/xle_stories_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    CHECK(mkdtemp(dir) != NULL);
+    char out[300];
+    snprintf(out, sizeof out, "%s/hf", dir);
+    xle_model *m = load(MODELS[0]);
+    if (!m) return;
+    xle_error err = {0};
+    CHECK_OK(xle_model_save(m, out, &err), &err);
+    xle_model *h = NULL;
+    CHECK_OK(xle_model_load(out, &h, &err), &err);
+    if (h) {
+        const xle_config *c = xle_model_config(h);
+        CHECK(xle_model_format(h) == XLE_FORMAT_HF && c->rope_interleaved == 0 && c->tied_embeddings);
+        CHECK(c->n_kv_heads == 4 && c->head_dim == 8 && c->max_seq_len == 512);
+        CHECK(xle_model_tokenizer(h) != NULL); /* tokenizer.bin went along */
+        if (logits_all(m, ids, N, a) && logits_all(h, ids, N, b)) {
+            double ma, mr;
+            check_max_diff(b, a, (size_t)N * V, &ma, &mr);
+            fprintf(stderr, "  llama2.c saved as HF: max |diff| %.3g\n", ma);
+            CHECK_MSG(ma < 1e-5, "max |diff| %g", ma);
+        }
+        int32_t bos = 1, g1[40], g2[40];
+        int n1 = 0, n2 = 0;
+        xle_sampler greedy = {0};
+        CHECK_OK(xle_generate(m, &bos, 1, 40, &greedy, g1, &n1, &err), &err);
+        CHECK_OK(xle_generate(h, &bos, 1, 40, &greedy, g2, &n2, &err), &err);
+        CHECK(n1 == 40 && n2 == 40 && memcmp(g1, g2, sizeof g1) == 0);
+    }
+    xle_model_free(h);
+    xle_model_free(m);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     RUN(test_config_facts);
     RUN(test_logits_after_bos);
     RUN(test_logits_prompt16);
     RUN(test_greedy200);
     RUN(test_prompted_greedy);
+    RUN(test_llama2c_saved_as_hf);
     return check_summary();
 }
