@@ -82,7 +82,7 @@ static int try_pair(const xle_tokenizer *tok, const char *text, const spm_symbol
     if (left < 0 || sym[left].next < 0) return 0;
     const spm_symbol *l = &sym[left], *r = &sym[l->next];
     int32_t len = l->len + r->len, id, rank;
-    if (tok->merges.n > 0) { /* merge list: rank order, only listed pairs */
+    if (tok->spm_rank_merges) { /* merge list: rank order, only listed pairs */
         if (l->id < 0 || r->id < 0 || !xle_pairmap_get(&tok->merges, l->id, r->id, &rank, &id)) return 0;
         return heap_push(h, (spm_pair){-(float)rank, left, len, id});
     }

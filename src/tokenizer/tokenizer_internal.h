@@ -9,8 +9,11 @@
  *
  *     xle_tok_builder *b;
  *     xle_tok_builder_new(XLE_TOK_SPM, "mytrainer", &b, err);
+ *     b->spm_rank_merges = 1;   // merges by rank as Hugging Face's BPE (else by piece score)
  *     xle_tok_builder_add(b, "<unk>", 5, 0.0f, XLE_TOKTYPE_UNKNOWN, err);  // id 0, ...
- *     ... (for byte-level BPE: xle_tok_builder_add_merge(b, "Ġ", 2, "t", 1, err) ...)
+ *     xle_tok_builder_add(b, "<0x00>", 6, 0.0f, XLE_TOKTYPE_BYTE, err);    // byte fallback
+ *     ... xle_tok_builder_add_merge(b, "▁", 3, "t", 1, err) ...            // rank = call order
+ *     (byte-level BPE: pieces and merges in GPT-2's alphabet, "Ġ" for a space)
  *     b->bos_id = 1; b->eos_id = 2; b->add_bos = 1;
  *     xle_tokenizer *tok;
  *     xle_tok_builder_finish(b, &tok, err);   // consumes b in all cases
@@ -152,6 +155,7 @@ struct xle_tokenizer {
     xle_spm_prefix spm_prefix;
     int spm_escape_spaces;   /* SPM: ' ' -> "▁" */
     int spm_remove_extra_ws; /* SPM: collapse whitespace runs, strip both ends (SentencePiece default) */
+    int spm_rank_merges;     /* SPM: merge only listed pairs, by rank (tokenizer.json BPE), not by score */
 
     xle_added_token *added;  /* sorted by first byte, then longest first */
     int n_added;
@@ -180,6 +184,7 @@ typedef struct xle_tok_builder {
     xle_tok_norm norm;
     xle_spm_prefix spm_prefix;
     int spm_escape_spaces, spm_remove_extra_ws;
+    int spm_rank_merges;      /* SPM kind: Hugging Face BPE semantics (listed merges by rank) */
     int32_t bos_id, eos_id, unk_id, eot_id, pad_id;
     int add_bos, add_eos;
 } xle_tok_builder;

@@ -532,7 +532,7 @@ static xle_status build_spm_maps(xle_tokenizer *t, const xle_tok_builder *b, xle
             return xle_fail(err, XLE_ERR_FORMAT, "%s: tokens: duplicate token '%.40s' (ids %d and %d)",
                             t->source, t->strings + e->piece, old, i);
     }
-    return b->n_merges > 0 ? build_merges(t, b, &t->piece_to_id, 0, err) : XLE_OK;
+    return b->n_merges > 0 || b->spm_rank_merges ? build_merges(t, b, &t->piece_to_id, 0, err) : XLE_OK;
 }
 
 static xle_status build_bpe_maps(xle_tokenizer *t, const xle_tok_builder *b, xle_error *err) {
@@ -596,6 +596,7 @@ xle_status xle_tok_builder_finish(xle_tok_builder *b, xle_tokenizer **out, xle_e
     t->spm_prefix = b->spm_prefix;
     t->spm_escape_spaces = b->spm_escape_spaces;
     t->spm_remove_extra_ws = b->spm_remove_extra_ws;
+    t->spm_rank_merges = b->spm_rank_merges;
     t->bos_id = b->bos_id, t->eos_id = b->eos_id, t->unk_id = b->unk_id;
     t->eot_id = b->eot_id, t->pad_id = b->pad_id;
     t->add_bos = b->add_bos, t->add_eos = b->add_eos;
