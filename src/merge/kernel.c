@@ -215,7 +215,7 @@ int xle_merge_row(const xle_merge_kernel *k, int64_t o, void *dst, float *scratc
     int64_t c = t->rope_rows && p->out_interleaved ? xle_merge_canonical_row(o, hd) : o;
     float *out = scratch + (size_t)(n + 1) * XLE_MERGE_BLOCK;
     int64_t *eq_seen = (int64_t *)(void *)(scratch + (size_t)(n + 2) * XLE_MERGE_BLOCK);
-    if (k->trims)
+    if (k->trims && c < t->shared_rows) /* equal_before covers the merged rows only */
         for (int i = 0; i < n; i++) eq_seen[i] = k->trims[i].equal_before ? k->trims[i].equal_before[c] : 0;
     int bad = 0;
     for (int64_t col0 = 0; col0 < t->cols; col0 += XLE_MERGE_BLOCK) {
