@@ -18,9 +18,15 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_stats(int argc, char **argv);   /* cmd_edit.c */
 int cmd_edit(int argc, char **argv);    /* cmd_edit.c */
 int cmd_patch(int argc, char **argv);   /* cmd_edit.c */
+int cmd_convert(int argc, char **argv); /* cmd_edit.c */
 int cmd_import(int argc, char **argv);   /* cmd_import.c */
 int cmd_validate(int argc, char **argv); /* cmd_import.c */
+int cmd_eval(int argc, char **argv);     /* cmd_eval.c */
+int cmd_report(int argc, char **argv);   /* cmd_report.c */
 int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
+int cmd_train_tokenizer(int argc, char **argv); /* cmd_train.c */
+int cmd_train(int argc, char **argv);           /* cmd_train.c */
+int cmd_facts_check(int argc, char **argv);     /* cmd_train.c */
 
 /* Prints "xledit <cmd>: <err->msg>" to stderr and returns 1. */
 int cli_report(const char *cmd, const xle_error *err);

@@ -549,3 +549,33 @@ int cmd_patch(int argc, char **argv) {
     printf("wrote %s\n", out);
     return 0;
 }
+
+/* ---- xledit convert ---------------------------------------------------------------------- */
+
+int cmd_convert(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *out = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'o') out = optarg;
+        else if (c == 'h') {
+            printf("usage: xledit convert MODEL --out OUT\n\nWrites MODEL again, atomically: a HF "
+                   "folder or GGUF file in its own format, a llama2.c checkpoint as a HF folder.\n"
+                   "Tensors are copied byte for byte.\n");
+            return 0;
+        } else return cli_usage_error("convert", "unknown option '%s'", argv[optind - 1]);
+    }
+    if (optind != argc - 1) return cli_usage_error("convert", "expected one MODEL argument");
+    if (!out) return cli_usage_error("convert", "--out OUT is required");
+    xle_error err = {0};
+    xle_model *model = NULL;
+    xle_status st = xle_model_load(argv[optind], &model, &err);
+    if (st == XLE_OK) st = xle_model_save(model, out, &err);
+    xle_model_free(model);
+    if (st != XLE_OK) return cli_report("convert", &err);
+    printf("wrote %s\n", out);
+    return 0;
+}

@@ -23,9 +23,15 @@ static const command commands[] = {
     {"stats", cmd_stats, "key statistics E[k k^T] of chosen layers over a corpus (cached)"},
     {"edit", cmd_edit, "edit facts with ROME, MEMIT, FT-L or FT-M; write the model and/or a patch"},
     {"patch", cmd_patch, "apply, revert or describe an edit patch"},
+    {"convert", cmd_convert, "write a model again (llama2.c to HF folder; copies tensors byte for byte)"},
     {"import", cmd_import, "convert a published editing dataset to canonical cases (JSONL)"},
     {"validate", cmd_validate, "check a cases file; count usable cases per language"},
+    {"eval", cmd_eval, "edit and evaluate cases across languages (ELFI/ELFO matrix), resumable"},
+    {"report", cmd_report, "tables and an HTML report of an evaluation run"},
     {"merge", cmd_merge, "merge models: linear, task arithmetic, TIES, DARE-TIES (streamed)"},
+    {"train-tokenizer", cmd_train_tokenizer, "learn a byte-fallback BPE tokenizer.json from text"},
+    {"train", cmd_train, "train a small Llama-family model from scratch (HF folder)"},
+    {"facts-check", cmd_facts_check, "greedy recall of facts per language (JSONL facts)"},
 };
 
 static void print_usage(FILE *out) {

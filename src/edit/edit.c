@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "edit/edit_internal.h"
+#include "tensor/ops.h"
 #include "model/model_internal.h"
 
 static int scale_layer(int layer_of_32, int n_layers) {
@@ -160,7 +161,7 @@ void xle_layer_stats_free(xle_layer_stats *s) {
 
 void xle_delta_add(float *w, const xle_layer_delta *dl, float sign) {
     const int rows = dl->rows, cols = dl->cols, rank = dl->rank;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((int64_t)rows * cols > XLE_PAR_MIN_WORK)
     for (int i = 0; i < rows; i++) {
         float *wr = w + (int64_t)i * cols;
         if (rank == 0) {

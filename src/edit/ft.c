@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "edit/edit_internal.h"
+#include "tensor/ops.h"
 #include "model/engine_internal.h"
 
 static double log_softmax_at(const float *z, int V, int y, float *dz, double scale) {
@@ -106,7 +107,7 @@ xle_status xle_ft_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_r
         const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
         const double bc1 = 1 - pow(b1, step + 1), bc2 = 1 - pow(b2, step + 1);
         const float box = hp->ft_norm_constraint;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((int64_t)d * f > XLE_PAR_MIN_WORK)
         for (int64_t i = 0; i < (int64_t)d * f; i++) {
             am[i] = b1 * am[i] + (1 - b1) * grad[i];
             av[i] = b2 * av[i] + (1 - b2) * (double)grad[i] * grad[i];

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "edit/edit_internal.h"
+#include "tensor/ops.h"
 
 /* Keys of each request at one layer: 0.5·k(bare prompt) + 0.5·mean k(prefixed prompts)
  * (the mean over template groups of the group means), as float64 columns K[f, n]. */
@@ -85,7 +86,7 @@ xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edi
         /* A = (λ C + K Kᵀ)⁻¹ K in float64. */
         const xle_layer_stats *s = stats[li];
         const double lambda = hp->mom2_update_weight;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((int64_t)f * f * n > XLE_PAR_MIN_WORK)
         for (int i = 0; i < f; i++)
             for (int j = 0; j < f; j++) {
                 double kk = 0;

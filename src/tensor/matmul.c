@@ -65,7 +65,7 @@ float xle_dot_row(const float *x, const xle_tensor *w, int64_t row, int64_t n) {
 
 /* Converts rows [r0, r0 + nr) of w into scratch (f32, nr x n_in), in parallel. */
 static void rows_to_f32(float *scratch, const xle_tensor *w, int64_t r0, int64_t nr, int64_t n_in) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(nr * n_in > XLE_PAR_MIN_WORK)
     for (int64_t r = 0; r < nr; r++)
         xle_tensor_row_to_f32(w, (r0 + r) * n_in, n_in, scratch + r * n_in);
 }
@@ -79,7 +79,7 @@ void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const 
                         int T, float *scratch) {
     const int64_t n_out = w->shape[0], n_in = w->shape[1];
     if (T < SMALL_T) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n_out * n_in * T > XLE_PAR_MIN_WORK)
         for (int64_t o = 0; o < n_out; o++)
             for (int t = 0; t < T; t++) out[(int64_t)t * n_out + o] = xle_dot_row(in + (int64_t)t * n_in, w, o, n_in);
     } else if (w->dtype == XLE_F32) {

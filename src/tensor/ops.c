@@ -12,7 +12,7 @@
 
 void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tensor *weight, int T,
                          int d, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((int64_t)T * d > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * d;
         double ss = 0;
@@ -27,7 +27,7 @@ void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tens
 void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
                           const xle_tensor *weight, const float *rstd, int T, int d) {
     /* dx_i = r w_i g_i - r³/d x_i Σ_j w_j g_j x_j ;  dw_i = Σ_t g_i x_i r */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((int64_t)T * d > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * d, *gt = dout + (int64_t)t * d;
         float r = rstd[t];
@@ -49,7 +49,7 @@ void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const fl
 static void rope_apply(float *x, const int *pos, const double *inv_freq, int T, int n_heads, int hd,
                        int interleaved, double direction) {
     const int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((int64_t)T * n_heads * hd > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         for (int j = 0; j < half; j++) {
             double angle = (double)pos[t] * inv_freq[j];
@@ -79,7 +79,7 @@ void xle_rope_backward(float *dx, const int *pos, const double *inv_freq, int T,
 /* ---- SwiGLU: key = silu(gate) * up ------------------------------------------------------- */
 
 void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n > XLE_PAR_MIN_WORK)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         key[i] = g / (1.0f + expf(-g)) * up[i];
@@ -88,7 +88,7 @@ void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t 
 
 void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const float *gate,
                          const float *up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n > XLE_PAR_MIN_WORK)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
         float silu = g * sig;
@@ -104,7 +104,7 @@ void xle_attention_forward(float *out, float *probs, const float *q, const float
                            int n_kv_heads, int hd, int window) {
     const int n_keys = n_past + n, group = n_heads / n_kv_heads, q_stride = n_heads * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel
+#pragma omp parallel if((int64_t)n_heads * n * n_keys * hd > XLE_PAR_MIN_WORK)
     {
         float *scores = NULL;
         /* One row of scores per thread, on the stack when small. */
@@ -162,7 +162,7 @@ void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
     const int group = n_heads / n_kv_heads, q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     /* Threads own whole kv heads so dk/dv accumulate without races. */
-#pragma omp parallel
+#pragma omp parallel if((int64_t)n_heads * n * n * hd > XLE_PAR_MIN_WORK)
     {
         float *dp = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
 #pragma omp for schedule(static)

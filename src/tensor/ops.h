@@ -9,6 +9,10 @@
 
 #include "xledit.h"
 
+/* Below this many multiply-adds (or elements) a loop runs on one thread: waking a team costs
+ * more than the work, and on a busy machine spinning threads cost far more (tiny models). */
+#define XLE_PAR_MIN_WORK 32768
+
 /* Floats of scratch a weight matmul may use to convert a block of bf16/f16 rows to f32. */
 #define XLE_MATMUL_SCRATCH (1u << 21)
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# cli_edit.sh XLEDIT SRCDIR: the editing commands end to end on stories260K (a real llama2.c
+# model): stats (and its cache refusing other options), edit with --out and --patch, patch
+# apply giving the same file as the edit, patch revert giving back the original bytes, and the
+# errors a user meets (subject not in prompt, unknown option, bad method, wrong model) with
+# one-line messages, non-zero exits and no output left behind.
+set -u
+XLEDIT="$1"
+SRC="$2"
+SHARED="${XLE_SHARED_DIR:-$SRC/../shared}"
+MODEL="$SHARED/data/external/stories260k/stories260K.bin"
+T="$(mktemp -d /tmp/xle_cli_edit.XXXXXX)"
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+# expect_error CODE PATTERN CMD...: exits with CODE, prints one stderr line matching PATTERN
+expect_error() {
+  local code="$1" pattern="$2"; shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  [ "$rc" -eq "$code" ] || fail "exit $rc (want $code): $*"
+  [ "$(wc -l <"$T/err")" -eq 1 ] || fail "want one error line: $* -> $(cat "$T/err")"
+  grep -q -- "$pattern" "$T/err" || fail "error does not match '$pattern': $(cat "$T/err")"
+}
+
+# a varied corpus: the model's own stories, sampled with different seeds (as Wikipedia is to a
+# 7B model); MEMIT's λC + KKᵀ needs keys that span the 172-wide key space
+for i in $(seq 1 60); do
+  "$XLEDIT" generate "$MODEL" --ids 1 -n 200 --temp 1 --seed "$i" || fail "generate for the corpus"
+  echo
+  echo
+done >"$T/corpus.txt"
+
+"$XLEDIT" stats "$MODEL" --layers 1-2 --corpus "$T/corpus.txt" --out "$T/stats" >/dev/null ||
+  fail "stats"
+[ -f "$T/stats/layer-1.f64" ] && [ -f "$T/stats/layer-2.f64" ] || fail "stats files missing"
+expect_error 1 "options" "$XLEDIT" stats "$MODEL" --layers 1-2 --corpus "$T/corpus.txt" \
+  --max-tokens 100 --out "$T/stats"
+
+"$XLEDIT" convert "$MODEL" --out "$T/orig" >/dev/null || fail "convert"
+"$XLEDIT" edit "$MODEL" --method memit --layers 1-2 --stats "$T/stats" \
+  --prompt "Lily liked to eat" --subject Lily --target cake --context-templates none \
+  --out "$T/edited" --patch "$T/edit.xlpatch" >"$T/edit.log" || fail "edit: $(cat "$T/edit.log")"
+grep -q "before:" "$T/edit.log" && grep -q "after:" "$T/edit.log" || fail "edit does not print before/after"
+"$XLEDIT" patch info "$T/edit.xlpatch" | grep -q '"method":"memit"' || fail "patch info"
+"$XLEDIT" patch apply "$MODEL" "$T/edit.xlpatch" --out "$T/applied" >/dev/null || fail "patch apply"
+cmp -s "$T/edited/model.safetensors" "$T/applied/model.safetensors" || fail "apply differs from edit"
+"$XLEDIT" patch revert "$T/edited" "$T/edit.xlpatch" --out "$T/reverted" >/dev/null || fail "patch revert"
+cmp -s "$T/orig/model.safetensors" "$T/reverted/model.safetensors" || fail "revert is not the original"
+# a patch applies only to the model it was made from, and reverts only an edited one
+expect_error 1 "not the" "$XLEDIT" patch apply "$T/edited" "$T/edit.xlpatch" --out "$T/x1"
+expect_error 1 "not the" "$XLEDIT" patch revert "$T/orig" "$T/edit.xlpatch" --out "$T/x2"
+[ ! -e "$T/x1" ] && [ ! -e "$T/x2" ] || fail "output left behind after an error"
+head -c 100 "$T/edit.xlpatch" >"$T/short.xlpatch"
+expect_error 1 "short.xlpatch" "$XLEDIT" patch apply "$MODEL" "$T/short.xlpatch" --out "$T/x3"
+
+# user errors
+expect_error 1 "not found in prompt" "$XLEDIT" edit "$MODEL" --method rome \
+  --prompt "Lily liked to eat" --subject Tom --target cake --context-templates none --out "$T/x4"
+[ ! -e "$T/x4" ] || fail "output written for a bad request"
+expect_error 2 "unknown option" "$XLEDIT" edit "$MODEL" --method rome --bogus
+expect_error 2 "method" "$XLEDIT" edit "$MODEL" --method rame --prompt a --subject a --target b --out "$T/x5"
+printf '{"prompt": "Lily liked to eat", "subject": "Lily"}\n' >"$T/bad.jsonl"
+expect_error 1 "bad.jsonl:1: target_new" "$XLEDIT" edit "$MODEL" --method rome --requests "$T/bad.jsonl" --out "$T/x6"
+expect_error 1 "layer" "$XLEDIT" edit "$MODEL" --method rome --layers 9 --prompt "Lily liked to eat" \
+  --subject Lily --target cake --out "$T/x7"
+for c in stats edit patch convert; do
+  "$XLEDIT" "$c" --help | grep -q "usage: xledit $c" || fail "$c --help"
+done
+
+[ "$fails" -eq 0 ] && echo "cli_edit: all passed" || { echo "cli_edit: $fails failed"; exit 1; }
