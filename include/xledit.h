@@ -865,6 +865,118 @@ typedef struct xle_merge_stats {
 xle_status xle_merge(const xle_merge_opts *opts, const char *out_path, xle_merge_stats *stats,
                      xle_error *err);
 
+/* ---------------------------------------------------------------------------------------------
+ * Training (src/train/): a byte-fallback BPE tokenizer and a small Llama-family model learned
+ * from a plain-text corpus (one document per line). Recipe and formats: docs/training.md.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct xle_bpe_train_opts {
+    int vocab_size;      /* total tokens, special and byte tokens included */
+    int min_char_count;  /* characters seen fewer times fall back to byte tokens */
+} xle_bpe_train_opts;
+
+/* vocab_size 4000, min_char_count 2. */
+void xle_bpe_train_opts_default(xle_bpe_train_opts *opts);
+
+/* A learned vocabulary: pieces[id] ("▁the", "<0x0A>"), scores[id]; merges[r] = {left, right,
+ * result} ids of the merge of rank r. */
+typedef struct xle_bpe_vocab {
+    char **pieces;
+    float *scores;
+    int n;
+    int32_t (*merges)[3];
+    int n_merges, cap_merges;
+    int n_chars;          /* single characters in the vocabulary */
+    int n_chars_seen;     /* distinct characters in the corpus */
+    int n_word_types;     /* distinct words */
+    int64_t n_words;      /* words in all */
+    int64_t n_bytes;      /* bytes of text read */
+} xle_bpe_vocab;
+
+/* Learns a vocabulary from text (lines are documents). The caller owns *out (free with
+ * xle_bpe_vocab_free). The vocabulary is smaller than asked when the corpus runs out of pairs. */
+xle_status xle_bpe_train_text(const char *text, size_t len, const xle_bpe_train_opts *opts,
+                              xle_bpe_vocab **out, xle_error *err);
+/* The same over the concatenation of files (each file's lines). */
+xle_status xle_bpe_train_files(const char *const *paths, int n_paths, const xle_bpe_train_opts *opts,
+                               xle_bpe_vocab **out, xle_error *err);
+void xle_bpe_vocab_free(xle_bpe_vocab *vocab);
+/* Writes path (a Hugging Face tokenizer.json, Llama-2 layout) and tokenizer_config.json beside
+ * it, each atomically. */
+xle_status xle_bpe_save_hf(const xle_bpe_vocab *vocab, const char *path, xle_error *err);
+
+/* A new model with owned f32 weights initialised from seed (N(0, init_std), residual output
+ * projections scaled by 1/sqrt(2 n_layers), norms 1). format is XLE_FORMAT_HF with no source
+ * files: xle_model_save cannot write it; training writes it with xle_train_export_hf. The
+ * caller owns *out. */
+xle_status xle_model_new(const xle_config *cfg, uint64_t seed, float init_std, xle_model **out,
+                         xle_error *err);
+
+/* Training hyperparameters: the model's shape and the optimisation (train config JSON keys
+ * are the field names; docs/training.md). */
+typedef struct xle_train_hparams {
+    /* model */
+    int dim, n_layers, n_heads, n_kv_heads, ffn_dim, max_seq_len, tied_embeddings;
+    float norm_eps, rope_theta, init_std;
+    /* optimisation */
+    int64_t steps;
+    int batch_tokens;     /* tokens per step (whole documents packed up to this many) */
+    float lr, min_lr;     /* peak and final learning rate */
+    int warmup_steps;     /* linear warmup from 0, then cosine decay to min_lr at `steps` */
+    float weight_decay, beta1, beta2, adam_eps, grad_clip; /* grad_clip <= 0: none */
+    int checkpoint_every; /* steps between checkpoints (0: only at the end) */
+    uint64_t seed;
+    int save_bf16;        /* write model.safetensors as BF16 (else F32) */
+} xle_train_hparams;
+
+void xle_train_hparams_default(xle_train_hparams *hp);
+/* Overrides fields from a JSON object; unknown keys and bad values fail naming file and key. */
+xle_status xle_train_hparams_load_json(xle_train_hparams *hp, const char *path, xle_error *err);
+/* Checks ranges and consistency (heads divide, head_dim even, ...). */
+xle_status xle_train_hparams_validate(const xle_train_hparams *hp, const char *source,
+                                      xle_error *err);
+/* The learning rate at a step (0-based): linear warmup to lr over warmup_steps, then cosine
+ * decay to min_lr at steps. */
+float xle_train_lr(const xle_train_hparams *hp, int64_t step);
+
+typedef struct xle_train_progress {
+    int64_t step, steps;   /* steps done, steps in all */
+    double loss, lr, grad_norm;
+    double tokens_per_s;   /* of this run (since start or resume) */
+    double elapsed_s, eta_s;
+} xle_train_progress;
+
+/* Called after every step; return non-zero to stop (a checkpoint is written first). */
+typedef int (*xle_train_progress_fn)(void *user, const xle_train_progress *p);
+
+typedef struct xle_train_opts {
+    const char *corpus;          /* text, one document per line */
+    const char *tokenizer;       /* tokenizer.json (tokenizer_config.json beside it is copied) */
+    const char *out_dir;         /* created if needed */
+    int resume;                  /* continue from out_dir/checkpoint/state.ckpt */
+    xle_train_progress_fn progress;
+    void *progress_user;
+} xle_train_opts;
+
+/* Trains a model from scratch (or resumes) and writes out_dir: config.json, model.safetensors,
+ * tokenizer.json, tokenizer_config.json, generation_config.json (a Hugging Face folder),
+ * train_config.json, train_log.tsv (step, lr, loss, grad_norm, tokens, seconds) and
+ * checkpoint/state.ckpt. Deterministic for given inputs, seed and thread count; a resumed run
+ * ends with the same weights as an uninterrupted one. Interrupted by the progress callback:
+ * XLE_ERR_INTERRUPTED after the checkpoint is written. */
+xle_status xle_train(const xle_train_hparams *hp, const xle_train_opts *opts, xle_error *err);
+
+/* Writes model as a Hugging Face folder dir (config.json with every standard Llama key,
+ * model.safetensors as F32 or BF16, generation_config.json, and tokenizer.json +
+ * tokenizer_config.json copied from beside tokenizer_json when given), each file atomically. */
+xle_status xle_train_export_hf(const xle_model *model, const char *tokenizer_json, int bf16,
+                               const char *dir, xle_error *err);
+
+/* Whether model knows a fact: greedy decoding after prompt produces object's tokens (checked
+ * teacher-forced on prompt + " " + object in one pass). *recalled is 1 or 0. */
+xle_status xle_fact_recalled(xle_model *model, const struct xle_tokenizer *tok, const char *prompt,
+                             const char *object, int *recalled, xle_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,8 +36,8 @@ static int load_sentences(const char *lang, sentences *s) {
     return 1;
 }
 
-/* Streams ids through the incremental decoder with a small buffer; returns the text. */
-static char *stream_decode(const xle_tokenizer *tok, const int32_t *ids, int n) {
+/* Streams ids through the incremental decoder with a buffer of cap bytes; returns the text. */
+static char *stream_decode(const xle_tokenizer *tok, const int32_t *ids, int n, size_t cap_piece) {
     xle_detok_stream *s = xle_detok_stream_new(tok);
     size_t cap = 16, len = 0;
     char *out = malloc(cap), piece[64];
@@ -46,13 +46,15 @@ static char *stream_decode(const xle_tokenizer *tok, const int32_t *ids, int n) 
         free(out);
         return NULL;
     }
-    for (int i = 0; i <= n; i++) {
-        size_t k = i < n ? xle_detok_stream_push(s, ids[i], piece, sizeof piece)
-                         : xle_detok_stream_flush(s, piece, sizeof piece);
-        /* only whole UTF-8 characters come out before the flush */
-        if (i < n && k > 0) {
-            unsigned char last = (unsigned char)piece[k - 1];
+    for (int i = 0;; i++) {
+        size_t k = i < n ? xle_detok_stream_push(s, ids[i], piece, cap_piece)
+                         : xle_detok_stream_flush(s, piece, cap_piece);
+        if (i >= n && k == 0) break;
+        /* whole UTF-8 characters only */
+        if (k > 0) {
+            unsigned char last = (unsigned char)piece[k - 1], first = (unsigned char)piece[0];
             CHECK(last < 0x80 || (last & 0xc0) == 0x80);
+            CHECK((first & 0xc0) != 0x80);
         }
         if (len + k + 1 > cap) {
             cap = 2 * (len + k + 1);
@@ -102,9 +104,11 @@ static void run_loader(const char *label, const xle_tokenizer *tok) {
                 int same = t.n == nw;
                 for (int i = 0; same && i < nw; i++) same = t.ids[i] == want[i];
                 char *dec = xle_detokenize(tok, t.ids, t.n, 1);
-                char *streamed = stream_decode(tok, t.ids, t.n);
+                char *streamed = stream_decode(tok, t.ids, t.n, 64);
+                char *narrow = stream_decode(tok, t.ids, t.n, 6); /* text queues up in the stream */
                 int ok = same && tok_offsets_tile(&t, len) && dec && !strcmp(dec, text) && streamed &&
-                         !strcmp(streamed, text);
+                         !strcmp(streamed, text) && narrow && !strcmp(narrow, text);
+                free(narrow);
                 if (ok) passed[l]++;
                 else CHECK_MSG(0, "%s %s:%d '%s': ids %s, offsets %s, decode '%s', streamed '%s'", label, lang, index, text,
                                same ? "equal" : "differ", tok_offsets_tile(&t, len) ? "tile" : "broken",

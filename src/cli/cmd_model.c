@@ -257,9 +257,21 @@ int cmd_generate(int argc, char **argv) {
             for (int i = 0; i < n_out; i++) printf(i ? " %d" : "%d", out[i]);
             printf("\n");
         } else {
-            char *text = xle_detokenize(tok, out, n_out, 1);
-            printf("%s\n", text ? text : "");
-            free(text);
+            /* streaming decode: the prompt only sets the context (so a continuation keeps its
+             * leading space); the new tokens print as whole UTF-8 characters */
+            xle_detok_stream *ds = xle_detok_stream_new(tok);
+            char buf[256];
+            for (int i = 0; ds && i < n; i++)
+                for (int32_t id = ids[i]; xle_detok_stream_push(ds, id, buf, sizeof buf) > 0; id = -1) {}
+            for (int i = 0; ds && i < n_out; i++) {
+                size_t k;
+                for (int32_t id = out[i]; (k = xle_detok_stream_push(ds, id, buf, sizeof buf)) > 0; id = -1)
+                    fwrite(buf, 1, k, stdout);
+                fflush(stdout);
+            }
+            for (size_t k; ds && (k = xle_detok_stream_flush(ds, buf, sizeof buf)) > 0;) fwrite(buf, 1, k, stdout);
+            printf("\n");
+            xle_detok_stream_free(ds);
         }
     }
     free(out);
@@ -273,7 +285,9 @@ int cmd_score(int argc, char **argv) {
         "usage: xledit score MODEL (--ids 1,2 | --text \"...\") (--target-ids 3,4 | --target \"...\")\n"
         "                    [--json] [--no-bos]\n\n"
         "Prints the log-probability (natural log) of the target continuation given the prompt,\n"
-        "summed over its tokens, and per token with --json. A text target is tokenized without BOS.\n";
+        "summed over its tokens, and per token with --json. With --text and --target the target is\n"
+        "tokenized as it follows the prompt (\"Paris\" after \"The capital of France is\" reads \" Paris\");\n"
+        "otherwise a text target is tokenized on its own, without BOS.\n";
     run_args a;
     int rc = parse_run_args("score", argc, argv, &a, usage);
     if (rc) return rc < 0 ? 0 : rc;
@@ -282,9 +296,19 @@ int cmd_score(int argc, char **argv) {
     int32_t *ids = NULL, *target = NULL;
     int n = 0, nt = 0;
     float *per = NULL;
-    if ((rc = cli_prompt_ids("score", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
-        (rc = cli_prompt_ids("score", model, a.target_ids, a.target_text, 0, &target, &nt)) ||
-        (rc = cli_check_ids("score", model, ids, n, "--ids")) ||
+    xle_tokenizer *tok = xle_model_tokenizer(model);
+    if (a.text && a.target_text && !a.ids && !a.target_ids && !a.no_bos && tok) {
+        /* both texts: the target's tokens as they follow the prompt (" Paris" after "... is") */
+        xle_error terr = {0};
+        if (xle_tokenize_continuation(tok, a.text, a.target_text, &ids, &n, &target, &nt, &terr) != XLE_OK) {
+            rc = cli_report("score", &terr);
+            goto done;
+        }
+    } else if ((rc = cli_prompt_ids("score", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
+               (rc = cli_prompt_ids("score", model, a.target_ids, a.target_text, 0, &target, &nt))) {
+        goto done;
+    }
+    if ((rc = cli_check_ids("score", model, ids, n, "--ids")) ||
         (rc = cli_check_ids("score", model, target, nt, "--target-ids")))
         goto done;
     per = malloc((size_t)nt * sizeof(float));

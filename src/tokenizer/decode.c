@@ -60,6 +60,8 @@ struct xle_detok_stream {
     int skip_special;
     char held[4];   /* an incomplete UTF-8 sequence waiting for its continuation bytes */
     int n_held;
+    char *queue;    /* complete text not yet handed out (the caller's buffer was full) */
+    size_t q_start, q_len, q_cap;
 };
 
 xle_detok_stream *xle_detok_stream_new(const xle_tokenizer *tok) {
@@ -72,60 +74,81 @@ xle_detok_stream *xle_detok_stream_new(const xle_tokenizer *tok) {
     return s;
 }
 
-void xle_detok_stream_free(xle_detok_stream *s) { free(s); }
+void xle_detok_stream_free(xle_detok_stream *s) {
+    if (!s) return;
+    free(s->queue);
+    free(s);
+}
 
 /* Bytes a UTF-8 sequence with this lead byte needs (1 for ASCII and stray bytes). */
 static int seq_len(uint8_t c) {
     return c >= 0xf0 && c <= 0xf7 ? 4 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xc0 && c < 0xe0 ? 2 : 1;
 }
 
-/* Appends to out[*w..cap-1) what fits (keeping room for the NUL). */
-static void put(char *out, size_t cap, size_t *w, const char *s, size_t n) {
-    if (!out || cap == 0) return;
-    size_t room = cap - 1 - *w;
-    if (n > room) n = room;
-    memcpy(out + *w, s, n);
-    *w += n;
+static int enqueue(xle_detok_stream *s, const char *p, size_t n) {
+    if (s->q_start > 0 && s->q_start == s->q_len) s->q_start = s->q_len = 0;
+    if (s->q_len + n > s->q_cap) {
+        size_t cap = s->q_cap ? s->q_cap : 64;
+        while (cap < s->q_len + n) cap *= 2;
+        char *q = realloc(s->queue, cap);
+        if (!q) return -1;
+        s->queue = q;
+        s->q_cap = cap;
+    }
+    memcpy(s->queue + s->q_len, p, n);
+    s->q_len += n;
+    return 0;
+}
+
+/* Moves queued text into out (at most cap - 1 bytes, whole characters when they fit). */
+static size_t drain(xle_detok_stream *s, char *out, size_t cap) {
+    if (!out || cap == 0) return 0;
+    size_t avail = s->q_len - s->q_start, n = avail < cap - 1 ? avail : cap - 1;
+    if (n < avail) { /* do not cut a character unless not even one fits */
+        size_t k = n;
+        while (k > 0 && ((uint8_t)s->queue[s->q_start + k] & 0xc0) == 0x80) k--;
+        if (k > 0) n = k;
+    }
+    memcpy(out, s->queue + s->q_start, n);
+    out[n] = 0;
+    s->q_start += n;
+    return n;
 }
 
 size_t xle_detok_stream_push(xle_detok_stream *s, int32_t id, char *out, size_t cap) {
-    size_t w = 0;
     if (out && cap) out[0] = 0;
-    if (!s || id < 0 || id >= s->tok->n_vocab || skipped(s->tok, id, s->skip_special)) return 0;
-    size_t len;
-    const char *text = token_text(s->tok, id, &s->at_start, &len);
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = (uint8_t)text[i];
-        if (s->n_held > 0 && (c & 0xc0) == 0x80) {
-            s->held[s->n_held++] = (char)c;
-            if (s->n_held == seq_len((uint8_t)s->held[0])) {
-                put(out, cap, &w, s->held, (size_t)s->n_held);
+    if (!s) return 0;
+    if (id >= 0 && id < s->tok->n_vocab && !skipped(s->tok, id, s->skip_special)) {
+        size_t len;
+        const char *text = token_text(s->tok, id, &s->at_start, &len);
+        for (size_t i = 0; i < len; i++) {
+            uint8_t c = (uint8_t)text[i];
+            if (s->n_held > 0 && (c & 0xc0) == 0x80) {
+                s->held[s->n_held++] = (char)c;
+                if (s->n_held == seq_len((uint8_t)s->held[0])) {
+                    if (enqueue(s, s->held, (size_t)s->n_held)) return 0;
+                    s->n_held = 0;
+                }
+                continue;
+            }
+            if (s->n_held > 0) { /* a broken sequence: pass its bytes on as they are */
+                if (enqueue(s, s->held, (size_t)s->n_held)) return 0;
                 s->n_held = 0;
             }
-            continue;
-        }
-        if (s->n_held > 0) { /* broken sequence: pass its bytes on as they are */
-            put(out, cap, &w, s->held, (size_t)s->n_held);
-            s->n_held = 0;
-        }
-        int need = seq_len(c);
-        if (need == 1) {
-            put(out, cap, &w, (const char *)&text[i], 1);
-        } else {
-            s->held[0] = (char)c;
-            s->n_held = 1;
+            if (seq_len(c) == 1) {
+                if (enqueue(s, (const char *)&text[i], 1)) return 0;
+            } else {
+                s->held[0] = (char)c;
+                s->n_held = 1;
+            }
         }
     }
-    if (out && cap) out[w] = 0;
-    return w;
+    return drain(s, out, cap);
 }
 
 size_t xle_detok_stream_flush(xle_detok_stream *s, char *out, size_t cap) {
-    size_t w = 0;
     if (out && cap) out[0] = 0;
     if (!s) return 0;
-    put(out, cap, &w, s->held, (size_t)s->n_held);
-    s->n_held = 0;
-    if (out && cap) out[w] = 0;
-    return w;
+    if (s->n_held > 0 && enqueue(s, s->held, (size_t)s->n_held) == 0) s->n_held = 0;
+    return drain(s, out, cap);
 }
