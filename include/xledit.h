@@ -759,8 +759,8 @@ typedef struct xle_eval_opts {
     const char *context_templates;      /* NULL: sampled per method from the model; "none"; or a
                                          * file with one template per line */
     xle_match subject_match;            /* loosest subject match accepted in an edit half */
-    /* Called after each unit and while long steps run; non-zero stops the run cleanly
-     * (XLE_ERR_INTERRUPTED; finished units are kept). May be NULL. */
+    /* Called before the first unit and after each one with (finished, total) units; non-zero
+     * stops the run cleanly (XLE_ERR_INTERRUPTED; finished units are kept). May be NULL. */
     xle_progress_fn progress;
     void *progress_user;
 } xle_eval_opts;

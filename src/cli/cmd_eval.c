@@ -1,0 +1,277 @@
+/*
+ * cmd_eval.c: `xledit eval`, a cross-lingual evaluation run (ELFI/ELFO matrix) over a case file,
+ * resumable. The work is done by xle_eval_run (src/eval/run.c); this file parses options,
+ * resolves hyper-parameters, shows progress with an ETA on a terminal, and turns SIGINT into a
+ * clean stop after the unit in progress.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const char eval_usage[] =
+    "usage: xledit eval MODEL --data CASES.jsonl --out RUN_DIR\n"
+    "                   [--methods rome,memit,ft-l,ft-m] [--edit-langs en,hi,...,all]\n"
+    "                   [--test-langs en,hi,...] [--cases N] [--resume] [--stats DIR]\n"
+    "                   [--hparams [METHOD=]FILE.json]... [--context-templates FILE|none]\n"
+    "                   [--seed S] [--subject-match exact|caseless|stem] [--quiet]\n\n"
+    "Edits every case of CASES.jsonl (docs/case-format.md) with each method in each edit\n"
+    "language, evaluates the edited model in every test language (reliability, generalization,\n"
+    "locality, portability; CounterFact success/magnitude; exact match and token F1 of greedy\n"
+    "answers), restores the weights exactly, and appends one line per (case, method, edit\n"
+    "language) to RUN_DIR/results.jsonl. Edit language `all` edits the fact in every listed\n"
+    "language at once (one MEMIT batch; ROME one after another).\n"
+    "Defaults: methods rome,memit; edit languages: every language of the data, then all; test\n"
+    "languages: every language of the data. --hparams FILE applies to every method, METHOD=FILE\n"
+    "to one. Key statistics (MEMIT, ROME with mom2_adjustment) come from --stats DIR or the\n"
+    "cache `xledit stats` fills.\n"
+    "--resume continues a run in RUN_DIR (refused if it was made with other arguments, model or\n"
+    "data); results are identical to an uninterrupted run. Ctrl-C stops after the unit in\n"
+    "progress (exit code 130). Then: xledit report RUN_DIR. (docs/evaluation.md)\n";
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+    signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the process at once (resume still works) */
+}
+
+typedef struct progress_state {
+    int tty, quiet;
+    int64_t first_done;  /* units finished when this session started */
+    struct timespec start;
+    int started;
+} progress_state;
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static int on_progress(void *user, int64_t done, int64_t total) {
+    progress_state *p = user;
+    if (!p->started) {
+        p->started = 1;
+        p->first_done = done;
+        clock_gettime(CLOCK_MONOTONIC, &p->start);
+    }
+    if (p->tty && !p->quiet) {
+        double el = seconds_since(&p->start);
+        int64_t now = done - p->first_done;
+        char eta[32] = "?";
+        if (now > 0) {
+            double left = el / (double)now * (double)(total - done);
+            if (left >= 3600) snprintf(eta, sizeof eta, "%dh%02dm", (int)(left / 3600), (int)(left / 60) % 60);
+            else snprintf(eta, sizeof eta, "%dm%02ds", (int)(left / 60), (int)left % 60);
+        }
+        fprintf(stderr, "\reval: %lld/%lld units  %.1f units/min  ETA %s   ", (long long)done,
+                (long long)total, el > 0 ? 60.0 * (double)now / el : 0.0, eta);
+        if (done == total) fputc('\n', stderr);
+    }
+    return g_interrupted;
+}
+
+static int parse_method(const char *s, size_t n, xle_edit_method *m) {
+    static const struct { const char *name; xle_edit_method m; } names[] = {
+        {"rome", XLE_EDIT_ROME}, {"memit", XLE_EDIT_MEMIT}, {"ft-l", XLE_EDIT_FT_L}, {"ft-m", XLE_EDIT_FT_M}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n)) {
+            *m = names[i].m;
+            return 0;
+        }
+    return 1;
+}
+
+/* Splits a comma list into a malloc'd array of pointers into the malloc'd copy *buf. */
+static int split_list(const char *s, char **buf, const char ***items, int *n) {
+    *buf = strdup(s);
+    *items = calloc(strlen(s) / 2 + 2, sizeof **items);
+    *n = 0;
+    if (!*buf || !*items) return 1;
+    for (char *tok = *buf, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next) *next++ = 0;
+        if (!*tok) return 1;
+        (*items)[(*n)++] = tok;
+    }
+    return *n == 0;
+}
+
+#define MAX_HPARAM_FILES 16
+
+int cmd_eval(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
+        {"methods", required_argument, 0, 'm'}, {"edit-langs", required_argument, 0, 'e'},
+        {"test-langs", required_argument, 0, 't'}, {"cases", required_argument, 0, 'n'},
+        {"resume", no_argument, 0, 'r'}, {"stats", required_argument, 0, 'S'},
+        {"hparams", required_argument, 0, 'H'}, {"context-templates", required_argument, 0, 'C'},
+        {"seed", required_argument, 0, 'x'}, {"subject-match", required_argument, 0, 'M'},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *data = NULL, *out = NULL, *methods_arg = "rome,memit", *edit_arg = NULL, *test_arg = NULL,
+               *stats_arg = NULL, *ctx_arg = NULL, *seed_arg = NULL, *match_arg = NULL;
+    const char *hparam_files[MAX_HPARAM_FILES];
+    int n_hparam_files = 0, resume = 0, quiet = 0, max_cases = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'o': out = optarg; break;
+        case 'm': methods_arg = optarg; break;
+        case 'e': edit_arg = optarg; break;
+        case 't': test_arg = optarg; break;
+        case 'n': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || !*optarg || v < 1 || v > 100000000)
+                return cli_usage_error("eval", "--cases: expected a positive count, got '%s'", optarg);
+            max_cases = (int)v;
+            break;
+        }
+        case 'r': resume = 1; break;
+        case 'S': stats_arg = optarg; break;
+        case 'H':
+            if (n_hparam_files == MAX_HPARAM_FILES) return cli_usage_error("eval", "--hparams: at most %d", MAX_HPARAM_FILES);
+            hparam_files[n_hparam_files++] = optarg;
+            break;
+        case 'C': ctx_arg = optarg; break;
+        case 'x': seed_arg = optarg; break;
+        case 'M': match_arg = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(eval_usage, stdout); return 0;
+        default:
+            if (optopt) return cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
+            return cli_usage_error("eval", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1) return cli_usage_error("eval", "expected one MODEL argument");
+    if (!data) return cli_usage_error("eval", "--data is required");
+    if (!out) return cli_usage_error("eval", "--out RUN_DIR is required");
+    xle_match match = XLE_MATCH_EXACT;
+    if (match_arg) {
+        if (!strcmp(match_arg, "exact")) match = XLE_MATCH_EXACT;
+        else if (!strcmp(match_arg, "caseless")) match = XLE_MATCH_CASELESS;
+        else if (!strcmp(match_arg, "stem")) match = XLE_MATCH_STEM;
+        else return cli_usage_error("eval", "--subject-match: expected exact, caseless or stem");
+    }
+    unsigned long long seed = 0;
+    if (seed_arg) {
+        char *end;
+        seed = strtoull(seed_arg, &end, 10);
+        if (*end || !*seed_arg) return cli_usage_error("eval", "--seed: expected a number, got '%s'", seed_arg);
+    }
+    int rc = 2;
+    char *mbuf = NULL, *ebuf = NULL, *tbuf = NULL;
+    const char **mitems = NULL, **eitems = NULL, **titems = NULL;
+    int n_methods = 0, n_edit = 0, n_test = 0;
+    xle_edit_hparams hps[4];
+    xle_edit_method methods[4];
+    xle_model *model = NULL;
+    if (split_list(methods_arg, &mbuf, &mitems, &n_methods) || n_methods > 4) {
+        cli_usage_error("eval", "--methods: expected a list of rome, memit, ft-l, ft-m");
+        goto done;
+    }
+    for (int i = 0; i < n_methods; i++)
+        if (parse_method(mitems[i], strlen(mitems[i]), &methods[i])) {
+            cli_usage_error("eval", "--methods: unknown method '%s' (rome, memit, ft-l, ft-m)", mitems[i]);
+            goto done;
+        }
+    if ((edit_arg && split_list(edit_arg, &ebuf, &eitems, &n_edit)) ||
+        (test_arg && split_list(test_arg, &tbuf, &titems, &n_test))) {
+        cli_usage_error("eval", "--edit-langs/--test-langs: expected comma-separated language codes");
+        goto done;
+    }
+    for (int i = 0; i < n_hparam_files; i++) {
+        const char *eq = strchr(hparam_files[i], '=');
+        xle_edit_method m;
+        if (eq && parse_method(hparam_files[i], (size_t)(eq - hparam_files[i]), &m)) {
+            cli_usage_error("eval", "--hparams: '%s': expected FILE or METHOD=FILE", hparam_files[i]);
+            goto done;
+        }
+    }
+
+    rc = 1;
+    xle_error err = {0};
+    if (xle_model_load(argv[optind], &model, &err) != XLE_OK) {
+        rc = cli_report("eval", &err);
+        goto done;
+    }
+    /* hyper-parameters: defaults scaled to the model, then files (all methods, then per method) */
+    for (int i = 0; i < n_methods; i++) {
+        xle_edit_hparams_default(&hps[i], methods[i], xle_model_config(model)->n_layers);
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < n_hparam_files; k++) {
+                const char *f = hparam_files[k], *eq = strchr(f, '=');
+                xle_edit_method m;
+                if (pass == 0 ? eq != NULL : (!eq || parse_method(f, (size_t)(eq - f), &m) || m != methods[i]))
+                    continue;
+                if (xle_edit_hparams_load_json(&hps[i], eq ? eq + 1 : f, &err) != XLE_OK) {
+                    rc = cli_report("eval", &err);
+                    goto done;
+                }
+            }
+        if (seed_arg) hps[i].seed = seed;
+    }
+    char stats_dir[4096];
+    cli_stats_dir(model, stats_arg, stats_dir, sizeof stats_dir);
+    xle_eval_opts o = {0};
+    o.data_path = data;
+    o.run_dir = out;
+    o.hparams = hps;
+    o.n_methods = n_methods;
+    o.edit_langs = eitems;
+    o.n_edit_langs = n_edit;
+    o.test_langs = titems;
+    o.n_test_langs = n_test;
+    o.max_cases = max_cases;
+    o.resume = resume;
+    o.stats_dir = stats_dir;
+    o.context_templates = ctx_arg;
+    o.subject_match = match;
+    progress_state ps = {isatty(2), quiet, 0, {0, 0}, 0};
+    o.progress = on_progress;
+    o.progress_user = &ps;
+    g_interrupted = 0;
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    xle_eval_summary sum;
+    xle_status st = xle_eval_run(model, &o, &sum, &err);
+    sigaction(SIGINT, &old_sa, NULL);
+    if (ps.tty && !quiet && ps.started && st != XLE_OK) fputc('\n', stderr);
+    if (st == XLE_ERR_INTERRUPTED) {
+        fprintf(stderr, "xledit eval: %s\n", err.msg);
+        rc = 130;
+        goto done;
+    }
+    if (st != XLE_OK) {
+        if (strstr(err.msg, "stats.json") || strstr(err.msg, "statistics"))
+            fprintf(stderr, "xledit eval: %s (build them: xledit stats %s --layers ... --corpus FILE%s%s)\n",
+                    err.msg, argv[optind], stats_arg ? " --out " : "", stats_arg ? stats_arg : "");
+        else
+            cli_report("eval", &err);
+        rc = 1;
+        goto done;
+    }
+    if (!quiet)
+        printf("%s: %d cases, %lld units: %lld resumed, %lld run now; %lld skipped (unusable edit "
+               "half), %lld failed\nreport: xledit report %s\n",
+               out, sum.n_cases, (long long)sum.n_units, (long long)sum.n_resumed, (long long)sum.n_done,
+               (long long)sum.n_skipped, (long long)sum.n_failed, out);
+    rc = 0;
+done:
+    xle_model_free(model);
+    free(mbuf), free(ebuf), free(tbuf);
+    free(mitems), free(eitems), free(titems);
+    return rc;
+}

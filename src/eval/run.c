@@ -1,0 +1,866 @@
+/*
+ * run.c: an evaluation run (docs/evaluation.md): for every case, method and edit language (a
+ * "unit"), edit the model, evaluate the edit in every test language, put the weights back, and
+ * append the unit's result to RUN_DIR/results.jsonl (flushed and fsynced).
+ *
+ *   RUN_DIR/run.json               what was asked (compared on --resume), model and data hashes
+ *   RUN_DIR/results.jsonl          one line per finished unit, in unit order
+ *   RUN_DIR/pre.jsonl              one line per case: the unedited model's answers (cached)
+ *   RUN_DIR/templates-METHOD.txt   the context templates each method used
+ *
+ * Units run in a fixed order (case, then method, then edit language) and every number depends
+ * only on the unit, so a run killed at any point and resumed writes the same lines as one that
+ * never stopped: a torn last line is cut off and that unit redone.
+ *
+ * Edits are applied as weight swaps (edit/edit_internal.h): the edited layers point at f32
+ * copies holding original + delta, and restoring puts the original views back. After every
+ * unit the edited tensors are checked against a hash taken at the start.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "edit/edit_internal.h"
+#include "eval/eval_internal.h"
+
+#define RUN_FORMAT "xledit-eval-1"
+#define ALL_LANGS "all"
+
+/* ---- small file helpers -------------------------------------------------------------------- */
+
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Reads a whole file; *len gets its size. NULL with errno set on failure. */
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (n + 1 < cap) break;
+        char *b2 = realloc(buf, cap * 2);
+        if (!b2) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b2, cap *= 2;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (!buf || failed) {
+        free(buf);
+        errno = failed ? EIO : ENOMEM;
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* Two independent 64-bit hashes of bytes, as 32 hex digits (change detection, not security). */
+static void hash_hex(const unsigned char *p, size_t n, char out[33]) {
+    uint64_t a = 0xcbf29ce484222325ull, b = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        a = (a ^ p[i]) * 0x100000001b3ull;
+        b = (b + p[i] + 1) * 0xff51afd7ed558ccdull;
+        b ^= b >> 29;
+    }
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+/* Writes text to path atomically: a temporary file beside it, fsync, rename. */
+static xle_status write_atomic(const char *path, const char *text, xle_error *err) {
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    xle_status st = XLE_OK;
+    if (!f) {
+        st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    } else {
+        size_t len = strlen(text);
+        int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+        ok = (fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    return st;
+}
+
+/* An append-only JSONL file: every line written with one write() and fsynced. */
+typedef struct jsonl_out {
+    int fd;
+    char *path;
+} jsonl_out;
+
+static xle_status jsonl_append(jsonl_out *o, json_t *line, xle_error *err) {
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!text) return xle_fail(err, XLE_ERR_NOMEM, "%s: cannot encode a line", o->path);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* json_dumps' NUL becomes the newline: one write */
+    size_t done = 0;
+    while (done < n + 1) {
+        ssize_t w = write(o->fd, text + done, n + 1 - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            free(text);
+            return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
+        }
+        done += (size_t)w;
+    }
+    free(text);
+    if (fsync(o->fd) != 0) return xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", o->path, strerror(errno));
+    return XLE_OK;
+}
+
+/* Reads the complete lines of a JSONL file we wrote (missing file: none). A torn last line (no
+ * newline: the writer was killed mid-write) is cut off the file. Each line is parsed; a
+ * complete line that is not JSON is corruption. *lines is a JSON array (caller decrefs). */
+static xle_status jsonl_read(const char *path, json_t **lines, xle_error *err) {
+    *lines = json_array();
+    if (!*lines) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    size_t len = 0;
+    char *buf = read_all(path, &len);
+    if (!buf) {
+        if (errno == ENOENT) return XLE_OK;
+        json_decref(*lines);
+        *lines = NULL;
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    }
+    size_t complete = len;
+    while (complete > 0 && buf[complete - 1] != '\n') complete--;
+    xle_status st = XLE_OK;
+    if (complete < len && truncate(path, (off_t)complete) != 0)
+        st = xle_fail(err, XLE_ERR_IO, "%s: cannot cut the torn last line: %s", path, strerror(errno));
+    size_t line_no = 0;
+    for (size_t at = 0; at < complete && st == XLE_OK;) {
+        char *nl = memchr(buf + at, '\n', complete - at);
+        size_t n = (size_t)(nl - (buf + at));
+        line_no++;
+        if (n > 0) {
+            json_error_t je;
+            json_t *v = json_loadb(buf + at, n, 0, &je);
+            if (!v || !json_is_object(v)) {
+                json_decref(v);
+                st = xle_fail(err, XLE_ERR_FORMAT, "%s:%zu: json: not a result line (%s)", path,
+                              line_no, v ? "not an object" : je.text);
+            } else {
+                json_array_append_new(*lines, v);
+            }
+        }
+        at += n + 1;
+    }
+    free(buf);
+    if (st != XLE_OK) {
+        json_decref(*lines);
+        *lines = NULL;
+    }
+    return st;
+}
+
+static xle_status jsonl_open(jsonl_out *o, const char *dir, const char *name, xle_error *err) {
+    o->path = path_join(dir, name);
+    if (!o->path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    o->fd = open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (o->fd < 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", o->path, strerror(errno));
+    return XLE_OK;
+}
+
+static void jsonl_close(jsonl_out *o) {
+    if (o->fd >= 0) close(o->fd);
+    free(o->path);
+    o->fd = -1;
+    o->path = NULL;
+}
+
+/* ---- JSON of numbers and evaluations ------------------------------------------------------- */
+
+static json_t *num(double v) { return isnan(v) ? json_null() : json_real(v); }
+
+static double num_of(const json_t *v) { return json_is_number(v) ? json_number_value(v) : NAN; }
+
+static json_t *metrics_json(const double *m) {
+    json_t *o = json_object();
+    for (int k = 0; o && k < XLE_METRIC_COUNT; k++) json_object_set_new(o, xle_metric_name((xle_metric)k), num(m[k]));
+    return o;
+}
+
+static json_t *half_json(const xle_half_eval *h, const double *metrics) {
+    json_t *qa = json_array();
+    for (int i = 0; i < h->n_qa; i++) {
+        const xle_qa_eval *q = &h->qa[i];
+        json_t *ids = json_array();
+        for (int j = 0; j < q->n_answer; j++) json_array_append_new(ids, json_integer(q->argmax[j]));
+        json_t *e = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:s?, s:s?, s:o, s:o}", "kind",
+                              xle_qa_kind_name(q->kind), "prompt", q->prompt, "answer", q->answer, "ok",
+                              q->ok, "acc", num(q->acc), "argmax", ids, "gold", q->gold, "greedy",
+                              q->greedy, "nll_new", num(q->nll_new), "nll_true", num(q->nll_true));
+        if (json_array_append_new(qa, e) != 0) { /* NULL e: out of memory or not UTF-8 */
+            json_decref(qa);
+            return NULL;
+        }
+    }
+    return json_pack("{s:o, s:o}", "metrics", metrics_json(metrics), "qa", qa);
+}
+
+static char *dup_json_str(const json_t *v) {
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d) memcpy(d, s, n + 1);
+    return d;
+}
+
+/* Rebuilds a pre-edit evaluation from pre.jsonl. */
+static xle_status half_from_json(const json_t *j, const char *lang, xle_half_eval *h, const char *where,
+                                 xle_error *err) {
+    memset(h, 0, sizeof *h);
+    snprintf(h->lang, sizeof h->lang, "%s", lang);
+    const json_t *qa = json_object_get(j, "qa");
+    if (!json_is_array(qa)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.qa: expected an array", where, lang);
+    h->qa = calloc(json_array_size(qa) + 1, sizeof *h->qa);
+    if (!h->qa) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < json_array_size(qa); i++) {
+        const json_t *e = json_array_get(qa, i), *ids = json_object_get(e, "argmax");
+        xle_qa_eval *q = &h->qa[h->n_qa++];
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        q->kind = XLE_QA_KIND_COUNT;
+        for (int k = 0; kind && k < XLE_QA_KIND_COUNT; k++)
+            if (!strcmp(kind, xle_qa_kind_name((xle_qa_kind)k))) q->kind = (xle_qa_kind)k;
+        q->prompt = dup_json_str(json_object_get(e, "prompt"));
+        q->answer = dup_json_str(json_object_get(e, "answer"));
+        q->gold = dup_json_str(json_object_get(e, "gold"));
+        q->greedy = dup_json_str(json_object_get(e, "greedy"));
+        q->ok = json_is_true(json_object_get(e, "ok"));
+        q->acc = num_of(json_object_get(e, "acc"));
+        q->nll_new = num_of(json_object_get(e, "nll_new"));
+        q->nll_true = num_of(json_object_get(e, "nll_true"));
+        q->n_answer = json_is_array(ids) ? (int)json_array_size(ids) : 0;
+        q->argmax = malloc((size_t)(q->n_answer + 1) * sizeof *q->argmax);
+        if (q->kind == XLE_QA_KIND_COUNT || !q->prompt || !q->answer || !q->argmax ||
+            (q->ok && (!q->gold || !q->greedy)))
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.qa[%zu]: malformed", where, lang, i);
+        for (int k = 0; k < q->n_answer; k++) q->argmax[k] = (int32_t)json_integer_value(json_array_get(ids, (size_t)k));
+    }
+    return XLE_OK;
+}
+
+static const char *method_name(xle_edit_method m) {
+    switch (m) {
+    case XLE_EDIT_ROME: return "rome";
+    case XLE_EDIT_MEMIT: return "memit";
+    case XLE_EDIT_FT_L: return "ft-l";
+    case XLE_EDIT_FT_M: return "ft-m";
+    }
+    return "?";
+}
+
+static json_t *hparams_json(const xle_edit_hparams *hp) {
+    json_t *layers = json_array(), *ctx = json_array();
+    for (int i = 0; i < hp->n_layers; i++) json_array_append_new(layers, json_integer(hp->layers[i]));
+    for (int i = 0; i < hp->n_ctx_lengths; i++)
+        json_array_append_new(ctx, json_pack("[i,i]", hp->ctx_lengths[i], hp->ctx_counts[i]));
+    return json_pack("{s:s, s:o, s:i, s:f, s:f, s:f, s:f, s:b, s:b, s:f, s:i, s:f, s:f, s:o, s:I}",
+                     "method", method_name(hp->method), "layers", layers, "v_num_grad_steps",
+                     hp->v_num_grad_steps, "v_lr", (double)hp->v_lr, "v_weight_decay",
+                     (double)hp->v_weight_decay, "clamp_norm_factor", (double)hp->clamp_norm_factor,
+                     "kl_factor", (double)hp->kl_factor, "mom2_adjustment", hp->mom2_adjustment,
+                     "rrome", hp->rrome, "mom2_update_weight", hp->mom2_update_weight, "num_steps",
+                     hp->ft_steps, "lr", (double)hp->ft_lr, "norm_constraint",
+                     (double)hp->ft_norm_constraint, "context_lengths", ctx, "seed",
+                     (json_int_t)hp->seed);
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+typedef struct method_state {
+    const xle_edit_hparams *hp;
+    xle_context_templates *ct;
+    xle_layer_stats *stats[XLE_EDIT_MAX_LAYERS];
+} method_state;
+
+/* A hash of every down projection an edit may change, to check it is restored exactly. */
+typedef struct weight_check {
+    int layers[XLE_EDIT_MAX_LAYERS * 4];
+    int n;
+    xle_tensor views[XLE_EDIT_MAX_LAYERS * 4];
+    uint64_t hashes[XLE_EDIT_MAX_LAYERS * 4];
+} weight_check;
+
+static uint64_t tensor_hash(const xle_tensor *t) {
+    const unsigned char *p = t->data;
+    size_t n = xle_tensor_nbytes(t), words = n / 8;
+    uint64_t h = 0x84222325cbf29ce4ull ^ n;
+#pragma omp parallel for reduction(^ : h) schedule(static)
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w;
+        memcpy(&w, p + 8 * i, 8);
+        w ^= (uint64_t)i * 0x9e3779b97f4a7c15ull;
+        w *= 0xff51afd7ed558ccdull;
+        w ^= w >> 33;
+        h ^= w;
+    }
+    for (size_t i = words * 8; i < n; i++) h ^= (uint64_t)p[i] << (8 * (i % 8));
+    return h;
+}
+
+typedef struct run_ctx {
+    xle_model *model;
+    const xle_tokenizer *tok;
+    const xle_eval_opts *o;
+    xle_cases *cases;
+    int n_cases;
+    char (*edit_langs)[XLE_LANG_MAX];
+    int n_edit_langs;
+    char (*test_langs)[XLE_LANG_MAX];
+    int n_test_langs;
+    method_state *methods;
+    weight_check wc;
+    json_t *pre_lines;       /* per case index: its pre.jsonl object, or NULL */
+    unsigned char *done;     /* per unit: finished in an earlier session */
+    jsonl_out results, pre;
+    xle_eval_summary sum;
+} run_ctx;
+
+static int64_t unit_index(const run_ctx *r, int ci, int mi, int ei) {
+    return ((int64_t)ci * r->o->n_methods + mi) * r->n_edit_langs + ei;
+}
+
+static xle_status check_weights(run_ctx *r, xle_error *err) {
+    xle_weights *w = xle_model_weights(r->model);
+    for (int i = 0; i < r->wc.n; i++) {
+        const xle_tensor *t = &w->layers[r->wc.layers[i]].w_down;
+        if (t->data != r->wc.views[i].data || t->dtype != r->wc.views[i].dtype ||
+            tensor_hash(t) != r->wc.hashes[i])
+            return xle_fail(err, XLE_ERR_NUMERIC, "evaluation: layer %d: the down projection was not "
+                            "restored exactly after an edit", r->wc.layers[i]);
+    }
+    return XLE_OK;
+}
+
+static void weight_check_init(run_ctx *r) {
+    xle_weights *w = xle_model_weights(r->model);
+    for (int mi = 0; mi < r->o->n_methods; mi++) {
+        const xle_edit_hparams *hp = &r->o->hparams[mi];
+        for (int k = 0; k < hp->n_layers; k++) {
+            int l = hp->layers[k], seen = 0;
+            for (int i = 0; i < r->wc.n; i++) seen |= r->wc.layers[i] == l;
+            if (seen || r->wc.n == (int)(sizeof r->wc.layers / sizeof r->wc.layers[0])) continue;
+            r->wc.layers[r->wc.n] = l;
+            r->wc.views[r->wc.n] = w->layers[l].w_down;
+            r->wc.hashes[r->wc.n] = tensor_hash(&w->layers[l].w_down);
+            r->wc.n++;
+        }
+    }
+}
+
+/* The halves of case c that are tested: every test language it has with a prompt and a
+ * target. */
+static int test_halves(const run_ctx *r, const xle_case *c, const xle_case_lang **out) {
+    int n = 0;
+    for (int t = 0; t < r->n_test_langs; t++) {
+        const xle_case_lang *l = xle_case_lang_find(c, r->test_langs[t]);
+        if (!l) continue;
+        xle_case_problem p;
+        if (xle_case_lang_check(l, XLE_MATCH_EXACT, &p, NULL, NULL) != XLE_OK) continue;
+        if (p == XLE_CASE_NO_PROMPT || p == XLE_CASE_NO_TARGET) continue;
+        out[n++] = l;
+    }
+    return n;
+}
+
+/* The unedited model's evaluation of case ci (from pre.jsonl or computed and appended). */
+static xle_status get_pre(run_ctx *r, int ci, const xle_case_lang **halves, int n, xle_half_eval *pre,
+                          xle_error *err) {
+    const xle_case *c = &r->cases->cases[ci];
+    json_t *line = json_array_get(r->pre_lines, (size_t)ci);
+    if (line && !json_is_null(line)) {
+        const json_t *langs = json_object_get(line, "langs");
+        xle_status st = XLE_OK;
+        for (int k = 0; k < n && st == XLE_OK; k++) {
+            const json_t *h = json_object_get(langs, halves[k]->lang);
+            if (!h) st = xle_fail(err, XLE_ERR_FORMAT, "%s: case %s: no %s evaluation", r->pre.path, c->id, halves[k]->lang);
+            else st = half_from_json(h, halves[k]->lang, &pre[k], r->pre.path, err);
+        }
+        return st;
+    }
+    xle_status st = xle_halves_eval(r->model, r->tok, halves, n, pre, err);
+    if (st != XLE_OK) return st;
+    json_t *langs = json_object();
+    for (int k = 0; k < n && st == XLE_OK; k++) {
+        double m[XLE_METRIC_COUNT];
+        if ((st = xle_half_metrics(r->tok, &pre[k], NULL, m, err)) == XLE_OK &&
+            json_object_set_new(langs, halves[k]->lang, half_json(&pre[k], m)) != 0)
+            st = xle_fail(err, XLE_ERR_NOMEM, "%s: case %s: cannot encode the evaluation", r->pre.path, c->id);
+    }
+    json_t *obj = json_pack("{s:s, s:i, s:o}", "case", c->id, "case_index", ci, "langs", langs);
+    if (st == XLE_OK) st = obj ? jsonl_append(&r->pre, obj, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    json_decref(obj);
+    return st;
+}
+
+/* The subject as the prompt writes it: the case's subject, or the text a looser match found. */
+static xle_status edit_request(const xle_case_lang *l, xle_match loosest, xle_edit_request *req,
+                               char **subject_buf, xle_case_problem *problem, xle_error *err) {
+    *subject_buf = NULL;
+    xle_match how;
+    xle_status st = xle_case_lang_check(l, loosest, problem, &how, err);
+    if (st != XLE_OK || *problem != XLE_CASE_USABLE) return st;
+    req->prompt = l->prompt;
+    req->subject = l->subject;
+    req->target = l->target_new;
+    if (how != XLE_MATCH_EXACT) {
+        size_t a, b;
+        xle_match m2;
+        if ((st = xle_subject_locate(l->prompt, l->subject, loosest, &m2, &a, &b, err)) != XLE_OK) return st;
+        *subject_buf = malloc(b - a + 1);
+        if (!*subject_buf) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        memcpy(*subject_buf, l->prompt + a, b - a);
+        (*subject_buf)[b - a] = 0;
+        req->subject = *subject_buf;
+    }
+    return XLE_OK;
+}
+
+static json_t *unit_head(const xle_case *c, int ci, const xle_edit_hparams *hp, const char *edit_lang,
+                         const char *status) {
+    return json_pack("{s:s, s:i, s:s, s:s, s:s}", "case", c->id, "case_index", ci, "method",
+                     method_name(hp->method), "edit_lang", edit_lang, "status", status);
+}
+
+/* Runs one unit and appends its line. */
+static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_lang **tests, int n_tests,
+                           const xle_half_eval *pre, xle_error *err) {
+    const xle_case *c = &r->cases->cases[ci];
+    const method_state *ms = &r->methods[mi];
+    const char *edit_lang = r->edit_langs[ei];
+    int all = !strcmp(edit_lang, ALL_LANGS);
+    xle_edit_request_tok *toks = calloc((size_t)r->n_edit_langs, sizeof *toks);
+    char **subjects = calloc((size_t)r->n_edit_langs, sizeof *subjects);
+    json_t *edited = json_array(), *line = NULL;
+    xle_half_eval *post = calloc((size_t)(n_tests > 0 ? n_tests : 1), sizeof *post);
+    xle_weight_swap swaps[XLE_EDIT_MAX_LAYERS * 4];
+    memset(swaps, 0, sizeof swaps);
+    xle_edit_result res = {0};
+    int n_req = 0, n_swaps = 0;
+    const char *skip = NULL;
+    char skip_buf[600];
+    xle_status st = XLE_OK;
+    if (!toks || !subjects || !edited || !post) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    /* the requests: the edit language's half, or every edit language's usable half */
+    for (int k = 0; k < r->n_edit_langs && st == XLE_OK; k++) {
+        if (all ? !strcmp(r->edit_langs[k], ALL_LANGS) : k != ei) continue;
+        const xle_case_lang *l = xle_case_lang_find(c, r->edit_langs[k]);
+        if (!l) {
+            if (!all) skip = "no half in the edit language";
+            continue;
+        }
+        xle_edit_request req;
+        xle_case_problem problem;
+        if ((st = edit_request(l, r->o->subject_match, &req, &subjects[k], &problem, err)) != XLE_OK) break;
+        if (problem != XLE_CASE_USABLE) {
+            if (!all) skip = xle_case_problem_name(problem);
+            continue;
+        }
+        xle_error e2 = {0};
+        xle_status ts = xle_edit_request_tokenize(r->tok, &req, ms->ct, &toks[n_req], &e2);
+        if (ts == XLE_ERR_NOT_FOUND || ts == XLE_ERR_ARG) {
+            if (!all) {
+                snprintf(skip_buf, sizeof skip_buf, "request: %s", e2.msg);
+                skip = skip_buf;
+            }
+            continue;
+        }
+        if (ts != XLE_OK) {
+            *err = e2;
+            st = ts;
+            break;
+        }
+        n_req++;
+        json_array_append_new(edited, json_string(l->lang));
+    }
+    if (st != XLE_OK) goto done;
+    if (!skip && n_req == 0) skip = "no usable half in the edit languages";
+    if (skip) {
+        line = unit_head(c, ci, ms->hp, edit_lang, "skipped");
+        json_object_set_new(line, "reason", json_string(skip));
+        r->sum.n_skipped++;
+        st = jsonl_append(&r->results, line, err);
+        goto done;
+    }
+    xle_error e2 = {0};
+    xle_status es = xle_edit_run(r->model, ms->hp, toks, n_req, ms->stats, &res, &e2);
+    if (es == XLE_ERR_NUMERIC) {
+        line = unit_head(c, ci, ms->hp, edit_lang, "failed");
+        json_object_set_new(line, "error", json_string(e2.msg));
+        r->sum.n_failed++;
+        st = jsonl_append(&r->results, line, err);
+        goto done;
+    }
+    if (es != XLE_OK) {
+        *err = e2;
+        st = es;
+        goto done;
+    }
+    for (int i = 0; i < res.n_deltas && st == XLE_OK; i++, n_swaps++)
+        st = xle_weight_swap_apply(r->model, &res.deltas[i], &swaps[i], err);
+    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, tests, n_tests, post, err);
+    for (int i = n_swaps - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
+    n_swaps = 0;
+    if (st == XLE_OK) st = check_weights(r, err);
+    if (st != XLE_OK) goto done;
+
+    json_t *tj = json_object();
+    for (int k = 0; k < n_tests && st == XLE_OK; k++) {
+        double m[XLE_METRIC_COUNT];
+        if ((st = xle_half_metrics(r->tok, &post[k], &pre[k], m, err)) != XLE_OK) break;
+        json_t *probes = json_array();
+        for (int q = 0; q < post[k].n_qa; q++) {
+            const xle_qa_eval *a = &post[k].qa[q], *b = &pre[k].qa[q];
+            if (json_array_append_new(probes, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o}", "kind",
+                                                        xle_qa_kind_name(a->kind), "prompt", a->prompt,
+                                                        "expected", a->answer, "before", b->greedy,
+                                                        "after", a->greedy, "acc", num(a->acc))) != 0)
+                st = xle_fail(err, XLE_ERR_NOMEM, "case %s: cannot encode the answers", c->id);
+        }
+        json_object_set_new(tj, tests[k]->lang, json_pack("{s:o, s:o}", "metrics", metrics_json(m), "probes", probes));
+    }
+    line = unit_head(c, ci, ms->hp, edit_lang, "ok");
+    json_object_set_new(line, "edited", json_incref(edited));
+    json_object_set_new(line, "loss", num(res.final_loss));
+    json_object_set_new(line, "steps", json_integer(res.steps));
+    json_object_set_new(line, "tests", tj);
+    if (st == XLE_OK) st = jsonl_append(&r->results, line, err);
+done:
+    for (int i = n_swaps - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
+    for (int k = 0; k < n_tests && post; k++) xle_half_eval_free(&post[k]);
+    for (int k = 0; k < n_req; k++) xle_edit_request_tok_free(&toks[k]);
+    for (int k = 0; subjects && k < r->n_edit_langs; k++) free(subjects[k]);
+    free(post), free(toks), free(subjects);
+    json_decref(edited);
+    json_decref(line);
+    xle_edit_result_free(&res);
+    return st;
+}
+
+/* ---- setup --------------------------------------------------------------------------------- */
+
+static int lang_in(char (*langs)[XLE_LANG_MAX], int n, const char *l) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(langs[i], l)) return 1;
+    return 0;
+}
+
+/* Resolves a language list against the data: NULL gives the data's languages (plus "all" for
+ * edit languages); every listed language must be in the data. */
+static xle_status resolve_langs(run_ctx *r, const char *const *given, int n_given, int edit,
+                                char (**out)[XLE_LANG_MAX], int *n_out, xle_error *err) {
+    char data_langs[256][XLE_LANG_MAX];
+    int nd = xle_cases_lang_list(r->cases, data_langs, 256);
+    if (nd > 256) nd = 256;
+    int cap = (given ? n_given : nd) + 1;
+    *out = calloc((size_t)cap, sizeof **out);
+    if (!*out) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    *n_out = 0;
+    const char *what = edit ? "edit language" : "test language";
+    if (!given) {
+        for (int i = 0; i < nd; i++) memcpy((*out)[(*n_out)++], data_langs[i], XLE_LANG_MAX);
+        if (edit && nd > 1) snprintf((*out)[(*n_out)++], XLE_LANG_MAX, "%s", ALL_LANGS);
+        return *n_out ? XLE_OK : xle_fail(err, XLE_ERR_ARG, "%s: no cases", r->o->data_path);
+    }
+    for (int i = 0; i < n_given; i++) {
+        const char *l = given[i];
+        if (strlen(l) >= XLE_LANG_MAX || !*l)
+            return xle_fail(err, XLE_ERR_ARG, "%s '%s': not a language code", what, l);
+        if (lang_in(*out, *n_out, l)) return xle_fail(err, XLE_ERR_ARG, "%s '%s' given twice", what, l);
+        if (!(edit && !strcmp(l, ALL_LANGS)) && !lang_in(data_langs, nd, l))
+            return xle_fail(err, XLE_ERR_ARG, "%s '%s': no case in %s has it", what, l, r->o->data_path);
+        snprintf((*out)[(*n_out)++], XLE_LANG_MAX, "%s", l);
+    }
+    return *n_out ? XLE_OK : xle_fail(err, XLE_ERR_ARG, "no %ss", what);
+}
+
+static json_t *langs_json(char (*langs)[XLE_LANG_MAX], int n) {
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_string(langs[i]));
+    return a;
+}
+
+static const char *match_name(xle_match m) {
+    return m == XLE_MATCH_STEM ? "stem" : m == XLE_MATCH_CASELESS ? "caseless" : "exact";
+}
+
+/* Templates: RUN_DIR/templates-METHOD.txt when a previous session saved them, else sampled /
+ * loaded / bare (saved by save_templates once run.json is settled). FT methods use none. */
+static xle_status method_templates(run_ctx *r, int mi, xle_error *err) {
+    const xle_edit_hparams *hp = &r->o->hparams[mi];
+    char name[64];
+    snprintf(name, sizeof name, "templates-%s.txt", method_name(hp->method));
+    char *path = path_join(r->o->run_dir, name);
+    if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    method_state *ms = &r->methods[mi];
+    const char *spec = r->o->context_templates;
+    xle_status st;
+    if (hp->method == XLE_EDIT_FT_L || hp->method == XLE_EDIT_FT_M || (spec && !strcmp(spec, "none")))
+        st = xle_context_templates_none(&ms->ct, err);
+    else if (spec)
+        st = xle_context_templates_load(spec, &ms->ct, err);
+    else if (access(path, R_OK) == 0)
+        st = xle_context_templates_load(path, &ms->ct, err);
+    else
+        st = xle_context_templates_sample(r->model, r->tok, hp, &ms->ct, err);
+    free(path);
+    return st;
+}
+
+static xle_status save_templates(run_ctx *r, int mi, xle_error *err) {
+    char name[64];
+    snprintf(name, sizeof name, "templates-%s.txt", method_name(r->o->hparams[mi].method));
+    char *path = path_join(r->o->run_dir, name);
+    if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    xle_status st = xle_context_templates_save(r->methods[mi].ct, path, err);
+    free(path);
+    return st;
+}
+
+/* run.json: "config" must match on --resume; "info" is for people. */
+static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *fingerprint, xle_error *err) {
+    const xle_eval_opts *o = r->o;
+    json_t *methods = json_array();
+    for (int mi = 0; mi < o->n_methods; mi++) {
+        json_t *tpl = json_array();
+        for (int i = 0; r->methods[mi].ct && i < r->methods[mi].ct->n; i++)
+            json_array_append_new(tpl, json_string(r->methods[mi].ct->texts[i]));
+        json_t *m = hparams_json(&o->hparams[mi]);
+        json_object_set_new(m, "context_templates", tpl);
+        json_array_append_new(methods, m);
+    }
+    json_t *config = json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:s}", "format", RUN_FORMAT,
+                               "model_fingerprint", fingerprint, "data_hash", data_hash, "cases",
+                               r->n_cases, "methods", methods, "edit_langs",
+                               langs_json(r->edit_langs, r->n_edit_langs), "test_langs",
+                               langs_json(r->test_langs, r->n_test_langs), "subject_match",
+                               match_name(o->subject_match));
+    json_t *info = json_pack("{s:s, s:s, s:s?, s:s?}", "tool", "xledit 0.1.0", "data", o->data_path,
+                             "model", xle_model_path(r->model), "stats", o->stats_dir);
+    json_t *doc = json_pack("{s:o, s:o}", "config", config, "info", info);
+    char *path = path_join(o->run_dir, "run.json");
+    xle_status st = XLE_OK;
+    if (!doc || !path) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    json_error_t je;
+    json_t *old = json_load_file(path, 0, &je);
+    if (old) {
+        if (!o->resume) {
+            st = xle_fail(err, XLE_ERR_ARG, "%s: holds a run already (add --resume to continue it, or "
+                          "choose another directory)", o->run_dir);
+        } else if (!json_equal(json_object_get(old, "config"), config)) {
+            /* name the first differing field */
+            const char *key, *what = "config";
+            json_t *v;
+            json_t *oc = json_object_get(old, "config");
+            json_object_foreach(config, key, v) {
+                if (!json_equal(json_object_get(oc, key), v)) {
+                    what = key;
+                    break;
+                }
+            }
+            st = xle_fail(err, XLE_ERR_ARG, "%s: run.json: %s: this run was made with other "
+                          "arguments, model or data; cannot resume it", o->run_dir, what);
+        }
+        json_decref(old);
+    } else if (access(path, F_OK) == 0) {
+        st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s", path, je.text);
+    } else {
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+        st = text ? write_atomic(path, text, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        free(text);
+    }
+done:
+    free(path);
+    json_decref(doc);
+    return st;
+}
+
+/* Marks the units results.jsonl already holds; checks each line belongs to this run. */
+static xle_status load_done(run_ctx *r, xle_error *err) {
+    char *path = path_join(r->o->run_dir, "results.jsonl");
+    json_t *lines = NULL;
+    xle_status st = path ? jsonl_read(path, &lines, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == XLE_OK && i < json_array_size(lines); i++) {
+        const json_t *l = json_array_get(lines, i);
+        json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
+        const char *id = json_string_value(json_object_get(l, "case")),
+                   *m = json_string_value(json_object_get(l, "method")),
+                   *el = json_string_value(json_object_get(l, "edit_lang"));
+        int mi = -1, ei = -1;
+        for (int k = 0; m && k < r->o->n_methods; k++)
+            if (!strcmp(m, method_name(r->o->hparams[k].method))) mi = k;
+        for (int k = 0; el && k < r->n_edit_langs; k++)
+            if (!strcmp(el, r->edit_langs[k])) ei = k;
+        if (ci < 0 || ci >= r->n_cases || !id || strcmp(id, r->cases->cases[ci].id) || mi < 0 || ei < 0) {
+            st = xle_fail(err, XLE_ERR_FORMAT, "%s: line %zu: not a unit of this run", path, i + 1);
+            break;
+        }
+        int64_t u = unit_index(r, (int)ci, mi, ei);
+        if (!r->done[u]) r->sum.n_resumed++;
+        r->done[u] = 1;
+        const char *status = json_string_value(json_object_get(l, "status"));
+        if (status && !strcmp(status, "skipped")) r->sum.n_skipped++;
+        if (status && !strcmp(status, "failed")) r->sum.n_failed++;
+    }
+    json_decref(lines);
+    free(path);
+    if (st != XLE_OK) return st;
+    path = path_join(r->o->run_dir, "pre.jsonl");
+    st = path ? jsonl_read(path, &lines, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == XLE_OK && i < json_array_size(lines); i++) {
+        json_t *l = json_array_get(lines, i);
+        json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
+        const char *id = json_string_value(json_object_get(l, "case"));
+        if (ci < 0 || ci >= r->n_cases || !id || strcmp(id, r->cases->cases[ci].id))
+            st = xle_fail(err, XLE_ERR_FORMAT, "%s: line %zu: not a case of this run", path, i + 1);
+        else json_array_set(r->pre_lines, (size_t)ci, l);
+    }
+    json_decref(lines);
+    free(path);
+    return st;
+}
+
+xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summary *sum_out,
+                        xle_error *err) {
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    r.results.fd = r.pre.fd = -1;
+    r.model = model;
+    r.o = o;
+    r.tok = xle_model_tokenizer(model);
+    xle_status st = XLE_OK;
+    char *data = NULL;
+    if (!o->data_path || !o->run_dir || !o->hparams || o->n_methods <= 0)
+        return xle_fail(err, XLE_ERR_ARG, "evaluation: data, run directory and methods are required");
+    if (!r.tok) return xle_fail(err, XLE_ERR_ARG, "%s: no tokenizer found beside the model", xle_model_path(model));
+    for (int i = 0; i < o->n_methods; i++)
+        for (int k = 0; k < i; k++)
+            if (o->hparams[i].method == o->hparams[k].method)
+                return xle_fail(err, XLE_ERR_ARG, "evaluation: method %s given twice", method_name(o->hparams[i].method));
+
+    size_t data_len = 0;
+    if (!(data = read_all(o->data_path, &data_len)))
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot read: %s", o->data_path, strerror(errno));
+    char data_hash[33], fingerprint[65];
+    hash_hex((const unsigned char *)data, data_len, data_hash);
+    free(data);
+    xle_model_fingerprint(model, fingerprint);
+    if ((st = xle_cases_load(o->data_path, &r.cases, err)) != XLE_OK) goto done;
+    r.n_cases = o->max_cases > 0 && o->max_cases < r.cases->n ? o->max_cases : r.cases->n;
+    if ((st = resolve_langs(&r, o->edit_langs, o->edit_langs ? o->n_edit_langs : 0, 1, &r.edit_langs,
+                            &r.n_edit_langs, err)) != XLE_OK ||
+        (st = resolve_langs(&r, o->test_langs, o->test_langs ? o->n_test_langs : 0, 0, &r.test_langs,
+                            &r.n_test_langs, err)) != XLE_OK)
+        goto done;
+    if (mkdir(o->run_dir, 0755) != 0 && errno != EEXIST) {
+        st = xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", o->run_dir, strerror(errno));
+        goto done;
+    }
+    r.methods = calloc((size_t)o->n_methods, sizeof *r.methods);
+    r.pre_lines = json_array();
+    int64_t n_units = (int64_t)r.n_cases * o->n_methods * r.n_edit_langs;
+    r.done = calloc((size_t)(n_units > 0 ? n_units : 1), 1);
+    if (!r.methods || !r.pre_lines || !r.done) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int ci = 0; ci < r.n_cases; ci++) json_array_append_new(r.pre_lines, json_null());
+    for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) {
+        r.methods[mi].hp = &o->hparams[mi];
+        st = method_templates(&r, mi, err);
+    }
+    for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) {
+        const xle_edit_hparams *hp = &o->hparams[mi];
+        if (!(hp->method == XLE_EDIT_MEMIT || (hp->method == XLE_EDIT_ROME && hp->mom2_adjustment))) continue;
+        if (!o->stats_dir) {
+            st = xle_fail(err, XLE_ERR_ARG, "%s needs key statistics: give their directory", method_name(hp->method));
+            break;
+        }
+        for (int k = 0; k < hp->n_layers && st == XLE_OK; k++)
+            st = xle_stats_load(model, o->stats_dir, hp->layers[k], &r.methods[mi].stats[k], err);
+    }
+    if (st != XLE_OK || (st = check_run_json(&r, data_hash, fingerprint, err)) != XLE_OK) goto done;
+    for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) st = save_templates(&r, mi, err);
+    if (st != XLE_OK || (st = load_done(&r, err)) != XLE_OK) goto done;
+    if ((st = jsonl_open(&r.results, o->run_dir, "results.jsonl", err)) != XLE_OK ||
+        (st = jsonl_open(&r.pre, o->run_dir, "pre.jsonl", err)) != XLE_OK)
+        goto done;
+    weight_check_init(&r);
+    r.sum.n_cases = r.n_cases;
+    r.sum.n_units = n_units;
+    int64_t finished = r.sum.n_resumed;
+    if (o->progress && o->progress(o->progress_user, finished, n_units)) {
+        st = xle_fail(err, XLE_ERR_INTERRUPTED, "interrupted before the first unit");
+        goto done;
+    }
+    const xle_case_lang **tests = calloc((size_t)r.n_test_langs + 1, sizeof *tests);
+    xle_half_eval *pre = calloc((size_t)r.n_test_langs + 1, sizeof *pre);
+    if (!tests || !pre) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    for (int ci = 0; ci < r.n_cases && st == XLE_OK; ci++) {
+        int todo = 0;
+        for (int64_t u = unit_index(&r, ci, 0, 0); u < unit_index(&r, ci + 1, 0, 0); u++) todo += !r.done[u];
+        if (!todo) continue;
+        int n_tests = test_halves(&r, &r.cases->cases[ci], tests);
+        st = get_pre(&r, ci, tests, n_tests, pre, err);
+        for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++)
+            for (int ei = 0; ei < r.n_edit_langs && st == XLE_OK; ei++) {
+                if (r.done[unit_index(&r, ci, mi, ei)]) continue;
+                if ((st = run_unit(&r, ci, mi, ei, tests, n_tests, pre, err)) != XLE_OK) break;
+                r.sum.n_done++;
+                finished++;
+                if (o->progress && o->progress(o->progress_user, finished, n_units))
+                    st = xle_fail(err, XLE_ERR_INTERRUPTED, "interrupted after %lld of %lld units "
+                                  "(finished units are kept; continue with --resume)",
+                                  (long long)finished, (long long)n_units);
+            }
+        for (int k = 0; k < n_tests; k++) xle_half_eval_free(&pre[k]);
+    }
+    free(tests);
+    free(pre);
+done:
+    if (sum_out) *sum_out = r.sum;
+    jsonl_close(&r.results);
+    jsonl_close(&r.pre);
+    for (int mi = 0; r.methods && mi < o->n_methods; mi++) {
+        xle_context_templates_free(r.methods[mi].ct);
+        for (int k = 0; k < XLE_EDIT_MAX_LAYERS; k++) xle_layer_stats_free(r.methods[mi].stats[k]);
+    }
+    free(r.methods);
+    free(r.edit_langs);
+    free(r.test_langs);
+    free(r.done);
+    json_decref(r.pre_lines);
+    xle_cases_free(r.cases);
+    return st;
+}
