@@ -66,7 +66,12 @@ static int open_tokenizer(const char *path, xle_tokenizer **tok, xle_model **mod
     if (st != XLE_ERR_UNSUPPORTED && st != XLE_ERR_NOT_FOUND) return cli_report("tokenize", &err);
     /* not a tokenizer by itself: a model whose loader finds its tokenizer */
     xle_error merr = {0};
-    if (xle_model_load(path, model, &merr) != XLE_OK) return cli_report("tokenize", &merr);
+    if (xle_model_load(path, model, &merr) != XLE_OK) {
+        if (st == XLE_ERR_NOT_FOUND) return cli_report("tokenize", &merr);
+        /* neither: say both, the file may be a damaged tokenizer or a damaged model */
+        fprintf(stderr, "xledit tokenize: %s; as a model: %s\n", err.msg, merr.msg);
+        return 1;
+    }
     *tok = xle_model_tokenizer(*model);
     if (!*tok) {
         fprintf(stderr, "xledit tokenize: %s: the model has no tokenizer file\n", path);

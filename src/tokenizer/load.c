@@ -121,10 +121,14 @@ xle_status xle_tokenizer_load(const char *path, xle_tokenizer **out, xle_error *
     else {
         st = xle_tokenizer_load_llama2c_data(path, (const uint8_t *)data, size, 0, out, err);
         if (st == XLE_ERR_FORMAT) {
+            /* the llama2.c reading's complaint, without the repeated file name */
             xle_error e2;
+            const char *why = err ? err->msg : "";
+            size_t n = strlen(path);
+            if (!strncmp(why, path, n) && !strncmp(why + n, ": ", 2)) why += n + 2;
             st = xle_fail(&e2, XLE_ERR_UNSUPPORTED,
-                          "%s: not a tokenizer file (not GGUF, tokenizer.json, tiktoken, SentencePiece .model or llama2.c tokenizer.bin: %s)",
-                          path, err ? err->msg : "");
+                          "%s: not a tokenizer file (not GGUF, JSON, tiktoken or SentencePiece; as llama2.c tokenizer.bin: %s)",
+                          path, why);
             if (err) *err = e2;
         }
     }

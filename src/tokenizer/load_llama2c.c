@@ -28,8 +28,9 @@ static xle_status parse(const char *path, const uint8_t *data, size_t size, int 
     xle_status st = XLE_OK;
     for (int i = 0; st == XLE_OK && (vocab_size > 0 ? i < vocab_size : off < size); i++) {
         if (size - off < 8) {
-            st = xle_fail(err, XLE_ERR_FORMAT, "%s: token %d: file is truncated (%zu of %d tokens read)",
-                          path, i, (size_t)i, vocab_size);
+            st = vocab_size > 0
+                ? xle_fail(err, XLE_ERR_FORMAT, "%s: token %d: file is truncated (%d of %d tokens read)", path, i, i, vocab_size)
+                : xle_fail(err, XLE_ERR_FORMAT, "%s: token %d: file is truncated", path, i);
             break;
         }
         float score;
