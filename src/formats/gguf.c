@@ -45,9 +45,12 @@ int xle_ggml_type_known(uint32_t type) { return type < N_GGML_TYPES && GGML_TYPE
 int xle_ggml_nbytes(uint32_t type, const int64_t ne[4], uint64_t *nbytes) {
     if (!xle_ggml_type_known(type)) return 0;
     const ggml_type_info *ti = &GGML_TYPES[type];
-    if (ne[0] % ti->block) return 0;
-    uint64_t n = (uint64_t)(ne[0] / ti->block) * ti->bytes;
+    if (ne[0] < 0 || ne[0] % ti->block) return 0;
+    uint64_t blocks = (uint64_t)(ne[0] / ti->block);
+    if (blocks > UINT64_MAX / ti->bytes) return 0;
+    uint64_t n = blocks * ti->bytes;
     for (int i = 1; i < 4; i++) {
+        if (ne[i] < 0) return 0;
         if (ne[i] != 0 && n > UINT64_MAX / (uint64_t)ne[i]) return 0;
         n *= (uint64_t)ne[i];
     }
@@ -215,10 +218,12 @@ static xle_status parse_tensor_info(cursor *c, xle_gguf_tensor_info *t, uint64_t
     if (!xle_ggml_type_known(t->ggml_type))
         return xle_fail(c->err, XLE_ERR_FORMAT, "%s: %s: type: unknown ggml type %d", c->path,
                         name, type);
-    if (!xle_ggml_nbytes(t->ggml_type, t->ne, &t->nbytes))
+    if (t->ne[0] % GGML_TYPES[t->ggml_type].block)
         return xle_fail(c->err, XLE_ERR_FORMAT,
                         "%s: %s: ne[0]: %lld is not a multiple of the %s block size", c->path,
                         name, (long long)t->ne[0], xle_ggml_type_name(t->ggml_type));
+    if (!xle_ggml_nbytes(t->ggml_type, t->ne, &t->nbytes))
+        return xle_fail(c->err, XLE_ERR_FORMAT, "%s: %s: ne: the byte size overflows", c->path, name);
     if (rd(c, &t->offset, 8, name) != XLE_OK) return XLE_ERR_FORMAT;
     return XLE_OK;
 }

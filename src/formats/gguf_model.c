@@ -93,9 +93,15 @@ static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size
                         g->path, key);
     }
     c->rope_interleaved = c->arch == XLE_ARCH_LLAMA;
-    int ok;
-    c->bos_id = (int)xle_gguf_get_int(g, "tokenizer.ggml.bos_token_id", -1, &ok);
-    c->eos_id = (int)xle_gguf_get_int(g, "tokenizer.ggml.eos_token_id", -1, &ok);
+    static const char *const id_keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
+    int *ids[2] = {&c->bos_id, &c->eos_id};
+    for (int i = 0; i < 2; i++) {
+        int ok;
+        int64_t v = xle_gguf_get_int(g, id_keys[i], -1, &ok);
+        if (!ok || v < -1 || v > INT32_MAX)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: not a token id", g->path, id_keys[i]);
+        *ids[i] = (int)v;
+    }
     return XLE_OK;
 }
 
@@ -190,9 +196,18 @@ static xle_status load_into(xle_model *m, xle_gguf_state *s, xle_error *err) {
     /* vocab size: rows of token_embd.weight */
     const xle_gguf_tensor_info *te = xle_gguf_find_tensor(g, "token_embd.weight");
     if (!te) return xle_fail(err, XLE_ERR_FORMAT, "%s: token_embd.weight: missing", g->path);
-    if (te->n_dims != 2 || te->ne[1] > INT32_MAX)
-        return xle_fail(err, XLE_ERR_FORMAT, "%s: token_embd.weight: n_dims: expected 2 dims", g->path);
+    if (te->n_dims != 2)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: token_embd.weight: n_dims: %u, expected 2", g->path,
+                        te->n_dims);
+    if (te->ne[1] > INT32_MAX)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: token_embd.weight: ne[1]: %lld rows is absurdly "
+                        "large", g->path, (long long)te->ne[1]);
     m->cfg.vocab_size = (int)te->ne[1];
+    int kv_vocab = m->cfg.vocab_size;
+    if ((st = get_hp(g, arch, "vocab_size", 0, m->cfg.vocab_size, &kv_vocab, err)) != XLE_OK) return st;
+    if (kv_vocab != m->cfg.vocab_size)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.vocab_size: %d, but token_embd.weight has %d "
+                        "rows", g->path, arch, kv_vocab, m->cfg.vocab_size);
     if ((st = xle_config_validate_names(&m->cfg, g->path, &XLE_NAMES_GGUF, err)) != XLE_OK) return st;
     if ((st = xle_model_alloc_layers(m, err)) != XLE_OK) return st;
     if ((st = bind_all(m, s, err)) != XLE_OK) return st;
@@ -209,6 +224,14 @@ static xle_status load_into(xle_model *m, xle_gguf_state *s, xle_error *err) {
             }
         }
     if ((st = xle_model_check_shapes(m, g->path, err)) != XLE_OK) return st;
+    /* RoPE over fewer dimensions than the head (partial rotary) is not what the engine does
+     * (checked after the shapes, which name the cause when the sizes themselves are off). */
+    int rope_dims = m->cfg.head_dim;
+    if ((st = get_hp(g, arch, "rope.dimension_count", 0, m->cfg.head_dim, &rope_dims, err))) return st;
+    if (rope_dims != m->cfg.head_dim)
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count: %d differs from "
+                        "the head dimension %d (partial RoPE is not supported)", g->path, arch,
+                        rope_dims, m->cfg.head_dim);
     m->weight_dtype = dominant_dtype(s);
     return attach_tokenizer(m, g, err);
 }

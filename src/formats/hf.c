@@ -137,7 +137,11 @@ static xle_status read_rope_scaling(cfg_reader *r, xle_config *c) {
 
 static xle_status read_sliding_window(cfg_reader *r, xle_config *c) {
     xle_status st;
-    if (c->arch == XLE_ARCH_MISTRAL) return cfg_int(r, "sliding_window", 0, 0, &c->sliding_window);
+    if (c->arch == XLE_ARCH_MISTRAL) {
+        /* MistralConfig's default is 4096 when the key is absent; null means no window */
+        json_t *v = json_object_get(r->root, "sliding_window");
+        return cfg_int(r, "sliding_window", 0, v ? 0 : 4096, &c->sliding_window);
+    }
     if (c->arch != XLE_ARCH_QWEN2) return XLE_OK;
     int use = 0, window = 0, mwl = 0;
     if ((st = cfg_bool(r, "use_sliding_window", 0, &use))) return st;
@@ -233,7 +237,10 @@ static int safe_file_name(const char *s) {
     return *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
-static xle_status add_shard(xle_model *m, xle_hf_state *s, const char *name, xle_error *err) {
+/* Maps and parses one shard (once). index/tensor (NULL for an unsharded model) say which
+ * weight_map entry named it, for the message when the file is missing. */
+static xle_status add_shard(xle_model *m, xle_hf_state *s, const char *name, const char *index,
+                            const char *tensor, xle_error *err) {
     for (int i = 0; i < s->n_shards; i++)
         if (strcmp(s->shards[i].name, name) == 0) return XLE_OK;
     xle_hf_shard *sh = realloc(s->shards, (size_t)(s->n_shards + 1) * sizeof *sh);
@@ -245,6 +252,11 @@ static xle_status add_shard(xle_model *m, xle_hf_state *s, const char *name, xle
     s->n_shards++;
     char *path = xle_path_join(s->dir, name);
     if (!path) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+    if (index && !xle_path_exists(path)) {
+        free(path);
+        return xle_fail(err, XLE_ERR_IO, "%s: weight_map: %s: shard %s is missing from the folder",
+                        index, tensor, name);
+    }
     void *base;
     size_t size;
     xle_status st = xle_map_file(path, &base, &size, err);
@@ -278,7 +290,7 @@ static xle_status read_index(xle_model *m, xle_hf_state *s, const char *path, xl
             st = xle_fail(err, XLE_ERR_FORMAT, "%s: weight_map: %s: not a file name in the folder", path, key);
             goto done;
         }
-        if ((st = add_shard(m, s, json_string_value(v), err))) goto done;
+        if ((st = add_shard(m, s, json_string_value(v), path, key, err))) goto done;
     }
     json_object_foreach(wm, key, v) {
         for (int i = 0; i < s->n_shards; i++)
@@ -362,8 +374,9 @@ static xle_status bind_all(xle_model *m, xle_hf_state *s, int attn_bias, const c
             xle_tensor *t = xle_weight_slot(&m->w, (xle_wkind)k, l);
             if (is_bias && !t->data) {
                 char name[128];
-                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", source,
-                                xle_weight_name(XLE_FORMAT_HF, (xle_wkind)k, l, name, sizeof name));
+                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing (config.json: %s)", source,
+                                xle_weight_name(XLE_FORMAT_HF, (xle_wkind)k, l, name, sizeof name),
+                                attn_bias == 1 ? "qwen2 has q/k/v biases" : "attention_bias is true");
             }
         }
     }
@@ -422,7 +435,7 @@ static xle_status load_into(xle_model *m, xle_hf_state *s, xle_error *err) {
         st = read_index(m, s, index, err);
     } else if (xle_path_exists(single)) {
         source = single;
-        st = add_shard(m, s, "model.safetensors", err);
+        st = add_shard(m, s, "model.safetensors", NULL, NULL, err);
     } else {
         st = xle_fail(err, XLE_ERR_IO, "%s: model.safetensors: missing (and no "
                       "model.safetensors.index.json)", s->dir);

@@ -63,11 +63,12 @@ static xle_status read_header(xle_model *m, const uint8_t *base, size_t size, in
     c->tied_embeddings = *shared;
     c->bos_id = 1;
     c->eos_id = 2;
-    xle_status st = xle_config_validate_names(c, m->path, &XLE_NAMES_LLAMA2C, err);
-    if (st != XLE_OK) return st;
-    if (c->head_dim * c->n_heads != c->dim)
+    /* head_size is dim / n_heads: say so before the validator complains about head_size */
+    if (c->n_heads > 0 && c->dim > 0 && c->dim % c->n_heads != 0)
         return xle_fail(err, XLE_ERR_FORMAT, "%s: n_heads: %d does not divide dim %d", m->path,
                         c->n_heads, c->dim);
+    xle_status st = xle_config_validate_names(c, m->path, &XLE_NAMES_LLAMA2C, err);
+    if (st != XLE_OK) return st;
     /* the exact size the header implies */
     int64_t d = c->dim, f = c->ffn_dim, L = c->n_layers, V = c->vocab_size,
             kvd = (int64_t)c->n_kv_heads * c->head_dim, hs = c->head_dim;

@@ -113,6 +113,12 @@ static void shape_str(const int64_t *s, int nd, char *buf, size_t cap) {
     if (k < cap) snprintf(buf + k, cap - k, "]");
 }
 
+/* Where a format's sizes come from, for messages about tensors that contradict them. */
+static const char *config_source(xle_format f) {
+    return f == XLE_FORMAT_HF ? "config.json" : f == XLE_FORMAT_GGUF ? "the GGUF metadata"
+                                                                     : "the checkpoint header";
+}
+
 xle_status xle_model_check_shapes(const xle_model *m, const char *source, xle_error *err) {
     xle_weights *w = (xle_weights *)&m->w;
     for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
@@ -124,6 +130,9 @@ xle_status xle_model_check_shapes(const xle_model *m, const char *source, xle_er
             int optional = k == XLE_W_ROPE_FREQS || (k >= XLE_W_BQ && k <= XLE_W_BO);
             if (!t->data) {
                 if (optional) continue;
+                if (xle_wkind_per_layer((xle_wkind)k))
+                    return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing (%s says %d layers)",
+                                    source, name, config_source(m->format), m->cfg.n_layers);
                 return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", source, name);
             }
             int nd;
@@ -135,8 +144,8 @@ xle_status xle_model_check_shapes(const xle_model *m, const char *source, xle_er
                 char got[96], want[96];
                 shape_str(t->shape, t->ndim, got, sizeof got);
                 shape_str(s, nd, want, sizeof want);
-                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape %s does not match the "
-                                "configuration (expected %s)", source, name, got, want);
+                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape %s does not match %s "
+                                "(expected %s)", source, name, got, config_source(m->format), want);
             }
         }
     }
