@@ -145,6 +145,12 @@ const char *xle_model_path(const xle_model *model);
 struct xle_tokenizer *xle_model_tokenizer(xle_model *model);
 /* The stored dtype of most weights (what `info` reports). */
 xle_dtype xle_model_weight_dtype(const xle_model *model);
+/* The tensor types as the files store them, with counts, e.g. "BF16 x19" or "Q8_0 x15, F32 x5"
+ * (Q8_0 is dequantized to f32 in memory). Written into buf (cap bytes); returns buf. */
+const char *xle_model_stored_dtypes(const xle_model *model, char *buf, size_t cap);
+/* What the model's tokenizer is and where it came from, e.g. "SentencePiece BPE, 512 tokens,
+ * from tokenizer.ggml.* (GGUF)"; "none" without one. Written into buf; returns buf. */
+const char *xle_model_tokenizer_desc(const xle_model *model, char *buf, size_t cap);
 
 /* Replaces one weight tensor's contents with an owned f32 copy so it may be modified; returns
  * the new view (owned by the model). Used by editing: the file mapping is never written. */

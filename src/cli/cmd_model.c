@@ -2,6 +2,7 @@
  * cmd_model.c: the subcommands that run a model directly: info, logits, generate, score.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,63 @@ static int load_model(const char *cmd, const char *path, xle_model **model) {
     return 0;
 }
 
+static const char *rope_convention(const xle_config *c) {
+    return c->rope_interleaved ? "interleaved pairs (2i, 2i+1): GGUF llama, llama2.c"
+                               : "rotate-half pairs (i, i+hd/2): Hugging Face, GGUF qwen2";
+}
+
+static const char *rope_scaling_name(const xle_config *c) {
+    return c->rope_scaling == XLE_ROPE_LLAMA3 ? "llama3" : c->rope_scaling == XLE_ROPE_LINEAR ? "linear" : "none";
+}
+
+/* A float as the shortest decimal that reads back to it (1e-06, not 9.99999997e-07). */
+static json_t *json_float(float f) {
+    char buf[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+static int print_info_json(xle_model *model, int64_t params, const char *dtypes, const char *tok_desc) {
+    const xle_config *cf = xle_model_config(model);
+    xle_tokenizer *tok = xle_model_tokenizer(model);
+    const xle_weights *w = xle_model_weights(model);
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(xle_model_path(model)));
+    json_object_set_new(o, "format", json_string(format_name(xle_model_format(model))));
+    json_object_set_new(o, "architecture", json_string(arch_name(cf->arch)));
+    json_object_set_new(o, "parameters", json_integer(params));
+    json_object_set_new(o, "weight_dtype", json_string(xle_dtype_name(xle_model_weight_dtype(model))));
+    json_object_set_new(o, "stored_dtypes", json_string(dtypes));
+    json_object_set_new(o, "dim", json_integer(cf->dim));
+    json_object_set_new(o, "ffn_dim", json_integer(cf->ffn_dim));
+    json_object_set_new(o, "n_layers", json_integer(cf->n_layers));
+    json_object_set_new(o, "n_heads", json_integer(cf->n_heads));
+    json_object_set_new(o, "n_kv_heads", json_integer(cf->n_kv_heads));
+    json_object_set_new(o, "head_dim", json_integer(cf->head_dim));
+    json_object_set_new(o, "vocab_size", json_integer(cf->vocab_size));
+    json_object_set_new(o, "max_seq_len", json_integer(cf->max_seq_len));
+    json_object_set_new(o, "norm_eps", json_float(cf->norm_eps));
+    json_object_set_new(o, "rope_theta", json_float(cf->rope_theta));
+    json_object_set_new(o, "rope_interleaved", json_boolean(cf->rope_interleaved));
+    json_object_set_new(o, "rope_scaling", json_string(rope_scaling_name(cf)));
+    json_object_set_new(o, "rope_freqs_tensor", json_boolean(w->rope_freqs.data != NULL));
+    json_object_set_new(o, "sliding_window", json_integer(cf->sliding_window));
+    json_object_set_new(o, "tied_embeddings", json_boolean(cf->tied_embeddings));
+    json_object_set_new(o, "bos_id", json_integer(cf->bos_id));
+    json_object_set_new(o, "eos_id", json_integer(cf->eos_id));
+    json_object_set_new(o, "tokenizer", json_string(tok_desc));
+    json_object_set_new(o, "tokenizer_vocab_size", json_integer(tok ? xle_tokenizer_vocab_size(tok) : 0));
+    char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (!text) return cli_report("info", &(xle_error){XLE_ERR_NOMEM, "out of memory"});
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int json = 0, c;
@@ -55,7 +113,10 @@ int cmd_info(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j') json = 1;
         else if (c == 'h') {
-            printf("usage: xledit info MODEL [--json]\n\nPrints the architecture, sizes, dtypes and tokenizer of MODEL.\n");
+            printf("usage: xledit info MODEL [--json]\n\n"
+                   "Prints the format, architecture, sizes, stored tensor types, RoPE convention and\n"
+                   "scaling, sliding window, embedding tying and tokenizer of MODEL (a Hugging Face\n"
+                   "folder, a .gguf file or a llama2.c checkpoint). --json prints one JSON object.\n");
             return 0;
         } else return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
     }
@@ -64,28 +125,19 @@ int cmd_info(int argc, char **argv) {
     int rc = load_model("info", argv[optind], &model);
     if (rc) return rc;
     const xle_config *cf = xle_model_config(model);
-    xle_tokenizer *tok = xle_model_tokenizer(model);
     int64_t params = count_params(model);
-    const char *rope = cf->rope_scaling == XLE_ROPE_LLAMA3 ? "llama3" : cf->rope_scaling == XLE_ROPE_LINEAR ? "linear" : "none";
+    char dtypes[256], tok_desc[256];
+    xle_model_stored_dtypes(model, dtypes, sizeof dtypes);
+    xle_model_tokenizer_desc(model, tok_desc, sizeof tok_desc);
     if (json) {
-        printf("{\"path\": \"%s\", \"format\": \"%s\", \"architecture\": \"%s\", \"dim\": %d, "
-               "\"ffn_dim\": %d, \"n_layers\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, "
-               "\"vocab_size\": %d, \"max_seq_len\": %d, \"norm_eps\": %g, \"rope_theta\": %g, "
-               "\"rope_scaling\": \"%s\", \"rope_interleaved\": %s, \"sliding_window\": %d, "
-               "\"tied_embeddings\": %s, \"weight_dtype\": \"%s\", \"parameters\": %lld, "
-               "\"tokenizer_vocab_size\": %d}\n",
-               xle_model_path(model), format_name(xle_model_format(model)), arch_name(cf->arch), cf->dim,
-               cf->ffn_dim, cf->n_layers, cf->n_heads, cf->n_kv_heads, cf->head_dim, cf->vocab_size,
-               cf->max_seq_len, cf->norm_eps, cf->rope_theta, rope, cf->rope_interleaved ? "true" : "false",
-               cf->sliding_window, cf->tied_embeddings ? "true" : "false",
-               xle_dtype_name(xle_model_weight_dtype(model)), (long long)params,
-               tok ? xle_tokenizer_vocab_size(tok) : 0);
+        rc = print_info_json(model, params, dtypes, tok_desc);
     } else {
         printf("model          %s\n", xle_model_path(model));
         printf("format         %s\n", format_name(xle_model_format(model)));
         printf("architecture   %s\n", arch_name(cf->arch));
         printf("parameters     %lld (%.2f M)\n", (long long)params, params / 1e6);
-        printf("weights        %s\n", xle_dtype_name(xle_model_weight_dtype(model)));
+        printf("weights        %s in memory; stored as %s\n",
+               xle_dtype_name(xle_model_weight_dtype(model)), dtypes);
         printf("dim            %d\n", cf->dim);
         printf("ffn_dim        %d\n", cf->ffn_dim);
         printf("layers         %d\n", cf->n_layers);
@@ -93,18 +145,17 @@ int cmd_info(int argc, char **argv) {
         printf("vocab          %d\n", cf->vocab_size);
         printf("context        %d\n", cf->max_seq_len);
         printf("norm eps       %g\n", cf->norm_eps);
-        printf("rope           theta %g, scaling %s, %s pairs\n", cf->rope_theta, rope,
-               cf->rope_interleaved ? "interleaved" : "half-split");
-        if (cf->sliding_window) printf("sliding window %d\n", cf->sliding_window);
+        printf("rope           %s\n", rope_convention(cf));
+        printf("rope theta     %g, scaling %s%s\n", cf->rope_theta, rope_scaling_name(cf),
+               xle_model_weights(model)->rope_freqs.data ? " (rope_freqs.weight)" : "");
+        printf("sliding window %s", cf->sliding_window ? "" : "none\n");
+        if (cf->sliding_window) printf("%d\n", cf->sliding_window);
         printf("embeddings     %s\n", cf->tied_embeddings ? "tied" : "separate lm_head");
-        if (tok)
-            printf("tokenizer      %d tokens, bos %d, eos %d\n", xle_tokenizer_vocab_size(tok),
-                   xle_tokenizer_bos_id(tok), xle_tokenizer_eos_id(tok));
-        else
-            printf("tokenizer      none found\n");
+        printf("bos / eos      %d / %d\n", cf->bos_id, cf->eos_id);
+        printf("tokenizer      %s\n", tok_desc);
     }
     xle_model_free(model);
-    return 0;
+    return rc;
 }
 
 /* Options shared by logits/generate/score. */
