@@ -323,7 +323,10 @@ char *xle_detokenize(const xle_tokenizer *tok, const int32_t *ids, int n, int sk
 const char *xle_tokenizer_piece(const xle_tokenizer *tok, int32_t id);
 
 /* Streaming decode: feed ids one at a time; complete UTF-8 text is appended to out (a buffer
- * of cap bytes, NUL-terminated), incomplete trailing bytes are held back. */
+ * of cap bytes, NUL-terminated), incomplete trailing bytes are held back. Text that does not
+ * fit in cap - 1 bytes stays queued and comes out of the next push or flush: at the end, call
+ * xle_detok_stream_flush until it returns 0. Special tokens (BOS, EOS, ...) are skipped; an id
+ * outside the vocabulary adds nothing (a push with id -1 only hands out queued text). */
 typedef struct xle_detok_stream xle_detok_stream;
 xle_detok_stream *xle_detok_stream_new(const xle_tokenizer *tok);
 /* Returns the number of bytes written to out (excluding the NUL). */
@@ -505,6 +508,11 @@ typedef struct xle_edit_hparams {
 /* Defaults for a method on a model of n_layers layers: EasyEdit's Llama-2/Mistral-7B values
  * (ROME layer 5, MEMIT 4..8, FT 21 of 32) with layers scaled as round(l * n_layers / 32). */
 void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int n_layers);
+/* Defaults for a method on this model: xle_edit_hparams_default for its depth, and MEMIT's λ
+ * scaled to its MLP width as λ = 15000 · ffn_dim / 11008 (Llama-2-7B's width), which keeps the
+ * balance between λC and K Kᵀ when keys are spread over a narrower or wider space. */
+void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
+                                const xle_config *cfg);
 /* Overrides fields from a JSON object (EasyEdit key names); errors name file and key. */
 xle_status xle_edit_hparams_load_json(xle_edit_hparams *hp, const char *path, xle_error *err);
 
@@ -675,6 +683,67 @@ xle_status xle_patch_apply(xle_model *model, const xle_patch *p, xle_error *err)
 xle_status xle_patch_revert(xle_model *model, const xle_patch *p, xle_error *err);
 
 /* ---------------------------------------------------------------------------------------------
+ * Merging (src/merge/): linear, task arithmetic, TIES and DARE-TIES over models of one
+ * architecture (mergekit's definitions), streamed tensor by tensor from the memory-mapped
+ * inputs in f32 arithmetic. Formulas, conventions and the vocabulary-extension rule:
+ * docs/merging.md.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum xle_merge_method {
+    XLE_MERGE_LINEAR = 0,        /* Σ wᵢ Mᵢ (/ Σ wᵢ when normalized) */
+    XLE_MERGE_TASK_ARITHMETIC,   /* B + λ Σ wᵢ (Mᵢ − B) */
+    XLE_MERGE_TIES,              /* top-density trim, sign election, disjoint mean */
+    XLE_MERGE_DARE_TIES,         /* seeded random drop + 1/density rescale, then TIES election */
+    XLE_MERGE_METHOD_COUNT
+} xle_merge_method;
+
+typedef struct xle_merge_opts {
+    xle_merge_method method;
+    const char *base;              /* the base model; required except for linear */
+    const char *const *models;     /* n_models >= 1 model paths (HF folder, .gguf, llama2.c) */
+    int n_models;
+    const float *weights;          /* n_models weights; NULL: all 1 */
+    float density;                 /* TIES / DARE-TIES: fraction kept, in (0, 1] */
+    float lambda;                  /* scale of the merged task vector (not used by linear) */
+    int normalize;                 /* -1: the method's mergekit default; 0 or 1 */
+    uint64_t seed;                 /* DARE-TIES drop mask */
+    xle_format out_format;         /* XLE_FORMAT_HF (folder) or XLE_FORMAT_GGUF (file) */
+    size_t chunk_elems;            /* elements streamed per step; 0: 4Mi (tests use tiny ones) */
+    xle_progress_fn progress;      /* optional: (bytes of input done, total); non-zero stops */
+    void *progress_user;
+} xle_merge_opts;
+
+/* Defaults: TIES, density 0.2, lambda 1, normalize -1, seed 0, HF output, no weights. */
+void xle_merge_opts_default(xle_merge_opts *opts);
+/* "linear", "task-arithmetic", "ties", "dare-ties" (static storage). */
+const char *xle_merge_method_name(xle_merge_method method);
+/* Parses a method name (also with '_' for '-'); returns 0 if unknown. */
+int xle_merge_method_parse(const char *name, xle_merge_method *out);
+/* Whether a method normalizes by default (mergekit): linear and TIES yes, the others no. */
+int xle_merge_method_normalizes(xle_merge_method method);
+
+/* What a merge did (all counts of tensor data, side files excluded). */
+typedef struct xle_merge_stats {
+    int n_tensors;                 /* tensors written */
+    int out_vocab;                 /* rows of the output embedding */
+    int vocab_donor;               /* index into models of the model whose extra rows and
+                                    * tokenizer were used; -1 when the vocabulary is not extended */
+    uint64_t input_bytes;          /* bytes of input tensors (each input tensor counted once) */
+    uint64_t output_bytes;         /* bytes of output tensor data */
+    int passes;                    /* most read passes over one tensor (TIES: up to 4) */
+} xle_merge_stats;
+
+/* Merges opts->models (onto opts->base) into out_path: an HF folder (config.json,
+ * model.safetensors, the tokenizer and other side files) or a GGUF file. Every input is checked
+ * first (architecture, sizes, tensors, tokenizer), so a mismatch fails naming the file and the
+ * field before anything is written; the output is written under a temporary name beside
+ * out_path and renamed at the end (no partial output on failure). Inputs are memory-mapped and
+ * released chunk by chunk; memory use is a few chunks, not a model. Results do not depend on
+ * the number of OpenMP threads. stats (optional) is filled on success. */
+xle_status xle_merge(const xle_merge_opts *opts, const char *out_path, xle_merge_stats *stats,
+                     xle_error *err);
+
+/* ---------------------------------------------------------------------------------------------
  * Evaluation (src/eval/metrics.c, half_eval.c, run.c): what an edit does in every language,
  * ELFI/ELFO runs over a case file with resume, and reports (src/report/). Formulas, run
  * directory layout and resume semantics: docs/evaluation.md.
@@ -809,67 +878,6 @@ const char *xle_report_format_ext(xle_report_format f);
 /* Renders the report; *out is a NUL-terminated malloc'd buffer of *len bytes (caller frees). */
 xle_status xle_report_render(const xle_report *r, xle_report_format f, char **out, size_t *len,
                              xle_error *err);
-
-/* ---------------------------------------------------------------------------------------------
- * Merging (src/merge/): linear, task arithmetic, TIES and DARE-TIES over models of one
- * architecture (mergekit's definitions), streamed tensor by tensor from the memory-mapped
- * inputs in f32 arithmetic. Formulas, conventions and the vocabulary-extension rule:
- * docs/merging.md.
- * ------------------------------------------------------------------------------------------- */
-
-typedef enum xle_merge_method {
-    XLE_MERGE_LINEAR = 0,        /* Σ wᵢ Mᵢ (/ Σ wᵢ when normalized) */
-    XLE_MERGE_TASK_ARITHMETIC,   /* B + λ Σ wᵢ (Mᵢ − B) */
-    XLE_MERGE_TIES,              /* top-density trim, sign election, disjoint mean */
-    XLE_MERGE_DARE_TIES,         /* seeded random drop + 1/density rescale, then TIES election */
-    XLE_MERGE_METHOD_COUNT
-} xle_merge_method;
-
-typedef struct xle_merge_opts {
-    xle_merge_method method;
-    const char *base;              /* the base model; required except for linear */
-    const char *const *models;     /* n_models >= 1 model paths (HF folder, .gguf, llama2.c) */
-    int n_models;
-    const float *weights;          /* n_models weights; NULL: all 1 */
-    float density;                 /* TIES / DARE-TIES: fraction kept, in (0, 1] */
-    float lambda;                  /* scale of the merged task vector (not used by linear) */
-    int normalize;                 /* -1: the method's mergekit default; 0 or 1 */
-    uint64_t seed;                 /* DARE-TIES drop mask */
-    xle_format out_format;         /* XLE_FORMAT_HF (folder) or XLE_FORMAT_GGUF (file) */
-    size_t chunk_elems;            /* elements streamed per step; 0: 4Mi (tests use tiny ones) */
-    xle_progress_fn progress;      /* optional: (bytes of input done, total); non-zero stops */
-    void *progress_user;
-} xle_merge_opts;
-
-/* Defaults: TIES, density 0.2, lambda 1, normalize -1, seed 0, HF output, no weights. */
-void xle_merge_opts_default(xle_merge_opts *opts);
-/* "linear", "task-arithmetic", "ties", "dare-ties" (static storage). */
-const char *xle_merge_method_name(xle_merge_method method);
-/* Parses a method name (also with '_' for '-'); returns 0 if unknown. */
-int xle_merge_method_parse(const char *name, xle_merge_method *out);
-/* Whether a method normalizes by default (mergekit): linear and TIES yes, the others no. */
-int xle_merge_method_normalizes(xle_merge_method method);
-
-/* What a merge did (all counts of tensor data, side files excluded). */
-typedef struct xle_merge_stats {
-    int n_tensors;                 /* tensors written */
-    int out_vocab;                 /* rows of the output embedding */
-    int vocab_donor;               /* index into models of the model whose extra rows and
-                                    * tokenizer were used; -1 when the vocabulary is not extended */
-    uint64_t input_bytes;          /* bytes of input tensors (each input tensor counted once) */
-    uint64_t output_bytes;         /* bytes of output tensor data */
-    int passes;                    /* most read passes over one tensor (TIES: up to 4) */
-} xle_merge_stats;
-
-/* Merges opts->models (onto opts->base) into out_path: an HF folder (config.json,
- * model.safetensors, the tokenizer and other side files) or a GGUF file. Every input is checked
- * first (architecture, sizes, tensors, tokenizer), so a mismatch fails naming the file and the
- * field before anything is written; the output is written under a temporary name beside
- * out_path and renamed at the end (no partial output on failure). Inputs are memory-mapped and
- * released chunk by chunk; memory use is a few chunks, not a model. Results do not depend on
- * the number of OpenMP threads. stats (optional) is filled on success. */
-xle_status xle_merge(const xle_merge_opts *opts, const char *out_path, xle_merge_stats *stats,
-                     xle_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Training (src/train/): a byte-fallback BPE tokenizer and a small Llama-family model learned

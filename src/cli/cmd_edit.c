@@ -257,18 +257,25 @@ static char *filled_prompt(const xle_edit_request *r) {
     return s;
 }
 
-/* Greedy continuation of text (n_new tokens), decoded; caller frees. */
+/* text followed by its greedy continuation (n_new tokens), decoded together so that spacing
+ * is the tokenizer's; caller frees. */
 static char *continuation(xle_model *model, const xle_tokenizer *tok, const char *text, int n_new,
                           xle_error *err) {
     xle_tokens t = {0};
     if (xle_tokenize(tok, text, strlen(text), -1, 0, &t, err) != XLE_OK) return NULL;
-    int32_t *out = malloc((size_t)n_new * sizeof *out);
+    int32_t *all = malloc((size_t)(t.n + n_new) * sizeof *all);
     int n_out = 0;
     xle_sampler greedy = {0, 0, 0, 1};
     char *s = NULL;
-    if (out && xle_generate(model, t.ids, t.n, n_new, &greedy, out, &n_out, err) == XLE_OK)
-        s = xle_detokenize(tok, out, n_out, 1);
-    free(out);
+    if (all) {
+        memcpy(all, t.ids, (size_t)t.n * sizeof *all);
+        if (xle_generate(model, t.ids, t.n, n_new, &greedy, all + t.n, &n_out, err) == XLE_OK)
+            s = xle_detokenize(tok, all, t.n + n_out, 1);
+        else
+            free(all), all = NULL;
+    }
+    if (all && !s) xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    free(all);
     xle_tokens_free(&t);
     if (s)
         for (char *p = s; *p; p++)
@@ -390,7 +397,7 @@ int cmd_edit(int argc, char **argv) {
         goto report;
     }
     xle_edit_hparams hp;
-    xle_edit_hparams_default(&hp, m, xle_model_config(model)->n_layers);
+    xle_edit_hparams_for_model(&hp, m, xle_model_config(model));
     if (hparams && xle_edit_hparams_load_json(&hp, hparams, &err) != XLE_OK) goto report;
     if (n_layers) {
         memcpy(hp.layers, layers, sizeof(int) * (size_t)n_layers);
@@ -460,8 +467,8 @@ int cmd_edit(int argc, char **argv) {
                 free(p);
                 goto report;
             }
-            printf("request %d: %s -> %s\n  before: %s%s\n  after:  %s%s\n", i + 1, p,
-                   rl.reqs[i].target, p, before[i], p, after);
+            printf("request %d: %s -> %s\n  before: %s\n  after:  %s\n", i + 1, p,
+                   rl.reqs[i].target, before[i], after);
             free(p);
             free(after);
         }

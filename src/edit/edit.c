@@ -57,6 +57,12 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
     }
 }
 
+void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
+                                const xle_config *cfg) {
+    xle_edit_hparams_default(hp, method, cfg->n_layers);
+    hp->mom2_update_weight = 15000.0 * cfg->ffn_dim / 11008.0;
+}
+
 static xle_status json_number(json_t *v, const char *path, const char *key, double *out, xle_error *err) {
     if (!json_is_number(v)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a number", path, key);
     *out = json_number_value(v);

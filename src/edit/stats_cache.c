@@ -59,8 +59,9 @@ void xle_model_fingerprint(xle_model *model, char out[65]) {
     hasher hs = {{0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull,
                   0x2545f4914f6cdd1dull}};
     int64_t fields[] = {c->arch, c->dim, c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads,
-                        c->head_dim, c->vocab_size, c->sliding_window, c->tied_embeddings,
-                        c->rope_scaling};
+                        c->head_dim, c->vocab_size, c->sliding_window, c->rope_scaling};
+    /* (tied embeddings are not hashed as a flag: the lm_head values are, and a converter may
+     * store a tied head as a separate copy) */
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) hash_i64(&hs, fields[i]);
     float reals[] = {c->norm_eps, c->rope_theta, c->rope_factor};
     hash_bytes(&hs, reals, sizeof reals);
