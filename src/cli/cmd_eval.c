@@ -206,7 +206,7 @@ int cmd_eval(int argc, char **argv) {
     }
     /* hyper-parameters: defaults scaled to the model, then files (all methods, then per method) */
     for (int i = 0; i < n_methods; i++) {
-        xle_edit_hparams_default(&hps[i], methods[i], xle_model_config(model)->n_layers);
+        xle_edit_hparams_for_model(&hps[i], methods[i], xle_model_config(model));
         for (int pass = 0; pass < 2; pass++)
             for (int k = 0; k < n_hparam_files; k++) {
                 const char *f = hparam_files[k], *eq = strchr(f, '=');
