@@ -511,6 +511,46 @@ static void test_formats_agree(void) {
     }
 }
 
+/* `xledit logits --all-positions --json` on a fixture: the output parses with jansson and its
+ * numbers are the golden logits. */
+static void test_cli_logits_json(void) {
+    json_t *e = json_array_get(json_object_get(g_manifest, "models"), 0); /* llama_gqa/hf_f32 */
+    char path[512], gpath[512], cmd[1400], ids[400];
+    fixture_path(jstr(e, "path"), path, sizeof path);
+    fixture_path(jstr(e, "golden"), gpath, sizeof gpath);
+    const int s = 1; /* the second sequence; the golden file holds sequence 0 first */
+    size_t k = 0;
+    for (int i = 0; i < g_seq_len[s]; i++)
+        k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%d", i ? "," : "", g_seqs[s][i]);
+    snprintf(cmd, sizeof cmd, "'%s' logits '%s' --ids %s --all-positions --json", XLE_BINARY, path, ids);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    if (!p) return;
+    json_error_t je;
+    json_t *root = json_loadf(p, 0, &je);
+    CHECK_MSG(pclose(p) == 0, "%s", cmd);
+    CHECK_MSG(root != NULL, "logits output is not JSON: %s", je.text);
+    size_t gsize = 0;
+    float *golden = read_file(gpath, &gsize);
+    json_t *rows = json_object_get(root, "logits");
+    CHECK(json_integer_value(json_object_get(root, "vocab_size")) == g_V);
+    CHECK((int)json_array_size(rows) == g_seq_len[s]);
+    size_t off = (size_t)g_seq_len[0] * (size_t)g_V;
+    double worst = 0, scale = 0;
+    for (int t = 0; golden && t < g_seq_len[s] && t < (int)json_array_size(rows); t++) {
+        json_t *row = json_array_get(rows, (size_t)t);
+        CHECK((int)json_array_size(row) == g_V);
+        for (int v = 0; v < g_V && v < (int)json_array_size(row); v++) {
+            double want = golden[off + (size_t)t * (size_t)g_V + (size_t)v];
+            worst = fmax(worst, fabs(json_number_value(json_array_get(row, (size_t)v)) - want));
+            scale = fmax(scale, fabs(want));
+        }
+    }
+    CHECK_MSG(golden && worst <= TOL_REL * scale, "CLI logits: max |diff| %g", worst);
+    free(golden);
+    json_decref(root);
+}
+
 static int setup(void) {
     json_error_t je;
     g_manifest = json_load_file(FIX "manifest.json", 0, &je);
@@ -549,6 +589,7 @@ int main(void) {
     RUN(test_cache_equals_full);
     RUN(test_save_hf);
     RUN(test_save_gguf);
+    RUN(test_cli_logits_json);
     rm_rf(g_tmp);
     json_decref(g_manifest);
     return check_summary();

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# cli_model.sh XLEDIT SRCDIR: the model commands on real files: --help of every command (exit 0,
+# usage on stdout, nothing on stderr), `info` on stories260K (.bin and .gguf) and on every
+# fixture family (architecture, sizes, stored types, RoPE convention and scaling, window,
+# tying, tokenizer), `info --json` as one object, `generate` reproducing run.c's greedy ids,
+# `logits --json` shape, `score`, and `convert` round trips (GGUF byte-identical, llama2.c to a
+# HF folder that generates the same ids). The logits JSON is parsed with jansson and compared
+# with the golden logits in test_golden.c (test_cli_logits_json).
+set -u
+XLEDIT="$1"
+SRC="$2"
+SHARED="${XLE_SHARED_DIR:-$SRC/../shared}"
+STORIES="$SHARED/data/external/stories260k"
+FIX="$SRC/tests/fixtures/models"
+T="$(mktemp -d /tmp/xle_cli_model.XXXXXX)"
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+# --help of the tool and of every command it lists
+"$XLEDIT" --help >"$T/help" 2>"$T/err" || fail "xledit --help exits non-zero"
+[ -s "$T/err" ] && fail "xledit --help wrote to stderr"
+cmds=$(awk '/^  [a-z]/{print $1}' "$T/help")
+[ "$(echo "$cmds" | wc -w)" -ge 10 ] || fail "xledit --help lists too few commands: $cmds"
+for c in $cmds; do
+  "$XLEDIT" "$c" --help >"$T/out" 2>"$T/err"
+  rc=$?
+  [ "$rc" -eq 0 ] || fail "$c --help: exit $rc"
+  [ -s "$T/err" ] && fail "$c --help wrote to stderr: $(head -c 200 "$T/err")"
+  head -1 "$T/out" | grep -q "^usage: xledit $c" || fail "$c --help: no usage line: $(head -1 "$T/out")"
+done
+
+# info: expect_info MODEL PATTERN... (each pattern must match a line)
+expect_info() {
+  local model="$1"; shift
+  "$XLEDIT" info "$model" >"$T/info" 2>"$T/err" || { fail "info $model: $(cat "$T/err")"; return; }
+  for p in "$@"; do grep -q -- "$p" "$T/info" || fail "info $model: no line matching '$p'"; done
+}
+expect_info "$STORIES/stories260K.bin" "^format  *llama2c" "^architecture  *llama" \
+  "^heads  *8 (kv heads 4, head dim 8)" "^vocab  *512" "^context  *512" "stored as F32 x47" \
+  "^rope  *interleaved" "^embeddings  *tied" "^tokenizer  *SentencePiece BPE, 512 tokens, from tok512.bin"
+expect_info "$STORIES/stories260K.gguf" "^format  *gguf" "^context  *128" "stored as F32 x48" \
+  "^rope  *interleaved" "^embeddings  *separate" \
+  "^tokenizer  *SentencePiece BPE, 512 tokens, from tokenizer.ggml.\* of the GGUF file (model \"llama\")"
+expect_info "$FIX/llama_gqa/hf_bf16_sharded" "^format  *hf-safetensors" "^architecture  *llama" \
+  "^heads  *4 (kv heads 2, head dim 8)" "BF16 in memory; stored as BF16 x21" "^rope  *rotate-half" \
+  "^tokenizer  *none"
+expect_info "$FIX/llama_gqa/llama_gqa_q8_0.gguf" "stored as Q8_0 x16, F32 x5" "^rope  *interleaved"
+expect_info "$FIX/mistral_window/hf_f32" "^architecture  *mistral" "^sliding window 4" "^rope  *rotate-half"
+expect_info "$FIX/mistral_window/mistral_window_f32.gguf" "^architecture  *llama" "^sliding window 4" \
+  "^rope  *interleaved"
+expect_info "$FIX/qwen2_bias/hf_f32" "^architecture  *qwen2" "^embeddings  *tied" "^sliding window none" \
+  "^rope theta  *1e+06"
+expect_info "$FIX/qwen2_bias/qwen2_bias_q8_0.gguf" "^architecture  *qwen2" "^rope  *rotate-half" \
+  "stored as Q8_0 x15, F32 x11"
+expect_info "$FIX/llama3_scaled/hf_f32" "^heads  *4 (kv heads 2, head dim 16)" "scaling llama3$"
+expect_info "$FIX/llama3_scaled/llama3_scaled_f32.gguf" "(rope_freqs.weight)" "^rope  *interleaved"
+
+# info --json: one line, one object, the path escaped
+mkdir -p "$T/we\"ird"
+cp -r "$FIX/qwen2_bias/hf_f32/." "$T/we\"ird/"
+"$XLEDIT" info --json "$T/we\"ird" >"$T/json" 2>"$T/err" || fail "info --json: $(cat "$T/err")"
+[ "$(wc -l <"$T/json")" -eq 1 ] || fail "info --json: not one line"
+grep -q '^{"path": ".*we\\"ird", "format": "hf-safetensors", "architecture": "qwen2"' "$T/json" ||
+  fail "info --json: $(head -c 300 "$T/json")"
+grep -q '"rope_interleaved": false' "$T/json" || fail "info --json: rope_interleaved"
+grep -q '"norm_eps": 1e-6' "$T/json" || fail "info --json: norm_eps"
+
+# generate: run.c's first 40 greedy ids from BOS, from both files
+want=$(tr -s ' \n' ' ' <"$STORIES/greedy200_ids.txt" | cut -d' ' -f1-40)
+for m in stories260K.bin stories260K.gguf; do
+  got=$("$XLEDIT" generate "$STORIES/$m" --ids 1 -n 40 --print-ids 2>"$T/err") || fail "generate $m: $(cat "$T/err")"
+  [ "$got" = "$want" ] || fail "generate $m: $got"
+done
+
+# logits: all positions, V floats each
+"$XLEDIT" logits "$FIX/qwen2_bias/hf_f32" --ids 1,5,7 --all-positions --json >"$T/logits" 2>"$T/err" ||
+  fail "logits: $(cat "$T/err")"
+grep -q '"positions": \[0, 1, 2\], "vocab_size": 300, "logits": \[\[' "$T/logits" || fail "logits JSON layout"
+[ "$(grep -o ',' "$T/logits" | wc -l)" -ge $((3 * 299)) ] || fail "logits: too few values"
+
+# score: a finite negative log-probability
+lp=$("$XLEDIT" score "$STORIES/stories260K.bin" --ids 1,403,407 --target-ids 261,378 2>"$T/err") ||
+  fail "score: $(cat "$T/err")"
+case "$lp" in -[0-9]*) ;; *) fail "score printed '$lp'" ;; esac
+
+# convert: an unedited GGUF comes back byte-identical; llama2.c becomes a HF folder that
+# generates the same ids; an existing non-empty output is refused and left alone
+"$XLEDIT" convert "$FIX/llama_gqa/llama_gqa_q8_0.gguf" --out "$T/copy.gguf" >/dev/null 2>"$T/err" ||
+  fail "convert gguf: $(cat "$T/err")"
+cmp -s "$FIX/llama_gqa/llama_gqa_q8_0.gguf" "$T/copy.gguf" || fail "convert gguf: bytes differ"
+"$XLEDIT" convert "$STORIES/stories260K.bin" --out "$T/hf" >/dev/null 2>"$T/err" || fail "convert llama2c: $(cat "$T/err")"
+[ -f "$T/hf/config.json" ] && [ -f "$T/hf/model.safetensors" ] && [ -f "$T/hf/tokenizer.bin" ] ||
+  fail "convert llama2c: files missing"
+got=$("$XLEDIT" generate "$T/hf" --ids 1 -n 40 --print-ids 2>"$T/err") || fail "generate hf: $(cat "$T/err")"
+[ "$got" = "$want" ] || fail "llama2.c converted to HF generates $got"
+"$XLEDIT" convert "$FIX/qwen2_bias/hf_f32" --out "$T/hf" >"$T/out" 2>"$T/err"
+[ $? -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] || fail "convert onto a non-empty folder: $(cat "$T/err")"
+"$XLEDIT" info "$T/hf" | grep -q "^architecture  *llama" || fail "refused convert changed the folder"
+ls "$T" | grep -q 'tmp-' && fail "temporary output left behind: $(ls "$T")"
+
+if [ "$fails" -ne 0 ]; then
+  echo "$fails failures" >&2
+  exit 1
+fi
+echo "cli_model: all passed"
