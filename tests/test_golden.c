@@ -481,6 +481,37 @@ static void test_save_gguf(void) {
     check_gguf_roundtrip("llama3_scaled/llama3_scaled_f32.gguf", "blk.1.ffn_down.weight");
 }
 
+/* Tied embeddings are one tensor: making lm_head writable moves tok_embd too, so an edit
+ * shows in the logits, survives a save (as F32 model.embed_tokens.weight) and reloads. */
+static void test_tied_edit(void) {
+    static const char *const rels[] = {"qwen2_bias/hf_f32", "llama3_scaled/llama3_scaled_f32.gguf"};
+    for (size_t k = 0; k < sizeof rels / sizeof rels[0]; k++) {
+        char src[512], out[600];
+        fixture_path(rels[k], src, sizeof src);
+        snprintf(out, sizeof out, "%s/tied%zu%s", g_tmp, k, strstr(rels[k], ".gguf") ? ".gguf" : "");
+        xle_model *m = load(src);
+        if (!m) continue;
+        float *before = run_all(m);
+        xle_weights *w = xle_model_weights(m);
+        xle_error err = {0};
+        CHECK_OK(xle_model_make_writable_f32(m, &w->lm_head, &err), &err);
+        CHECK(w->tok_embd.data == w->lm_head.data && w->tok_embd.dtype == XLE_F32);
+        float *row = (float *)w->lm_head.data + 7 * xle_model_config(m)->dim;
+        for (int i = 0; i < xle_model_config(m)->dim; i++) row[i] *= 2.0f;
+        float *after = run_all(m);
+        /* logit 7 changes at every position of every sequence */
+        CHECK(before && after && before[7] != after[7]);
+        CHECK_OK(xle_model_save(m, out, &err), &err);
+        xle_model *r = load(out);
+        if (r) CHECK_MSG(logits_equal(m, r), "%s: tied edit lost by save + load", rels[k]);
+        free(before);
+        free(after);
+        xle_model_free(r);
+        xle_model_free(m);
+        rm_rf(out);
+    }
+}
+
 /* HF and GGUF versions of one family agree with each other (both came from one weight set). */
 static void test_formats_agree(void) {
     static const char *const pairs[][2] = {
@@ -589,6 +620,7 @@ int main(void) {
     RUN(test_cache_equals_full);
     RUN(test_save_hf);
     RUN(test_save_gguf);
+    RUN(test_tied_edit);
     RUN(test_cli_logits_json);
     rm_rf(g_tmp);
     json_decref(g_manifest);

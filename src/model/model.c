@@ -126,5 +126,11 @@ xle_status xle_model_make_writable_f32(xle_model *m, xle_tensor *t, xle_error *e
     if (st != XLE_OK) return st;
     t->data = copy;
     t->dtype = XLE_F32;
+    /* Tied embeddings are one tensor seen twice: keep both views on the new buffer, or the
+     * logits would still use the old values (and a save would miss the change). */
+    if (m->cfg.tied_embeddings) {
+        if (t == &m->w.tok_embd) m->w.lm_head = *t;
+        else if (t == &m->w.lm_head) m->w.tok_embd = *t;
+    }
     return XLE_OK;
 }
