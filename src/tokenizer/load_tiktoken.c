@@ -153,6 +153,7 @@ static xle_status load(const char *path, const char *data, size_t size, const ch
         return st;
     }
     b->rank_by_token = 1;
+    b->ignore_merges = 1; /* tiktoken looks a piece up whole before merging */
     b->norm = f->norm;
     b->bos_id = f->bos >= 0 ? n_ranks + (f->bos - f->n_ranks) : -1;
     b->eos_id = f->eos >= 0 ? n_ranks + (f->eos - f->n_ranks) : -1;

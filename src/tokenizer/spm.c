@@ -91,42 +91,72 @@ static int try_pair(const xle_tokenizer *tok, const char *text, const spm_symbol
     return heap_push(h, (spm_pair){tok->entries[id].score, left, len, id});
 }
 
-static int emit_symbol(const xle_tokenizer *tok, const char *text, const int32_t *orig,
-                       const spm_symbol *s, xle_tok_out *out) {
-    if (s->id >= 0) return xle_tok_out_push(out, s->id, (size_t)orig[s->start], (size_t)orig[s->start + s->len]);
+/* Scratch space reused across the words of one call; tokens of the word being encoded are
+ * collected as (id, start, length) in normalized coordinates. */
+typedef struct spm_work {
+    spm_symbol *sym;
+    size_t sym_cap;
+    spm_heap heap;
+    int32_t *ids, *starts, *lens;
+    size_t n, cap;
+} spm_work;
+
+static int collect(spm_work *w, int32_t id, int32_t start, int32_t len) {
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 64;
+        int32_t *a = realloc(w->ids, cap * sizeof *a);
+        if (!a) return -1;
+        w->ids = a;
+        if (!(a = realloc(w->starts, cap * sizeof *a))) return -1;
+        w->starts = a;
+        if (!(a = realloc(w->lens, cap * sizeof *a))) return -1;
+        w->lens = a;
+        w->cap = cap;
+    }
+    w->ids[w->n] = id;
+    w->starts[w->n] = start;
+    w->lens[w->n++] = len;
+    return 0;
+}
+
+/* A final symbol as tokens: its piece, else its bytes as <0xNN>, else UNK. */
+static int collect_symbol(const xle_tokenizer *tok, const char *text, const spm_symbol *s, spm_work *w) {
+    if (s->id >= 0) return collect(w, s->id, s->start, s->len);
     int have_bytes = 1;
     for (int32_t i = 0; i < s->len; i++)
         if (tok->byte_token[(uint8_t)text[s->start + i]] < 0) have_bytes = 0;
     if (!have_bytes) /* no byte fallback: the whole character is unknown */
-        return tok->unk_id < 0 ? 0
-             : xle_tok_out_push(out, tok->unk_id, (size_t)orig[s->start], (size_t)orig[s->start + s->len]);
-    for (int32_t i = 0; i < s->len; i++) {
-        int32_t p = s->start + i;
-        if (xle_tok_out_push(out, tok->byte_token[(uint8_t)text[p]], (size_t)orig[p], (size_t)orig[p + 1]) != 0)
-            return -1;
-    }
+        return tok->unk_id < 0 ? 0 : collect(w, tok->unk_id, s->start, s->len);
+    for (int32_t i = 0; i < s->len; i++)
+        if (collect(w, tok->byte_token[(uint8_t)text[s->start + i]], s->start + i, 1)) return -1;
     return 0;
 }
 
-int xle_spm_encode(const xle_tokenizer *tok, const char *text, size_t len, const int32_t *orig,
-                   xle_tok_out *out) {
-    if (len == 0) return 0;
-    spm_symbol *sym = malloc(len * sizeof *sym);
-    spm_heap h = {0};
-    if (!sym) return -1;
+/* Runs the merges over text[start, end) and collects its tokens. */
+static int encode_range(const xle_tokenizer *tok, const char *text, size_t start, size_t end, spm_work *w) {
+    size_t len = end - start;
+    if (len > w->sym_cap) {
+        spm_symbol *s = realloc(w->sym, len * sizeof *s);
+        if (!s) return -1;
+        w->sym = s;
+        w->sym_cap = len;
+    }
+    spm_symbol *sym = w->sym;
     int32_t n = 0;
-    for (size_t off = 0; off < len;) {
-        int32_t cl = char_len(text + off, len - off);
+    for (size_t off = start; off < end;) {
+        int32_t cl = char_len(text + off, end - off);
         int32_t id = xle_strmap_get(&tok->piece_to_id, text + off, (uint32_t)cl);
         sym[n] = (spm_symbol){id, (int32_t)off, cl, n - 1, -1};
         if (n > 0) sym[n - 1].next = n;
         n++;
         off += (size_t)cl;
     }
-    int rc = 0;
-    for (int32_t i = 0; i + 1 < n && rc == 0; i++) rc = try_pair(tok, text, sym, i, &h);
-    while (h.n > 0 && rc == 0) {
-        spm_pair p = heap_pop(&h);
+    spm_heap *h = &w->heap;
+    h->n = 0;
+    for (int32_t i = 0; i + 1 < n; i++)
+        if (try_pair(tok, text, sym, i, h)) return -1;
+    while (h->n > 0) {
+        spm_pair p = heap_pop(h);
         spm_symbol *l = &sym[p.left];
         if (l->len == 0 || l->next < 0) continue;
         spm_symbol *r = &sym[l->next];
@@ -136,11 +166,64 @@ int xle_spm_encode(const xle_tokenizer *tok, const char *text, size_t len, const
         r->len = 0;
         l->next = r->next;
         if (r->next >= 0) sym[r->next].prev = p.left;
-        rc = try_pair(tok, text, sym, l->prev, &h);
-        if (rc == 0) rc = try_pair(tok, text, sym, p.left, &h);
+        if (try_pair(tok, text, sym, l->prev, h) || try_pair(tok, text, sym, p.left, h)) return -1;
     }
-    for (int32_t i = 0; i >= 0 && i < n && rc == 0; i = sym[i].next) rc = emit_symbol(tok, text, orig, &sym[i], out);
-    free(h.a);
-    free(sym);
+    for (int32_t i = 0; i >= 0 && i < n; i = sym[i].next)
+        if (collect_symbol(tok, text, &sym[i], w)) return -1;
+    return 0;
+}
+
+static int emit_collected(const spm_work *w, const int32_t *orig, xle_tok_out *out) {
+    for (size_t k = 0; k < w->n; k++)
+        if (xle_tok_out_push(out, w->ids[k], (size_t)orig[w->starts[k]], (size_t)orig[w->starts[k] + w->lens[k]]))
+            return -1;
+    return 0;
+}
+
+static int is_meta_space(const char *s, size_t left) {
+    return left >= 3 && (uint8_t)s[0] == 0xe2 && (uint8_t)s[1] == 0x96 && (uint8_t)s[2] == 0x81;
+}
+
+/* The end of the word starting at start: the next "▁" that follows a character other than "▁". */
+static size_t word_end(const char *text, size_t start, size_t len) {
+    size_t i = start;
+    while (i < len && is_meta_space(text + i, len - i)) i += 3; /* the word's own "▁" run */
+    while (i < len && !is_meta_space(text + i, len - i)) i++;
+    return i;
+}
+
+int xle_spm_encode(const xle_tokenizer *tok, const char *text, size_t len, const int32_t *orig,
+                   xle_tok_out *out) {
+    if (len == 0) return 0;
+    spm_work w = {0};
+    int rc = 0;
+    if (!tok->spm_word_split) {
+        rc = encode_range(tok, text, 0, len, &w);
+        if (rc == 0) rc = emit_collected(&w, orig, out);
+    } else {
+        xle_tok_cache cache;
+        rc = xle_tok_cache_init(&cache);
+        for (size_t ws = 0, we; rc == 0 && ws < len; ws = we) {
+            we = word_end(text, ws, len);
+            const int32_t *ids, *lens;
+            int count = xle_tok_cache_get(&cache, text + ws, we - ws, &ids, &lens);
+            if (count >= 0) {
+                size_t p = ws;
+                for (int k = 0; k < count && rc == 0; p += (size_t)lens[k], k++)
+                    rc = xle_tok_out_push(out, ids[k], (size_t)orig[p], (size_t)orig[p + (size_t)lens[k]]);
+                continue;
+            }
+            w.n = 0;
+            rc = encode_range(tok, text, ws, we, &w);
+            if (rc == 0) rc = emit_collected(&w, orig, out);
+            if (rc == 0) rc = xle_tok_cache_put(&cache, text + ws, we - ws, w.ids, w.lens, (int)w.n);
+        }
+        xle_tok_cache_free(&cache);
+    }
+    free(w.sym);
+    free(w.heap.a);
+    free(w.ids);
+    free(w.starts);
+    free(w.lens);
     return rc;
 }

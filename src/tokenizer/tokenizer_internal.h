@@ -57,14 +57,24 @@ typedef enum xle_tok_norm {
 
 /* ---- hash maps ------------------------------------------------------------------------- */
 
-/* Byte string -> int32 (open addressing; keys point into memory owned elsewhere). */
+/* Byte string -> int32 (open addressing; keys point into memory owned elsewhere). A slot keeps
+ * 32 bits of the key's hash so that most mismatches cost no key comparison. */
+typedef struct xle_strmap_slot {
+    uint32_t hash;      /* high bits of the hash */
+    uint32_t index;     /* 0 = empty, else entry + 1 */
+} xle_strmap_slot;
+
+typedef struct xle_strmap_entry {
+    const char *key;
+    uint32_t len;
+    int32_t val;
+} xle_strmap_entry;
+
 typedef struct xle_strmap {
-    uint32_t *slots;    /* 0 = empty, else index + 1 into keys */
-    const char **kptr;
-    uint32_t *klen;
-    int32_t *vals;
+    xle_strmap_slot *slots;
+    xle_strmap_entry *entries;
     uint32_t n, cap;    /* entries, slot count (power of two) */
-    uint32_t kcap;
+    uint32_t ecap;
 } xle_strmap;
 
 int xle_strmap_init(xle_strmap *m, uint32_t expected);
@@ -75,10 +85,15 @@ int xle_strmap_put(xle_strmap *m, const char *key, uint32_t len, int32_t val, in
 /* The value or -1. */
 int32_t xle_strmap_get(const xle_strmap *m, const char *key, uint32_t len);
 
-/* (left id, right id) -> (rank, merged id) for byte-level BPE merges. */
+/* (left id, right id) -> (rank, merged id) for BPE merges; one 16-byte slot per entry so that
+ * a lookup touches one cache line. */
+typedef struct xle_pair_slot {
+    uint64_t key;       /* ((uint64)left << 32 | right) + 1; 0 = empty */
+    int32_t rank, merged;
+} xle_pair_slot;
+
 typedef struct xle_pairmap {
-    uint64_t *keys;     /* ((uint64)left << 32 | right) + 1; 0 = empty */
-    int32_t *rank, *merged;
+    xle_pair_slot *slots;
     uint32_t n, cap;
 } xle_pairmap;
 
@@ -156,6 +171,8 @@ struct xle_tokenizer {
     int spm_escape_spaces;   /* SPM: ' ' -> "▁" */
     int spm_remove_extra_ws; /* SPM: collapse whitespace runs, strip both ends (SentencePiece default) */
     int spm_rank_merges;     /* SPM: merge only listed pairs, by rank (tokenizer.json BPE), not by score */
+    int spm_word_split;      /* SPM: no piece holds a non-"▁" character followed by "▁", so merges
+                                never cross the start of a "▁" run: encode word by word */
 
     xle_added_token *added;  /* sorted by first byte, then longest first */
     int n_added;
@@ -247,6 +264,24 @@ typedef struct xle_tok_out {
 } xle_tok_out;
 
 int xle_tok_out_push(xle_tok_out *o, int32_t id, size_t start, size_t end);
+
+/* Per-call word cache (cache.c): word bytes -> its tokens and their lengths in the text. */
+typedef struct xle_tok_cache {
+    xle_strmap map;
+    int32_t *ids, *lens;
+    size_t n, cap;
+    size_t *runs;             /* per word: first, count */
+    size_t n_runs, runs_cap;
+} xle_tok_cache;
+
+int xle_tok_cache_init(xle_tok_cache *c);
+void xle_tok_cache_free(xle_tok_cache *c);
+/* The cached token count for key (and *ids, *lens), or -1. */
+int xle_tok_cache_get(const xle_tok_cache *c, const char *key, size_t len, const int32_t **ids,
+                      const int32_t **lens);
+/* Remembers a word's tokens (key must outlive the cache); 0 ok, -1 out of memory. */
+int xle_tok_cache_put(xle_tok_cache *c, const char *key, size_t len, const int32_t *ids,
+                      const int32_t *lens, int count);
 
 /* Encodes one text segment without added tokens: text is the normalized bytes, orig[i] the
  * input offset of normalized byte i (orig[len] = end of the segment in the input). Tokens get

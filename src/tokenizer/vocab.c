@@ -35,12 +35,10 @@ static uint32_t pow2_at_least(uint32_t n) {
 int xle_strmap_init(xle_strmap *m, uint32_t expected) {
     memset(m, 0, sizeof *m);
     m->cap = pow2_at_least(expected * 2 + 1);
-    m->kcap = expected > 0 ? expected : 1;
+    m->ecap = expected > 0 ? expected : 1;
     m->slots = calloc(m->cap, sizeof *m->slots);
-    m->kptr = malloc(m->kcap * sizeof *m->kptr);
-    m->klen = malloc(m->kcap * sizeof *m->klen);
-    m->vals = malloc(m->kcap * sizeof *m->vals);
-    if (!m->slots || !m->kptr || !m->klen || !m->vals) {
+    m->entries = malloc(m->ecap * sizeof *m->entries);
+    if (!m->slots || !m->entries) {
         xle_strmap_free(m);
         return -1;
     }
@@ -49,20 +47,20 @@ int xle_strmap_init(xle_strmap *m, uint32_t expected) {
 
 void xle_strmap_free(xle_strmap *m) {
     free(m->slots);
-    free(m->kptr);
-    free(m->klen);
-    free(m->vals);
+    free(m->entries);
     memset(m, 0, sizeof *m);
 }
 
 static int strmap_grow(xle_strmap *m) {
     uint32_t ncap = m->cap * 2;
-    uint32_t *slots = calloc(ncap, sizeof *slots);
+    xle_strmap_slot *slots = calloc(ncap, sizeof *slots);
     if (!slots) return -1;
-    for (uint32_t i = 0; i < m->n; i++) {
-        uint32_t s = (uint32_t)xle_tok_hash(m->kptr[i], m->klen[i]) & (ncap - 1);
-        while (slots[s]) s = (s + 1) & (ncap - 1);
-        slots[s] = i + 1;
+    for (uint32_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].index) continue;
+        const xle_strmap_entry *e = &m->entries[m->slots[i].index - 1];
+        uint32_t s = (uint32_t)xle_tok_hash(e->key, e->len) & (ncap - 1);
+        while (slots[s].index) s = (s + 1) & (ncap - 1);
+        slots[s] = m->slots[i];
     }
     free(m->slots);
     m->slots = slots;
@@ -71,42 +69,37 @@ static int strmap_grow(xle_strmap *m) {
 }
 
 int xle_strmap_put(xle_strmap *m, const char *key, uint32_t len, int32_t val, int32_t *old) {
-    uint32_t s = (uint32_t)xle_tok_hash(key, len) & (m->cap - 1);
-    for (; m->slots[s]; s = (s + 1) & (m->cap - 1)) {
-        uint32_t i = m->slots[s] - 1;
-        if (m->klen[i] == len && memcmp(m->kptr[i], key, len) == 0) {
-            if (old) *old = m->vals[i];
+    uint64_t h = xle_tok_hash(key, len);
+    uint32_t hi = (uint32_t)(h >> 32), s = (uint32_t)h & (m->cap - 1);
+    for (; m->slots[s].index; s = (s + 1) & (m->cap - 1)) {
+        if (m->slots[s].hash != hi) continue;
+        const xle_strmap_entry *e = &m->entries[m->slots[s].index - 1];
+        if (e->len == len && memcmp(e->key, key, len) == 0) {
+            if (old) *old = e->val;
             return 0;
         }
     }
-    if (m->n == m->kcap) {
-        uint32_t nk = m->kcap * 2;
-        const char **kp = realloc(m->kptr, nk * sizeof *kp);
-        if (!kp) return -1;
-        m->kptr = kp;
-        uint32_t *kl = realloc(m->klen, nk * sizeof *kl);
-        if (!kl) return -1;
-        m->klen = kl;
-        int32_t *v = realloc(m->vals, nk * sizeof *v);
-        if (!v) return -1;
-        m->vals = v;
-        m->kcap = nk;
+    if (m->n == m->ecap) {
+        uint32_t ne = m->ecap * 2;
+        xle_strmap_entry *e = realloc(m->entries, ne * sizeof *e);
+        if (!e) return -1;
+        m->entries = e;
+        m->ecap = ne;
     }
-    uint32_t i = m->n++;
-    m->kptr[i] = key;
-    m->klen[i] = len;
-    m->vals[i] = val;
-    m->slots[s] = i + 1;
+    m->entries[m->n] = (xle_strmap_entry){key, len, val};
+    m->slots[s] = (xle_strmap_slot){hi, ++m->n};
     if (m->n * 2 > m->cap && strmap_grow(m) != 0) return -1;
     return 1;
 }
 
 int32_t xle_strmap_get(const xle_strmap *m, const char *key, uint32_t len) {
     if (!m->cap) return -1;
-    uint32_t s = (uint32_t)xle_tok_hash(key, len) & (m->cap - 1);
-    for (; m->slots[s]; s = (s + 1) & (m->cap - 1)) {
-        uint32_t i = m->slots[s] - 1;
-        if (m->klen[i] == len && memcmp(m->kptr[i], key, len) == 0) return m->vals[i];
+    uint64_t h = xle_tok_hash(key, len);
+    uint32_t hi = (uint32_t)(h >> 32), s = (uint32_t)h & (m->cap - 1);
+    for (; m->slots[s].index; s = (s + 1) & (m->cap - 1)) {
+        if (m->slots[s].hash != hi) continue;
+        const xle_strmap_entry *e = &m->entries[m->slots[s].index - 1];
+        if (e->len == len && memcmp(e->key, key, len) == 0) return e->val;
     }
     return -1;
 }
@@ -123,48 +116,37 @@ static uint64_t mix64(uint64_t x) {
 int xle_pairmap_init(xle_pairmap *m, uint32_t expected) {
     memset(m, 0, sizeof *m);
     m->cap = pow2_at_least(expected * 2 + 1);
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->rank = malloc(m->cap * sizeof *m->rank);
-    m->merged = malloc(m->cap * sizeof *m->merged);
-    if (!m->keys || !m->rank || !m->merged) {
-        xle_pairmap_free(m);
-        return -1;
-    }
-    return 0;
+    m->slots = calloc(m->cap, sizeof *m->slots);
+    return m->slots ? 0 : -1;
 }
 
 void xle_pairmap_free(xle_pairmap *m) {
-    free(m->keys);
-    free(m->rank);
-    free(m->merged);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
 static int pairmap_grow(xle_pairmap *m) {
-    xle_pairmap g;
-    if (xle_pairmap_init(&g, m->cap) != 0) return -1;
+    uint32_t ncap = m->cap * 2;
+    xle_pair_slot *slots = calloc(ncap, sizeof *slots);
+    if (!slots) return -1;
     for (uint32_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
-        uint32_t s = (uint32_t)mix64(m->keys[i]) & (g.cap - 1);
-        while (g.keys[s]) s = (s + 1) & (g.cap - 1);
-        g.keys[s] = m->keys[i];
-        g.rank[s] = m->rank[i];
-        g.merged[s] = m->merged[i];
+        if (!m->slots[i].key) continue;
+        uint32_t s = (uint32_t)mix64(m->slots[i].key) & (ncap - 1);
+        while (slots[s].key) s = (s + 1) & (ncap - 1);
+        slots[s] = m->slots[i];
     }
-    g.n = m->n;
-    xle_pairmap_free(m);
-    *m = g;
+    free(m->slots);
+    m->slots = slots;
+    m->cap = ncap;
     return 0;
 }
 
 int xle_pairmap_put(xle_pairmap *m, int32_t left, int32_t right, int32_t rank, int32_t merged) {
     uint64_t key = (((uint64_t)(uint32_t)left << 32) | (uint32_t)right) + 1;
     uint32_t s = (uint32_t)mix64(key) & (m->cap - 1);
-    for (; m->keys[s]; s = (s + 1) & (m->cap - 1))
-        if (m->keys[s] == key) return 0;
-    m->keys[s] = key;
-    m->rank[s] = rank;
-    m->merged[s] = merged;
+    for (; m->slots[s].key; s = (s + 1) & (m->cap - 1))
+        if (m->slots[s].key == key) return 0;
+    m->slots[s] = (xle_pair_slot){key, rank, merged};
     m->n++;
     if (m->n * 2 > m->cap && pairmap_grow(m) != 0) return -1;
     return 1;
@@ -175,10 +157,10 @@ int xle_pairmap_get(const xle_pairmap *m, int32_t left, int32_t right, int32_t *
     if (!m->cap) return 0;
     uint64_t key = (((uint64_t)(uint32_t)left << 32) | (uint32_t)right) + 1;
     uint32_t s = (uint32_t)mix64(key) & (m->cap - 1);
-    for (; m->keys[s]; s = (s + 1) & (m->cap - 1))
-        if (m->keys[s] == key) {
-            *rank = m->rank[s];
-            *merged = m->merged[s];
+    for (; m->slots[s].key; s = (s + 1) & (m->cap - 1))
+        if (m->slots[s].key == key) {
+            *rank = m->slots[s].rank;
+            *merged = m->slots[s].merged;
             return 1;
         }
     return 0;
@@ -532,6 +514,18 @@ static xle_status build_spm_maps(xle_tokenizer *t, const xle_tok_builder *b, xle
             return xle_fail(err, XLE_ERR_FORMAT, "%s: tokens: duplicate token '%.40s' (ids %d and %d)",
                             t->source, t->strings + e->piece, old, i);
     }
+    /* word-by-word encoding is exact when no piece continues past a character into a "▁" */
+    t->spm_word_split = 1;
+    for (int i = 0; i < t->n_vocab && t->spm_word_split; i++) {
+        const xle_tok_entry *e = &t->entries[i];
+        if (e->type != XLE_TOKTYPE_NORMAL && e->type != XLE_TOKTYPE_USER_DEFINED) continue;
+        const char *p = t->strings + e->piece;
+        for (uint32_t k = 1; k + 3 <= e->piece_len; k++)
+            if (!memcmp(p + k, "\xe2\x96\x81", 3) && (k < 3 || memcmp(p + k - 3, "\xe2\x96\x81", 3))) {
+                t->spm_word_split = 0;
+                break;
+            }
+    }
     return b->n_merges > 0 || b->spm_rank_merges ? build_merges(t, b, &t->piece_to_id, 0, err) : XLE_OK;
 }
 
@@ -555,7 +549,23 @@ static xle_status build_bpe_maps(xle_tokenizer *t, const xle_tok_builder *b, xle
         char c = (char)v;
         t->byte_token[v] = xle_strmap_get(&t->bytes_to_id, &c, 1);
     }
-    return build_merges(t, b, &t->bytes_to_id, !b->merges_are_bytes, err);
+    if (!b->rank_by_token) return build_merges(t, b, &t->bytes_to_id, !b->merges_are_bytes, err);
+    /* tiktoken: any two adjacent tokens whose concatenation is a token merge, rank = that
+     * token's id; listing every such pair up front makes a merge step an integer lookup */
+    if (xle_pairmap_init(&t->merges, (uint32_t)t->n_vocab * 4) != 0)
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
+    for (int i = 0; i < t->n_vocab; i++) {
+        const xle_tok_entry *e = &t->entries[i];
+        if (e->type != XLE_TOKTYPE_NORMAL) continue;
+        const char *p = t->strings + e->bytes;
+        for (uint32_t k = 1; k < e->bytes_len; k++) {
+            int32_t l = xle_strmap_get(&t->bytes_to_id, p, k);
+            int32_t r = l < 0 ? -1 : xle_strmap_get(&t->bytes_to_id, p + k, e->bytes_len - k);
+            if (r >= 0 && xle_pairmap_put(&t->merges, l, r, i, i) < 0)
+                return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", t->source);
+        }
+    }
+    return XLE_OK;
 }
 
 static xle_status build_maps(xle_tokenizer *t, const xle_tok_builder *b, xle_error *err) {
