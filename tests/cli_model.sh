@@ -89,6 +89,9 @@ case "$lp" in -[0-9]*) ;; *) fail "score printed '$lp'" ;; esac
 "$XLEDIT" convert "$FIX/llama_gqa/llama_gqa_q8_0.gguf" --out "$T/copy.gguf" >/dev/null 2>"$T/err" ||
   fail "convert gguf: $(cat "$T/err")"
 cmp -s "$FIX/llama_gqa/llama_gqa_q8_0.gguf" "$T/copy.gguf" || fail "convert gguf: bytes differ"
+"$XLEDIT" convert "$STORIES/stories260K.gguf" --out "$T/stories.gguf" >/dev/null 2>"$T/err" ||
+  fail "convert stories gguf: $(cat "$T/err")"
+cmp -s "$STORIES/stories260K.gguf" "$T/stories.gguf" || fail "convert stories gguf (tokenizer arrays): bytes differ"
 "$XLEDIT" convert "$STORIES/stories260K.bin" --out "$T/hf" >/dev/null 2>"$T/err" || fail "convert llama2c: $(cat "$T/err")"
 [ -f "$T/hf/config.json" ] && [ -f "$T/hf/model.safetensors" ] && [ -f "$T/hf/tokenizer.bin" ] ||
   fail "convert llama2c: files missing"
