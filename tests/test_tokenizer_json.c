@@ -370,6 +370,31 @@ static void test_builder_api(void) {
     xle_tokenizer_free(tok);
 }
 
+/* A piece that continues into a "▁" run ("a▁b") turns off word-by-word encoding: the merges
+ * must still reach it. Llama-2's vocabulary has no such piece and is encoded word by word. */
+static void test_word_split_guard(void) {
+    xle_tok_builder *b;
+    xle_error err = {0};
+    CHECK_OK(xle_tok_builder_new(XLE_TOK_SPM, "crossing", &b, &err), &err);
+    static const char *const pieces[] = {"<unk>", "\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a",
+                                         "\xe2\x96\x81" "a" "\xe2\x96\x81", "\xe2\x96\x81" "a" "\xe2\x96\x81" "b"};
+    for (int i = 0; i < 7; i++)
+        CHECK_OK(xle_tok_builder_add(b, pieces[i], strlen(pieces[i]), (float)-i, i ? XLE_TOKTYPE_NORMAL : XLE_TOKTYPE_UNKNOWN, &err), &err);
+    b->unk_id = 0;
+    xle_tokenizer *tok = NULL;
+    CHECK_OK(xle_tok_builder_finish(b, &tok, &err), &err);
+    if (!tok) return;
+    CHECK(!tok->spm_word_split);
+    xle_tokens t;
+    CHECK_OK(xle_tokenize(tok, "a b", 3, 0, 0, &t, &err), &err);
+    CHECK(t.n == 1 && t.ids[0] == 6 && t.offsets[0] == 0 && t.lengths[0] == 3);
+    xle_tokens_free(&t);
+    xle_tokenizer_free(tok);
+    CHECK_OK(xle_tokenizer_load(VOCAB_DIR "ggml-vocab-llama-spm.gguf", &tok, &err), &err);
+    if (tok) CHECK(tok->spm_word_split);
+    xle_tokenizer_free(tok);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -379,6 +404,7 @@ int main(void) {
     RUN(test_gpt2_layout);
     RUN(test_llama3_layout);
     RUN(test_builder_api);
+    RUN(test_word_split_guard);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
