@@ -115,7 +115,7 @@ static void bench(const char *label, const char *path, const char *text, size_t 
         if (dt < by_line) by_line = dt;
     }
     double mb = (double)len / 1e6;
-    printf("| %-28s | %8.1f | %8.1f | %9ld | %6.2f | %6.2f |\n", label, mb / whole, mb / by_line, n_tokens,
+    printf("| %-28s | %10.1f | %10.1f | %7ld | %11.2f | %6.2f |\n", label, mb / whole, mb / by_line, n_tokens,
            (double)len / (double)n_tokens, load_s);
     (void)n_lines;
     xle_tokenizer_free(tok);
@@ -129,8 +129,8 @@ int main(int argc, char **argv) {
     size_t len;
     char *text = make_text(repo, 5u << 20, &len);
     printf("text: %.2f MB (%zu bytes), %s\n\n", (double)len / 1e6, len, "8 languages, seeded order");
-    printf("| tokenizer                    | whole MB/s | lines MB/s | tokens | bytes/token | load s |\n");
-    printf("|------------------------------|-----------:|-----------:|-------:|------------:|-------:|\n");
+    printf("| tokenizer                    | whole MB/s | lines MB/s |  tokens | bytes/token | load s |\n");
+    printf("|------------------------------|-----------:|-----------:|--------:|------------:|-------:|\n");
     snprintf(path, sizeof path, "%s/llama2-tokenizer/tokenizer.model", shared);
     bench("SPM: Llama-2 tokenizer.model", path, text, len);
     snprintf(path, sizeof path, "%s/llama3-tokenizer/tokenizer.model", shared);
