@@ -109,7 +109,7 @@ static size_t drain(xle_detok_stream *s, char *out, size_t cap) {
         while (k > 0 && ((uint8_t)s->queue[s->q_start + k] & 0xc0) == 0x80) k--;
         if (k > 0) n = k;
     }
-    memcpy(out, s->queue + s->q_start, n);
+    if (n > 0) memcpy(out, s->queue + s->q_start, n);
     out[n] = 0;
     s->q_start += n;
     return n;
