@@ -122,12 +122,15 @@ static int pair_cmp(const void *a, const void *b) {
     return (x->r > y->r) - (x->r < y->r);
 }
 
-static const xle_tokenizer *score_tok; /* for the qsort below; tests are single-threaded */
+typedef struct scored_id {
+    float score;
+    int32_t id;
+} scored_id;
+
 static int by_score_desc(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    float sx = score_tok->entries[x].score, sy = score_tok->entries[y].score;
-    if (sx != sy) return sx > sy ? -1 : 1;
-    return (x > y) - (x < y);
+    const scored_id *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
 }
 
 /* transformers' SentencePieceExtractor: every split of a piece into two pieces is a merge, the
@@ -137,14 +140,13 @@ static json_t *spm_merges(const xle_tokenizer *tok) {
     xle_strmap all;
     CHECK(xle_strmap_init(&all, (uint32_t)n) == 0);
     for (int i = 0; i < n; i++) xle_strmap_put(&all, tok->strings + tok->entries[i].piece, tok->entries[i].piece_len, i, NULL);
-    int32_t *order = malloc((size_t)n * sizeof *order);
-    for (int i = 0; i < n; i++) order[i] = i;
-    score_tok = tok;
+    scored_id *order = malloc((size_t)n * sizeof *order);
+    for (int i = 0; i < n; i++) order[i] = (scored_id){tok->entries[i].score, i};
     qsort(order, (size_t)n, sizeof *order, by_score_desc);
     size_t cap = 1 << 16, np = 0;
     id_pair *pairs = malloc(cap * sizeof *pairs);
     for (int o = 0; o < n; o++) {
-        const xle_tok_entry *e = &tok->entries[order[o]];
+        const xle_tok_entry *e = &tok->entries[order[o].id];
         const char *p = tok->strings + e->piece;
         for (uint32_t k = 1; k < e->piece_len; k++) {
             if (((uint8_t)p[k] & 0xc0) == 0x80) continue; /* split only between characters */
