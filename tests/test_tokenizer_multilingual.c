@@ -4,8 +4,12 @@
  * the real Llama-2 tokenizer.model (tests/reference/make_tokenizer_fixtures.py). The same
  * vocabulary is loaded three ways: the SentencePiece .model protobuf, llama2.c's tokenizer.bin
  * and llama.cpp's GGUF; each must give those ids, offsets that tile the sentence, and decode
- * (whole and streaming) back to it. Prints the pass count per language and loader.
+ * (whole and streaming) back to it. Prints the pass count per language and loader. Also 347
+ * edge cases and seeded random strings (tests/fixtures/tokenizer/llama2_edge_ids.json) with
+ * SentencePiece's ids and decoding.
  */
+#include <jansson.h>
+
 #include "check.h"
 #include "tok_util.h"
 
@@ -133,6 +137,37 @@ static void run_loader(const char *label, const xle_tokenizer *tok) {
     free(tsv);
 }
 
+/* SentencePiece's ids and decoding for edge cases and random strings. */
+static void run_edge_cases(const char *label, const xle_tokenizer *tok) {
+    json_error_t jerr;
+    json_t *root = json_load_file(FIXTURES "llama2_edge_ids.json", 0, &jerr);
+    CHECK_MSG(json_is_array(root), "llama2_edge_ids.json: %s", jerr.text);
+    int passed = 0, total = 0;
+    for (size_t i = 0; i < json_array_size(root); i++) {
+        json_t *c = json_array_get(root, i), *ids = json_object_get(c, "ids");
+        const char *text = json_string_value(json_object_get(c, "text"));
+        const char *decoded = json_string_value(json_object_get(c, "decoded"));
+        size_t len = json_string_length(json_object_get(c, "text"));
+        if (!text || !decoded || !json_is_array(ids)) continue;
+        total++;
+        xle_tokens t;
+        xle_error err = {0};
+        CHECK_OK(xle_tokenize(tok, text, len, 0, 0, &t, &err), &err);
+        int same = (size_t)t.n == json_array_size(ids);
+        for (int k = 0; same && k < t.n; k++) same = t.ids[k] == json_integer_value(json_array_get(ids, (size_t)k));
+        char *dec = xle_detokenize(tok, t.ids, t.n, 1);
+        int ok = same && tok_offsets_tile(&t, len) && dec && !strcmp(dec, decoded);
+        if (ok) passed++;
+        else CHECK_MSG(0, "%s edge case %zu '%s': ids %s, offsets %s, decode '%s' (want '%s')", label, i, text,
+                       same ? "equal" : "differ", tok_offsets_tile(&t, len) ? "tile" : "broken", dec ? dec : "", decoded);
+        free(dec);
+        xle_tokens_free(&t);
+    }
+    printf("%-16s edge cases %d/%d\n", label, passed, total);
+    CHECK(total >= 300 && passed == total);
+    json_decref(root);
+}
+
 static void test_sentencepiece_model(void) {
     xle_tokenizer *tok = NULL;
     xle_error err = {0};
@@ -141,6 +176,7 @@ static void test_sentencepiece_model(void) {
     CHECK(xle_tokenizer_vocab_size(tok) == 32000);
     CHECK(xle_tokenizer_bos_id(tok) == 1 && xle_tokenizer_eos_id(tok) == 2 && xle_tokenizer_adds_bos(tok));
     run_loader("tokenizer.model", tok);
+    run_edge_cases("tokenizer.model", tok);
     xle_tokenizer_free(tok);
 }
 
@@ -151,6 +187,7 @@ static void test_llama2c_bin(void) {
     if (!tok) return;
     CHECK(xle_tokenizer_vocab_size(tok) == 32000);
     run_loader("tokenizer.bin", tok);
+    run_edge_cases("tokenizer.bin", tok);
     xle_tokenizer_free(tok);
 }
 
@@ -161,6 +198,7 @@ static void test_gguf_llama_spm(void) {
              &err);
     if (!tok) return;
     run_loader("llama-spm.gguf", tok);
+    run_edge_cases("llama-spm.gguf", tok);
     xle_tokenizer_free(tok);
 }
 
