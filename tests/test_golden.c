@@ -261,6 +261,7 @@ static void test_cache_equals_full(void) {
             }
         }
         CHECK_MSG(worst < 1e-4, "%s: cache vs full: max |diff| %g", jstr(e, "path"), worst);
+        fprintf(stderr, "  %-40s KV cache vs full recomputation: max |diff| %.2e\n", jstr(e, "path"), worst);
         free(full);
         free(step);
         xle_kv_cache_free(kc);
