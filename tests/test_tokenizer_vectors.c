@@ -4,7 +4,9 @@
  * every GGUF vocabulary there, for Llama-3 (llama-bpe) with Meta's tiktoken file and for Qwen2
  * with qwen.tiktoken, and multilingual_ids.json (llama.cpp and llama2.c run.c ids for 13
  * sentences). Every vector must give the listed ids, offsets that tile the input, and decode
- * back to the input. Prints the pass count per vocabulary.
+ * back to the input. Prints the pass count per vocabulary. Also 347 edge cases and random
+ * strings with ids from an independent Python implementation of tiktoken's algorithm
+ * (tests/reference/make_bytelevel_fixtures.py, `regex` module) for Llama-3 and Qwen2.
  */
 #include <jansson.h>
 
@@ -186,11 +188,52 @@ static void test_multilingual_ids(void) {
     json_decref(root);
 }
 
+static void test_bytelevel_reference(void) {
+    json_error_t jerr;
+    json_t *root = json_load_file(XLE_SOURCE_DIR "/tests/fixtures/tokenizer/bytelevel_ids.json", 0, &jerr);
+    CHECK_MSG(json_is_array(root), "bytelevel_ids.json: %s", jerr.text);
+    if (!root) return;
+    static const char *const keys[2] = {"llama3", "qwen2"};
+    static const char *const paths[2] = {XLE_SHARED_DIR "/data/external/llama3-tokenizer/tokenizer.model",
+                                         XLE_SHARED_DIR "/data/external/qwen-tiktoken/qwen.tiktoken"};
+    for (int k = 0; k < 2; k++) {
+        xle_tokenizer *tok = NULL;
+        xle_error err = {0};
+        CHECK_OK(xle_tokenizer_load(paths[k], &tok, &err), &err);
+        if (!tok) continue;
+        int passed = 0, total = 0;
+        for (size_t i = 0; i < json_array_size(root); i++) {
+            json_t *c = json_array_get(root, i), *ids = json_object_get(c, keys[k]);
+            const char *text = json_string_value(json_object_get(c, "text"));
+            size_t len = json_string_length(json_object_get(c, "text"));
+            if (!text || !json_is_array(ids)) continue;
+            total++;
+            xle_tokens t;
+            CHECK_OK(xle_tokenize(tok, text, len, 0, 0, &t, &err), &err);
+            int same = (size_t)t.n == json_array_size(ids);
+            for (int j = 0; same && j < t.n; j++) same = t.ids[j] == json_integer_value(json_array_get(ids, (size_t)j));
+            char *dec = xle_detokenize(tok, t.ids, t.n, 0);
+            /* NFC may change Qwen2's text; Llama-3 decodes to the input byte for byte */
+            int dec_ok = k == 1 || (dec && strlen(dec) == len && !memcmp(dec, text, len));
+            if (same && dec_ok && tok_offsets_tile(&t, len)) passed++;
+            else CHECK_MSG(0, "%s case %zu '%s': ids %s, decode %s, offsets %s", keys[k], i, text, same ? "equal" : "differ",
+                           dec_ok ? "ok" : "differs", tok_offsets_tile(&t, len) ? "tile" : "broken");
+            free(dec);
+            xle_tokens_free(&t);
+        }
+        printf("byte-level reference %-7s %d/%d\n", keys[k], passed, total);
+        CHECK(total >= 300 && passed == total);
+        xle_tokenizer_free(tok);
+    }
+    json_decref(root);
+}
+
 int main(void) {
     RUN(test_gguf_vocabs);
     RUN(test_vocabs_without_vectors_load);
     RUN(test_llama3_tiktoken);
     RUN(test_qwen2_tiktoken);
     RUN(test_multilingual_ids);
+    RUN(test_bytelevel_reference);
     return check_summary();
 }
