@@ -20,7 +20,9 @@
 #define STORIES XLE_SHARED_DIR "/data/external/stories260k/stories260K.bin"
 
 static char g_tmp[256];
-static int g_case; /* numbers the temporary files */
+static int g_case;     /* numbers the temporary files */
+static int g_refused;  /* corrupt files checked for a clean refusal */
+static int g_poked;    /* fuzzed files loaded (or refused) without a crash */
 
 /* ---- files ----------------------------------------------------------------------------------- */
 
@@ -60,6 +62,7 @@ static int expect_fail_(const char *path, const char *file, const char *field, c
     xle_model *m = NULL;
     xle_error err = {0};
     xle_status st = xle_model_load(path, &m, &err);
+    g_refused++;
     if (st == XLE_OK) {
         fprintf(stderr, "%s:%d: %s: loaded although corrupt\n", __FILE__, line, what);
         check_g.current_failures++;
@@ -83,6 +86,7 @@ static int expect_fail_(const char *path, const char *file, const char *field, c
 
 /* Loads path if it can; if it loads, runs one forward pass. Either way must not crash. */
 static void load_and_poke(const char *path) {
+    g_poked++;
     xle_model *m = NULL;
     xle_error err = {0};
     if (xle_model_load(path, &m, &err) != XLE_OK) {
@@ -240,6 +244,7 @@ static void truncation_sweep(const char *good, size_t header_end, size_t data_en
         xle_model *m = NULL;
         xle_error err = {0};
         tried++;
+        g_refused++;
         if (xle_model_load(path, &m, &err) == XLE_OK) {
             if (bad++ < 3) fprintf(stderr, "  %s truncated to %zu bytes loaded\n", suffix, len);
             xle_model_free(m);
@@ -826,6 +831,7 @@ static void test_safetensors_truncated(void) {
         xle_model *m = NULL;
         xle_error err = {0};
         tried++;
+        g_refused++;
         if (xle_model_load(dir, &m, &err) == XLE_OK) {
             bad++;
             xle_model_free(m);
@@ -1050,5 +1056,7 @@ int main(void) {
     RUN(test_llama2c);
     RUN(test_fuzz);
     rm_rf(g_tmp);
+    fprintf(stderr, "%d corrupt files refused cleanly, %d fuzzed files loaded or refused without a crash\n",
+            g_refused, g_poked);
     return check_summary();
 }
