@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "tensor/gemm.h"
 #include "tensor/ops.h"
 
 /* Below this many activation rows the on-the-fly dot product beats conversion + sgemm. */
@@ -86,13 +87,9 @@ void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n_out, (int)n_in, 1.0f, in,
                     (int)n_in, (const float *)w->data, (int)n_in, 0.0f, out, (int)n_out);
     } else {
-        const int64_t step = block_rows(n_in);
-        for (int64_t r0 = 0; r0 < n_out; r0 += step) {
-            int64_t nr = n_out - r0 < step ? n_out - r0 : step;
-            rows_to_f32(scratch, w, r0, nr, n_in);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)nr, (int)n_in, 1.0f, in,
-                        (int)n_in, scratch, (int)n_in, 0.0f, out + r0, (int)n_out);
-        }
+        /* bf16/f16 weights: converted panel by panel inside the product, read once. */
+        const xle_gemm_rhs rhs = {w->data, w->dtype, n_in, 1};
+        xle_gemm_parallel(T, n_out, n_in, in, n_in, &rhs, out, n_out, 0, scratch, XLE_MATMUL_SCRATCH);
     }
     if (bias && bias->data) {
         for (int t = 0; t < T; t++)

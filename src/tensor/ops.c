@@ -5,8 +5,13 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "tensor/ops.h"
+
+#include "tensor/gemm.h"
 
 /* ---- RMSNorm: y = w * x / sqrt(mean(x²) + eps) --------------------------------------- */
 
@@ -99,9 +104,94 @@ void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const floa
 
 /* ---- Attention ---------------------------------------------------------------------------- */
 
+/* Queries per block of the blocked attention, and the fewest queries worth blocking: below
+ * that attention is under 1% of a layer's work (it grows with n², the projections with n) and
+ * the query-at-a-time loop is kept. */
+enum { ATT_QBLOCK = 64, ATT_MIN_QUERIES = 64 };
+
+/* The first key position query position qpos sees. */
+static int first_key(int qpos, int window) {
+    return (window > 0 && qpos - window + 1 > 0) ? qpos - window + 1 : 0;
+}
+
+/* Block of queries [i0, i0 + bq) of head h as two matrix products: scores S = Q Kᵀ over the keys
+ * the block can see, a masked softmax per row, then out = P V. buf holds
+ * ATT_QBLOCK * n_keys + XLE_GEMM_PACK_FLOATS floats. */
+static void attention_block(float *out, float *probs, const float *q, const float *k,
+                            const float *v, int n, int n_past, int kv_stride, int n_heads,
+                            int group, int hd, int window, int h, int i0, int bq, float *buf) {
+    const int q_stride = n_heads * hd, g = h / group, n_keys = n_past + n;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int k_lo = first_key(n_past + i0, window), nk = n_past + i0 + bq - k_lo;
+    float *S = buf, *pack = buf + (int64_t)ATT_QBLOCK * n_keys;
+    const xle_gemm_rhs keys = {k + (int64_t)k_lo * kv_stride + (int64_t)g * hd, XLE_F32, kv_stride, 1};
+    xle_gemm(bq, nk, hd, q + (int64_t)i0 * q_stride + (int64_t)h * hd, q_stride, &keys, S, nk, 0, pack);
+    for (int r = 0; r < bq; r++) {
+        const int qpos = n_past + i0 + r, lo = first_key(qpos, window) - k_lo, hi = qpos - k_lo;
+        float *row = S + (int64_t)r * nk, mx = -INFINITY;
+        for (int p = lo; p <= hi; p++) {
+            row[p] *= scale;
+            if (row[p] > mx) mx = row[p];
+        }
+        double sum = 0;
+        for (int p = lo; p <= hi; p++) {
+            row[p] = expf(row[p] - mx);
+            sum += row[p];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int p = 0; p < lo; p++) row[p] = 0;
+        for (int p = lo; p <= hi; p++) row[p] *= inv;
+        for (int p = hi + 1; p < nk; p++) row[p] = 0;
+        if (probs) {
+            float *dst = probs + ((int64_t)h * n + i0 + r) * n_keys;
+            memset(dst, 0, (size_t)n_keys * sizeof(float));
+            memcpy(dst + k_lo, row, (size_t)nk * sizeof(float));
+        }
+    }
+    const xle_gemm_rhs values = {v + (int64_t)k_lo * kv_stride + (int64_t)g * hd, XLE_F32, kv_stride, 0};
+    xle_gemm(bq, hd, nk, S, nk, &values, out + (int64_t)i0 * q_stride + (int64_t)h * hd, q_stride, 0, pack);
+}
+
+/* Many queries: blocks of queries per head as matrix products, heads and blocks spread over
+ * the threads (largest blocks first). Returns 0 (nothing done) when the buffers cannot be had. */
+static int attention_blocked(float *out, float *probs, const float *q, const float *k,
+                             const float *v, int n, int n_past, int kv_stride, int n_heads,
+                             int n_kv_heads, int hd, int window) {
+    const int n_keys = n_past + n, n_blocks = (n + ATT_QBLOCK - 1) / ATT_QBLOCK;
+    const int64_t per_thread = (int64_t)ATT_QBLOCK * n_keys + XLE_GEMM_PACK_FLOATS;
+    const int64_t tasks = (int64_t)n_heads * n_blocks;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    if (threads > tasks) threads = (int)tasks;
+    float *bufs = malloc((size_t)(threads * per_thread) * sizeof(float));
+    if (!bufs) return 0;
+#pragma omp parallel num_threads(threads) if((int64_t)n_heads * n * n_keys * hd > XLE_PAR_MIN_WORK)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < tasks; t++) {
+            const int b = n_blocks - 1 - (int)(t / n_heads), h = (int)(t % n_heads);
+            const int i0 = b * ATT_QBLOCK, bq = n - i0 < ATT_QBLOCK ? n - i0 : ATT_QBLOCK;
+            attention_block(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_heads / n_kv_heads,
+                            hd, window, h, i0, bq, bufs + tid * per_thread);
+        }
+    }
+    free(bufs);
+    return 1;
+}
+
 void xle_attention_forward(float *out, float *probs, const float *q, const float *k,
                            const float *v, int n, int n_past, int kv_stride, int n_heads,
                            int n_kv_heads, int hd, int window) {
+    if (n >= ATT_MIN_QUERIES &&
+        attention_blocked(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_kv_heads, hd, window))
+        return;
+    /* Few queries (generation): one query and head at a time. */
     const int n_keys = n_past + n, group = n_heads / n_kv_heads, q_stride = n_heads * hd;
     const float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel if((int64_t)n_heads * n * n_keys * hd > XLE_PAR_MIN_WORK)

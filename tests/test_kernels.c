@@ -1,0 +1,218 @@
+/*
+ * test_kernels.c: the engine's compute kernels against plain double-precision references on
+ * random data of awkward sizes: the blocked product xle_gemm (every dtype of the right operand,
+ * stored transposed or not, partial tiles, inner sizes across the KC blocks, accumulation,
+ * row strides wider than the rows), its threaded form (identical to the serial one, tile for
+ * tile), weight products with few rows (dot products) and many rows (blocked product), and
+ * blocked attention (causal, sliding window, grouped heads, past keys, kept probabilities).
+ */
+#include "check.h"
+#include "tensor/gemm.h"
+#include "tensor/ops.h"
+
+/* Stores v in dtype dt at element i of buf and returns the value actually stored. */
+static float store_as(void *buf, xle_dtype dt, int64_t i, float v) {
+    switch (dt) {
+    case XLE_F32: ((float *)buf)[i] = v; return v;
+    case XLE_BF16: ((uint16_t *)buf)[i] = xle_f32_to_bf16(v); return xle_bf16_to_f32(((uint16_t *)buf)[i]);
+    case XLE_F16: ((uint16_t *)buf)[i] = xle_f32_to_f16(v); return xle_f16_to_f32(((uint16_t *)buf)[i]);
+    default: ((double *)buf)[i] = v; return (float)((double *)buf)[i];
+    }
+}
+
+/* One product of shape (M, N, K) with B of dtype dt, stored transposed or not, against a
+ * double reference; also the threaded product, which must give the same bits. */
+static void check_gemm(int64_t M, int64_t N, int64_t K, xle_dtype dt, int transposed,
+                       int accumulate, xle_rng *rng) {
+    const int64_t lda = K + 3, ldc = N + 5;
+    const int64_t ldb = transposed ? K + 2 : N + 1, b_rows = transposed ? N : K;
+    float *A = malloc((size_t)(M * lda + 1) * sizeof(float));
+    void *B = malloc((size_t)(b_rows * ldb + 1) * xle_dtype_size(dt));
+    double *Bval = malloc((size_t)(K * N + 1) * sizeof(double)); /* (k, n) at k * N + n */
+    float *C = malloc((size_t)(M * ldc + 1) * sizeof(float));
+    float *C2 = malloc((size_t)(M * ldc + 1) * sizeof(float));
+    float *pack = malloc(XLE_GEMM_PACK_FLOATS * 4 * sizeof(float));
+    CHECK(A && B && Bval && C && C2 && pack);
+    for (int64_t i = 0; i < M * lda; i++) A[i] = xle_rng_normal(rng);
+    for (int64_t r = 0; r < b_rows; r++)
+        for (int64_t c = 0; c < ldb; c++) {
+            float v = store_as(B, dt, r * ldb + c, xle_rng_normal(rng));
+            if (transposed && c < K) Bval[c * N + r] = v;
+            if (!transposed && c < N) Bval[r * N + c] = v;
+        }
+    for (int64_t i = 0; i < M * ldc; i++) C[i] = C2[i] = xle_rng_normal(rng);
+    float *C0 = malloc((size_t)(M * ldc + 1) * sizeof(float));
+    memcpy(C0, C, (size_t)(M * ldc) * sizeof(float));
+    const xle_gemm_rhs rhs = {B, dt, ldb, transposed};
+    xle_gemm(M, N, K, A, lda, &rhs, C, ldc, accumulate, pack);
+    xle_gemm_parallel(M, N, K, A, lda, &rhs, C2, ldc, accumulate, pack, XLE_GEMM_PACK_FLOATS * 4);
+    int bad = 0, differs = 0;
+    for (int64_t i = 0; i < M && bad < 3; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            const float got = C[i * ldc + j];
+            if (j >= N) { /* columns beyond N are never written */
+                if (got != C0[i * ldc + j] && bad++ < 3) CHECK_MSG(0, "column %lld written", (long long)j);
+                continue;
+            }
+            double ref = accumulate ? C0[i * ldc + j] : 0, mag = fabs(ref);
+            for (int64_t k = 0; k < K; k++) {
+                ref += (double)A[i * lda + k] * Bval[k * N + j];
+                mag += fabs((double)A[i * lda + k] * Bval[k * N + j]);
+            }
+            if (!(fabs(got - ref) <= 1e-5 * mag + 1e-6) && bad++ < 3)
+                CHECK_MSG(0, "M%lld N%lld K%lld %s t%d acc%d: C[%lld,%lld] = %.8g, reference %.8g",
+                          (long long)M, (long long)N, (long long)K, xle_dtype_name(dt), transposed,
+                          accumulate, (long long)i, (long long)j, got, ref);
+            if (C2[i * ldc + j] != got) differs++;
+        }
+    CHECK_MSG(differs == 0, "threaded product differs from the serial one in %d elements", differs);
+    free(A), free(B), free(Bval), free(C), free(C2), free(C0), free(pack);
+}
+
+static void test_gemm_sizes_and_dtypes(void) {
+    xle_rng rng;
+    xle_rng_seed(&rng, 11);
+    /* Sizes around the tile edges (MR is 4..8, NR 8..32), inner sizes across KC = 256. */
+    const int64_t sizes[][3] = {{1, 1, 1},   {3, 5, 7},     {8, 32, 16},   {9, 33, 17},
+                                {17, 70, 300}, {64, 31, 513}, {13, 96, 256}, {40, 7, 1000},
+                                {5, 200, 64}};
+    const xle_dtype dts[] = {XLE_F32, XLE_BF16, XLE_F16, XLE_F64};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+        for (size_t d = 0; d < 4; d++)
+            for (int tr = 0; tr < 2; tr++)
+                check_gemm(sizes[s][0], sizes[s][1], sizes[s][2], dts[d], tr, (int)(s + d) % 2, &rng);
+}
+
+static void test_gemm_empty(void) {
+    /* K = 0: C becomes 0 (or stays, accumulating); M or N = 0 touches nothing. */
+    float C[6] = {1, 2, 3, 4, 5, 6}, pack[XLE_GEMM_PACK_FLOATS];
+    const float one = 1;
+    const xle_gemm_rhs rhs = {&one, XLE_F32, 1, 1};
+    xle_gemm(2, 3, 0, &one, 1, &rhs, C, 3, 1, pack);
+    CHECK(C[0] == 1 && C[5] == 6);
+    xle_gemm(0, 3, 4, &one, 4, &rhs, C, 3, 0, pack);
+    CHECK(C[0] == 1);
+    xle_gemm(2, 3, 0, &one, 1, &rhs, C, 3, 0, pack);
+    for (int i = 0; i < 6; i++) CHECK(C[i] == 0);
+}
+
+/* xle_matmul_forward with many rows (blocked product) and one row at a time (dot products)
+ * against a double dot of the stored values, for weights of every dtype. */
+static void check_matmul(xle_dtype dt, int64_t n_out, int64_t n_in, int T) {
+    xle_rng rng;
+    xle_rng_seed(&rng, (uint64_t)(n_out * 31 + n_in + dt));
+    void *wbuf = malloc((size_t)(n_out * n_in) * xle_dtype_size(dt));
+    xle_tensor w = {.dtype = dt, .ndim = 2, .shape = {n_out, n_in}, .data = wbuf};
+    for (int64_t i = 0; i < n_out * n_in; i++) store_as(wbuf, dt, i, xle_rng_normal(&rng) * 0.1f);
+    float *in = malloc((size_t)(T * n_in) * sizeof(float));
+    float *many = malloc((size_t)(T * n_out) * sizeof(float)), *one = malloc((size_t)n_out * sizeof(float));
+    float *scratch = malloc(XLE_MATMUL_SCRATCH * sizeof(float));
+    for (int64_t i = 0; i < T * n_in; i++) in[i] = xle_rng_normal(&rng);
+    xle_matmul_forward(many, in, &w, NULL, T, scratch);
+    int bad = 0;
+    for (int t = 0; t < T; t++) {
+        xle_matmul_forward(one, in + t * n_in, &w, NULL, 1, scratch);
+        for (int64_t o = 0; o < n_out && bad < 3; o++) {
+            double ref = 0, mag = 0;
+            for (int64_t i = 0; i < n_in; i++) {
+                double p = (double)in[t * n_in + i] * xle_tensor_get_f32(&w, o * n_in + i);
+                ref += p, mag += fabs(p);
+            }
+            const double tol = 1e-5 * mag + 1e-6;
+            if (!(fabs(many[t * n_out + o] - ref) <= tol) || !(fabs(one[o] - ref) <= tol)) {
+                bad++;
+                CHECK_MSG(0, "%s %lldx%lld T%d row %d out %lld: many %.8g one %.8g ref %.8g",
+                          xle_dtype_name(dt), (long long)n_out, (long long)n_in, T, t,
+                          (long long)o, many[t * n_out + o], one[o], ref);
+            }
+        }
+    }
+    free(wbuf), free(in), free(many), free(one), free(scratch);
+}
+
+static void test_matmul_paths(void) {
+    const xle_dtype dts[] = {XLE_F32, XLE_BF16, XLE_F16};
+    for (int d = 0; d < 3; d++) {
+        check_matmul(dts[d], 37, 70, 9);
+        check_matmul(dts[d], 101, 300, 13);
+        check_matmul(dts[d], 200, 517, 4);
+        check_matmul(dts[d], 65, 33, 70);
+    }
+}
+
+/* Attention in double precision, one query and head at a time. */
+static void attention_reference(double *out, double *probs, const float *q, const float *k,
+                                const float *v, int n, int n_past, int kv_stride, int H, int KV,
+                                int hd, int window) {
+    const int n_keys = n_past + n, group = H / KV;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < n; i++) {
+            const int qpos = n_past + i, g = h / group;
+            const int lo = (window > 0 && qpos - window + 1 > 0) ? qpos - window + 1 : 0;
+            double *pr = probs + ((int64_t)h * n + i) * n_keys, mx = -INFINITY, sum = 0;
+            for (int p = 0; p < n_keys; p++) pr[p] = 0;
+            for (int p = lo; p <= qpos; p++) {
+                double s = 0;
+                for (int c = 0; c < hd; c++)
+                    s += (double)q[(int64_t)i * H * hd + h * hd + c] * k[(int64_t)p * kv_stride + g * hd + c];
+                pr[p] = s / sqrt((double)hd);
+                if (pr[p] > mx) mx = pr[p];
+            }
+            for (int p = lo; p <= qpos; p++) sum += (pr[p] = exp(pr[p] - mx));
+            for (int p = lo; p <= qpos; p++) pr[p] /= sum;
+            for (int c = 0; c < hd; c++) {
+                double o = 0;
+                for (int p = lo; p <= qpos; p++) o += pr[p] * v[(int64_t)p * kv_stride + g * hd + c];
+                out[(int64_t)i * H * hd + h * hd + c] = o;
+            }
+        }
+}
+
+static void check_attention(int n, int n_past, int H, int KV, int hd, int window) {
+    xle_rng rng;
+    xle_rng_seed(&rng, (uint64_t)(n * 1000 + n_past * 10 + window));
+    const int n_keys = n_past + n, kv_stride = KV * hd + 3; /* padded rows, as in a KV cache */
+    float *q = malloc((size_t)n * H * hd * sizeof(float));
+    float *k = malloc((size_t)n_keys * kv_stride * sizeof(float));
+    float *v = malloc((size_t)n_keys * kv_stride * sizeof(float));
+    float *out = malloc((size_t)n * H * hd * sizeof(float));
+    float *probs = malloc((size_t)H * n * n_keys * sizeof(float));
+    double *ref = malloc((size_t)n * H * hd * sizeof(double));
+    double *ref_probs = malloc((size_t)H * n * n_keys * sizeof(double));
+    for (int64_t i = 0; i < (int64_t)n * H * hd; i++) q[i] = 2 * xle_rng_normal(&rng);
+    for (int64_t i = 0; i < (int64_t)n_keys * kv_stride; i++) {
+        k[i] = 2 * xle_rng_normal(&rng);
+        v[i] = xle_rng_normal(&rng);
+    }
+    xle_attention_forward(out, probs, q, k, v, n, n_past, kv_stride, H, KV, hd, window);
+    attention_reference(ref, ref_probs, q, k, v, n, n_past, kv_stride, H, KV, hd, window);
+    double max_out = 0, max_p = 0;
+    for (int64_t i = 0; i < (int64_t)n * H * hd; i++) max_out = fmax(max_out, fabs(out[i] - ref[i]));
+    for (int64_t i = 0; i < (int64_t)H * n * n_keys; i++) max_p = fmax(max_p, fabs(probs[i] - ref_probs[i]));
+    CHECK_MSG(max_out < 2e-5 && max_p < 2e-6, "n %d past %d H %d KV %d hd %d window %d: out %g probs %g",
+              n, n_past, H, KV, hd, window, max_out, max_p);
+    /* Without probs the output is the same. */
+    float *out2 = malloc((size_t)n * H * hd * sizeof(float));
+    xle_attention_forward(out2, NULL, q, k, v, n, n_past, kv_stride, H, KV, hd, window);
+    CHECK(memcmp(out, out2, (size_t)n * H * hd * sizeof(float)) == 0);
+    free(q), free(k), free(v), free(out), free(out2), free(probs), free(ref), free(ref_probs);
+}
+
+static void test_attention(void) {
+    /* Few queries (one at a time) and many (blocked), across block edges of 64 queries. */
+    const int ns[] = {1, 3, 16, 17, 64, 65, 150};
+    for (size_t i = 0; i < sizeof ns / sizeof *ns; i++) {
+        check_attention(ns[i], 0, 4, 2, 12, 0);
+        check_attention(ns[i], 0, 4, 1, 8, 7);
+        check_attention(ns[i], 37, 6, 3, 10, 0);
+        check_attention(ns[i], 100, 4, 4, 16, 50);
+    }
+}
+
+int main(void) {
+    RUN(test_gemm_sizes_and_dtypes);
+    RUN(test_gemm_empty);
+    RUN(test_matmul_paths);
+    RUN(test_attention);
+    return check_summary();
+}
