@@ -131,20 +131,23 @@ static void check_config(const xle_model *m, json_t *fam, json_t *entry) {
     CHECK_NEAR(c->rope_theta, json_real_value(json_object_get(fam, "rope_theta")), 1e-3);
     CHECK_NEAR(c->norm_eps, json_real_value(json_object_get(fam, "norm_eps")), 1e-12);
     int llama3 = strcmp(jstr(fam, "rope_scaling"), "llama3") == 0;
+    int linear = strcmp(jstr(fam, "rope_scaling"), "linear") == 0;
+    CHECK_MSG((c->rope_scaling == XLE_ROPE_LINEAR) == linear, "%s: rope_scaling linear", path);
     if (strcmp(jstr(entry, "format"), "hf") == 0)
         CHECK_MSG((c->rope_scaling == XLE_ROPE_LLAMA3) == llama3, "%s: rope_scaling", path);
     else
         CHECK_MSG((xle_model_weights((xle_model *)m)->rope_freqs.data != NULL) == llama3,
                   "%s: rope_freqs.weight", path);
     const char *dt = jstr(entry, "dtype");
-    xle_dtype want_dt = strcmp(dt, "BF16") == 0 ? XLE_BF16 : strcmp(dt, "F16") == 0 ? XLE_F16 : XLE_F32;
+    xle_dtype want_dt = strcmp(dt, "BF16") == 0 ? XLE_BF16 : strcmp(dt, "F16") == 0 ? XLE_F16
+                        : strcmp(dt, "F64") == 0 ? XLE_F64 : XLE_F32;
     CHECK_MSG(xle_model_weight_dtype(m) == want_dt, "%s: weight dtype %s", path,
               xle_dtype_name(xle_model_weight_dtype(m)));
 }
 
 static void test_goldens(void) {
     json_t *models = json_object_get(g_manifest, "models");
-    CHECK(json_array_size(models) >= 15);
+    CHECK(json_array_size(models) >= 17);
     size_t i;
     json_t *e;
     json_array_foreach(models, i, e) {
@@ -186,7 +189,10 @@ static void test_goldens(void) {
 
 /* ---- generation ------------------------------------------------------------------------------ */
 
-static int is_f32_model(json_t *e) { return strcmp(jstr(e, "dtype"), "F32") == 0; }
+/* Files that store the weights exactly as drawn (F32, or F64 holding the same values). */
+static int is_f32_model(json_t *e) {
+    return strcmp(jstr(e, "dtype"), "F32") == 0 || strcmp(jstr(e, "dtype"), "F64") == 0;
+}
 
 static void test_greedy_matches_reference(void) {
     json_t *greedy = json_object_get(g_manifest, "greedy");
@@ -214,7 +220,7 @@ static void test_greedy_matches_reference(void) {
         checked++;
         xle_model_free(m);
     }
-    CHECK(checked == 8);
+    CHECK(checked == 10);
 }
 
 /* Each step of a KV-cache generation equals a full recomputation of the sequence so far. */
@@ -401,6 +407,7 @@ static void test_save_hf(void) {
     check_hf_roundtrip("llama_gqa/hf_bf16_sharded", sharded, 2);
     check_hf_roundtrip("qwen2_bias/hf_f32", single, 1);
     check_hf_roundtrip("llama3_scaled/hf_f32", single, 1);
+    check_hf_roundtrip("llama_bias_linear/hf_f64", single, 1);
 }
 
 static void check_gguf_roundtrip(const char *rel, const char *edited_name) {
@@ -480,6 +487,7 @@ static void test_save_gguf(void) {
     check_gguf_roundtrip("llama_gqa/llama_gqa_bf16.gguf", "blk.1.ffn_down.weight");
     check_gguf_roundtrip("qwen2_bias/qwen2_bias_q8_0.gguf", "blk.1.ffn_down.weight");
     check_gguf_roundtrip("llama3_scaled/llama3_scaled_f32.gguf", "blk.1.ffn_down.weight");
+    check_gguf_roundtrip("llama_bias_linear/llama_bias_linear_f32.gguf", "blk.1.ffn_down.weight");
 }
 
 /* Tied embeddings are one tensor: making lm_head writable moves tok_embd too, so an edit
@@ -521,6 +529,7 @@ static void test_formats_agree(void) {
         {"qwen2_bias/hf_f32", "qwen2_bias/qwen2_bias_f32.gguf"},
         {"llama3_scaled/hf_f32", "llama3_scaled/llama3_scaled_f32.gguf"},
         {"llama_gqa/hf_bf16", "llama_gqa/hf_bf16_sharded"},
+        {"llama_bias_linear/hf_f64", "llama_bias_linear/llama_bias_linear_f32.gguf"},
     };
     for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
         char a[512], b[512];

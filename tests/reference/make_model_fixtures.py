@@ -17,6 +17,8 @@ Families (one weight set each, drawn in float32 from a fixed seed):
   llama3_scaled   LlamaForCausalLM with rope_scaling "llama3" (factor 8, low 1, high 4,
                   original_max_position_embeddings 256), theta 5e5, head_dim 16 given explicitly
                   (4 heads x 16 = 64 != hidden 32), tied embeddings
+  llama_bias_linear  LlamaForCausalLM with attention_bias true (q/k/v/o biases) and
+                  rope_scaling {"type": "linear", "factor": 2}, 4 heads, 4 KV heads (MHA)
 All: hidden 32, intermediate 64, 2 layers, vocabulary 300. Norm weights are drawn on a grid
 of 1/64 so they are exact in bf16 and f16 (one golden serves HF bf16 and GGUF BF16 files).
 
@@ -27,9 +29,11 @@ by name, header padded with spaces to a multiple of 8, as the safetensors packag
   <fam>/<fam>_f32.gguf            every family (GGUF v3, alignment 32)
   llama_gqa/hf_bf16, hf_f16, hf_bf16_sharded (two shards + model.safetensors.index.json)
   llama_gqa/llama_gqa_{f16,bf16,q8_0}.gguf, qwen2_bias/qwen2_bias_q8_0.gguf
+  llama_bias_linear/hf_f64 (F64 safetensors) instead of hf_f32
 GGUF files follow llama.cpp's convert_hf_to_gguf.py: llama-architecture files (Llama, Mistral)
-get q_proj/k_proj rows permuted for interleaved RoPE (permute() of the converter; k with
-n_head_kv); qwen2 files are not permuted (NeoX RoPE); 1-D tensors (norms, biases) stay F32 in
+get q_proj/k_proj rows (and q/k biases) permuted for interleaved RoPE (permute() of the
+converter; k with n_head_kv); linear RoPE scaling is written as rope.scaling.type/factor; qwen2
+files are not permuted (NeoX RoPE); 1-D tensors (norms, biases) stay F32 in
 F16/BF16/Q8_0 files; Q8_0 blocks are made as gguf-py's quants.py does (d = max|x|/127 in f32,
 q = round-half-away(x/d), d stored as f16). A tied model has no output.weight. The llama3 file
 carries rope_freqs.weight (the converter's divisors) computed with the original context length
@@ -104,8 +108,12 @@ def family_configs():
                                     "original_max_position_embeddings": 256, "rope_type": "llama3"},
                    "rope_theta": 500000.0, "tie_word_embeddings": True,
                    "max_position_embeddings": 131072, "bos_token_id": 1, "eos_token_id": 2})
+    lbl = base_cfg("LlamaForCausalLM", "llama")
+    lbl.update({"attention_bias": True, "head_dim": 8, "mlp_bias": False,
+                "num_key_value_heads": 4, "pretraining_tp": 1,
+                "rope_scaling": {"factor": 2.0, "type": "linear"}})
     return {"llama_gqa": (llama, 11), "mistral_window": (mistral, 12), "qwen2_bias": (qwen2, 13),
-            "llama3_scaled": (llama3, 14)}
+            "llama3_scaled": (llama3, 14), "llama_bias_linear": (lbl, 15)}
 
 
 def dims(cfg):
@@ -136,10 +144,12 @@ def make_weights(cfg, seed):
         w[p + "self_attn.k_proj.weight"] = randn(KV * hd, d, scale=d ** -0.5)
         w[p + "self_attn.v_proj.weight"] = randn(KV * hd, d, scale=d ** -0.5)
         w[p + "self_attn.o_proj.weight"] = randn(d, H * hd, scale=(H * hd) ** -0.5)
-        if cfg["model_type"] == "qwen2":
+        if cfg["model_type"] == "qwen2" or cfg.get("attention_bias"):
             w[p + "self_attn.q_proj.bias"] = randn(H * hd, scale=0.3)
             w[p + "self_attn.k_proj.bias"] = randn(KV * hd, scale=0.3)
             w[p + "self_attn.v_proj.bias"] = randn(KV * hd, scale=0.3)
+        if cfg.get("attention_bias"):
+            w[p + "self_attn.o_proj.bias"] = randn(d, scale=0.3)
         w[p + "post_attention_layernorm.weight"] = norm_w(d)
         w[p + "mlp.gate_proj.weight"] = randn(f, d, scale=d ** -0.5)
         w[p + "mlp.up_proj.weight"] = randn(f, d, scale=d ** -0.5)
@@ -204,8 +214,11 @@ def inv_freqs(cfg):
     hd = dims(cfg)[5]
     inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=DT) / hd))
     rs = cfg.get("rope_scaling")
-    if rs and rs.get("rope_type") == "llama3":
+    rope_type = rs and (rs.get("rope_type") or rs.get("type"))
+    if rope_type == "llama3":
         inv = llama3_inv_freq(inv, rs)
+    elif rope_type == "linear":          # _compute_linear_scaling_rope_parameters
+        inv = inv / rs["factor"]
     return inv
 
 
@@ -277,6 +290,8 @@ def forward(cfg, w, ids, interleaved=False):
         att = torch.softmax(att, dim=-1)
         o = (att @ v).transpose(0, 1).reshape(T, H * hd)
         x = x + o @ w[p + "self_attn.o_proj.weight"].T
+        if p + "self_attn.o_proj.bias" in w:
+            x = x + w[p + "self_attn.o_proj.bias"]
         h = rms(x, w[p + "post_attention_layernorm.weight"], eps)
         gate = h @ w[p + "mlp.gate_proj.weight"].T
         up = h @ w[p + "mlp.up_proj.weight"].T
@@ -311,7 +326,8 @@ def permute(weights, n_head, n_head_kv):
 GGUF_NAMES = {
     "input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weight": "attn_q.weight",
     "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
-    "self_attn.o_proj.weight": "attn_output.weight", "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.o_proj.weight": "attn_output.weight", "self_attn.o_proj.bias": "attn_output.bias",
+    "self_attn.q_proj.bias": "attn_q.bias",
     "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
     "post_attention_layernorm.weight": "ffn_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
     "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
@@ -354,10 +370,9 @@ def llama3_rope_factors(cfg):
 
 # ---- writers --------------------------------------------------------------------------------------
 
-ST_DTYPE = {"F32": 4, "F16": 2, "BF16": 2}
-
-
 def tensor_bytes(t, dtype):
+    if dtype == "F64":
+        return np.ascontiguousarray(t.numpy(), dtype="<f8").tobytes()
     if dtype == "F32":
         return np.ascontiguousarray(t.numpy(), dtype="<f4").tobytes()
     if dtype == "F16":
@@ -395,7 +410,7 @@ def write_config(folder, cfg, torch_dtype):
 
 def write_hf(folder, cfg, w, dtype, shards=None):
     os.makedirs(folder, exist_ok=True)
-    write_config(folder, cfg, {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype])
+    write_config(folder, cfg, {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype])
     if not shards:
         write_safetensors(os.path.join(folder, "model.safetensors"), w, dtype)
         return
@@ -449,6 +464,10 @@ def write_gguf(path, cfg, w, ftype, name):
     kvs += [("general.file_type", GGUF_U32, FILE_TYPE[ftype]), (f"{arch}.vocab_size", GGUF_U32, V)]
     if arch == "llama":
         kvs.append((f"{arch}.rope.dimension_count", GGUF_U32, hd))
+    rs = cfg.get("rope_scaling")
+    if rs and (rs.get("rope_type") or rs.get("type")) == "linear":
+        kvs += [(f"{arch}.rope.scaling.type", GGUF_STRING, "linear"),
+                (f"{arch}.rope.scaling.factor", GGUF_F32, rs["factor"])]
     if cfg["model_type"] == "mistral" and cfg.get("sliding_window"):
         kvs.append((f"{arch}.attention.sliding_window", GGUF_U32, cfg["sliding_window"]))
     if ftype == "Q8_0":
@@ -465,9 +484,9 @@ def write_gguf(path, cfg, w, ftype, name):
     effective = {}
     for n in hf_order:
         t = w[n]
-        if arch == "llama" and n.endswith("q_proj.weight"):
+        if arch == "llama" and n.endswith(("q_proj.weight", "q_proj.bias")):
             t = permute(t, H, H)
-        elif arch == "llama" and n.endswith("k_proj.weight"):
+        elif arch == "llama" and n.endswith(("k_proj.weight", "k_proj.bias")):
             t = permute(t, H, KV)
         typ = ftype if t.dim() == 2 else "F32"
         order.append((gguf_name(n), t.contiguous(), typ))
@@ -498,9 +517,9 @@ def write_gguf(path, cfg, w, ftype, name):
     hf = {}
     for n in hf_order:
         t = effective[gguf_name(n)]
-        if arch == "llama" and (n.endswith("q_proj.weight") or n.endswith("k_proj.weight")):
-            heads = H if n.endswith("q_proj.weight") else KV
-            t = t.reshape(heads, t.shape[0] // heads // 2, 2, t.shape[1]).swapaxes(1, 2).reshape(t.shape)
+        if arch == "llama" and n.endswith(("q_proj.weight", "k_proj.weight", "q_proj.bias", "k_proj.bias")):
+            heads = H if ".q_proj." in n else KV
+            t = t.reshape(heads, t.shape[0] // heads // 2, 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
         hf[n] = t
     return hf, {gguf_name(n): effective[gguf_name(n)] for n in hf_order}
 
@@ -551,14 +570,14 @@ def main():
             "head_dim": hd, "tied": cfg["tie_word_embeddings"],
             "sliding_window": cfg.get("sliding_window", 0) if arch == "mistral" else 0,
             "rope_theta": cfg["rope_theta"], "norm_eps": cfg["rms_norm_eps"],
-            "rope_scaling": (cfg.get("rope_scaling") or {}).get("rope_type", "none")}
+            "rope_scaling": (cfg.get("rope_scaling") or {}).get("rope_type") or (cfg.get("rope_scaling") or {}).get("type") or "none"}
 
         def add(path, fmt, dtype, eff, label, rope_interleaved):
             manifest["models"].append({"path": path, "family": fam, "format": fmt, "dtype": dtype,
                                        "rope_interleaved": rope_interleaved,
                                        "golden": golden_for(fam, cfg, eff, label)})
 
-        variants = [("F32", w)]
+        variants = [("F64" if fam == "llama_bias_linear" else "F32", w)]
         if fam == "llama_gqa":
             variants += [("BF16", {k: round_bf16(v) for k, v in w.items()}),
                          ("F16", {k: round_f16(v) for k, v in w.items()})]
