@@ -2,7 +2,9 @@
  * test_tokenizer_errors.c: malformed tokenizer files of every kind (tokenizer.json, tiktoken,
  * llama2.c tokenizer.bin, SentencePiece .model, GGUF metadata) must fail with one line that
  * names the file and the field, and never crash (also run under ASan + UBSan). Truncations are
- * tried at every length for tokenizer.bin and at many lengths for the .model protobuf.
+ * tried at every length for tokenizer.bin and at many lengths for the .model protobuf. Hostile
+ * texts (long runs of one character, invalid UTF-8, random bytes) encode without error, tile
+ * the input and decode back to it.
  */
 #include <sys/stat.h>
 #include <unistd.h>
@@ -288,6 +290,51 @@ static void test_not_a_tokenizer(void) {
     expect_fail(empty, xle_tokenizer_load(empty, &tok, &err), &err, "no tokenizer.json");
 }
 
+/* 200 KB texts that stress the regexes (long whitespace, letter and digit runs), the merge
+ * heaps (one long word) and the byte paths (invalid UTF-8, NUL bytes). */
+static void test_hostile_texts(void) {
+    static const char *const paths[] = {
+        XLE_SHARED_DIR "/data/external/llama3-tokenizer/tokenizer.model",
+        XLE_SHARED_DIR "/data/external/qwen-tiktoken/qwen.tiktoken",
+        XLE_SHARED_DIR "/data/external/llamacpp-vocab/ggml-vocab-gpt-2.gguf",
+        XLE_SHARED_DIR "/data/external/llamacpp-vocab/ggml-vocab-deepseek-llm.gguf",
+        XLE_SHARED_DIR "/data/external/llamacpp-vocab/ggml-vocab-llama-spm.gguf",
+    };
+    const size_t n = 200000;
+    char *text = malloc(n);
+    uint64_t x = 88172645463325252ull;
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        xle_tokenizer *tok = NULL;
+        xle_error err = {0};
+        CHECK_OK(xle_tokenizer_load(paths[p], &tok, &err), &err);
+        if (!tok) continue;
+        for (int kind = 0; kind < 7; kind++) {
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                static const char fill[] = " a9\n";
+                text[i] = kind < 4 ? fill[kind] : kind == 4 ? (char)(x & 0xff)
+                        : kind == 5 ? "\xe0\xa4"[i % 2] /* truncated Devanagari sequences */
+                        : " \t\n\r"[x % 4];
+            }
+            xle_tokens t;
+            xle_status st = xle_tokenize(tok, text, n, 0, 0, &t, &err);
+            CHECK_MSG(st == XLE_OK, "%s kind %d: %s", paths[p], kind, err.msg);
+            if (st != XLE_OK) continue;
+            CHECK_MSG(tok_offsets_tile(&t, n), "%s kind %d: offsets", paths[p], kind);
+            /* deepseek-llm has no tokens for the bytes no UTF-8 text holds (C0, C1, F5..FF) and
+             * no UNK: random bytes cannot come back; Qwen2 may apply NFC */
+            if (p != 1 && !(p == 3 && kind == 4)) {
+                char *dec = xle_detokenize(tok, t.ids, t.n, 0);
+                CHECK_MSG(dec && !memcmp(dec, text, n), "%s kind %d: decode differs", paths[p], kind);
+                free(dec);
+            }
+            xle_tokens_free(&t);
+        }
+        xle_tokenizer_free(tok);
+    }
+    free(text);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -299,6 +346,7 @@ int main(void) {
     RUN(test_spm_model_truncations);
     RUN(test_gguf_errors);
     RUN(test_not_a_tokenizer);
+    RUN(test_hostile_texts);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -78,6 +78,8 @@ typedef struct bpe_work {
     bpe_heap heap;
     int32_t *ids, *lens;      /* the tokens of the piece being encoded */
     size_t ids_cap;
+    int have_orphan;          /* input bytes before the first token that no token covers */
+    size_t orphan_start;
     xle_tok_cache cache;
 } bpe_work;
 
@@ -159,9 +161,18 @@ static int emit_ids(bpe_work *w, size_t start, size_t end) {
         if (xle_tok_cache_put(&w->cache, piece, (size_t)len, w->ids, w->lens, count)) return -1;
         ids = w->ids, lens = w->lens;
     }
+    if (count == 0) { /* only bytes with no token: the previous token's span takes them in */
+        xle_tok_out *o = w->out;
+        if (o->n > 0 && o->offsets[o->n - 1] + o->lengths[o->n - 1] == w->orig[start])
+            o->lengths[o->n - 1] += w->orig[end] - w->orig[start];
+        else if (!w->have_orphan) w->have_orphan = 1, w->orphan_start = (size_t)w->orig[start];
+        return 0;
+    }
     size_t at = start;
     for (int k = 0; k < count; k++) {
-        if (xle_tok_out_push(w->out, ids[k], (size_t)w->orig[at], (size_t)w->orig[at + (size_t)lens[k]])) return -1;
+        size_t from = (size_t)w->orig[at];
+        if (w->have_orphan) from = w->orphan_start, w->have_orphan = 0; /* leading orphans */
+        if (xle_tok_out_push(w->out, ids[k], from, (size_t)w->orig[at + (size_t)lens[k]])) return -1;
         at += (size_t)lens[k];
     }
     return 0;
