@@ -1,7 +1,8 @@
 #!/bin/bash
 # cli_tokenize.sh XLEDIT SOURCE_DIR: `xledit tokenize` on stories260K's tokenizer (tok512.bin,
 # the .gguf, the llama2.c checkpoint with the tokenizer beside it), on the Llama-2, Llama-3 and
-# Qwen tokenizer files, and its error exits (one line on stderr, exit 1 or 2).
+# Qwen tokenizer files, and its error exits (one line on stderr, exit 1 or 2); --text on
+# generate (streamed text = run.c's), score and logits.
 XLEDIT="$1"
 SRC="$2"
 SHARED="$SRC/../shared/data/external"
@@ -57,6 +58,19 @@ expect_ids "9707, 1879, 151645" "$SHARED/qwen-tiktoken/qwen.tiktoken" --text "He
 mkdir -p "$T/folder"
 cp "$S/tok512.bin" "$T/folder/tokenizer.bin"
 expect_ids "$WANT" "$T/folder" --text "$STORY"
+
+# --text on the model commands: generate prints by streaming decode exactly what run.c prints
+"$XLEDIT" generate "$S/stories260K.bin" --ids 1 -n 200 >"$T/gen.txt" || fail "generate"
+cmp -s "$T/gen.txt" "$S/greedy200_text.txt" || fail "generate text differs from run.c's greedy200_text.txt"
+"$XLEDIT" generate "$S/stories260K.bin" --text "Once upon a time" -n 4 >"$T/out" || fail "generate --text"
+[ "$(cat "$T/out")" = ", there was a" ] || fail "generate --text: '$(cat "$T/out")'"
+"$XLEDIT" score "$S/stories260K.bin" --text "Once upon a time, there was a little girl named" --target "Lily" --json \
+  >"$T/a" || fail "score --target"
+"$XLEDIT" score "$S/stories260K.bin" --text "Once upon a time, there was a little girl named" --target-ids 317 --json \
+  >"$T/b" || fail "score --target-ids"
+cmp -s "$T/a" "$T/b" || fail "score --target 'Lily' differs from --target-ids 317: $(cat "$T/a") vs $(cat "$T/b")"
+"$XLEDIT" logits "$S/stories260K.bin" --text "Once" >"$T/out" || fail "logits --text"
+grep -q '"ids": \[1, 403\]' "$T/out" || fail "logits --text ids"
 
 # errors: usage (2), bad files (1)
 "$XLEDIT" tokenize --help >"$T/out" 2>&1 || fail "--help exit"
