@@ -160,8 +160,9 @@ struct xle_tokenizer {
 
     xle_strmap piece_to_id;  /* SPM: pieces that take part in merges (normal, user-defined) */
     xle_strmap bytes_to_id;  /* BPE: decoded bytes of normal tokens */
-    xle_pairmap merges;      /* BPE: merge rules by ids */
-    int rank_by_token;       /* BPE: tiktoken ranks (a pair merges if its concatenation is a token; rank = id) */
+    xle_pairmap merges;      /* merge rules by ids (byte-level; SPM with spm_rank_merges) */
+    int rank_by_token;       /* BPE: tiktoken ranks: every pair of tokens whose concatenation is a
+                                token is listed in merges at load, rank = that token's id */
     int ignore_merges;       /* BPE: a pre-token that is itself a token is emitted whole */
     int32_t byte_token[256]; /* SPM: <0xNN> ids; BPE: the id of each single byte (-1: none) */
 
@@ -191,7 +192,7 @@ typedef struct xle_tok_builder {
     int n, cap;
     char *strings;
     size_t strings_len, strings_cap;
-    /* merges by text (BPE): offsets into strings */
+    /* merge rules by text: offsets into strings */
     uint32_t *merge_l, *merge_r, *merge_llen, *merge_rlen;
     int n_merges, merges_cap;
     int merges_are_bytes;     /* merge sides given as raw bytes (else in the GPT-2 alphabet) */
@@ -212,21 +213,22 @@ xle_status xle_tok_builder_new(xle_tok_kind kind, const char *source, xle_tok_bu
                                xle_error *err);
 void xle_tok_builder_free(xle_tok_builder *b);
 /* Adds the next id. For SPM the piece is as SentencePiece spells it ("▁the", "<0x41>"); for BPE
- * it is in GPT-2's byte-to-unicode alphabet ("Ġthe") unless raw_bytes (tiktoken). The decoded
- * bytes are derived from the piece and type. */
+ * a normal token is in GPT-2's byte-to-unicode alphabet ("Ġthe"), an added one is literal text.
+ * The decoded bytes are derived from the piece and type. */
 xle_status xle_tok_builder_add(xle_tok_builder *b, const char *piece, size_t len, float score,
                                int type, xle_error *err);
+/* Adds the next id from its raw bytes (tiktoken); the piece is spelled in GPT-2's alphabet. */
 xle_status xle_tok_builder_add_raw(xle_tok_builder *b, const char *bytes, size_t len,
                                    int type, xle_error *err);
 /* Marks id as an added token (matched in text before the model): special ones only with
  * parse_special. */
 xle_status xle_tok_builder_set_added(xle_tok_builder *b, int32_t id, int special, int lstrip,
                                      int rstrip, xle_error *err);
-/* One merge rule "left right" (BPE), rank = order of the calls; sides in the GPT-2 alphabet. */
+/* One merge rule "left right", rank = order of the calls. Sides are pieces as added: SentencePiece
+ * spelling for SPM (used with spm_rank_merges), GPT-2's alphabet for byte-level BPE (raw bytes
+ * when merges_are_bytes). A rule whose sides or result are not tokens is ignored. */
 xle_status xle_tok_builder_add_merge(xle_tok_builder *b, const char *left, size_t llen,
                                      const char *right, size_t rlen, xle_error *err);
-/* Finds an id by piece (linear scan: for loaders resolving "bos_token": "<s>"); -1 if absent. */
-int32_t xle_tok_builder_find(const xle_tok_builder *b, const char *piece, size_t len);
 /* Builds the lookup tables and checks ids; consumes b (also on failure). */
 xle_status xle_tok_builder_finish(xle_tok_builder *b, xle_tokenizer **out, xle_error *err);
 

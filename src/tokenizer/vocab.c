@@ -248,13 +248,6 @@ xle_status xle_tok_builder_add_merge(xle_tok_builder *b, const char *left, size_
     return XLE_OK;
 }
 
-int32_t xle_tok_builder_find(const xle_tok_builder *b, const char *piece, size_t len) {
-    for (int i = 0; i < b->n; i++)
-        if (b->entries[i].piece_len == len && memcmp(b->strings + b->entries[i].piece, piece, len) == 0)
-            return i;
-    return -1;
-}
-
 /* Added tokens sorted by first byte, then longest first (the longest match wins). */
 static int added_cmp(const void *a, const void *b) {
     const xle_added_token *x = a, *y = b;
