@@ -34,6 +34,11 @@ static int g_n_seqs;
 static int32_t g_seqs[8][64];
 static int g_seq_len[8];
 static char g_tmp[256];
+/* The long sequence and the positions whose logits its golden keeps. */
+static int32_t g_long[128];
+static int g_long_len;
+static int g_long_pos[64];
+static int g_n_long_pos;
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -145,6 +150,36 @@ static void check_config(const xle_model *m, json_t *fam, json_t *entry) {
               xle_dtype_name(xle_model_weight_dtype(m)));
 }
 
+/* The 96-token sequence (the engine switches to other kernels from 64 rows/queries on): its
+ * logits at g_long_pos against <golden>_long.bin; returns max |diff| / max |golden logit|. */
+static double check_long(xle_model *m, const char *gpath) {
+    char lpath[600];
+    snprintf(lpath, sizeof lpath, "%.*s_long.bin", (int)(strlen(gpath) - 4), gpath);
+    size_t gsize = 0;
+    float *golden = read_file(lpath, &gsize);
+    size_t n = (size_t)g_n_long_pos * (size_t)g_V;
+    float *got = malloc(n * sizeof(float));
+    double rel = INFINITY;
+    CHECK_MSG(golden && gsize == n * sizeof(float), "%s", lpath);
+    if (golden && got && gsize == n * sizeof(float)) {
+        int start[2] = {0, g_long_len};
+        xle_batch b = {1, g_long, start};
+        xle_forward_opts o = {.logit_rows = g_long_pos, .n_logit_rows = g_n_long_pos};
+        xle_error err = {0};
+        CHECK_OK(xle_forward(m, &b, &o, got, &err), &err);
+        double scale = 0, diff = 0;
+        for (size_t k = 0; k < n; k++) {
+            scale = fmax(scale, fabs(golden[k]));
+            double dk = fabs((double)got[k] - golden[k]);
+            if (!(dk <= diff)) diff = dk;
+        }
+        rel = diff / scale;
+    }
+    free(golden);
+    free(got);
+    return rel;
+}
+
 static void test_goldens(void) {
     json_t *models = json_object_get(g_manifest, "models");
     CHECK(json_array_size(models) >= 17);
@@ -179,8 +214,11 @@ static void test_goldens(void) {
             off += n;
         }
         CHECK(golden && got && gsize == off * sizeof(float));
-        fprintf(stderr, "  %-40s %-5s max |diff| / max |logit| = %.2e\n", jstr(e, "path"),
-                jstr(e, "dtype"), worst);
+        double worst_long = check_long(m, gpath);
+        CHECK_MSG(worst_long <= TOL_REL, "%s: long sequence: max |diff| / max |logit| %.3g",
+                  jstr(e, "path"), worst_long);
+        fprintf(stderr, "  %-44s %-5s max |diff| / max |logit| = %.2e (96 tokens: %.2e)\n",
+                jstr(e, "path"), jstr(e, "dtype"), worst, worst_long);
         free(golden);
         free(got);
         xle_model_free(m);
@@ -610,6 +648,12 @@ static int setup(void) {
         if (g_seq_len[s] < 1 || g_seq_len[s] > 64) return 0;
         for (int k = 0; k < g_seq_len[s]; k++) g_seqs[s][k] = (int32_t)json_integer_value(json_array_get(a, (size_t)k));
     }
+    json_t *ls = json_object_get(g_manifest, "long_sequence"), *lp = json_object_get(g_manifest, "long_positions");
+    g_long_len = (int)json_array_size(ls);
+    g_n_long_pos = (int)json_array_size(lp);
+    if (g_long_len < 64 || g_long_len > 128 || g_n_long_pos < 1 || g_n_long_pos > 64) return 0;
+    for (int k = 0; k < g_long_len; k++) g_long[k] = (int32_t)json_integer_value(json_array_get(ls, (size_t)k));
+    for (int k = 0; k < g_n_long_pos; k++) g_long_pos[k] = (int)json_integer_value(json_array_get(lp, (size_t)k));
     const char *tmpdir = getenv("TMPDIR");
     snprintf(g_tmp, sizeof g_tmp, "%s/xle_golden_XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     if (!mkdtemp(g_tmp)) {

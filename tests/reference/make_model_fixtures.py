@@ -53,7 +53,8 @@ permuted weights with interleaved RoPE and asserts the same logits.
 
 Outputs besides the models: manifest.json (sequences, models, goldens, greedy continuations,
 tolerance) and golden_<variant>.bin files: little-endian float32 logits, for each sequence in
-order, every position, vocab_size values each.
+order, every position, vocab_size values each; golden_<variant>_long.bin: the logits of the
+96-token long_sequence at the long_positions only (every 8th and the last four), same layout.
 """
 import hashlib
 import json
@@ -72,6 +73,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 V = 300
 SEQ_SEED = 7
 SEQ_LENS = (5, 12, 32)
+LONG_LEN = 96     # one longer sequence (the engine has other code paths from 64 queries on);
+LONG_POSITIONS = [p for p in range(LONG_LEN) if p % 8 == 7 or p >= LONG_LEN - 4]  # rows kept
 GREEDY_NEW = 12
 TOL_REL = 1e-5   # max |logit diff| / max |golden logit| per sequence, stated in test_golden.c
 
@@ -543,7 +546,9 @@ def main():
     os.makedirs(out, exist_ok=True)
     g = torch.Generator().manual_seed(SEQ_SEED)
     seqs = [[1] + torch.randint(3, V, (n - 1,), generator=g).tolist() for n in SEQ_LENS]
-    manifest = {"tolerance_rel": TOL_REL, "vocab_size": V, "sequences": seqs, "models": [],
+    long_seq = [1] + torch.randint(3, V, (LONG_LEN - 1,), generator=g).tolist()
+    manifest = {"tolerance_rel": TOL_REL, "vocab_size": V, "sequences": seqs,
+                "long_sequence": long_seq, "long_positions": LONG_POSITIONS, "models": [],
                 "greedy": {}, "families": {}}
     goldens = {}   # digest -> golden file (relative)
 
@@ -557,6 +562,9 @@ def main():
         with open(os.path.join(out, rel), "wb") as fh:
             for r in rows:
                 fh.write(np.ascontiguousarray(r.numpy(), dtype="<f4").tobytes())
+        long_rows = forward(cfg, w, long_seq)[LONG_POSITIONS]
+        with open(os.path.join(out, rel.replace(".bin", "_long.bin")), "wb") as fh:
+            fh.write(np.ascontiguousarray(long_rows.numpy(), dtype="<f4").tobytes())
         goldens[key] = rel
         return rel
 
