@@ -3,8 +3,9 @@
  * random data of awkward sizes: the blocked product xle_gemm (every dtype of the right operand,
  * stored transposed or not, partial tiles, inner sizes across the KC blocks, accumulation,
  * row strides wider than the rows), its threaded form (identical to the serial one, tile for
- * tile), weight products with few rows (dot products) and many rows (blocked product), and
- * blocked attention (causal, sliding window, grouped heads, past keys, kept probabilities).
+ * tile), weight products with few rows (dot products, four rows at a time for long rows) and
+ * many rows (blocked product), and blocked attention (causal, sliding window, grouped heads,
+ * past keys, kept probabilities).
  */
 #include "check.h"
 #include "tensor/gemm.h"
@@ -137,6 +138,8 @@ static void test_matmul_paths(void) {
         check_matmul(dts[d], 101, 300, 13);
         check_matmul(dts[d], 200, 517, 4);
         check_matmul(dts[d], 65, 33, 70);
+        check_matmul(dts[d], 9, 4103, 3); /* long rows: four rows share x (bf16), tails */
+        check_matmul(dts[d], 50, 4096, 2);
     }
 }
 

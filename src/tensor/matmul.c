@@ -1,43 +1,95 @@
 /*
  * matmul.c: products with stored weights, forward beside backward. Weights stay in their
- * stored dtype (memory-mapped); for many rows (prompt processing) blocks of weight rows are
- * converted to f32 into a scratch buffer and multiplied with OpenBLAS sgemm; for few rows
- * (generation) a threaded dot product converts on the fly, which is memory-bound as it should be.
+ * stored dtype (memory-mapped). For many rows (prompt processing) the blocked product of gemm.c
+ * converts bf16/f16 weights panel by panel while packing (f32 weights go to OpenBLAS sgemm);
+ * for few rows (generation) threaded dot products convert on the fly, streaming each weight
+ * byte once, which is memory-bound as it should be.
  */
+/* ISO C mode (-std=c11) keeps GCC from fusing a * b + c; the dot products want fused
+ * multiply-adds (fewer instructions per weight byte streamed). Clang fuses by default. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
 #include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 
-/* Below this many activation rows the on-the-fly dot product beats conversion + sgemm. */
+/* Below this many activation rows the on-the-fly dot product beats packing for the product. */
 enum { SMALL_T = 4 };
 
-static float dot_f32(const float *x, const float *w, int64_t n) {
-    float acc[16] = {0};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += x[i + j] * w[i + j];
+/* Sixteen floats: one AVX-512 register, two AVX or four SSE/NEON registers (GCC/Clang vector
+ * extensions split what the target lacks). */
+typedef float v16f __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef uint16_t v16h __attribute__((vector_size(32)));
+
+static inline v16f load16(const float *p) {
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* bf16 is the high half of an f32: widen and shift. */
+static inline v16f load16_bf16(const uint16_t *p) {
+    v16h h;
+    memcpy(&h, p, sizeof h);
+    const v16u u = __builtin_convertvector(h, v16u) << 16;
+    v16f f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline float sum16(v16f v) {
     float s = 0;
-    for (int j = 0; j < 16; j++) s += acc[j];
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+
+static float dot_f32(const float *x, const float *w, int64_t n) {
+    v16f a0 = {0}, a1 = {0};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 += load16(x + i) * load16(w + i);
+        a1 += load16(x + i + 16) * load16(w + i + 16);
+    }
+    float s = sum16(a0 + a1);
     for (; i < n; i++) s += x[i] * w[i];
     return s;
 }
 
 static float dot_bf16(const float *x, const uint16_t *w, int64_t n) {
-    float acc[16] = {0};
+    v16f a0 = {0}, a1 = {0};
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) {
-            uint32_t bits = (uint32_t)w[i + j] << 16;
-            float f;
-            memcpy(&f, &bits, 4);
-            acc[j] += x[i + j] * f;
-        }
-    float s = 0;
-    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i + 32 <= n; i += 32) {
+        a0 += load16(x + i) * load16_bf16(w + i);
+        a1 += load16(x + i + 16) * load16_bf16(w + i + 16);
+    }
+    float s = sum16(a0 + a1);
     for (; i < n; i++) s += x[i] * xle_bf16_to_f32(w[i]);
     return s;
+}
+
+/* Four consecutive rows (ld apart) against one x: each load of x serves four rows. Pays off
+ * when x no longer fits in L1 beside the weight stream (long rows: the MLP down projection). */
+static void dot4_bf16(const float *x, const uint16_t *w, int64_t ld, int64_t n, float out[4]) {
+    v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const v16f xv = load16(x + i);
+        a0 += xv * load16_bf16(w + i);
+        a1 += xv * load16_bf16(w + ld + i);
+        a2 += xv * load16_bf16(w + 2 * ld + i);
+        a3 += xv * load16_bf16(w + 3 * ld + i);
+    }
+    out[0] = sum16(a0), out[1] = sum16(a1), out[2] = sum16(a2), out[3] = sum16(a3);
+    for (; i < n; i++)
+        for (int r = 0; r < 4; r++) out[r] += x[i] * xle_bf16_to_f32(w[r * ld + i]);
 }
 
 static float dot_f16(const float *x, const uint16_t *w, int64_t n) {
@@ -64,6 +116,17 @@ float xle_dot_row(const float *x, const xle_tensor *w, int64_t row, int64_t n) {
     }
 }
 
+/* out[o] = x · w[o] for rows [o0, o1). */
+static void dot_rows(float *out, const float *x, const xle_tensor *w, int64_t o0, int64_t o1,
+                     int64_t n) {
+    int64_t o = o0;
+    if (w->dtype == XLE_BF16 && n * (int64_t)sizeof(float) > 16384) {
+        const uint16_t *wd = w->data;
+        for (; o + 4 <= o1; o += 4) dot4_bf16(x, wd + o * n, n, n, out + o);
+    }
+    for (; o < o1; o++) out[o] = xle_dot_row(x, w, o, n);
+}
+
 /* Converts rows [r0, r0 + nr) of w into scratch (f32, nr x n_in), in parallel. */
 static void rows_to_f32(float *scratch, const xle_tensor *w, int64_t r0, int64_t nr, int64_t n_in) {
 #pragma omp parallel for schedule(static) if(nr * n_in > XLE_PAR_MIN_WORK)
@@ -80,9 +143,25 @@ void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const 
                         int T, float *scratch) {
     const int64_t n_out = w->shape[0], n_in = w->shape[1];
     if (T < SMALL_T) {
-#pragma omp parallel for schedule(static) if(n_out * n_in * T > XLE_PAR_MIN_WORK)
-        for (int64_t o = 0; o < n_out; o++)
-            for (int t = 0; t < T; t++) out[(int64_t)t * n_out + o] = xle_dot_row(in + (int64_t)t * n_in, w, o, n_in);
+        /* Memory-bound: contiguous chunks of up to 256 KiB of weights (long enough for the
+         * hardware prefetcher), about eight per thread, handed out dynamically so that a
+         * thread slowed by the rest of the machine does not hold the others at the barrier. */
+        int threads = 1;
+#ifdef _OPENMP
+        threads = omp_get_max_threads();
+#endif
+        const int64_t row_bytes = n_in * (int64_t)xle_dtype_size(w->dtype);
+        int64_t chunk_bytes = n_out * row_bytes / (8 * (int64_t)threads);
+        chunk_bytes = chunk_bytes < (1 << 14) ? (1 << 14) : chunk_bytes > (1 << 18) ? (1 << 18) : chunk_bytes;
+        int64_t chunk = chunk_bytes / (row_bytes > 0 ? row_bytes : 1);
+        chunk = chunk < 4 ? 4 : chunk / 4 * 4;
+        const int64_t n_chunks = (n_out + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) if(n_out * n_in * T > XLE_PAR_MIN_WORK)
+        for (int64_t c = 0; c < n_chunks; c++) {
+            const int64_t end = (c + 1) * chunk < n_out ? (c + 1) * chunk : n_out;
+            for (int t = 0; t < T; t++)
+                dot_rows(out + (int64_t)t * n_out, in + (int64_t)t * n_in, w, c * chunk, end, n_in);
+        }
     } else if (w->dtype == XLE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n_out, (int)n_in, 1.0f, in,
                     (int)n_in, (const float *)w->data, (int)n_in, 0.0f, out, (int)n_out);
