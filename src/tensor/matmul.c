@@ -23,54 +23,61 @@
 /* Below this many activation rows the on-the-fly dot product beats packing for the product. */
 enum { SMALL_T = 4 };
 
-/* Sixteen floats: one AVX-512 register, two AVX or four SSE/NEON registers (GCC/Clang vector
- * extensions split what the target lacks). */
-typedef float v16f __attribute__((vector_size(64)));
-typedef uint32_t v16u __attribute__((vector_size(64)));
-typedef uint16_t v16h __attribute__((vector_size(32)));
+/* One vector register of floats for the build's target (GCC/Clang vector extensions): 16 with
+ * AVX-512, 8 with AVX, 4 otherwise (SSE2, NEON). */
+#if defined(__AVX512F__)
+#define DOT_VEC 16
+#elif defined(__AVX__)
+#define DOT_VEC 8
+#else
+#define DOT_VEC 4
+#endif
+typedef float vecf __attribute__((vector_size(DOT_VEC * 4)));
+typedef uint32_t vecu __attribute__((vector_size(DOT_VEC * 4)));
+typedef uint16_t vech __attribute__((vector_size(DOT_VEC * 2)));
 
-static inline v16f load16(const float *p) {
-    v16f v;
+static inline vecf loadf(const float *p) {
+    vecf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
 /* bf16 is the high half of an f32: widen and shift. */
-static inline v16f load16_bf16(const uint16_t *p) {
-    v16h h;
+static inline vecf load_bf16(const uint16_t *p) {
+    vech h;
     memcpy(&h, p, sizeof h);
-    const v16u u = __builtin_convertvector(h, v16u) << 16;
-    v16f f;
+    const vecu u = __builtin_convertvector(h, vecu) << 16;
+    vecf f;
     memcpy(&f, &u, sizeof f);
     return f;
 }
 
-static inline float sum16(v16f v) {
+static inline float hsum(vecf v) {
     float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
+    for (int i = 0; i < DOT_VEC; i++) s += v[i];
     return s;
 }
 
 static float dot_f32(const float *x, const float *w, int64_t n) {
-    v16f a0 = {0}, a1 = {0};
+    vecf a0 = {0}, a1 = {0};
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 += load16(x + i) * load16(w + i);
-        a1 += load16(x + i + 16) * load16(w + i + 16);
+    for (; i + 2 * DOT_VEC <= n; i += 2 * DOT_VEC) {
+        a0 += loadf(x + i) * loadf(w + i);
+        a1 += loadf(x + i + DOT_VEC) * loadf(w + i + DOT_VEC);
     }
-    float s = sum16(a0 + a1);
+    float s = hsum(a0 + a1);
     for (; i < n; i++) s += x[i] * w[i];
     return s;
 }
 
 static float dot_bf16(const float *x, const uint16_t *w, int64_t n) {
-    v16f a0 = {0}, a1 = {0};
+    vecf a0 = {0}, a1 = {0};
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 += load16(x + i) * load16_bf16(w + i);
-        a1 += load16(x + i + 16) * load16_bf16(w + i + 16);
+    for (; i + 2 * DOT_VEC <= n; i += 2 * DOT_VEC) {
+        a0 += loadf(x + i) * load_bf16(w + i);
+        a1 += loadf(x + i + DOT_VEC) * load_bf16(w + i + DOT_VEC);
     }
-    float s = sum16(a0 + a1);
+    float s = hsum(a0 + a1);
     for (; i < n; i++) s += x[i] * xle_bf16_to_f32(w[i]);
     return s;
 }
@@ -78,16 +85,16 @@ static float dot_bf16(const float *x, const uint16_t *w, int64_t n) {
 /* Four consecutive rows (ld apart) against one x: each load of x serves four rows. Pays off
  * when x no longer fits in L1 beside the weight stream (long rows: the MLP down projection). */
 static void dot4_bf16(const float *x, const uint16_t *w, int64_t ld, int64_t n, float out[4]) {
-    v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    vecf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const v16f xv = load16(x + i);
-        a0 += xv * load16_bf16(w + i);
-        a1 += xv * load16_bf16(w + ld + i);
-        a2 += xv * load16_bf16(w + 2 * ld + i);
-        a3 += xv * load16_bf16(w + 3 * ld + i);
+    for (; i + DOT_VEC <= n; i += DOT_VEC) {
+        const vecf xv = loadf(x + i);
+        a0 += xv * load_bf16(w + i);
+        a1 += xv * load_bf16(w + ld + i);
+        a2 += xv * load_bf16(w + 2 * ld + i);
+        a3 += xv * load_bf16(w + 3 * ld + i);
     }
-    out[0] = sum16(a0), out[1] = sum16(a1), out[2] = sum16(a2), out[3] = sum16(a3);
+    out[0] = hsum(a0), out[1] = hsum(a1), out[2] = hsum(a2), out[3] = hsum(a3);
     for (; i < n; i++)
         for (int r = 0; r < 4; r++) out[r] += x[i] * xle_bf16_to_f32(w[r * ld + i]);
 }
