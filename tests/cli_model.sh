@@ -102,6 +102,13 @@ got=$("$XLEDIT" generate "$T/hf" --ids 1 -n 40 --print-ids 2>"$T/err") || fail "
 "$XLEDIT" info "$T/hf" | grep -q "^architecture  *llama" || fail "refused convert changed the folder"
 ls "$T" | grep -q 'tmp-' && fail "temporary output left behind: $(ls "$T")"
 
+# a HF folder that ships only SentencePiece's tokenizer.model (as some Llama-2-derived models do)
+mkdir -p "$T/spm_only"
+cp "$T/hf/config.json" "$T/hf/model.safetensors" "$T/spm_only/"
+cp "$SHARED/data/external/llama2-tokenizer/tokenizer.model" "$T/spm_only/"
+"$XLEDIT" info "$T/spm_only" | grep -q "32000 tokens, from tokenizer.model" ||
+  fail "tokenizer.model beside a HF folder not loaded: $("$XLEDIT" info "$T/spm_only" | grep tokenizer)"
+
 if [ "$fails" -ne 0 ]; then
   echo "$fails failures" >&2
   exit 1

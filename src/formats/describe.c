@@ -73,9 +73,13 @@ const char *xle_model_tokenizer_desc(const xle_model *m, char *buf, size_t cap) 
             snprintf(from, sizeof from, "tokenizer.ggml.* of the GGUF file");
     } else if (m->format == XLE_FORMAT_HF) {
         const xle_hf_state *s = m->format_state;
-        char *tj = xle_path_join(s->dir, "tokenizer.json");
-        snprintf(from, sizeof from, "%s", tj && xle_path_exists(tj) ? "tokenizer.json" : "tokenizer.bin (llama2.c)");
+        /* the same order as the HF loader's attach_tokenizer */
+        char *tj = xle_path_join(s->dir, "tokenizer.json"), *tm = xle_path_join(s->dir, "tokenizer.model");
+        snprintf(from, sizeof from, "%s", tj && xle_path_exists(tj)   ? "tokenizer.json"
+                                          : tm && xle_path_exists(tm) ? "tokenizer.model (SentencePiece)"
+                                                                      : "tokenizer.bin (llama2.c)");
         free(tj);
+        free(tm);
     } else {
         const xle_llama2c_state *s = m->format_state;
         const char *p = s->tokenizer_path ? s->tokenizer_path : "?";

@@ -398,12 +398,16 @@ static xle_dtype dominant_dtype(const xle_hf_state *s) {
     return best;
 }
 
+/* tokenizer.json first (what transformers reads), then SentencePiece's tokenizer.model (some
+ * Llama-2-derived folders ship only that), then llama2.c's tokenizer.bin (written by save). */
 static xle_status attach_tokenizer(xle_model *m, const char *dir, xle_error *err) {
     char *tj = xle_path_join(dir, "tokenizer.json"), *tb = xle_path_join(dir, "tokenizer.bin");
+    char *tm = xle_path_join(dir, "tokenizer.model");
     xle_status st = XLE_OK;
     xle_error terr = {0};
-    if (!tj || !tb) st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", dir);
+    if (!tj || !tb || !tm) st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", dir);
     else if (xle_path_exists(tj)) st = xle_tokenizer_load(tj, &m->tokenizer, &terr);
+    else if (xle_path_exists(tm)) st = xle_tokenizer_load(tm, &m->tokenizer, &terr);
     else if (xle_path_exists(tb)) st = xle_tokenizer_load_llama2c(tb, m->cfg.vocab_size, &m->tokenizer, &terr);
     if (st == XLE_ERR_UNSUPPORTED) {
         m->tokenizer = NULL;
@@ -413,6 +417,7 @@ static xle_status attach_tokenizer(xle_model *m, const char *dir, xle_error *err
     }
     free(tj);
     free(tb);
+    free(tm);
     return st;
 }
 
