@@ -10,6 +10,7 @@
 
 typedef int (*xle_cmd_fn)(int argc, char **argv);
 
+int cmd_demo(int argc, char **argv);    /* cmd_demo.c */
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

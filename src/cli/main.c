@@ -15,6 +15,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"demo", cmd_demo, "the main job: edit the built-in model, ELFI/ELFO tables, HTML report"},
     {"info", cmd_info, "describe a model: architecture, sizes, dtypes, tokenizer"},
     {"logits", cmd_logits, "print the logits of a prompt (JSON)"},
     {"generate", cmd_generate, "continue a prompt (greedy or sampled) with the KV cache"},

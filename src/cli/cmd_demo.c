@@ -1,0 +1,310 @@
+/*
+ * cmd_demo.c: `xledit demo`, the main job on the built-in model (models/xledit-mini) and its
+ * counterfactual cases (data/world/cases.jsonl): one fact before and after a ROME edit in all
+ * eight languages, then ELFI/ELFO with ROME and MEMIT on a sample of cases, the language x
+ * language tables, and the HTML report. Finished units are kept in OUT/run, so a demo that is
+ * interrupted and run again continues where it stopped.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const char *const DEMO_LANGS[] = {"en", "de", "fr", "it", "es", "hi", "ta", "kn"};
+#define N_DEMO_LANGS 8
+
+static volatile sig_atomic_t demo_interrupted;
+
+static void demo_on_sigint(int sig) {
+    (void)sig;
+    demo_interrupted = 1;
+    signal(SIGINT, SIG_DFL);
+}
+
+static int demo_progress(void *user, int64_t done, int64_t total) {
+    int *tty = user;
+    if (*tty) {
+        fprintf(stderr, "\r  %lld/%lld units   ", (long long)done, (long long)total);
+        if (done == total) fputc('\n', stderr);
+    }
+    return demo_interrupted;
+}
+
+/* The repository folder holding `rel` (models/..., data/...): beside the executable's parent
+ * (build/xledit -> repo), else the current directory. */
+static int find_resource(const char *rel, char *out, size_t cap) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *dir = dirname(exe);
+        snprintf(out, cap, "%s/../%s", dir, rel);
+        if (access(out, F_OK) == 0) return 0;
+        snprintf(out, cap, "%s/%s", dir, rel);
+        if (access(out, F_OK) == 0) return 0;
+    }
+    snprintf(out, cap, "%s", rel);
+    return access(out, F_OK) == 0 ? 0 : -1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The greedy answer to prompt, as many tokens as target has (at least 1), decoded. */
+static char *greedy_answer(xle_model *m, const char *prompt, const char *target, int *matches,
+                           xle_error *err) {
+    xle_tokenizer *tok = xle_model_tokenizer(m);
+    int32_t *p = NULL, *a = NULL;
+    int np = 0, na = 0, n_out = 0;
+    *matches = 0;
+    if (xle_tokenize_continuation(tok, prompt, target, &p, &np, &a, &na, err) != XLE_OK) return NULL;
+    int32_t *out = malloc((size_t)na * sizeof *out);
+    xle_sampler greedy = {0, 0, 0, 1};
+    char *s = NULL;
+    if (out && xle_generate(m, p, np, na, &greedy, out, &n_out, err) == XLE_OK) {
+        s = xle_detokenize(tok, out, n_out, 1);
+        *matches = n_out == na && memcmp(out, a, (size_t)na * sizeof *a) == 0;
+    }
+    free(out), free(p), free(a);
+    return s;
+}
+
+/* Part 1: one case, ROME in English, the answer in every language before and after. */
+static int show_one_fact(const char *model_path, const xle_case *c, xle_error *err) {
+    xle_model *m = NULL;
+    if (xle_model_load(model_path, &m, err) != XLE_OK) return 1;
+    const xle_case_lang *en = xle_case_lang_find(c, "en");
+    xle_edit_hparams hp;
+    xle_edit_hparams_for_model(&hp, XLE_EDIT_ROME, xle_model_config(m));
+    xle_context_templates *ct = NULL;
+    xle_edit_request_tok rt = {0};
+    xle_edit_result res = {0};
+    char *before[N_DEMO_LANGS] = {0};
+    int ok_before[N_DEMO_LANGS] = {0}, rc = 1;
+    printf("1. One fact, edited in English with ROME (layer %d), asked in eight languages\n\n",
+           hp.layers[0]);
+    printf("   %s  ->  %s (was %s)\n\n", en->prompt, en->target_new,
+           en->target_true ? en->target_true : "?");
+    for (int i = 0; i < N_DEMO_LANGS; i++) {
+        const xle_case_lang *l = xle_case_lang_find(c, DEMO_LANGS[i]);
+        if (!l) continue;
+        before[i] = greedy_answer(m, l->prompt, l->target_true ? l->target_true : l->target_new,
+                                  &ok_before[i], err);
+        if (!before[i]) goto done;
+    }
+    xle_edit_request req = {en->prompt, en->subject, en->target_new};
+    if (xle_context_templates_sample(m, xle_model_tokenizer(m), &hp, &ct, err) != XLE_OK ||
+        xle_edit_request_tokenize(xle_model_tokenizer(m), &req, ct, &rt, err) != XLE_OK)
+        goto done;
+    double t0 = now_s();
+    if (xle_edit_run(m, &hp, &rt, 1, NULL, &res, err) != XLE_OK) goto done;
+    if (xle_edit_apply(m, &res, +1, err) != XLE_OK) goto done;
+    printf("   %-4s %-44s %-22s %s\n", "lang", "prompt", "before", "after");
+    int n_new = 0;
+    for (int i = 0; i < N_DEMO_LANGS; i++) {
+        const xle_case_lang *l = xle_case_lang_find(c, DEMO_LANGS[i]);
+        if (!l) continue;
+        int ok_after = 0;
+        char *after = greedy_answer(m, l->prompt, l->target_new, &ok_after, err);
+        if (!after) goto done;
+        n_new += ok_after;
+        /* columns are padded by bytes; Devanagari/Tamil/Kannada text is wider in bytes */
+        printf("   %-4s %-44s %-22s %s %s\n", DEMO_LANGS[i], l->prompt, before[i], after,
+               ok_after ? "[new fact]" : "");
+        free(after);
+    }
+    printf("\n   The edit (%.1f s) carries the new fact in %d of %d languages.\n\n",
+           now_s() - t0, n_new, c->n_langs);
+    rc = 0;
+done:
+    for (int i = 0; i < N_DEMO_LANGS; i++) free(before[i]);
+    xle_edit_request_tok_free(&rt);
+    xle_edit_result_free(&res);
+    xle_context_templates_free(ct);
+    xle_model_free(m);
+    return rc;
+}
+
+/* The first case usable (exact subject match) in every language, or NULL. */
+static const xle_case *pick_case(const xle_cases *cs, xle_error *err) {
+    for (int i = 0; i < cs->n; i++) {
+        int usable = cs->cases[i].n_langs == N_DEMO_LANGS;
+        for (int j = 0; usable && j < cs->cases[i].n_langs; j++) {
+            xle_case_problem p;
+            if (xle_case_lang_check(&cs->cases[i].langs[j], XLE_MATCH_EXACT, &p, NULL, err) != XLE_OK)
+                return NULL;
+            usable = p == XLE_CASE_USABLE;
+        }
+        if (usable) return &cs->cases[i];
+    }
+    return NULL;
+}
+
+static const char demo_usage[] =
+    "usage: xledit demo [--model DIR] [--data CASES.jsonl] [--cases N] [--out DIR]\n\n"
+    "The main job on the built-in model (models/xledit-mini, trained by xledit on its own\n"
+    "fact world in en de fr it es hi ta kn): one fact before and after a ROME edit in all eight\n"
+    "languages; then ELFI/ELFO evaluation with ROME and MEMIT on the first N cases (default 6)\n"
+    "of data/world/cases.jsonl, edited in each language and in all at once, tested in every\n"
+    "language; the language x language tables; and a self-contained HTML report in OUT\n"
+    "(default xledit-demo/). Finished units are kept in OUT/run: run again to continue.\n";
+
+int cmd_demo(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        {"cases", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    char model_path[PATH_MAX], data_path[PATH_MAX], corpus_path[PATH_MAX + 32];
+    const char *model_arg = NULL, *data_arg = NULL, *out = "xledit-demo";
+    int n_cases = 6, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_arg = optarg; break;
+        case 'd': data_arg = optarg; break;
+        case 'n': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 100000) return cli_usage_error("demo", "--cases: expected a count, got '%s'", optarg);
+            n_cases = (int)v;
+            break;
+        }
+        case 'o': out = optarg; break;
+        case 'h': fputs(demo_usage, stdout); return 0;
+        default: return cli_usage_error("demo", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc) return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
+    if (model_arg) snprintf(model_path, sizeof model_path, "%s", model_arg);
+    else if (find_resource("models/xledit-mini", model_path, sizeof model_path) != 0) {
+        fprintf(stderr, "xledit demo: models/xledit-mini: not found (run from the repository, or give --model)\n");
+        return 1;
+    }
+    if (data_arg) snprintf(data_path, sizeof data_path, "%s", data_arg);
+    else if (find_resource("data/world/cases.jsonl", data_path, sizeof data_path) != 0) {
+        fprintf(stderr, "xledit demo: data/world/cases.jsonl: not found (run from the repository, or give --data)\n");
+        return 1;
+    }
+    if (find_resource("models/xledit-mini/corpus-sample.txt", corpus_path, sizeof corpus_path) != 0)
+        snprintf(corpus_path, sizeof corpus_path, "%s/corpus-sample.txt", model_path);
+
+    double t_start = now_s();
+    xle_error err = {0};
+    xle_cases *cases = NULL;
+    xle_model *model = NULL;
+    xle_report *report = NULL;
+    char *text = NULL;
+    int rc = 1, tty = isatty(2);
+    if (xle_cases_load(data_path, &cases, &err) != XLE_OK) goto fail;
+    const xle_case *one = pick_case(cases, &err);
+    if (!one) {
+        if (!err.msg[0]) xle_fail(&err, XLE_ERR_ARG, "%s: no case is usable in all eight languages", data_path);
+        goto fail;
+    }
+    printf("xledit demo: built-in model %s, cases %s\n\n", model_path, data_path);
+    if (show_one_fact(model_path, one, &err)) goto fail;
+
+    /* Part 2: ELFI/ELFO. MEMIT needs key statistics: computed once from the model's training
+     * text sample and kept in the per-model cache. */
+    if (xle_model_load(model_path, &model, &err) != XLE_OK) goto fail;
+    xle_edit_hparams hps[2];
+    xle_edit_hparams_for_model(&hps[0], XLE_EDIT_ROME, xle_model_config(model));
+    xle_edit_hparams_for_model(&hps[1], XLE_EDIT_MEMIT, xle_model_config(model));
+    char stats_dir[PATH_MAX];
+    cli_stats_dir(model, NULL, stats_dir, sizeof stats_dir);
+    {
+        char cmd[PATH_MAX + 32];
+        snprintf(cmd, sizeof cmd, "%s", stats_dir);
+        for (char *p = cmd + 1; *p; p++)
+            if (*p == '/') {
+                *p = 0;
+                mkdir(cmd, 0777);
+                *p = '/';
+            }
+        mkdir(cmd, 0777);
+    }
+    const char *corpus[1] = {corpus_path};
+    xle_stats_opts so = {hps[1].layers, hps[1].n_layers, corpus, 1, 200000, 0, stats_dir, NULL, NULL};
+    double t_stats = now_s();
+    if (xle_stats_build(model, xle_model_tokenizer(model), &so, &err) != XLE_OK) goto fail;
+    printf("2. Key statistics for MEMIT (layers %d-%d): %s (%.1f s)\n\n", hps[1].layers[0],
+           hps[1].layers[hps[1].n_layers - 1], stats_dir, now_s() - t_stats);
+
+    char run_dir[PATH_MAX + 8];
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+        xle_fail(&err, XLE_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
+        goto fail;
+    }
+    snprintf(run_dir, sizeof run_dir, "%s/run", out);
+    const char *edit_langs[N_DEMO_LANGS + 1];
+    for (int i = 0; i < N_DEMO_LANGS; i++) edit_langs[i] = DEMO_LANGS[i];
+    edit_langs[N_DEMO_LANGS] = "all";
+    xle_eval_opts eo = {.data_path = data_path, .run_dir = run_dir, .hparams = hps, .n_methods = 2,
+                        .edit_langs = edit_langs, .n_edit_langs = N_DEMO_LANGS + 1,
+                        .test_langs = DEMO_LANGS, .n_test_langs = N_DEMO_LANGS,
+                        .max_cases = n_cases, .resume = 1, .stats_dir = stats_dir,
+                        .subject_match = XLE_MATCH_EXACT, .progress = demo_progress,
+                        .progress_user = &tty};
+    printf("3. ELFI/ELFO: %d cases x {ROME, MEMIT} x edit in {%s, all}, tested in all eight\n",
+           n_cases, "en de fr it es hi ta kn");
+    double t_eval = now_s();
+    xle_eval_summary sum = {0};
+    signal(SIGINT, demo_on_sigint);
+    xle_status st = xle_eval_run(model, &eo, &sum, &err);
+    signal(SIGINT, SIG_DFL);
+    if (st != XLE_OK) goto fail;
+    printf("   %lld units (%lld resumed from an earlier run) in %.1f s\n\n", (long long)sum.n_units,
+           (long long)sum.n_resumed, now_s() - t_eval);
+
+    if (xle_report_load(run_dir, &report, &err) != XLE_OK) goto fail;
+    size_t len;
+    if (xle_report_render(report, XLE_REPORT_TEXT, &text, &len, &err) != XLE_OK) goto fail;
+    printf("4. Tables (rows: edit language, columns: test language; x100)\n\n%s\n", text);
+    free(text);
+    text = NULL;
+    const xle_report_format formats[] = {XLE_REPORT_HTML, XLE_REPORT_MD, XLE_REPORT_CSV, XLE_REPORT_JSON};
+    char html_path[PATH_MAX + 32] = "";
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        if (xle_report_render(report, formats[i], &text, &len, &err) != XLE_OK) goto fail;
+        char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
+        snprintf(path, sizeof path, "%s/report.%s", out, xle_report_format_ext(formats[i]));
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = fopen(tmp, "wb");
+        int ok = f && fwrite(text, 1, len, f) == len;
+        ok = (f && fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            remove(tmp);
+            xle_fail(&err, XLE_ERR_IO, "%s: cannot write", path);
+            goto fail;
+        }
+        if (formats[i] == XLE_REPORT_HTML) snprintf(html_path, sizeof html_path, "%s", path);
+        free(text);
+        text = NULL;
+    }
+    char abs_html[PATH_MAX];
+    printf("5. Report: %s (open it in a browser; also report.md, .csv, .json)\n",
+           realpath(html_path, abs_html) ? abs_html : html_path);
+    printf("\nDone in %.1f s. docs/demo.md reads these tables against the study's findings.\n",
+           now_s() - t_start);
+    rc = 0;
+fail:
+    if (rc) rc = cli_report("demo", &err);
+    free(text);
+    xle_report_free(report);
+    xle_model_free(model);
+    xle_cases_free(cases);
+    return rc;
+}
