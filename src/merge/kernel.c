@@ -30,10 +30,19 @@ uint64_t xle_merge_dare_stream(uint64_t seed, int model, uint64_t name_hash) {
     return mix64(seed ^ mix64(name_hash ^ mix64((uint64_t)model + 1)));
 }
 
+static inline uint64_t dare_hash(uint64_t stream, uint64_t index) {
+    return mix64(stream + (index + 1) * 0x9E3779B97F4A7C15ull);
+}
+
+/* With u = (h >> 11) / 2^53 uniform in [0, 1), an entry is kept when u < density. For the
+ * integer x = h >> 11 that is x < density * 2^53 (exact in double), i.e. x < ceil(density * 2^53):
+ * an integer comparison, which the loops below can vectorize. */
+static inline uint64_t dare_threshold(float density) {
+    return (uint64_t)ceil((double)density * 9007199254740992.0);
+}
+
 int xle_merge_dare_keep(uint64_t stream, int64_t index, float density) {
-    uint64_t h = mix64(stream + ((uint64_t)index + 1) * 0x9E3779B97F4A7C15ull);
-    /* uniform u = (h >> 11) / 2^53 in [0, 1); keep when u < density (exact in double) */
-    return (double)(h >> 11) < (double)density * 9007199254740992.0;
+    return (dare_hash(stream, (uint64_t)index) >> 11) < dare_threshold(density);
 }
 
 /* ---- reading and writing rows ------------------------------------------------------------- */
@@ -90,9 +99,14 @@ static inline uint32_t abs_bits(float x) {
     return b & 0x7fffffffu;
 }
 
+/* Scratch layout, in blocks of XLE_MERGE_BLOCK floats: the base, one per model, the output,
+ * two temporaries; then n_models int64 counters. */
 size_t xle_merge_scratch_floats(int n_models) {
-    /* base block, one block per model, the output block, and n_models int64 counters */
-    return (size_t)(n_models + 2) * XLE_MERGE_BLOCK + 2 * (size_t)n_models;
+    return (size_t)(n_models + 4) * XLE_MERGE_BLOCK + 2 * (size_t)n_models;
+}
+
+int64_t *xle_merge_scratch_counters(float *scratch, int n_models) {
+    return (int64_t *)(void *)(scratch + (size_t)(n_models + 4) * XLE_MERGE_BLOCK);
 }
 
 /* Loads the base (when there is one) and every model for canonical row c, columns
@@ -148,63 +162,110 @@ static void block_task_arithmetic(const xle_merge_plan *p, const float *in, int6
     }
 }
 
-/* Turns model blocks into weighted trimmed (TIES) or dropped-and-rescaled (DARE) task vectors
- * in place. Returns the index + 1 of a model with a non-finite task-vector entry, else 0. */
-static int block_sparsify(const xle_merge_kernel *k, int64_t c, int64_t col0, int64_t nb, float *in,
-                          int64_t *eq_seen) {
-    const xle_merge_plan *p = k->plan;
-    const xle_merge_tensor *t = k->t;
+/* Turns model blocks into task vectors in place; returns the index + 1 of a model with a
+ * non-finite entry, else 0. Branch-free so that it vectorizes. */
+static int block_task_vectors(const xle_merge_plan *p, float *in, int64_t nb) {
     const float *b = in;
-    int dare = p->opts.method == XLE_MERGE_DARE_TIES;
-    float density = p->opts.density;
     int bad = 0;
     for (int i = 0; i < p->n_models; i++) {
         float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
-        float w = weight_of(p, i);
-        const xle_merge_trim *tr = dare ? NULL : &k->trims[i];
+        uint32_t nonfinite = 0;
         for (int64_t j = 0; j < nb; j++) {
-            float d = m[j] - b[j];
-            uint32_t ab = abs_bits(d);
-            if (ab >= 0x7f800000u && !bad) bad = i + 1;
-            int keep;
-            if (dare) {
-                keep = density >= 1.0f || xle_merge_dare_keep(k->streams[i], c * t->cols + col0 + j, density);
-                if (keep && density < 1.0f) d = d / density;
-            } else if (!tr->active || ab > tr->bits) {
-                keep = 1;
-            } else if (ab == tr->bits) {
-                keep = !tr->equal_before || eq_seen[i] < tr->need;
-                eq_seen[i]++;
-            } else {
-                keep = 0;
-            }
-            m[j] = w * (keep ? d : 0.0f);
+            m[j] = m[j] - b[j];
+            nonfinite |= abs_bits(m[j]) >= 0x7f800000u;
         }
+        if (nonfinite && !bad) bad = i + 1;
     }
     return bad;
 }
 
-static inline int sign_of(float x) { return (x > 0) - (x < 0); }
-
-/* TIES election and disjoint merge over weighted sparse task vectors (in the model blocks). */
-static void block_elect(const xle_merge_plan *p, const float *in, int64_t nb, float *out) {
-    const float *b = in;
-    float lambda = p->opts.lambda;
-    for (int64_t j = 0; j < nb; j++) {
-        float sum = 0.0f;
-        for (int i = 0; i < p->n_models; i++) sum = sum + in[(size_t)(i + 1) * XLE_MERGE_BLOCK + j];
-        int elected = sum >= 0.0f ? 1 : -1;
-        float mixed = 0.0f, div = 0.0f;
-        for (int i = 0; i < p->n_models; i++) {
-            float wd = in[(size_t)(i + 1) * XLE_MERGE_BLOCK + j];
-            if (sign_of(wd) == elected) {
-                mixed = mixed + wd;
-                div = div + weight_of(p, i);
-            }
+/* DARE: weighted, randomly dropped and rescaled task vectors (in place). */
+static void block_dare(const xle_merge_kernel *k, int64_t c, int64_t col0, int64_t nb, float *in) {
+    const xle_merge_plan *p = k->plan;
+    float density = p->opts.density;
+    uint64_t thr = dare_threshold(density), first = (uint64_t)(c * k->t->cols + col0);
+    for (int i = 0; i < p->n_models; i++) {
+        float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
+        float w = weight_of(p, i);
+        if (density >= 1.0f) { /* nothing dropped, nothing rescaled */
+            for (int64_t j = 0; j < nb; j++) m[j] = w * m[j];
+            continue;
         }
-        if (div == 0.0f) div = 1.0f;
-        if (p->opts.normalize) mixed = mixed / div;
-        out[j] = b[j] + lambda * mixed;
+        uint64_t stream = k->streams[i];
+        for (int64_t j = 0; j < nb; j++) {
+            int keep = (dare_hash(stream, first + (uint64_t)j) >> 11) < thr;
+            float rescaled = m[j] / density;
+            m[j] = w * (keep ? rescaled : 0.0f);
+        }
+    }
+}
+
+/* TIES trim: weighted kept task-vector entries (in place). Entries equal to the threshold are
+ * counted in canonical order (eq_seen[i]) only when not all of them are kept. */
+static void block_trim(const xle_merge_kernel *k, int64_t nb, float *in, int64_t *eq_seen) {
+    const xle_merge_plan *p = k->plan;
+    for (int i = 0; i < p->n_models; i++) {
+        float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
+        float w = weight_of(p, i);
+        const xle_merge_trim *tr = &k->trims[i];
+        if (!tr->active) {
+            for (int64_t j = 0; j < nb; j++) m[j] = w * m[j];
+            continue;
+        }
+        uint32_t bits = tr->bits;
+        /* Entries equal to the threshold in this block: when all of them are kept (or none),
+         * the block needs no counting; only the block where the quota runs out does. */
+        int64_t n_equal = 0;
+        if (tr->equal_before)
+            for (int64_t j = 0; j < nb; j++) n_equal += abs_bits(m[j]) == bits;
+        if (!tr->equal_before || eq_seen[i] + n_equal <= tr->need) {
+            for (int64_t j = 0; j < nb; j++) m[j] = w * (abs_bits(m[j]) >= bits ? m[j] : 0.0f);
+            eq_seen[i] += n_equal;
+            continue;
+        }
+        if (eq_seen[i] >= tr->need) {
+            for (int64_t j = 0; j < nb; j++) m[j] = w * (abs_bits(m[j]) > bits ? m[j] : 0.0f);
+            eq_seen[i] += n_equal;
+            continue;
+        }
+        for (int64_t j = 0; j < nb; j++) {
+            uint32_t ab = abs_bits(m[j]);
+            int keep = ab > bits;
+            if (ab == bits) keep = eq_seen[i]++ < tr->need;
+            m[j] = w * (keep ? m[j] : 0.0f);
+        }
+    }
+}
+
+/* TIES election and disjoint merge over the weighted sparse task vectors in the model blocks:
+ * the elected sign is + where the sum is >= 0; a value agrees when its sign is the elected one
+ * (0 agrees with neither). Written model by model over the block so that it vectorizes; every
+ * entry's sums still run over the models in order. */
+static void block_elect(const xle_merge_plan *p, const float *in, int64_t nb, float *restrict out,
+                        float *restrict mixed, float *restrict div) {
+    const float *b = in;
+    float *restrict sum = out;
+    for (int64_t j = 0; j < nb; j++) sum[j] = mixed[j] = div[j] = 0.0f;
+    for (int i = 0; i < p->n_models; i++) {
+        const float *wd = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
+        for (int64_t j = 0; j < nb; j++) sum[j] = sum[j] + wd[j];
+    }
+    for (int i = 0; i < p->n_models; i++) {
+        const float *restrict wd = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
+        float w = weight_of(p, i);
+        for (int64_t j = 0; j < nb; j++) {
+            int plus = sum[j] >= 0.0f; /* a NaN sum elects minus */
+            int agree = (plus & (wd[j] > 0.0f)) | (!plus & (wd[j] < 0.0f));
+            mixed[j] = agree ? mixed[j] + wd[j] : mixed[j];
+            div[j] = agree ? div[j] + w : div[j];
+        }
+    }
+    float lambda = p->opts.lambda;
+    int normalize = p->opts.normalize;
+    for (int64_t j = 0; j < nb; j++) {
+        float d = div[j] == 0.0f ? 1.0f : div[j];
+        float mx = normalize ? mixed[j] / d : mixed[j];
+        out[j] = b[j] + lambda * mx;
     }
 }
 
@@ -214,7 +275,8 @@ int xle_merge_row(const xle_merge_kernel *k, int64_t o, void *dst, float *scratc
     int n = p->n_models, hd = p->ref->cfg.head_dim;
     int64_t c = t->rope_rows && p->out_interleaved ? xle_merge_canonical_row(o, hd) : o;
     float *out = scratch + (size_t)(n + 1) * XLE_MERGE_BLOCK;
-    int64_t *eq_seen = (int64_t *)(void *)(scratch + (size_t)(n + 2) * XLE_MERGE_BLOCK);
+    float *tmp1 = out + XLE_MERGE_BLOCK, *tmp2 = tmp1 + XLE_MERGE_BLOCK;
+    int64_t *eq_seen = xle_merge_scratch_counters(scratch, n);
     if (k->trims && c < t->shared_rows) /* equal_before covers the merged rows only */
         for (int i = 0; i < n; i++) eq_seen[i] = k->trims[i].equal_before ? k->trims[i].equal_before[c] : 0;
     int bad = 0;
@@ -230,9 +292,11 @@ int xle_merge_row(const xle_merge_kernel *k, int64_t o, void *dst, float *scratc
             case XLE_MERGE_LINEAR: block_linear(p, scratch, nb, out); break;
             case XLE_MERGE_TASK_ARITHMETIC: block_task_arithmetic(p, scratch, nb, out); break;
             default: {
-                int b = block_sparsify(k, c, col0, nb, scratch, eq_seen);
+                int b = block_task_vectors(p, scratch, nb);
                 if (b && !bad) bad = b;
-                block_elect(p, scratch, nb, out);
+                if (p->opts.method == XLE_MERGE_DARE_TIES) block_dare(k, c, col0, nb, scratch);
+                else block_trim(k, nb, scratch, eq_seen);
+                block_elect(p, scratch, nb, out, tmp1, tmp2);
             }
             }
         }
@@ -251,17 +315,24 @@ int xle_merge_scan_row(const xle_merge_kernel *k, int pass, int64_t c, const uin
     for (int64_t col0 = 0; col0 < t->cols; col0 += XLE_MERGE_BLOCK) {
         int64_t nb = t->cols - col0 < XLE_MERGE_BLOCK ? t->cols - col0 : XLE_MERGE_BLOCK;
         load_inputs(k, c, col0, nb, scratch);
-        const float *b = scratch;
+        int b = block_task_vectors(p, scratch, nb);
+        if (b && !bad) bad = b;
         for (int i = 0; i < p->n_models; i++) {
             if (!k->trims[i].active) continue;
             const float *m = scratch + (size_t)(i + 1) * XLE_MERGE_BLOCK;
             uint64_t *h = hist ? hist + (size_t)i * 65536 : NULL;
-            for (int64_t j = 0; j < nb; j++) {
-                uint32_t ab = abs_bits(m[j] - b[j]);
-                if (ab >= 0x7f800000u && !bad) bad = i + 1;
-                if (pass == 0) h[ab >> 16]++;
-                else if (pass == 1) { if ((ab >> 16) == hi[i]) h[ab & 0xffffu]++; }
-                else if (ab == k->trims[i].bits) counts[i]++;
+            if (pass == 0) {
+                for (int64_t j = 0; j < nb; j++) h[abs_bits(m[j]) >> 16]++;
+            } else if (pass == 1) {
+                for (int64_t j = 0; j < nb; j++) {
+                    uint32_t ab = abs_bits(m[j]);
+                    if ((ab >> 16) == hi[i]) h[ab & 0xffffu]++;
+                }
+            } else {
+                int64_t eq = 0;
+                uint32_t bits = k->trims[i].bits;
+                for (int64_t j = 0; j < nb; j++) eq += abs_bits(m[j]) == bits;
+                counts[i] += eq;
             }
         }
     }

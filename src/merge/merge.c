@@ -152,8 +152,8 @@ static xle_status scan_pass(runner *r, const xle_merge_kernel *k, int pass, cons
         {
             int tid = omp_get_thread_num();
             uint64_t *h = hists ? hists + (size_t)tid * (size_t)n * 65536 : NULL;
-            int64_t *cnt = (int64_t *)(void *)(r->scratch[tid] + (size_t)(n + 2) * XLE_MERGE_BLOCK);
-#pragma omp for schedule(static)
+            int64_t *cnt = xle_merge_scratch_counters(r->scratch[tid], n);
+#pragma omp for schedule(dynamic, 8)
             for (int64_t c = c0; c < c1; c++) {
                 if (row_counts) memset(cnt, 0, (size_t)n * sizeof *cnt);
                 int b = xle_merge_scan_row(k, pass, c, hi, h, cnt, r->scratch[tid]);
@@ -259,7 +259,7 @@ static xle_status write_pass(runner *r, const xle_merge_kernel *k, xle_error *er
     for (int64_t o0 = 0; o0 < t->rows; o0 += step) {
         int64_t o1 = o0 + step < t->rows ? o0 + step : t->rows;
         advise_rows(r->p, t, o1, o1 + step < t->rows ? o1 + step : t->rows, MADV_WILLNEED);
-#pragma omp parallel for num_threads(r->n_threads) schedule(static)
+#pragma omp parallel for num_threads(r->n_threads) schedule(dynamic, 8)
         for (int64_t o = o0; o < o1; o++) {
             int tid = omp_get_thread_num();
             int b = xle_merge_row(k, o, r->out_buf + (size_t)(o - o0) * row_bytes, r->scratch[tid]);

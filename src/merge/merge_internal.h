@@ -101,6 +101,8 @@ typedef struct xle_merge_kernel {
 
 /* Scratch floats one thread needs for the kernels. */
 size_t xle_merge_scratch_floats(int n_models);
+/* The n_models int64 counters at the end of a thread's scratch. */
+int64_t *xle_merge_scratch_counters(float *scratch, int n_models);
 
 /* Writes output row `out_row` (cols values in t->out_dtype) to dst. Returns the index + 1 of a
  * model whose task vector holds a non-finite value (TIES, DARE-TIES), else 0. */
