@@ -4,8 +4,8 @@
  * stored transposed or not, partial tiles, inner sizes across the KC blocks, accumulation,
  * row strides wider than the rows), its threaded form (identical to the serial one, tile for
  * tile), weight products with few rows (dot products, four rows at a time for long rows) and
- * many rows (blocked product), and blocked attention (causal, sliding window, grouped heads,
- * past keys, kept probabilities).
+ * many rows (blocked product), several products of one input in one pass, and blocked
+ * attention (causal, sliding window, grouped heads, past keys, kept probabilities).
  */
 #include "check.h"
 #include "tensor/gemm.h"
@@ -143,6 +143,49 @@ static void test_matmul_paths(void) {
     }
 }
 
+/* Several products of one input in one pass equal the products one at a time (same kernels,
+ * so the same bits), biases included; also with more weights than one pass takes. */
+static void test_matmul_many(void) {
+    enum { N = 10, IN = 300 };
+    xle_rng rng;
+    xle_rng_seed(&rng, 5);
+    const xle_dtype dts[] = {XLE_BF16, XLE_F32, XLE_F16};
+    xle_tensor ws[N], bs[N];
+    const xle_tensor *wp[N], *bp[N];
+    float *outs[N], *ref[N];
+    void *bufs[2 * N];
+    float *in = malloc(5 * IN * sizeof(float)), *scratch = malloc(XLE_MATMUL_SCRATCH * sizeof(float));
+    for (int i = 0; i < 5 * IN; i++) in[i] = xle_rng_normal(&rng);
+    for (int i = 0; i < N; i++) {
+        const int64_t rows = 7 + 13 * i;
+        const xle_dtype dt = dts[i % 3];
+        bufs[i] = malloc((size_t)(rows * IN) * xle_dtype_size(dt));
+        bufs[N + i] = malloc((size_t)rows * sizeof(float));
+        ws[i] = (xle_tensor){.dtype = dt, .ndim = 2, .shape = {rows, IN}, .data = bufs[i]};
+        bs[i] = (xle_tensor){.dtype = XLE_F32, .ndim = 1, .shape = {rows}, .data = i % 2 ? bufs[N + i] : NULL};
+        for (int64_t k = 0; k < rows * IN; k++) store_as(bufs[i], dt, k, xle_rng_normal(&rng));
+        for (int64_t k = 0; k < rows; k++) ((float *)bufs[N + i])[k] = xle_rng_normal(&rng);
+        wp[i] = &ws[i], bp[i] = &bs[i];
+        outs[i] = malloc((size_t)(5 * rows) * sizeof(float));
+        ref[i] = malloc((size_t)(5 * rows) * sizeof(float));
+    }
+    for (int T = 1; T <= 5; T += 2) {
+        xle_matmul_forward_many(outs, in, wp, bp, N, T, scratch);
+        for (int i = 0; i < N; i++) {
+            xle_matmul_forward(ref[i], in, wp[i], bp[i], T, scratch);
+            CHECK_MSG(memcmp(outs[i], ref[i], (size_t)(T * ws[i].shape[0]) * sizeof(float)) == 0,
+                      "T %d weight %d differs", T, i);
+        }
+    }
+    xle_matmul_forward_many(outs, in, wp, NULL, 2, 1, scratch); /* biases NULL */
+    xle_tensor nobias = {0};
+    const xle_tensor *nb = &nobias;
+    xle_matmul_forward(ref[1], in, wp[1], nb, 1, scratch);
+    CHECK(memcmp(outs[1], ref[1], (size_t)ws[1].shape[0] * sizeof(float)) == 0);
+    for (int i = 0; i < N; i++) free(outs[i]), free(ref[i]), free(bufs[i]), free(bufs[N + i]);
+    free(in), free(scratch);
+}
+
 /* Attention in double precision, one query and head at a time. */
 static void attention_reference(double *out, double *probs, const float *q, const float *k,
                                 const float *v, int n, int n_past, int kv_stride, int H, int KV,
@@ -216,6 +259,7 @@ int main(void) {
     RUN(test_gemm_sizes_and_dtypes);
     RUN(test_gemm_empty);
     RUN(test_matmul_paths);
+    RUN(test_matmul_many);
     RUN(test_attention);
     return check_summary();
 }

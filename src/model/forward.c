@@ -270,9 +270,11 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
 
         /* Attention block. */
         xle_rmsnorm_forward(lxn1, lr1, x, &L->attn_norm, T, (int)d, c->norm_eps);
-        xle_matmul_forward(lq, lxn1, &L->wq, &L->bq, T, scratch);
-        xle_matmul_forward(lk, lxn1, &L->wk, &L->bk, T, scratch);
-        xle_matmul_forward(lv, lxn1, &L->wv, &L->bv, T, scratch);
+        {
+            float *const outs[3] = {lq, lk, lv};
+            const xle_tensor *const ws[3] = {&L->wq, &L->wk, &L->wv}, *const bs[3] = {&L->bq, &L->bk, &L->bv};
+            xle_matmul_forward_many(outs, lxn1, ws, bs, 3, T, scratch);
+        }
         xle_rope_forward(lq, pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
         xle_rope_forward(lk, pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
         if (cache) {
@@ -299,8 +301,11 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         float *lxn2 = la ? la->xn2 : xn, *lr2 = la ? la->rstd2 : rstd2, *lg = la ? la->gate : gate,
               *lu = la ? la->up : up, *lkey = la ? la->key : key;
         xle_rmsnorm_forward(lxn2, lr2, x, &L->ffn_norm, T, (int)d, c->norm_eps);
-        xle_matmul_forward(lg, lxn2, &L->w_gate, NULL, T, scratch);
-        xle_matmul_forward(lu, lxn2, &L->w_up, NULL, T, scratch);
+        {
+            float *const outs[2] = {lg, lu};
+            const xle_tensor *const ws[2] = {&L->w_gate, &L->w_up};
+            xle_matmul_forward_many(outs, lxn2, ws, NULL, 2, T, scratch);
+        }
         xle_swiglu_forward(lkey, lg, lu, T * f);
         if (run_hooks(o, XLE_POINT_MLP_KEY, l, lkey, T, (int)f)) goto stopped;
         float *mlp_out = tmp;

@@ -19,6 +19,10 @@
 /* out[T, n_out] = in[T, n_in] · Wᵀ (+ bias), W is [n_out, n_in] of any dtype. */
 void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const xle_tensor *bias,
                         int T, float *scratch);
+/* Several products of the same input: outs[i][T, n_out_i] = in · ws[i]ᵀ (+ biases[i]; biases
+ * may be NULL). For few rows the n products share one parallel pass (one barrier). */
+void xle_matmul_forward_many(float *const *outs, const float *in, const xle_tensor *const *ws,
+                             const xle_tensor *const *biases, int n, int T, float *scratch);
 /* din[T, n_in] += dout · W;  dw[n_out, n_in] += doutᵀ · in;  dbias[n_out] += Σ_t dout. */
 void xle_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                          const xle_tensor *w, int T, float *scratch);
