@@ -991,6 +991,58 @@ xle_status xle_train_export_hf(const xle_model *model, const char *tokenizer_jso
 xle_status xle_fact_recalled(xle_model *model, const struct xle_tokenizer *tok, const char *prompt,
                              const char *object, int *recalled, xle_error *err);
 
+/* ---------------------------------------------------------------------------------------------
+ * Built-in fact world (src/world/): the multilingual facts xledit's own small model is trained
+ * on (the JSON files in data/world: real countries and cities, fictional people and organisations, 8
+ * languages; docs/world.md), rendered into a training corpus, the list of facts the model should
+ * know, and counterfactual evaluation cases in the canonical case format.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct xle_world xle_world;
+
+/* Loads dir/world.json and the files it names, checking everything (every entity named in
+ * every language, template rules, fact types, two-hop chains, no prompt with two answers). A
+ * problem fails with one line "FILE: where: what". The caller owns *out (xle_world_free). */
+xle_status xle_world_load(const char *dir, xle_world **out, xle_error *err);
+void xle_world_free(xle_world *w);
+
+#define XLE_WORLD_MAX_LANGS 16
+
+typedef struct xle_world_counts {
+    int n_langs, n_entities, n_subjects, n_relations, n_facts, n_two_hop;
+    int n_train_templates, n_heldout_templates; /* summed over relations and languages */
+    char langs[XLE_WORLD_MAX_LANGS][XLE_LANG_MAX];
+} xle_world_counts;
+void xle_world_get_counts(const xle_world *w, xle_world_counts *out);
+
+typedef struct xle_world_corpus_stats {
+    long n_lines;                           /* lines written (all copies) */
+    long n_sentences;                       /* fact sentences in one copy */
+    long n_name_lines;                      /* entity name lines in one copy */
+    long n_sentences_lang[XLE_WORLD_MAX_LANGS]; /* fact sentences in one copy, per language */
+} xle_world_corpus_stats;
+
+/* Writes the training corpus to path atomically, one sentence per line: every fact in every
+ * language with every training template, plus one line per entity listing its names in all
+ * languages. The lines are shuffled (seeded); copies > 1 appends that many differently
+ * shuffled copies. stats (optional) gets the counts. */
+xle_status xle_world_write_corpus(const xle_world *w, const char *path, uint64_t seed, int copies,
+                                  xle_world_corpus_stats *stats, xle_error *err);
+
+/* Writes every (fact, language, training template) as one JSONL line {"lang", "relation",
+ * "subject_id", "template", "subject", "prompt", "object"} to path atomically. *n_written
+ * (optional) gets the number of lines. */
+xle_status xle_world_write_facts(const xle_world *w, const char *path, long *n_written,
+                                 xle_error *err);
+
+/* Makes n counterfactual cases (seeded): each edits one fact whose relation starts a two-hop
+ * chain to another object of the same relation, in every language, with a training-template
+ * prompt, held-out rephrases, 3 locality facts of other subjects and the two-hop portability
+ * questions answered from the new object. Fails with XLE_ERR_ARG when fewer than n facts can be
+ * edited. The caller owns *out (xle_cases_free). */
+xle_status xle_world_make_cases(const xle_world *w, int n, uint64_t seed, xle_cases **out,
+                                xle_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,7 @@ int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
 int cmd_train_tokenizer(int argc, char **argv); /* cmd_train.c */
 int cmd_train(int argc, char **argv);           /* cmd_train.c */
 int cmd_facts_check(int argc, char **argv);     /* cmd_train.c */
+int cmd_world(int argc, char **argv);           /* cmd_world.c */
 
 /* Prints "xledit <cmd>: <err->msg>" to stderr and returns 1. */
 int cli_report(const char *cmd, const xle_error *err);

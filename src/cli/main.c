@@ -33,6 +33,7 @@ static const command commands[] = {
     {"train-tokenizer", cmd_train_tokenizer, "learn a byte-fallback BPE tokenizer.json from text"},
     {"train", cmd_train, "train a small Llama-family model from scratch (HF folder)"},
     {"facts-check", cmd_facts_check, "greedy recall of facts per language (JSONL facts)"},
+    {"world", cmd_world, "built-in fact world: training corpus, facts list, evaluation cases"},
 };
 
 static void print_usage(FILE *out) {
