@@ -46,8 +46,12 @@ expect_error 2 "gguf" "$XLEDIT" merge --method ties $M --out-format safetensors 
 for i in 1 2 3 4 5 6 7 8; do [ ! -e "$T/u$i" ] || fail "output u$i written after a usage error"; done
 
 # input errors: exit 1, one line naming the file and the field, no output, no temporary
-expect_error 1 "stories260K.bin: dim" "$XLEDIT" merge --method ties --base "$FIX/base" \
-  --models "$FIX/a" "$S260/stories260K.bin" --out "$T/e1"
+if [ -f "$S260/stories260K.bin" ]; then
+  expect_error 1 "stories260K.bin: dim" "$XLEDIT" merge --method ties --base "$FIX/base" \
+    --models "$FIX/a" "$S260/stories260K.bin" --out "$T/e1"
+else
+  echo "cli_merge: $S260 missing: real-model checks skipped" >&2
+fi
 expect_error 1 "nonexistent" "$XLEDIT" merge --method ties --base "$FIX/base" \
   --models "$T/nonexistent" --out "$T/e2"
 expect_error 1 "needs a GGUF base" "$XLEDIT" merge --method ties $M --out-format gguf --out "$T/e3.gguf"
