@@ -287,16 +287,14 @@ static xle_status parse_relation(loader *L, const json_t *r, const char *path, i
     if (!json_is_object(tpl))
         return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: templates: expected an object keyed by language",
                         path, where);
-    if ((int)json_object_size(tpl) != w->n_langs) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(tpl, key, v) {
-            int known = 0;
-            for (int l = 0; l < w->n_langs; l++) known |= strcmp(key, w->langs[l]) == 0;
-            if (!known)
-                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: templates: language \"%.20s\" is not in world.json",
-                                path, where, key);
-        }
+    const char *key;
+    json_t *v;
+    json_object_foreach(tpl, key, v) {
+        int known = 0;
+        for (int l = 0; l < w->n_langs; l++) known |= strcmp(key, w->langs[l]) == 0;
+        if (!known)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: templates: language \"%.20s\" is not in world.json",
+                            path, where, key);
     }
     for (int l = 0; l < w->n_langs; l++) {
         char lw[160];
