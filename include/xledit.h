@@ -986,8 +986,8 @@ xle_status xle_train(const xle_train_hparams *hp, const xle_train_opts *opts, xl
 xle_status xle_train_export_hf(const xle_model *model, const char *tokenizer_json, int bf16,
                                const char *dir, xle_error *err);
 
-/* Whether model knows a fact: greedy decoding after prompt produces object's tokens (checked
- * teacher-forced on prompt + " " + object in one pass). *recalled is 1 or 0. */
+/* Whether model knows a fact: the text of its greedy continuation of prompt starts with object
+ * followed by a word boundary (end, whitespace, punctuation, symbol). *recalled is 1 or 0. */
 xle_status xle_fact_recalled(xle_model *model, const struct xle_tokenizer *tok, const char *prompt,
                              const char *object, int *recalled, xle_error *err);
 
