@@ -643,8 +643,8 @@ void xle_model_fingerprint(xle_model *model, char out[65]);
 typedef struct xle_stats_opts {
     const int *layers;
     int n_layers;
-    const char *const *corpus;   /* plain text (one document per blank-line-separated block) or
-                                  * JSONL with a "text" field, chosen per file by extension */
+    const char *const *corpus;   /* plain text (one document per non-empty line) or JSONL with
+                                  * a "text" field, chosen per file by extension */
     int n_corpus;
     int64_t max_tokens;          /* stop after this many tokens (0: whole corpus) */
     int max_len;                 /* truncate each document (0: the model's context length) */
@@ -958,6 +958,9 @@ typedef struct xle_train_progress {
     double loss, lr, grad_norm;
     double tokens_per_s;   /* of this run (since start or resume) */
     double elapsed_s, eta_s;
+    double epoch;          /* epochs done (fractional) */
+    int64_t epoch_tokens;  /* predicted tokens in one pass over the corpus */
+    int64_t n_docs;        /* documents (non-empty lines) in the corpus */
 } xle_train_progress;
 
 /* Called after every step; return non-zero to stop (a checkpoint is written first). */

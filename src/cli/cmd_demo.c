@@ -159,7 +159,9 @@ static const char demo_usage[] =
     "languages; then ELFI/ELFO evaluation with ROME and MEMIT on the first N cases (default 6)\n"
     "of data/world/cases.jsonl, edited in each language and in all at once, tested in every\n"
     "language; the language x language tables; and a self-contained HTML report in OUT\n"
-    "(default xledit-demo/). Finished units are kept in OUT/run: run again to continue.\n";
+    "(default xledit-demo/). Finished units are kept in OUT/run: run again to continue.\n"
+    "MEMIT's key statistics come from the world's corpus (OUT/corpus.txt, 200,000 tokens) and\n"
+    "are cached per model (~/.cache/xledit/stats/).\n";
 
 int cmd_demo(int argc, char **argv) {
     static const struct option opts[] = {
@@ -198,8 +200,12 @@ int cmd_demo(int argc, char **argv) {
         fprintf(stderr, "xledit demo: data/world/cases.jsonl: not found (run from the repository, or give --data)\n");
         return 1;
     }
-    if (find_resource("models/xledit-mini/corpus-sample.txt", corpus_path, sizeof corpus_path) != 0)
-        snprintf(corpus_path, sizeof corpus_path, "%s/corpus-sample.txt", model_path);
+    char world_dir[PATH_MAX];
+    if (find_resource("data/world/world.json", world_dir, sizeof world_dir) != 0) {
+        fprintf(stderr, "xledit demo: data/world/world.json: not found (run from the repository)\n");
+        return 1;
+    }
+    world_dir[strlen(world_dir) - strlen("/world.json")] = 0;
 
     double t_start = now_s();
     xle_error err = {0};
@@ -217,9 +223,21 @@ int cmd_demo(int argc, char **argv) {
     printf("xledit demo: built-in model %s, cases %s\n\n", model_path, data_path);
     if (show_one_fact(model_path, one, &err)) goto fail;
 
-    /* Part 2: ELFI/ELFO. MEMIT needs key statistics: computed once from the model's training
-     * text sample and kept in the per-model cache. */
+    /* Part 2: ELFI/ELFO. MEMIT needs key statistics: computed once from the world's corpus
+     * (the text the model was trained on) and kept in the per-model cache. */
     if (xle_model_load(model_path, &model, &err) != XLE_OK) goto fail;
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+        xle_fail(&err, XLE_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
+        goto fail;
+    }
+    snprintf(corpus_path, sizeof corpus_path, "%s/corpus.txt", out);
+    if (access(corpus_path, F_OK) != 0) {
+        xle_world *world = NULL;
+        xle_status wst = xle_world_load(world_dir, &world, &err);
+        if (wst == XLE_OK) wst = xle_world_write_corpus(world, corpus_path, 1, 1, NULL, &err);
+        xle_world_free(world);
+        if (wst != XLE_OK) goto fail;
+    }
     xle_edit_hparams hps[2];
     xle_edit_hparams_for_model(&hps[0], XLE_EDIT_ROME, xle_model_config(model));
     xle_edit_hparams_for_model(&hps[1], XLE_EDIT_MEMIT, xle_model_config(model));
@@ -244,10 +262,6 @@ int cmd_demo(int argc, char **argv) {
            hps[1].layers[hps[1].n_layers - 1], stats_dir, now_s() - t_stats);
 
     char run_dir[PATH_MAX + 8];
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        xle_fail(&err, XLE_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
-        goto fail;
-    }
     snprintf(run_dir, sizeof run_dir, "%s/run", out);
     const char *edit_langs[N_DEMO_LANGS + 1];
     for (int i = 0; i < N_DEMO_LANGS; i++) edit_langs[i] = DEMO_LANGS[i];

@@ -101,7 +101,7 @@ static const char stats_usage[] =
     "usage: xledit stats MODEL --layers L[,L|-L...] --corpus FILE [--corpus FILE...]\n"
     "                    [--max-tokens N] [--max-len N] [--out DIR]\n\n"
     "Computes the second moment E[k k^T] of the down-projection input at each layer over a\n"
-    "corpus (plain text: documents separated by blank lines; .jsonl: a \"text\" field per line),\n"
+    "corpus (plain text: one document per line; .jsonl: a \"text\" field per line),\n"
     "in float64, and stores it with the model's fingerprint in DIR (default: the cache\n"
     "~/.cache/xledit/stats/<fingerprint>, where `xledit edit` looks). Interrupted (Ctrl-C or\n"
     "killed), it resumes from its last checkpoint when run again with the same arguments.\n";

@@ -161,8 +161,8 @@ static int doc_append(corpus_reader *r, const char *s, size_t n) {
     return 1;
 }
 
-/* Next document into r->doc; *got = 0 at the end of the corpus. Plain text: blocks separated
- * by blank lines. JSONL (.jsonl/.json): the "text" field of each line. */
+/* Next document into r->doc; *got = 0 at the end of the corpus. Plain text: each non-empty
+ * line (as `xledit train` reads a corpus). JSONL (.jsonl/.json): the "text" field of each line. */
 static xle_status corpus_next(corpus_reader *r, int *got, xle_error *err) {
     *got = 0;
     r->doc_len = 0;
@@ -182,13 +182,12 @@ static xle_status corpus_next(corpus_reader *r, int *got, xle_error *err) {
             r->f = NULL;
             const char *p = r->paths[r->current++];
             if (bad) return xle_fail(err, XLE_ERR_IO, "%s: read error", p);
-            if (!r->jsonl && r->doc_len > 0) return *got = 1, XLE_OK;
             continue;
         }
         r->line++;
         while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = 0;
+        if (n == 0) continue;
         if (r->jsonl) {
-            if (n == 0) continue;
             json_error_t je;
             json_t *o = json_loadb(r->buf, (size_t)n, 0, &je);
             json_t *t = o ? json_object_get(o, "text") : NULL;
@@ -200,15 +199,11 @@ static xle_status corpus_next(corpus_reader *r, int *got, xle_error *err) {
             int ok = doc_append(r, json_string_value(t), json_string_length(t));
             json_decref(o);
             if (!ok) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-            if (r->doc_len == 0) continue;
-            return *got = 1, XLE_OK;
-        }
-        if (n == 0) {
-            if (r->doc_len > 0) return *got = 1, XLE_OK;
-            continue;
-        }
-        if ((r->doc_len > 0 && !doc_append(r, "\n", 1)) || !doc_append(r, r->buf, (size_t)n))
+        } else if (!doc_append(r, r->buf, (size_t)n)) {
             return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        }
+        if (r->doc_len == 0) continue;
+        return *got = 1, XLE_OK;
     }
 }
 
