@@ -509,20 +509,30 @@ static const char patch_usage[] =
     "(refusing one that does not hold exactly the patched values). OUT is written atomically\n"
     "in MODEL's format; MODEL itself is never modified.\n";
 
-int cmd_patch(int argc, char **argv) {
+/* Options of the commands whose only option is --out (patch, convert): returns -1 to go on,
+ * else the exit code (after --help or a usage error). */
+static int parse_out_option(const char *cmd, int argc, char **argv, const char *usage,
+                            const char **out) {
     static const struct option opts[] = {
         {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *out = NULL;
     int c;
+    *out = NULL;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'o') out = optarg;
+        if (c == 'o') *out = optarg;
         else if (c == 'h') {
-            fputs(patch_usage, stdout);
+            fputs(usage, stdout);
             return 0;
-        } else return cli_usage_error("patch", "unknown option '%s'", argv[optind - 1]);
+        } else return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     }
+    return -1;
+}
+
+int cmd_patch(int argc, char **argv) {
+    const char *out;
+    int rc = parse_out_option("patch", argc, argv, patch_usage, &out);
+    if (rc >= 0) return rc;
     int n_pos = argc - optind;
     if (n_pos < 1) return cli_usage_error("patch", "expected apply, revert or info");
     const char *action = argv[optind];
@@ -559,22 +569,15 @@ int cmd_patch(int argc, char **argv) {
 
 /* ---- xledit convert ---------------------------------------------------------------------- */
 
+static const char convert_usage[] =
+    "usage: xledit convert MODEL --out OUT\n\nWrites MODEL again, atomically: a HF folder or GGUF "
+    "file in its own format, a llama2.c checkpoint as a HF folder.\nTensors are copied byte for "
+    "byte.\n";
+
 int cmd_convert(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *out = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'o') out = optarg;
-        else if (c == 'h') {
-            printf("usage: xledit convert MODEL --out OUT\n\nWrites MODEL again, atomically: a HF "
-                   "folder or GGUF file in its own format, a llama2.c checkpoint as a HF folder.\n"
-                   "Tensors are copied byte for byte.\n");
-            return 0;
-        } else return cli_usage_error("convert", "unknown option '%s'", argv[optind - 1]);
-    }
+    const char *out;
+    int rc = parse_out_option("convert", argc, argv, convert_usage, &out);
+    if (rc >= 0) return rc;
     if (optind != argc - 1) return cli_usage_error("convert", "expected one MODEL argument");
     if (!out) return cli_usage_error("convert", "--out OUT is required");
     xle_error err = {0};
