@@ -107,7 +107,7 @@ static void on_sigint(int sig) {
 }
 
 typedef struct train_view {
-    int tty;
+    int tty, told_corpus;
     double last_print;
 } train_view;
 
@@ -119,12 +119,17 @@ static void fmt_duration(double s, char *buf, size_t cap) {
 
 static int train_progress(void *user, const xle_train_progress *p) {
     train_view *v = user;
+    if (!v->told_corpus) {
+        fprintf(stderr, "xledit train: corpus: %lld documents, %lld tokens per epoch; %.0f tokens/s\n",
+                (long long)p->n_docs, (long long)p->epoch_tokens, p->tokens_per_s);
+        v->told_corpus = 1;
+    }
     if (v->tty && (p->elapsed_s - v->last_print >= 0.5 || p->step == p->steps)) {
         char el[32], eta[32];
         fmt_duration(p->elapsed_s, el, sizeof el);
         fmt_duration(p->eta_s, eta, sizeof eta);
-        fprintf(stderr, "\rstep %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %s elapsed  ETA %s   ",
-                (long long)p->step, (long long)p->steps, p->loss, p->lr, p->grad_norm, p->tokens_per_s, el, eta);
+        fprintf(stderr, "\rstep %lld/%lld (epoch %.1f)  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %s elapsed  ETA %s   ",
+                (long long)p->step, (long long)p->steps, p->epoch, p->loss, p->lr, p->grad_norm, p->tokens_per_s, el, eta);
         if (p->step == p->steps) fputc('\n', stderr);
         v->last_print = p->elapsed_s;
     }
@@ -189,7 +194,7 @@ int cmd_train(int argc, char **argv) {
     if (xle_train_hparams_validate(&hp, config ? config : "default config", &err) != XLE_OK)
         return cli_report(cmd, &err);
 
-    train_view view = {isatty(STDERR_FILENO), -1};
+    train_view view = {isatty(STDERR_FILENO), 0, -1};
     o.progress = train_progress;
     o.progress_user = &view;
     struct sigaction sa, old;

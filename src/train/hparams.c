@@ -140,8 +140,7 @@ xle_status xle_train_hparams_validate(const xle_train_hparams *hp, const char *s
     REQUIRE(hp->lr > 0 && hp->lr < 10, "lr", "%g is outside (0, 10)", src, (double)hp->lr);
     REQUIRE(hp->min_lr >= 0 && hp->min_lr <= hp->lr, "min_lr", "%g is outside [0, lr = %g]", src,
             (double)hp->min_lr, (double)hp->lr);
-    REQUIRE(hp->warmup_steps >= 0 && hp->warmup_steps <= hp->steps, "warmup_steps",
-            "%d is outside [0, steps = %lld]", src, hp->warmup_steps, (long long)hp->steps);
+    REQUIRE(hp->warmup_steps >= 0, "warmup_steps", "%d must not be negative", src, hp->warmup_steps);
     REQUIRE(hp->weight_decay >= 0 && hp->weight_decay < 1, "weight_decay", "%g is outside [0, 1)", src,
             (double)hp->weight_decay);
     REQUIRE(hp->beta1 >= 0 && hp->beta1 < 1, "beta1", "%g is outside [0, 1)", src, (double)hp->beta1);

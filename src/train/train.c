@@ -253,7 +253,8 @@ xle_status xle_train(const xle_train_hparams *hp, const xle_train_opts *o, xle_e
         int stop = 0;
         if (o->progress) {
             xle_train_progress p = {s.step, hp->steps, loss, lr, norm, run_tokens / (elapsed > 0 ? elapsed : 1e-9),
-                                    elapsed, 0};
+                                    elapsed, 0, s.tokens_seen / (double)r.data.n_targets, r.data.n_targets,
+                                    r.data.n_docs};
             p.eta_s = elapsed / (double)(s.step - first_step) * (double)(hp->steps - s.step);
             stop = o->progress(o->progress_user, &p);
         }
