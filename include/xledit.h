@@ -946,6 +946,9 @@ typedef struct xle_train_hparams {
 void xle_train_hparams_default(xle_train_hparams *hp);
 /* Overrides fields from a JSON object; unknown keys and bad values fail naming file and key. */
 xle_status xle_train_hparams_load_json(xle_train_hparams *hp, const char *path, xle_error *err);
+/* Sets the shape fields (dim, n_layers, n_heads, n_kv_heads, ffn_dim, max_seq_len,
+ * tied_embeddings, norm_eps, rope_theta) from a model's configuration, for training --init. */
+void xle_train_hparams_from_config(xle_train_hparams *hp, const xle_config *cfg);
 /* Checks ranges and consistency (heads divide, head_dim even, ...). */
 xle_status xle_train_hparams_validate(const xle_train_hparams *hp, const char *source,
                                       xle_error *err);
@@ -973,6 +976,10 @@ typedef struct xle_train_opts {
     int resume;                  /* continue from out_dir/checkpoint/state.ckpt */
     xle_train_progress_fn progress;
     void *progress_user;
+    /* NULL: random init. Else a model (HF folder) whose weights start the run (fine-tuning;
+     * the optimizer starts fresh): its architecture must be the hyperparameters' shape (see
+     * xle_train_hparams_from_config) and its vocabulary the tokenizer's. */
+    const char *init;
 } xle_train_opts;
 
 /* Trains a model from scratch (or resumes) and writes out_dir: config.json, model.safetensors,

@@ -139,7 +139,8 @@ static int train_progress(void *user, const xle_train_progress *p) {
 static void train_usage(FILE *out) {
     fprintf(out,
             "usage: xledit train --corpus FILE --tokenizer tokenizer.json --out DIR\n"
-            "                    [--config cfg.json] [--steps N] [--seed S] [--resume]\n\n"
+            "                    [--config cfg.json] [--steps N] [--seed S] [--resume]\n"
+            "       xledit train --init MODEL --corpus FILE --out DIR [--config ...] ...\n\n"
             "Trains a Llama-family model (GQA, SwiGLU, RoPE) from scratch on a text corpus, one\n"
             "document per line, and writes DIR as a Hugging Face folder (config.json,\n"
             "model.safetensors, tokenizer files) with train_log.tsv, train_config.json and\n"
@@ -148,7 +149,10 @@ static void train_usage(FILE *out) {
             "  --config FILE   hyperparameters (JSON; keys in docs/training.md); defaults otherwise\n"
             "  --steps N       override the config's steps\n"
             "  --seed S        override the config's seed\n"
-            "  --resume        continue from DIR/checkpoint/state.ckpt (same config and data)\n");
+            "  --resume        continue from DIR/checkpoint/state.ckpt (same config and data)\n"
+            "  --init MODEL    fine-tune: start from MODEL's weights (an HF folder) with a fresh\n"
+            "                  optimizer; the shape comes from MODEL's config.json and the\n"
+            "                  tokenizer from MODEL/tokenizer.json unless --tokenizer is given\n");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -156,6 +160,7 @@ int cmd_train(int argc, char **argv) {
     xle_train_opts o;
     memset(&o, 0, sizeof o);
     const char *config = NULL;
+    char init_tokenizer[4096];
     long long steps = -1, seed = -1;
     int rc = 0;
     for (int i = 1; i < argc && !rc; i++) {
@@ -177,17 +182,31 @@ int cmd_train(int argc, char **argv) {
             rc = parse_int_opt(cmd, a, argv[++i], 0, LLONG_MAX, &seed);
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
+        } else if (!strcmp(a, "--init") && i + 1 < argc) {
+            o.init = argv[++i];
         } else {
             rc = cli_usage_error(cmd, "unknown or incomplete option '%s'", a);
         }
     }
     if (rc) return rc;
     if (!o.corpus) return cli_usage_error(cmd, "--corpus is required");
+    if (!o.tokenizer && o.init) {
+        snprintf(init_tokenizer, sizeof init_tokenizer, "%s/tokenizer.json", o.init);
+        o.tokenizer = init_tokenizer;
+    }
     if (!o.tokenizer) return cli_usage_error(cmd, "--tokenizer is required");
     if (!o.out_dir) return cli_usage_error(cmd, "--out is required");
     xle_error err = {0};
     xle_train_hparams hp;
     xle_train_hparams_default(&hp);
+    if (o.init) {
+        /* the shape comes from the model; a config may still set it, and a mismatch then
+         * fails in xle_train naming the field */
+        xle_model *init = NULL;
+        if (xle_model_load(o.init, &init, &err) != XLE_OK) return cli_report(cmd, &err);
+        xle_train_hparams_from_config(&hp, xle_model_config(init));
+        xle_model_free(init);
+    }
     if (config && xle_train_hparams_load_json(&hp, config, &err) != XLE_OK) return cli_report(cmd, &err);
     if (steps > 0) hp.steps = steps;
     if (seed >= 0) hp.seed = (uint64_t)seed;

@@ -140,8 +140,8 @@ xle_status xle_checkpoint_load(const char *path, xle_param *ps, int n, xle_train
     st = compare_hparams(path, json, hparams_json, err);
     if (st != XLE_OK) goto done;
     if (stored_hash != data_hash) {
-        st = xle_fail(err, XLE_ERR_ARG, "%s: corpus or tokenizer: the files differ from the ones the "
-                      "checkpoint was trained on", path);
+        st = xle_fail(err, XLE_ERR_ARG, "%s: corpus, tokenizer or --init model: the files differ from the "
+                      "ones the checkpoint was trained on", path);
         goto done;
     }
     if ((int)n_params != n) {

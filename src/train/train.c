@@ -167,7 +167,14 @@ static xle_status run_setup(run *r, xle_error *err) {
     xle_config cfg;
     xle_train_model_config(hp, xle_tokenizer_vocab_size(r->tok), xle_tokenizer_bos_id(r->tok),
                            xle_tokenizer_eos_id(r->tok), &cfg);
-    if ((st = xle_model_new(&cfg, hp->seed, hp->init_std, &r->model, err))) return st;
+    if (o->init) {
+        /* fine-tuning: start from the model's weights; a resume must start from the same one */
+        char fingerprint[65];
+        if ((st = xle_train_model_from(o->init, &cfg, &r->model, fingerprint, err))) return st;
+        r->data_hash = hash_bytes(r->data_hash, fingerprint, 64);
+    } else if ((st = xle_model_new(&cfg, hp->seed, hp->init_std, &r->model, err))) {
+        return st;
+    }
     if ((st = xle_grads_new(r->model, &r->grads, err))) return st;
     if ((st = xle_params_collect(r->model, r->grads, &r->params, &r->n_params, &r->moments, err))) return st;
     r->acts = xle_acts_new();

@@ -122,4 +122,13 @@ json_t *xle_train_hparams_to_json(const xle_train_hparams *hp);
 void xle_train_model_config(const xle_train_hparams *hp, int vocab_size, int bos_id, int eos_id,
                             xle_config *cfg);
 
+/* ---- starting from a model (init_from.c) ----------------------------------------------------- */
+
+/* A new owned f32 model (as xle_model_new makes) holding the weights of the model at path,
+ * converted to f32. The model's architecture must be cfg's (fails naming the first differing
+ * field). fingerprint (may be NULL) receives the source's xle_model_fingerprint, so a resumed
+ * run can check it starts from the same model. The caller owns *out. */
+xle_status xle_train_model_from(const char *path, const xle_config *cfg, xle_model **out,
+                                char fingerprint[65], xle_error *err);
+
 #endif
