@@ -187,7 +187,8 @@ static xle_status run_items(xle_model *m, const xle_probe *probes, const pass_it
         for (int i = first; i < last; i++)
             for (int j = items[i].from; j < probes[items[i].probe].n_answer; j++)
                 row_item[2 * r] = i, row_item[2 * r + 1] = j, r++;
-#pragma omp parallel for schedule(static)
+        /* threads only when the rows are worth it (a small vocabulary is faster alone) */
+#pragma omp parallel for schedule(static) if ((size_t)n_rows * (size_t)V > ((size_t)1 << 18))
         for (int k = 0; k < n_rows; k++) {
             int i = row_item[2 * k], j = row_item[2 * k + 1];
             const xle_probe *p = &probes[items[i].probe];

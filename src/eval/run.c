@@ -310,7 +310,7 @@ static uint64_t tensor_hash(const xle_tensor *t) {
     const unsigned char *p = t->data;
     size_t n = xle_tensor_nbytes(t), words = n / 8;
     uint64_t h = 0x84222325cbf29ce4ull ^ n;
-#pragma omp parallel for reduction(^ : h) schedule(static)
+#pragma omp parallel for reduction(^ : h) schedule(static) if (words > ((size_t)1 << 20))
     for (size_t i = 0; i < words; i++) {
         uint64_t w;
         memcpy(&w, p + 8 * i, 8);

@@ -123,7 +123,7 @@ static void heatmap(const xle_report *r, int m, int k, xle_sb *b) {
 
 static void legend(xle_sb *b, int is_signed) {
     const char *id = is_signed ? "div" : "seq";
-    xle_sb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"330\" height=\"42\" font-size=\"11\" "
+    xle_sb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"350\" height=\"42\" font-size=\"11\" "
                      "role=\"img\"><title>colour scale</title><defs><linearGradient id=\"grad-%s\">", id);
     const int n = is_signed ? 3 : 5;
     for (int i = 0; i < n; i++) {
@@ -131,10 +131,10 @@ static void legend(xle_sb *b, int is_signed) {
         put_rgb(b, is_signed ? div_stops[i] : seq_stops[i]);
         xle_sb_puts(b, "\"/>");
     }
-    xle_sb_printf(b, "</linearGradient></defs><rect x=\"10\" y=\"4\" width=\"300\" height=\"14\" fill=\"url(#grad-%s)\" "
+    xle_sb_printf(b, "</linearGradient></defs><rect x=\"20\" y=\"4\" width=\"300\" height=\"14\" fill=\"url(#grad-%s)\" "
                      "stroke=\"#999\"/>", id);
     for (int i = 0; i <= 4; i++) {
-        int x = 10 + 75 * i;
+        int x = 20 + 75 * i;
         double v = is_signed ? -100 + 50 * i : 25 * i;
         xle_sb_printf(b, "<line x1=\"%d\" y1=\"18\" x2=\"%d\" y2=\"22\" stroke=\"#555\"/><text x=\"%d\" y=\"34\" "
                          "text-anchor=\"middle\">%.0f</text>", x, x, x, v);
