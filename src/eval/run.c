@@ -28,168 +28,10 @@
 
 #include "edit/edit_internal.h"
 #include "eval/eval_internal.h"
+#include "eval/run_files.h"
 
 #define RUN_FORMAT "xledit-eval-1"
 #define ALL_LANGS "all"
-
-/* ---- small file helpers -------------------------------------------------------------------- */
-
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* Reads a whole file; *len gets its size. NULL with errno set on failure. */
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (n + 1 < cap) break;
-        char *b2 = realloc(buf, cap * 2);
-        if (!b2) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = b2, cap *= 2;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (!buf || failed) {
-        free(buf);
-        errno = failed ? EIO : ENOMEM;
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
-/* Two independent 64-bit hashes of bytes, as 32 hex digits (change detection, not security). */
-static void hash_hex(const unsigned char *p, size_t n, char out[33]) {
-    uint64_t a = 0xcbf29ce484222325ull, b = 0x9e3779b97f4a7c15ull;
-    for (size_t i = 0; i < n; i++) {
-        a = (a ^ p[i]) * 0x100000001b3ull;
-        b = (b + p[i] + 1) * 0xff51afd7ed558ccdull;
-        b ^= b >> 29;
-    }
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
-}
-
-/* Writes text to path atomically: a temporary file beside it, fsync, rename. */
-static xle_status write_atomic(const char *path, const char *text, xle_error *err) {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    xle_status st = XLE_OK;
-    if (!f) {
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    } else {
-        size_t len = strlen(text);
-        int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
-    free(tmp);
-    return st;
-}
-
-/* An append-only JSONL file: every line written with one write() and fsynced. */
-typedef struct jsonl_out {
-    int fd;
-    char *path;
-} jsonl_out;
-
-static xle_status jsonl_append(jsonl_out *o, json_t *line, xle_error *err) {
-    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (!text) return xle_fail(err, XLE_ERR_NOMEM, "%s: cannot encode a line", o->path);
-    size_t n = strlen(text);
-    text[n] = '\n'; /* json_dumps' NUL becomes the newline: one write */
-    size_t done = 0;
-    while (done < n + 1) {
-        ssize_t w = write(o->fd, text + done, n + 1 - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            free(text);
-            return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
-        }
-        done += (size_t)w;
-    }
-    free(text);
-    if (fsync(o->fd) != 0) return xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", o->path, strerror(errno));
-    return XLE_OK;
-}
-
-/* Reads the complete lines of a JSONL file we wrote (missing file: none). A torn last line (no
- * newline: the writer was killed mid-write) is cut off the file. Each line is parsed; a
- * complete line that is not JSON is corruption. *lines is a JSON array (caller decrefs). */
-static xle_status jsonl_read(const char *path, json_t **lines, xle_error *err) {
-    *lines = json_array();
-    if (!*lines) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    size_t len = 0;
-    char *buf = read_all(path, &len);
-    if (!buf) {
-        if (errno == ENOENT) return XLE_OK;
-        json_decref(*lines);
-        *lines = NULL;
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    }
-    size_t complete = len;
-    while (complete > 0 && buf[complete - 1] != '\n') complete--;
-    xle_status st = XLE_OK;
-    if (complete < len && truncate(path, (off_t)complete) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot cut the torn last line: %s", path, strerror(errno));
-    size_t line_no = 0;
-    for (size_t at = 0; at < complete && st == XLE_OK;) {
-        char *nl = memchr(buf + at, '\n', complete - at);
-        size_t n = (size_t)(nl - (buf + at));
-        line_no++;
-        if (n > 0) {
-            json_error_t je;
-            json_t *v = json_loadb(buf + at, n, 0, &je);
-            if (!v || !json_is_object(v)) {
-                json_decref(v);
-                st = xle_fail(err, XLE_ERR_FORMAT, "%s:%zu: json: not a result line (%s)", path,
-                              line_no, v ? "not an object" : je.text);
-            } else {
-                json_array_append_new(*lines, v);
-            }
-        }
-        at += n + 1;
-    }
-    free(buf);
-    if (st != XLE_OK) {
-        json_decref(*lines);
-        *lines = NULL;
-    }
-    return st;
-}
-
-static xle_status jsonl_open(jsonl_out *o, const char *dir, const char *name, xle_error *err) {
-    o->path = path_join(dir, name);
-    if (!o->path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    o->fd = open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (o->fd < 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", o->path, strerror(errno));
-    return XLE_OK;
-}
-
-static void jsonl_close(jsonl_out *o) {
-    if (o->fd >= 0) close(o->fd);
-    free(o->path);
-    o->fd = -1;
-    o->path = NULL;
-}
 
 /* ---- JSON of numbers and evaluations ------------------------------------------------------- */
 
@@ -413,7 +255,7 @@ static xle_status get_pre(run_ctx *r, int ci, const xle_case_lang **halves, int 
             st = xle_fail(err, XLE_ERR_NOMEM, "%s: case %s: cannot encode the evaluation", r->pre.path, c->id);
     }
     json_t *obj = json_pack("{s:s, s:i, s:o}", "case", c->id, "case_index", ci, "langs", langs);
-    if (st == XLE_OK) st = obj ? jsonl_append(&r->pre, obj, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK) st = obj ? xle_jsonl_append(&r->pre, obj, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     json_decref(obj);
     return st;
 }
@@ -507,7 +349,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
         line = unit_head(c, ci, ms->hp, edit_lang, "skipped");
         json_object_set_new(line, "reason", json_string(skip));
         r->sum.n_skipped++;
-        st = jsonl_append(&r->results, line, err);
+        st = xle_jsonl_append(&r->results, line, err);
         goto done;
     }
     xle_error e2 = {0};
@@ -516,7 +358,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
         line = unit_head(c, ci, ms->hp, edit_lang, "failed");
         json_object_set_new(line, "error", json_string(e2.msg));
         r->sum.n_failed++;
-        st = jsonl_append(&r->results, line, err);
+        st = xle_jsonl_append(&r->results, line, err);
         goto done;
     }
     if (es != XLE_OK) {
@@ -552,7 +394,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
     json_object_set_new(line, "loss", num(res.final_loss));
     json_object_set_new(line, "steps", json_integer(res.steps));
     json_object_set_new(line, "tests", tj);
-    if (st == XLE_OK) st = jsonl_append(&r->results, line, err);
+    if (st == XLE_OK) st = xle_jsonl_append(&r->results, line, err);
 done:
     for (int i = n_swaps - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
     for (int k = 0; k < n_tests && post; k++) xle_half_eval_free(&post[k]);
@@ -618,7 +460,7 @@ static xle_status method_templates(run_ctx *r, int mi, xle_error *err) {
     const xle_edit_hparams *hp = &r->o->hparams[mi];
     char name[64];
     snprintf(name, sizeof name, "templates-%s.txt", method_name(hp->method));
-    char *path = path_join(r->o->run_dir, name);
+    char *path = xle_path_join_dir(r->o->run_dir, name);
     if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     method_state *ms = &r->methods[mi];
     const char *spec = r->o->context_templates;
@@ -638,7 +480,7 @@ static xle_status method_templates(run_ctx *r, int mi, xle_error *err) {
 static xle_status save_templates(run_ctx *r, int mi, xle_error *err) {
     char name[64];
     snprintf(name, sizeof name, "templates-%s.txt", method_name(r->o->hparams[mi].method));
-    char *path = path_join(r->o->run_dir, name);
+    char *path = xle_path_join_dir(r->o->run_dir, name);
     if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     xle_status st = xle_context_templates_save(r->methods[mi].ct, path, err);
     free(path);
@@ -666,7 +508,7 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
     json_t *info = json_pack("{s:s, s:s, s:s?, s:s?}", "tool", "xledit 0.1.0", "data", o->data_path,
                              "model", xle_model_path(r->model), "stats", o->stats_dir);
     json_t *doc = json_pack("{s:o, s:o}", "config", config, "info", info);
-    char *path = path_join(o->run_dir, "run.json");
+    char *path = xle_path_join_dir(o->run_dir, "run.json");
     xle_status st = XLE_OK;
     if (!doc || !path) {
         st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
@@ -697,7 +539,7 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
         st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s", path, je.text);
     } else {
         char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-        st = text ? write_atomic(path, text, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        st = text ? xle_write_atomic(path, text, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
         free(text);
     }
 done:
@@ -706,48 +548,50 @@ done:
     return st;
 }
 
-/* Marks the units results.jsonl already holds; checks each line belongs to this run. */
+/* One line of results.jsonl from an earlier session: marks its unit finished. */
+static xle_status note_done(void *user, json_t *l, size_t line_no, xle_error *err) {
+    run_ctx *r = user;
+    json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
+    const char *id = json_string_value(json_object_get(l, "case")),
+               *m = json_string_value(json_object_get(l, "method")),
+               *el = json_string_value(json_object_get(l, "edit_lang")),
+               *status = json_string_value(json_object_get(l, "status"));
+    int mi = -1, ei = -1;
+    for (int k = 0; m && k < r->o->n_methods; k++)
+        if (!strcmp(m, method_name(r->o->hparams[k].method))) mi = k;
+    for (int k = 0; el && k < r->n_edit_langs; k++)
+        if (!strcmp(el, r->edit_langs[k])) ei = k;
+    if (ci < 0 || ci >= r->n_cases || !id || strcmp(id, r->cases->cases[ci].id) || mi < 0 || ei < 0 || !status)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s/results.jsonl:%zu: not a unit of this run", r->o->run_dir, line_no);
+    int64_t u = unit_index(r, (int)ci, mi, ei);
+    if (r->done[u]) return XLE_OK;
+    r->done[u] = 1;
+    r->sum.n_resumed++;
+    if (!strcmp(status, "skipped")) r->sum.n_skipped++;
+    if (!strcmp(status, "failed")) r->sum.n_failed++;
+    return XLE_OK;
+}
+
+/* One line of pre.jsonl: kept for its case. */
+static xle_status note_pre(void *user, json_t *l, size_t line_no, xle_error *err) {
+    run_ctx *r = user;
+    json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
+    const char *id = json_string_value(json_object_get(l, "case"));
+    if (ci < 0 || ci >= r->n_cases || !id || strcmp(id, r->cases->cases[ci].id))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s/pre.jsonl:%zu: not a case of this run", r->o->run_dir, line_no);
+    json_array_set(r->pre_lines, (size_t)ci, l);
+    return XLE_OK;
+}
+
+/* Reads what earlier sessions finished (cutting a torn last line off either file). */
 static xle_status load_done(run_ctx *r, xle_error *err) {
-    char *path = path_join(r->o->run_dir, "results.jsonl");
-    json_t *lines = NULL;
-    xle_status st = path ? jsonl_read(path, &lines, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; st == XLE_OK && i < json_array_size(lines); i++) {
-        const json_t *l = json_array_get(lines, i);
-        json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
-        const char *id = json_string_value(json_object_get(l, "case")),
-                   *m = json_string_value(json_object_get(l, "method")),
-                   *el = json_string_value(json_object_get(l, "edit_lang"));
-        int mi = -1, ei = -1;
-        for (int k = 0; m && k < r->o->n_methods; k++)
-            if (!strcmp(m, method_name(r->o->hparams[k].method))) mi = k;
-        for (int k = 0; el && k < r->n_edit_langs; k++)
-            if (!strcmp(el, r->edit_langs[k])) ei = k;
-        if (ci < 0 || ci >= r->n_cases || !id || strcmp(id, r->cases->cases[ci].id) || mi < 0 || ei < 0) {
-            st = xle_fail(err, XLE_ERR_FORMAT, "%s: line %zu: not a unit of this run", path, i + 1);
-            break;
-        }
-        int64_t u = unit_index(r, (int)ci, mi, ei);
-        if (!r->done[u]) r->sum.n_resumed++;
-        r->done[u] = 1;
-        const char *status = json_string_value(json_object_get(l, "status"));
-        if (status && !strcmp(status, "skipped")) r->sum.n_skipped++;
-        if (status && !strcmp(status, "failed")) r->sum.n_failed++;
-    }
-    json_decref(lines);
-    free(path);
-    if (st != XLE_OK) return st;
-    path = path_join(r->o->run_dir, "pre.jsonl");
-    st = path ? jsonl_read(path, &lines, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; st == XLE_OK && i < json_array_size(lines); i++) {
-        json_t *l = json_array_get(lines, i);
-        json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
-        const char *id = json_string_value(json_object_get(l, "case"));
-        if (ci < 0 || ci >= r->n_cases || !id || strcmp(id, r->cases->cases[ci].id))
-            st = xle_fail(err, XLE_ERR_FORMAT, "%s: line %zu: not a case of this run", path, i + 1);
-        else json_array_set(r->pre_lines, (size_t)ci, l);
-    }
-    json_decref(lines);
-    free(path);
+    char *results = xle_path_join_dir(r->o->run_dir, "results.jsonl"),
+         *pre = xle_path_join_dir(r->o->run_dir, "pre.jsonl");
+    xle_status st = results && pre ? xle_jsonl_each(results, note_done, r, err)
+                                   : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK) st = xle_jsonl_each(pre, note_pre, r, err);
+    free(results);
+    free(pre);
     return st;
 }
 
@@ -770,10 +614,10 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
                 return xle_fail(err, XLE_ERR_ARG, "evaluation: method %s given twice", method_name(o->hparams[i].method));
 
     size_t data_len = 0;
-    if (!(data = read_all(o->data_path, &data_len)))
+    if (!(data = xle_read_all(o->data_path, &data_len)))
         return xle_fail(err, XLE_ERR_IO, "%s: cannot read: %s", o->data_path, strerror(errno));
     char data_hash[33], fingerprint[65];
-    hash_hex((const unsigned char *)data, data_len, data_hash);
+    xle_hash_hex((const unsigned char *)data, data_len, data_hash);
     free(data);
     xle_model_fingerprint(model, fingerprint);
     if ((st = xle_cases_load(o->data_path, &r.cases, err)) != XLE_OK) goto done;
@@ -813,8 +657,8 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
     if (st != XLE_OK || (st = check_run_json(&r, data_hash, fingerprint, err)) != XLE_OK) goto done;
     for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) st = save_templates(&r, mi, err);
     if (st != XLE_OK || (st = load_done(&r, err)) != XLE_OK) goto done;
-    if ((st = jsonl_open(&r.results, o->run_dir, "results.jsonl", err)) != XLE_OK ||
-        (st = jsonl_open(&r.pre, o->run_dir, "pre.jsonl", err)) != XLE_OK)
+    if ((st = xle_jsonl_open(&r.results, o->run_dir, "results.jsonl", err)) != XLE_OK ||
+        (st = xle_jsonl_open(&r.pre, o->run_dir, "pre.jsonl", err)) != XLE_OK)
         goto done;
     weight_check_init(&r);
     r.sum.n_cases = r.n_cases;
@@ -850,8 +694,8 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
     free(pre);
 done:
     if (sum_out) *sum_out = r.sum;
-    jsonl_close(&r.results);
-    jsonl_close(&r.pre);
+    xle_jsonl_close(&r.results);
+    xle_jsonl_close(&r.pre);
     for (int mi = 0; r.methods && mi < o->n_methods; mi++) {
         xle_context_templates_free(r.methods[mi].ct);
         for (int k = 0; k < XLE_EDIT_MAX_LAYERS; k++) xle_layer_stats_free(r.methods[mi].stats[k]);

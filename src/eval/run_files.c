@@ -1,0 +1,153 @@
+/*
+ * run_files.c: the file handling of evaluation runs (run.c): whole-file reads, a content
+ * hash, atomic writes, and append-only JSONL files whose every line is written with one
+ * write() and fsynced, read back with a torn last line cut off.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eval/run_files.h"
+
+char *xle_path_join_dir(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Reads a whole file; *len gets its size. NULL with errno set on failure. */
+char *xle_read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (n + 1 < cap) break;
+        char *b2 = realloc(buf, cap * 2);
+        if (!b2) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b2, cap *= 2;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (!buf || failed) {
+        free(buf);
+        errno = failed ? EIO : ENOMEM;
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* Two independent 64-bit hashes of bytes, as 32 hex digits (change detection, not security). */
+void xle_hash_hex(const unsigned char *p, size_t n, char out[33]) {
+    uint64_t a = 0xcbf29ce484222325ull, b = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        a = (a ^ p[i]) * 0x100000001b3ull;
+        b = (b + p[i] + 1) * 0xff51afd7ed558ccdull;
+        b ^= b >> 29;
+    }
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+/* Writes text to path atomically: a temporary file beside it, fsync, rename. */
+xle_status xle_write_atomic(const char *path, const char *text, xle_error *err) {
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    xle_status st = XLE_OK;
+    if (!f) {
+        st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    } else {
+        size_t len = strlen(text);
+        int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+        ok = (fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    return st;
+}
+
+xle_status xle_jsonl_append(jsonl_out *o, json_t *line, xle_error *err) {
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!text) return xle_fail(err, XLE_ERR_NOMEM, "%s: cannot encode a line", o->path);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* json_dumps' NUL becomes the newline: one write */
+    size_t done = 0;
+    while (done < n + 1) {
+        ssize_t w = write(o->fd, text + done, n + 1 - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            free(text);
+            return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
+        }
+        done += (size_t)w;
+    }
+    free(text);
+    if (fsync(o->fd) != 0) return xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", o->path, strerror(errno));
+    return XLE_OK;
+}
+
+xle_status xle_jsonl_each(const char *path, xle_jsonl_line_fn fn, void *user, xle_error *err) {
+    size_t len = 0;
+    char *buf = xle_read_all(path, &len);
+    if (!buf) {
+        if (errno == ENOENT) return XLE_OK;
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    }
+    size_t complete = len;
+    while (complete > 0 && buf[complete - 1] != '\n') complete--;
+    xle_status st = XLE_OK;
+    if (complete < len && truncate(path, (off_t)complete) != 0)
+        st = xle_fail(err, XLE_ERR_IO, "%s: cannot cut the torn last line: %s", path, strerror(errno));
+    size_t line_no = 0;
+    for (size_t at = 0; at < complete && st == XLE_OK;) {
+        char *nl = memchr(buf + at, '\n', complete - at);
+        size_t n = (size_t)(nl - (buf + at));
+        line_no++;
+        if (n > 0) {
+            json_error_t je;
+            json_t *v = json_loadb(buf + at, n, 0, &je);
+            if (!v || !json_is_object(v))
+                st = xle_fail(err, XLE_ERR_FORMAT, "%s:%zu: json: not a line of a run (%s)", path,
+                              line_no, v ? "not an object" : je.text);
+            else
+                st = fn(user, v, line_no, err);
+            json_decref(v);
+        }
+        at += n + 1;
+    }
+    free(buf);
+    return st;
+}
+
+xle_status xle_jsonl_open(jsonl_out *o, const char *dir, const char *name, xle_error *err) {
+    o->path = xle_path_join_dir(dir, name);
+    if (!o->path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    o->fd = open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (o->fd < 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", o->path, strerror(errno));
+    return XLE_OK;
+}
+
+void xle_jsonl_close(jsonl_out *o) {
+    if (o->fd >= 0) close(o->fd);
+    free(o->path);
+    o->fd = -1;
+    o->path = NULL;
+}
+

@@ -1,0 +1,40 @@
+/*
+ * run_files.h: file handling shared by evaluation runs (run.c, run_files.c).
+ */
+#ifndef XLE_RUN_FILES_H
+#define XLE_RUN_FILES_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "xledit.h"
+
+/* "dir/name", malloc'd (NULL when out of memory). */
+char *xle_path_join_dir(const char *dir, const char *name);
+/* A whole file, NUL-terminated, malloc'd; *len gets its size. NULL with errno set on failure. */
+char *xle_read_all(const char *path, size_t *len);
+/* Two independent 64-bit hashes of bytes as 32 hex digits (change detection, not security). */
+void xle_hash_hex(const unsigned char *p, size_t n, char out[33]);
+/* Writes text to path atomically: a temporary file beside it, fsync, rename. */
+xle_status xle_write_atomic(const char *path, const char *text, xle_error *err);
+
+/* An append-only JSONL file: every line written with one write() and fsynced. */
+typedef struct jsonl_out {
+    int fd;
+    char *path;
+} jsonl_out;
+
+/* Opens dir/name for appending (created when missing). */
+xle_status xle_jsonl_open(jsonl_out *o, const char *dir, const char *name, xle_error *err);
+xle_status xle_jsonl_append(jsonl_out *o, json_t *line, xle_error *err);
+void xle_jsonl_close(jsonl_out *o);
+
+/* Called with each line (a JSON object, borrowed: json_incref to keep it) and its number. */
+typedef xle_status (*xle_jsonl_line_fn)(void *user, json_t *line, size_t line_no, xle_error *err);
+
+/* Calls fn on every complete line of a JSONL file a run wrote (a missing file has none). A
+ * last line without its newline (the writer was killed mid-write) is cut off the file; a
+ * complete line that is not a JSON object is corruption (XLE_ERR_FORMAT). */
+xle_status xle_jsonl_each(const char *path, xle_jsonl_line_fn fn, void *user, xle_error *err);
+
+#endif
