@@ -10,9 +10,13 @@
  *     bandwidth of a streaming sum over a buffer far larger than the caches, which bounds the
  *     generation speed (bandwidth / bytes of weights read per token);
  *   - peak RSS (getrusage ru_maxrss) beside the model file size.
- * The machine measurements run in a forked child so their buffers do not count in the peak RSS
- * of the engine. Goals (docs/performance.md): prompt ≥ 60% of sgemm, generation ≥ 70% of the
+ * Goals (docs/performance.md): prompt ≥ 60% of sgemm, generation ≥ 70% of the
  * bandwidth bound, peak RSS ≤ file size + 15%.
+ *
+ * sgemm and the anonymous-buffer bandwidth are measured in a fresh process (this program with
+ * --machine) before and after the engine runs, the bandwidth over the mapped weights beside each
+ * generation run; each figure is the best of its runs, as are the engine's (the machine is
+ * shared). The bound uses the larger of the two bandwidths.
  *
  *   bench_engine [--dir DIR] [--prompt N] [--gen N] [--reps N] [--json]
  */
@@ -27,10 +31,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <spawn.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "formats/formats_internal.h"
+
+extern char **environ;
 
 #define MODEL_NAME "xledit-bench-llama3.2-1b-bf16"
 
@@ -242,24 +249,71 @@ static double measure_read_bandwidth(void) {
     return (double)(n * sizeof(float)) / best * 1e-9;
 }
 
-/* Measures the machine in a child process (its buffers stay out of this process's RSS). */
-static int measure_machine(machine *out) {
+/* Measures the machine in a fresh process (this program with --machine), so that its buffers
+ * stay out of this process's peak RSS and it may start its own threads at any time. */
+static int measure_machine(const char *self, machine *out) {
     int fd[2];
     if (pipe(fd) != 0) return 0;
-    pid_t pid = fork();
-    if (pid < 0) return 0;
-    if (pid == 0) {
-        close(fd[0]);
-        machine m = {measure_sgemm(), measure_read_bandwidth()};
-        ssize_t w = write(fd[1], &m, sizeof m);
-        _exit(w == (ssize_t)sizeof m ? 0 : 1);
-    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    char *const child_argv[] = {(char *)self, "--machine", NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, self, &fa, NULL, child_argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
     close(fd[1]);
-    ssize_t got = read(fd[0], out, sizeof *out);
+    if (rc != 0) {
+        close(fd[0]);
+        return 0;
+    }
+    char buf[256];
+    ssize_t got = read(fd[0], buf, sizeof buf - 1);
     close(fd[0]);
     int status = 0;
     waitpid(pid, &status, 0);
-    return got == (ssize_t)sizeof *out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (got <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 0;
+    buf[got] = 0;
+    return sscanf(buf, "%lf %lf", &out->sgemm_gflops, &out->read_gbs) == 2;
+}
+
+/* Keeps the better figure of each kind: the machine's capability, not its busiest moment. */
+static void machine_best(machine *best, const machine *m) {
+    if (m->sgemm_gflops > best->sgemm_gflops) best->sgemm_gflops = m->sgemm_gflops;
+    if (m->read_gbs > best->read_gbs) best->read_gbs = m->read_gbs;
+}
+
+/* Streaming read of the model's own mapped weights (the bytes generation reads), in GB/s: the
+ * same kind of sum as measure_read_bandwidth, over the file mapping, in this process. */
+static double measure_mapped_bandwidth(xle_model *m) {
+    const xle_config *c = xle_model_config(m);
+    xle_weights *w = xle_model_weights(m);
+    double best = 1e30, bytes = 0;
+    uint64_t sink = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        bytes = 0;
+        for (int l = -1; l < c->n_layers; l++) {
+            const xle_layer_weights *L = l >= 0 ? &w->layers[l] : NULL;
+            const xle_tensor *ts[] = {L ? &L->wq : &w->lm_head, L ? &L->wk : NULL, L ? &L->wv : NULL,
+                                      L ? &L->wo : NULL, L ? &L->w_gate : NULL, L ? &L->w_up : NULL,
+                                      L ? &L->w_down : NULL};
+            for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) {
+                if (!ts[i] || !ts[i]->data) continue;
+                const size_t n = xle_tensor_nbytes(ts[i]) / sizeof(uint64_t);
+                const uint64_t *p = ts[i]->data; /* weights are at least 8-byte aligned here */
+                uint64_t s = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : s)
+                for (size_t k = 0; k < n; k++) s += p[k];
+                sink += s;
+                bytes += (double)n * sizeof(uint64_t);
+            }
+        }
+        double t = now_s() - t0;
+        if (t < best) best = t;
+    }
+    if (sink == 42) fprintf(stderr, " "); /* keeps the sums alive */
+    return bytes / best * 1e-9;
 }
 
 /* ---- the engine --------------------------------------------------------------------------- */
@@ -304,6 +358,8 @@ typedef struct results {
     int prompt_tokens, gen_tokens, gen_prompt_tokens, threads;
     double prompt_s, prompt_tps, prompt_gflops;
     double gen_s, gen_tps, gen_gflops, gen_bytes_per_token, gen_bound_tps, gen_gbs;
+    double mapped_gbs;     /* streaming read of the mapped weights, best of the generation reps */
+    double bound_gbs;      /* the larger of read_gbs and mapped_gbs: the bound's bandwidth */
     double peak_rss_bytes;
 } results;
 
@@ -370,6 +426,9 @@ static xle_status run_engine(xle_model *m, int n_prompt, int n_gen, int reps, re
     }
     r->gen_s = 1e30;
     for (int i = 0; i < reps && st == XLE_OK; i++) {
+        /* The bandwidth of this moment beside each run: the machine is shared. */
+        const double gbs = measure_mapped_bandwidth(m);
+        if (gbs > r->mapped_gbs) r->mapped_gbs = gbs;
         st = run_generation(m, ids, gen_prompt, n_gen, logits, &secs, err);
         if (secs < r->gen_s) r->gen_s = secs;
     }
@@ -407,9 +466,11 @@ static void print_table(const results *r) {
     const double rss_ratio = r->peak_rss_bytes / r->file_bytes;
     printf("xledit engine benchmark: Llama-3.2-1B shape, bf16 weights (mmap), %d threads\n", r->threads);
     printf("%-34s %12s  %s\n", "measure", "value", "note");
-    printf("%-34s %12.1f  sgemm %dx%dx%d (M x N x K), best of 3\n", "machine sgemm GFLOP/s",
-           r->mach.sgemm_gflops, SGEMM_M, SGEMM_N, SGEMM_K);
-    printf("%-34s %12.2f  streaming sum over 1 GiB, best of 5\n", "machine read bandwidth GB/s", r->mach.read_gbs);
+    printf("%-34s %12.1f  OpenBLAS sgemm %dx%dx%d (M x N x K), best of 2x3\n",
+           "machine sgemm GFLOP/s", r->mach.sgemm_gflops, SGEMM_M, SGEMM_N, SGEMM_K);
+    printf("%-34s %12.2f  streaming sum over 1 GiB, best of 2x5\n", "machine read bandwidth GB/s", r->mach.read_gbs);
+    printf("%-34s %12.2f  streaming sum over the mapped weights, best of runs\n",
+           "mapped weights read GB/s", r->mapped_gbs);
     printf("%-34s %12.2f  memory-mapped HF folder\n", "model load s", r->load_s);
     printf("%-34s %12.2f  %d-token prompt, best of runs\n", "prompt tokens/s", r->prompt_tps, r->prompt_tokens);
     printf("%-34s %12.1f  %.0f%% of sgemm (goal >= 60%%: %s)\n", "prompt GFLOP/s", r->prompt_gflops,
@@ -419,32 +480,50 @@ static void print_table(const results *r) {
     printf("%-34s %12.2f\n", "generation GFLOP/s", r->gen_gflops);
     printf("%-34s %12.1f  bytes read per token (weights + KV)\n", "generation MB/token", r->gen_bytes_per_token * 1e-6);
     printf("%-34s %12.2f  achieved (bytes/token x tokens/s)\n", "generation GB/s", r->gen_gbs);
-    printf("%-34s %12.2f  %.0f%% of bound (goal >= 70%%: %s)\n", "bandwidth bound tokens/s",
-           r->gen_bound_tps, 100 * bound_frac, bound_frac >= 0.70 ? "met" : "NOT met");
+    printf("%-34s %12.2f  %.2f GB/s / MB per token; generation at %.0f%% (goal >= 70%%: %s)\n",
+           "bandwidth bound tokens/s", r->gen_bound_tps, r->bound_gbs, 100 * bound_frac,
+           bound_frac >= 0.70 ? "met" : "NOT met");
     printf("%-34s %12.1f\n", "model file MB", r->file_bytes * 1e-6);
     printf("%-34s %12.1f  %.1f%% of the file (goal <= 115%%: %s)\n", "peak RSS MB",
            r->peak_rss_bytes * 1e-6, 100 * rss_ratio, rss_ratio <= 1.15 ? "met" : "NOT met");
 }
 
 static void print_json(const results *r) {
-    json_t *o = json_pack(
-        "{s:i, s:f, s:f, s:f, s:i, s:f, s:f, s:f, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
-        "s:b, s:b, s:b}",
-        "threads", r->threads, "sgemm_gflops", r->mach.sgemm_gflops, "read_bandwidth_gbs",
-        r->mach.read_gbs, "load_s", r->load_s, "prompt_tokens", r->prompt_tokens, "prompt_s",
-        r->prompt_s, "prompt_tokens_per_s", r->prompt_tps, "prompt_gflops", r->prompt_gflops,
-        "gen_tokens", r->gen_tokens, "gen_prompt_tokens", r->gen_prompt_tokens,
-        "gen_tokens_per_s", r->gen_tps, "gen_gflops", r->gen_gflops, "gen_bytes_per_token",
-        r->gen_bytes_per_token, "gen_gbs", r->gen_gbs, "gen_bound_tokens_per_s", r->gen_bound_tps,
-        "model_file_bytes", r->file_bytes, "peak_rss_bytes", r->peak_rss_bytes, "prompt_vs_sgemm",
-        r->prompt_gflops / r->mach.sgemm_gflops, "goal_prompt_met",
-        r->prompt_gflops >= 0.60 * r->mach.sgemm_gflops, "goal_gen_met",
-        r->gen_tps >= 0.70 * r->gen_bound_tps, "goal_rss_met",
-        r->peak_rss_bytes <= 1.15 * r->file_bytes);
+    json_t *o = json_object();
     if (!o) return;
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s) printf("%s\n", s);
-    free(s);
+    const struct { const char *key; double value; } nums[] = {
+        {"threads", r->threads},
+        {"sgemm_gflops", r->mach.sgemm_gflops},
+        {"read_bandwidth_gbs", r->mach.read_gbs},
+        {"mapped_read_gbs", r->mapped_gbs},
+        {"bound_bandwidth_gbs", r->bound_gbs},
+        {"load_s", r->load_s},
+        {"prompt_tokens", r->prompt_tokens},
+        {"prompt_s", r->prompt_s},
+        {"prompt_tokens_per_s", r->prompt_tps},
+        {"prompt_gflops", r->prompt_gflops},
+        {"prompt_vs_sgemm", r->prompt_gflops / r->mach.sgemm_gflops},
+        {"gen_tokens", r->gen_tokens},
+        {"gen_prompt_tokens", r->gen_prompt_tokens},
+        {"gen_s", r->gen_s},
+        {"gen_tokens_per_s", r->gen_tps},
+        {"gen_gflops", r->gen_gflops},
+        {"gen_bytes_per_token", r->gen_bytes_per_token},
+        {"gen_gbs", r->gen_gbs},
+        {"gen_bound_tokens_per_s", r->gen_bound_tps},
+        {"gen_vs_bound", r->gen_tps / r->gen_bound_tps},
+        {"model_file_bytes", r->file_bytes},
+        {"peak_rss_bytes", r->peak_rss_bytes},
+        {"rss_vs_file", r->peak_rss_bytes / r->file_bytes},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++)
+        json_object_set_new(o, nums[i].key, json_real(nums[i].value));
+    json_object_set_new(o, "goal_prompt_met", json_boolean(r->prompt_gflops >= 0.60 * r->mach.sgemm_gflops));
+    json_object_set_new(o, "goal_gen_met", json_boolean(r->gen_tps >= 0.70 * r->gen_bound_tps));
+    json_object_set_new(o, "goal_rss_met", json_boolean(r->peak_rss_bytes <= 1.15 * r->file_bytes));
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text) printf("%s\n", text);
+    free(text);
     json_decref(o);
 }
 
@@ -455,7 +534,11 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     const char *dir = "/tmp";
-    int n_prompt = 512, n_gen = 32, reps = 2, json = 0;
+    int n_prompt = 512, n_gen = 32, reps = 3, json = 0;
+    if (argc == 2 && !strcmp(argv[1], "--machine")) { /* the child of measure_machine */
+        printf("%.6f %.6f\n", measure_sgemm(), measure_read_bandwidth());
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) json = 1;
@@ -469,8 +552,9 @@ int main(int argc, char **argv) {
 
     results r;
     memset(&r, 0, sizeof r);
-    /* Before anything here starts threads: the child measures sgemm and bandwidth. */
-    if (!measure_machine(&r.mach)) {
+    /* The machine is measured before and after the engine (best of each figure). */
+    const char *self = "/proc/self/exe";
+    if (!measure_machine(self, &r.mach)) {
         fprintf(stderr, "xledit: bench: measuring the machine failed\n");
         return 1;
     }
@@ -507,11 +591,14 @@ int main(int argc, char **argv) {
         xle_model_free(m);
         return 1;
     }
-    r.gen_bound_tps = r.mach.read_gbs * 1e9 / r.gen_bytes_per_token;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r.peak_rss_bytes = (double)ru.ru_maxrss * 1024.0;
     xle_model_free(m);
+    machine after;
+    if (measure_machine(self, &after)) machine_best(&r.mach, &after);
+    r.bound_gbs = r.mach.read_gbs > r.mapped_gbs ? r.mach.read_gbs : r.mapped_gbs;
+    r.gen_bound_tps = r.bound_gbs * 1e9 / r.gen_bytes_per_token;
 
     if (json) print_json(&r);
     else print_table(&r);
