@@ -143,15 +143,33 @@ evaluate() {
 # ---- 7. reports and the summary
 report() { "$XLEDIT" report "$OUT/runs/$1" --format all --out "$OUT/reports/$1"; }
 
-# summary: fact recall per model and language; per method and model: ELFI / ELFO means and
-# the en->{hi,ta,kn} and {hi,ta,kn}->en cells of four metrics, and the unedited baseline
+# The numbers of one (model, method, metric) from a report.json, as a JSON array: ELFI, ELFO,
+# ΔELFI, ΔELFO (each pooled over units minus the unedited model's value in the same test
+# language; null for locality, which has no pre-edit value), all, the cells en->hi, en->ta,
+# en->kn, hi->en, ta->en, kn->en, and the pre-edit values in en, hi, ta, kn.
+SUMMARY_JQ='
+. as $r
+| ($r.edit_langs | index("en")) as $een | ($r.test_langs | index("en")) as $ten
+| ($r.methods[] | select(.method == $meth) | .metrics[$metric]) as $x
+| def delta($same): [range(0; $r.edit_langs | length) as $e | range(0; $r.test_langs | length) as $t
+      | select($r.edit_langs[$e] != "all" and (($r.edit_langs[$e] == $r.test_langs[$t]) == $same))
+      | select($x.mean[$e][$t] != null and $x.pre[$t] != null)
+      | {n: $x.n[$e][$t], d: ($x.mean[$e][$t] - $x.pre[$t])}]
+    | if length == 0 then null else (map(.n * .d) | add) / (map(.n) | add) end;
+  [$x.elfi, $x.elfo, delta(true), delta(false), $x.all]
+  + (["hi", "ta", "kn"] | map(. as $l | $x.mean[$een][$r.test_langs | index($l)]))
+  + (["hi", "ta", "kn"] | map(. as $l | $x.mean[$r.edit_langs | index($l)][$ten]))
+  + (["en", "hi", "ta", "kn"] | map(. as $l | $x.pre[$r.test_langs | index($l)]))'
+
+# summary.md (tables), summary.csv (the same numbers, unrounded) and recall.csv
 summary() {
   local md="$OUT/summary.md" csv="$OUT/summary.csv" recall="$OUT/recall.csv"
   {
     echo "# Merge experiment: summary"
     echo
-    echo "Base: \`$BASE\`; cases: $CASES (first of data/world/cases.jsonl); edit languages $EDIT_LANGS;"
-    echo "test languages $TEST_LANGS. Values x100."
+    echo "Base: \`$BASE\`; cases: $CASES (the first of data/world/cases.jsonl); edit languages"
+    echo "$EDIT_LANGS; test languages $TEST_LANGS. Values x100. Δ: minus the unedited model's"
+    echo "value in the same test language (locality has none)."
     echo
     echo "## Fact recall (greedy, training template 0, 1,218 facts per language)"
     echo
@@ -167,40 +185,24 @@ summary() {
         echo
         echo "## $meth $metric"
         echo
-        echo "| model | ELFI | ELFO | all | en→hi | en→ta | en→kn | hi→en | ta→en | kn→en | pre en | pre hi | pre ta | pre kn |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        echo "| model | ELFI | ELFO | ΔELFI | ΔELFO | all | en→hi | en→ta | en→kn | hi→en | ta→en | kn→en | pre en | pre hi | pre ta | pre kn |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         for m in "${MODELS[@]}"; do
-          jq -r --arg m "$m" --arg meth "$meth" --arg metric "$metric" -f /dev/stdin "$OUT/reports/$m/report.json" <<'JQ'
-def pct: if . == null then "-" else (. * 1000 | round / 10 | tostring) end;
-. as $r
-| ($r.edit_langs | index("en")) as $een | ($r.test_langs | index("en")) as $ten
-| ($r.methods[] | select(.method == $meth) | .metrics[$metric]) as $x
-| [$x.elfi, $x.elfo, $x.all]
-  + (["hi", "ta", "kn"] | map(. as $l | $x.mean[$een][$r.test_langs | index($l)]))
-  + (["hi", "ta", "kn"] | map(. as $l | $x.mean[$r.edit_langs | index($l)][$ten]))
-  + (["en", "hi", "ta", "kn"] | map(. as $l | $x.pre[$r.test_langs | index($l)]))
-| "| \($m) | " + (map(pct) | join(" | ")) + " |"
-JQ
+          jq -r --arg meth "$meth" --arg metric "$metric" "$SUMMARY_JQ"' | map(if . == null then "-"
+              else (. * 1000 | round / 10 | tostring) end) | "| '"$m"' | " + join(" | ") + " |"' \
+            "$OUT/reports/$m/report.json"
         done
       done
     done
   } >"$md.tmp"
   {
-    echo "model,method,metric,elfi,elfo,all,en_hi,en_ta,en_kn,hi_en,ta_en,kn_en,pre_en,pre_hi,pre_ta,pre_kn"
+    echo "model,method,metric,elfi,elfo,delta_elfi,delta_elfo,all,en_hi,en_ta,en_kn,hi_en,ta_en,kn_en,pre_en,pre_hi,pre_ta,pre_kn"
     for m in "${MODELS[@]}"; do
       for meth in rome memit; do
-        for metric in rel_acc gen_acc loc_acc port_acc eff_succ; do
-          jq -r --arg m "$m" --arg meth "$meth" --arg metric "$metric" -f /dev/stdin "$OUT/reports/$m/report.json" <<'JQ'
-def num: if . == null then "" else (. * 10000 | round / 10000 | tostring) end;
-. as $r
-| ($r.edit_langs | index("en")) as $een | ($r.test_langs | index("en")) as $ten
-| ($r.methods[] | select(.method == $meth) | .metrics[$metric]) as $x
-| [$m, $meth, $metric] + ([$x.elfi, $x.elfo, $x.all]
-  + (["hi", "ta", "kn"] | map(. as $l | $x.mean[$een][$r.test_langs | index($l)]))
-  + (["hi", "ta", "kn"] | map(. as $l | $x.mean[$r.edit_langs | index($l)][$ten]))
-  + (["en", "hi", "ta", "kn"] | map(. as $l | $x.pre[$r.test_langs | index($l)])) | map(num))
-| join(",")
-JQ
+        for metric in rel_acc gen_acc loc_acc port_acc eff_succ para_succ nbhd_succ; do
+          jq -r --arg meth "$meth" --arg metric "$metric" "$SUMMARY_JQ"' | map(if . == null then ""
+              else (. * 10000 | round / 10000 | tostring) end) | ["'"$m"'", $meth, $metric] + . | join(",")' \
+            "$OUT/reports/$m/report.json"
         done
       done
     done
