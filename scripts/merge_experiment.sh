@@ -137,7 +137,7 @@ stats() {
 evaluate() {
   "$XLEDIT" eval "$(model_dir "$1")" --data "$DATA/cases.jsonl" --out "$OUT/runs/$1" --methods rome,memit \
     --edit-langs "$EDIT_LANGS" --test-langs "$TEST_LANGS" --cases "$CASES" --stats "$OUT/stats/$1" \
-    --seed 1 --resume --quiet
+    --seed 1 --resume >&2
 }
 
 # ---- 7. reports and the summary
