@@ -17,7 +17,6 @@
  * unit the edited tensors are checked against a hash taken at the start.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
