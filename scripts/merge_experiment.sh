@@ -122,6 +122,11 @@ facts() {
 # 32 scaled to the depth, rounded half away from zero); ROME's default needs none
 memit_layers() {
   local n lo hi
+  # the base model's own override (models/xledit-mini/edit-hparams/memit.json: layer 0)
+  if [ -f "$BASE/edit-hparams/memit.json" ]; then
+    jq -r '.layers | map(tostring) | join(",")' "$BASE/edit-hparams/memit.json"
+    return
+  fi
   n=$(jq .num_hidden_layers "$(model_dir "$1")/config.json")
   lo=$(( (4 * n + 16) / 32 )); hi=$(( (8 * n + 16) / 32 ))
   [ "$hi" -ge "$n" ] && hi=$((n - 1))
@@ -133,11 +138,17 @@ stats() {
     --max-tokens 100000 --out "$OUT/stats/$1" >/dev/null
 }
 
-# ---- 6. evaluation (always --resume: it starts a new run or continues a stopped one)
+# ---- 6. evaluation (every model is edited at the layers the base model's folder names in
+# edit-hparams/, when it has them: the fine-tunes and the merge share its architecture)
+HPARAMS=()
+for meth in rome memit; do
+  [ -f "$BASE/edit-hparams/$meth.json" ] && HPARAMS+=(--hparams "$meth=$BASE/edit-hparams/$meth.json")
+done
+# (always --resume: it starts a new run or continues a stopped one)
 evaluate() {
   "$XLEDIT" eval "$(model_dir "$1")" --data "$DATA/cases.jsonl" --out "$OUT/runs/$1" --methods rome,memit \
     --edit-langs "$EDIT_LANGS" --test-langs "$TEST_LANGS" --cases "$CASES" --stats "$OUT/stats/$1" \
-    --seed 1 --resume >&2
+    --seed 1 --resume "${HPARAMS[@]}" >&2
 }
 
 # ---- 7. reports and the summary

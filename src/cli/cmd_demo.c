@@ -274,7 +274,16 @@ int cmd_demo(int argc, char **argv) {
     const char *corpus[1] = {corpus_path};
     xle_stats_opts so = {hps[1].layers, hps[1].n_layers, corpus, 1, DEMO_STATS_TOKENS, 0, stats_dir, NULL, NULL};
     double t_stats = now_s();
-    if (xle_stats_build(model, xle_model_tokenizer(model), &so, &err) != XLE_OK) goto fail;
+    /* A cache made earlier for this model (by another demo or `xledit stats`) is reused as it
+     * is; only a missing or unfinished one is built here. */
+    int have_stats = 1;
+    for (int k = 0; k < hps[1].n_layers && have_stats; k++) {
+        xle_layer_stats *ls = NULL;
+        xle_error ignored = {0};
+        have_stats = xle_stats_load(model, stats_dir, hps[1].layers[k], &ls, &ignored) == XLE_OK;
+        xle_layer_stats_free(ls);
+    }
+    if (!have_stats && xle_stats_build(model, xle_model_tokenizer(model), &so, &err) != XLE_OK) goto fail;
     printf("2. Key statistics for MEMIT (layers %d-%d): %s (%.1f s)\n\n", hps[1].layers[0],
            hps[1].layers[hps[1].n_layers - 1], stats_dir, now_s() - t_stats);
 
