@@ -253,7 +253,9 @@ static void test_llama2c_saved_as_hf(void) {
             double ma, mr;
             check_max_diff(b, a, (size_t)N * V, &ma, &mr);
             fprintf(stderr, "  llama2.c saved as HF: max |diff| %.3g\n", ma);
-            CHECK_MSG(ma < 1e-5, "max |diff| %g", ma);
+            /* same weights, other RoPE layout (rows permuted), so other summation orders:
+             * 1.1e-5 seen on an Intel Xeon; the issue's bound for stories260K is 1e-4 */
+            CHECK_MSG(ma < 1e-4, "max |diff| %g", ma);
         }
         int32_t bos = 1, g1[40], g2[40];
         int n1 = 0, n2 = 0;
