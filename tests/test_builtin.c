@@ -1,7 +1,7 @@
 /*
  * test_builtin.c: the shipped model (models/xledit-mini) on its own world (data/world):
  *   - it knows its facts: greedy recall of the object >= 95% in each of the eight languages
- *     (every 3rd fact, one training template per fact in turn; every 8th under the
+ *     (every 3rd fact, one training template per fact in turn; every 16th under the
  *     sanitizers; scripts/make_builtin_model.sh checks every fact and template);
  *   - ROME on it (at the layer the model's edit-hparams/rome.json names) changes the edited
  *     fact in the edit language (at least 2 of 4 edits: the measured rate, see below) and
@@ -86,7 +86,7 @@ static void test_knows_its_facts(void) {
     CHECK(n > 3000);
     int known[8] = {0}, total[8] = {0};
 #ifdef XLE_SANITIZED
-    const int stride = 8; /* every 8th fact of each language: the sanitized build is slower */
+    const int stride = 16; /* every 16th fact of each language: the sanitized build is slower */
 #else
     const int stride = 3; /* 406 per language; `make_builtin_model.sh` checks all 3,654 */
 #endif
@@ -104,7 +104,7 @@ static void test_knows_its_facts(void) {
     for (int k = 0; k < 8; k++) {
         double recall = total[k] ? (double)known[k] / total[k] : 0;
         fprintf(stderr, "%s: %d/%d facts recalled (%.1f%%)\n", LANGS[k], known[k], total[k], 100 * recall);
-        CHECK_MSG(total[k] > 150 && recall >= 0.95, "%s: recall %.3f below 0.95", LANGS[k], recall);
+        CHECK_MSG(total[k] > 3654 / 3 / stride - 2 && recall >= 0.95, "%s: recall %.3f below 0.95", LANGS[k], recall);
     }
     free_facts(facts, n);
     xle_model_free(m);
@@ -120,7 +120,11 @@ static void test_rome_changes_one_fact(void) {
     xle_tokenizer *tok = xle_model_tokenizer(m);
     int n = 0;
     fact_line *facts = load_facts(&n);
+#ifdef XLE_SANITIZED
+    enum { N_EDITS = 4, N_OTHER = 100 }; /* the sanitized build is ~10x slower */
+#else
     enum { N_EDITS = 4, N_OTHER = 400 };
+#endif
     int *before = malloc((size_t)N_OTHER * sizeof *before);
     int edited_ok = 0, unchanged_total = 0, other_total = 0;
     for (int e = 0; e < N_EDITS; e++) {
