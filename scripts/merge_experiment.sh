@@ -82,7 +82,10 @@ corpus() {
   [ -f "$OUT/facts.jsonl" ] || {
     "$XLEDIT" world facts --data "$DATA" --out "$OUT/facts-all.jsonl"
     # one prompt per fact and language (training template 0): 1,218 facts x 8 languages
-    jq -c 'select(.template == 0)' "$OUT/facts-all.jsonl" >"$OUT/facts.jsonl.tmp"
+    # FACTS_EVERY=N keeps every Nth of them (the test's miniature run; default all); the lines
+    # cycle through the 8 languages, so N must be coprime with 8 for every language to keep some
+    jq -c 'select(.template == 0)' "$OUT/facts-all.jsonl" | awk -v n="${FACTS_EVERY:-1}" '(NR - 1) % n == 0' \
+      >"$OUT/facts.jsonl.tmp"
     mv "$OUT/facts.jsonl.tmp" "$OUT/facts.jsonl"
   }
   local -A range=([hi]='\x{0900}-\x{097F}' [ta]='\x{0B80}-\x{0BFF}' [kn]='\x{0C80}-\x{0CFF}')

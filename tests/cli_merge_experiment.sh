@@ -28,7 +28,7 @@ EOF
   --out "$T/base" 2>"$T/log" || fail "train base: $(cat "$T/log")"
 
 run() {
-  bash "$SRC/scripts/merge_experiment.sh" --base "$T/base" --cases 1 --ft-steps 3 --out "$T/exp" \
+  FACTS_EVERY=7 bash "$SRC/scripts/merge_experiment.sh" --base "$T/base" --cases 1 --ft-steps 3 --out "$T/exp" \
     --xledit "$XLEDIT" >"$T/run.out" 2>"$T/run.err"
 }
 run || fail "merge_experiment.sh: $(tail -5 "$T/run.err")"
