@@ -505,6 +505,8 @@ typedef struct xle_edit_hparams {
     uint64_t seed;
 } xle_edit_hparams;
 
+/* The method's CLI and file name: "rome", "memit", "ft-l", "ft-m". */
+const char *xle_edit_method_name(xle_edit_method method);
 /* Defaults for a method on a model of n_layers layers: EasyEdit's Llama-2/Mistral-7B values
  * (ROME layer 5, MEMIT 4..8, FT 21 of 32) with layers scaled as round(l * n_layers / 32). */
 void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int n_layers);

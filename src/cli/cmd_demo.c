@@ -90,8 +90,7 @@ static xle_status demo_hparams(const char *model_path, xle_model *m, xle_edit_me
                                xle_edit_hparams *hp, xle_error *err) {
     xle_edit_hparams_for_model(hp, method, xle_model_config(m));
     char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/edit-hparams/%s.json", model_path,
-             method == XLE_EDIT_ROME ? "rome" : "memit");
+    snprintf(path, sizeof path, "%s/edit-hparams/%s.json", model_path, xle_edit_method_name(method));
     if (access(path, F_OK) != 0) return XLE_OK;
     return xle_edit_hparams_load_json(hp, path, err);
 }

@@ -183,10 +183,6 @@ static int parse_method(const char *s, xle_edit_method *m) {
     return 0;
 }
 
-static const char *method_name(xle_edit_method m) {
-    static const char *const names[] = {"rome", "memit", "ft-l", "ft-m"};
-    return names[m];
-}
 
 /* Reads FILE.jsonl: one {"prompt", "subject", "target_new" (or "target")} per line. */
 static int load_requests(const char *path, request_list *rl) {
@@ -296,7 +292,7 @@ static json_t *info_json(const char *model_path, xle_model *model, const xle_edi
                                               rl->reqs[i].target));
     for (int i = 0; ct && i < ct->n; i++) json_array_append_new(tpls, json_string(ct->texts[i]));
     return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I}", "tool", "xledit 0.1.0", "method",
-                     method_name(hp->method), "model_fingerprint", fp, "layers", layers,
+                     xle_edit_method_name(hp->method), "model_fingerprint", fp, "layers", layers,
                      "requests", reqs, "context_templates", tpls, "seed",
                      (json_int_t)hp->seed);
 }
@@ -473,7 +469,7 @@ int cmd_edit(int argc, char **argv) {
             free(after);
         }
     if (!quiet)
-        printf("%s: %d layer update(s), final loss %.4g after %d steps\n", method_name(m),
+        printf("%s: %d layer update(s), final loss %.4g after %d steps\n", xle_edit_method_name(m),
                result.n_deltas, result.final_loss, result.steps);
     if (out && xle_model_save(model, out, &err) != XLE_OK) goto report;
     if (!quiet) {

@@ -17,6 +17,16 @@ static int scale_layer(int layer_of_32, int n_layers) {
     return l < 0 ? 0 : l >= n_layers ? n_layers - 1 : l;
 }
 
+const char *xle_edit_method_name(xle_edit_method method) {
+    switch (method) {
+    case XLE_EDIT_ROME: return "rome";
+    case XLE_EDIT_MEMIT: return "memit";
+    case XLE_EDIT_FT_L: return "ft-l";
+    case XLE_EDIT_FT_M: return "ft-m";
+    }
+    return "?";
+}
+
 void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int n_layers) {
     memset(hp, 0, sizeof *hp);
     hp->method = method;

@@ -105,23 +105,13 @@ static xle_status half_from_json(const json_t *j, const char *lang, xle_half_eva
     return XLE_OK;
 }
 
-static const char *method_name(xle_edit_method m) {
-    switch (m) {
-    case XLE_EDIT_ROME: return "rome";
-    case XLE_EDIT_MEMIT: return "memit";
-    case XLE_EDIT_FT_L: return "ft-l";
-    case XLE_EDIT_FT_M: return "ft-m";
-    }
-    return "?";
-}
-
 static json_t *hparams_json(const xle_edit_hparams *hp) {
     json_t *layers = json_array(), *ctx = json_array();
     for (int i = 0; i < hp->n_layers; i++) json_array_append_new(layers, json_integer(hp->layers[i]));
     for (int i = 0; i < hp->n_ctx_lengths; i++)
         json_array_append_new(ctx, json_pack("[i,i]", hp->ctx_lengths[i], hp->ctx_counts[i]));
     return json_pack("{s:s, s:o, s:i, s:f, s:f, s:f, s:f, s:b, s:b, s:f, s:i, s:f, s:f, s:o, s:I}",
-                     "method", method_name(hp->method), "layers", layers, "v_num_grad_steps",
+                     "method", xle_edit_method_name(hp->method), "layers", layers, "v_num_grad_steps",
                      hp->v_num_grad_steps, "v_lr", (double)hp->v_lr, "v_weight_decay",
                      (double)hp->v_weight_decay, "clamp_norm_factor", (double)hp->clamp_norm_factor,
                      "kl_factor", (double)hp->kl_factor, "mom2_adjustment", hp->mom2_adjustment,
@@ -285,7 +275,7 @@ static xle_status edit_request(const xle_case_lang *l, xle_match loosest, xle_ed
 static json_t *unit_head(const xle_case *c, int ci, const xle_edit_hparams *hp, const char *edit_lang,
                          const char *status) {
     return json_pack("{s:s, s:i, s:s, s:s, s:s}", "case", c->id, "case_index", ci, "method",
-                     method_name(hp->method), "edit_lang", edit_lang, "status", status);
+                     xle_edit_method_name(hp->method), "edit_lang", edit_lang, "status", status);
 }
 
 /* Runs one unit and appends its line. */
@@ -458,7 +448,7 @@ static const char *match_name(xle_match m) {
 static xle_status method_templates(run_ctx *r, int mi, xle_error *err) {
     const xle_edit_hparams *hp = &r->o->hparams[mi];
     char name[64];
-    snprintf(name, sizeof name, "templates-%s.txt", method_name(hp->method));
+    snprintf(name, sizeof name, "templates-%s.txt", xle_edit_method_name(hp->method));
     char *path = xle_path_join_dir(r->o->run_dir, name);
     if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     method_state *ms = &r->methods[mi];
@@ -478,7 +468,7 @@ static xle_status method_templates(run_ctx *r, int mi, xle_error *err) {
 
 static xle_status save_templates(run_ctx *r, int mi, xle_error *err) {
     char name[64];
-    snprintf(name, sizeof name, "templates-%s.txt", method_name(r->o->hparams[mi].method));
+    snprintf(name, sizeof name, "templates-%s.txt", xle_edit_method_name(r->o->hparams[mi].method));
     char *path = xle_path_join_dir(r->o->run_dir, name);
     if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     xle_status st = xle_context_templates_save(r->methods[mi].ct, path, err);
@@ -557,7 +547,7 @@ static xle_status note_done(void *user, json_t *l, size_t line_no, xle_error *er
                *status = json_string_value(json_object_get(l, "status"));
     int mi = -1, ei = -1;
     for (int k = 0; m && k < r->o->n_methods; k++)
-        if (!strcmp(m, method_name(r->o->hparams[k].method))) mi = k;
+        if (!strcmp(m, xle_edit_method_name(r->o->hparams[k].method))) mi = k;
     for (int k = 0; el && k < r->n_edit_langs; k++)
         if (!strcmp(el, r->edit_langs[k])) ei = k;
     if (ci < 0 || ci >= r->n_cases || !id || strcmp(id, r->cases->cases[ci].id) || mi < 0 || ei < 0 || !status)
@@ -610,7 +600,7 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
     for (int i = 0; i < o->n_methods; i++)
         for (int k = 0; k < i; k++)
             if (o->hparams[i].method == o->hparams[k].method)
-                return xle_fail(err, XLE_ERR_ARG, "evaluation: method %s given twice", method_name(o->hparams[i].method));
+                return xle_fail(err, XLE_ERR_ARG, "evaluation: method %s given twice", xle_edit_method_name(o->hparams[i].method));
 
     size_t data_len = 0;
     if (!(data = xle_read_all(o->data_path, &data_len)))
@@ -647,7 +637,7 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
         const xle_edit_hparams *hp = &o->hparams[mi];
         if (!(hp->method == XLE_EDIT_MEMIT || (hp->method == XLE_EDIT_ROME && hp->mom2_adjustment))) continue;
         if (!o->stats_dir) {
-            st = xle_fail(err, XLE_ERR_ARG, "%s needs key statistics: give their directory", method_name(hp->method));
+            st = xle_fail(err, XLE_ERR_ARG, "%s needs key statistics: give their directory", xle_edit_method_name(hp->method));
             break;
         }
         for (int k = 0; k < hp->n_layers && st == XLE_OK; k++)
