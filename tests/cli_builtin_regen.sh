@@ -34,11 +34,10 @@ head -4 "$MODEL/train_log.tsv" | cut -f1-5 >"$T/shipped"
 cmp -s "$T/replayed" "$T/shipped" || fail "first steps differ from the shipped log: $(diff "$T/shipped" "$T/replayed" | tr '\n' ' ')"
 
 # The recipe's config and the shipped one agree on everything but the step count override.
-config_keys() { tr -d ' \n{}"' <"$1" | tr ',' '\n' | grep -v '^steps:' | sort; }
-config_keys "$T/run/train_config.json" >"$T/k_replayed"
-config_keys "$MODEL/train_config.json" >"$T/k_shipped"
+jq -S 'del(.steps)' "$T/run/train_config.json" >"$T/k_replayed" || fail "replayed train_config.json: not JSON"
+jq -S 'del(.steps)' "$MODEL/train_config.json" >"$T/k_shipped" || fail "shipped train_config.json: not JSON"
 cmp -s "$T/k_replayed" "$T/k_shipped" || fail "train_config.json differs from the recipe's: $(diff "$T/k_shipped" "$T/k_replayed" | tr '\n' ' ')"
-grep -q '"steps": *2300' "$MODEL/train_config.json" || fail "shipped train_config.json: steps is not 2300"
+[ "$(jq .steps "$MODEL/train_config.json")" = 2300 ] || fail "shipped train_config.json: steps is not 2300"
 
 if [ "$fails" -ne 0 ]; then echo "cli_builtin_regen: $fails failure(s)" >&2; exit 1; fi
 echo "cli_builtin_regen: ok"
