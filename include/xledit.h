@@ -517,6 +517,14 @@ void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
                                 const xle_config *cfg);
 /* Overrides fields from a JSON object (EasyEdit key names); errors name file and key. */
 xle_status xle_edit_hparams_load_json(xle_edit_hparams *hp, const char *path, xle_error *err);
+/* The hyperparameters a model asks for: xle_edit_hparams_for_model, then the overrides its
+ * folder carries in MODEL_PATH/edit-hparams/<method>.json when MODEL_PATH is a directory holding
+ * that file (the built-in model does: docs/editing.md, "Per-model hyperparameters"). *used_file
+ * (optional) is set to 1 when such a file was applied. A GGUF or llama2.c file has no folder:
+ * the defaults alone. */
+xle_status xle_edit_hparams_for_model_path(xle_edit_hparams *hp, xle_edit_method method,
+                                           xle_model *model, const char *model_path,
+                                           int *used_file, xle_error *err);
 
 /* A prompt as token ids with the position of the subject's last token ("fact token"). */
 typedef struct xle_edit_prompt {

@@ -3,14 +3,18 @@
  *   - it knows its facts: greedy recall of the object >= 95% in each of the eight languages
  *     (every 3rd fact, one training template per fact in turn; every 16th under the
  *     sanitizers; scripts/make_builtin_model.sh checks every fact and template);
- *   - ROME on it (at the layer the model's edit-hparams/rome.json names) changes the edited
- *     fact in the edit language (at least 2 of 4 edits: the measured rate, see below) and
+ *   - ROME on it, with the model's own edit-hparams/rome.json (layer 0, C⁻¹ from the world
+ *     corpus, v_lr 2), changes the edited fact in the edit language: the demo's fact, and at
+ *     least 8 of a spread of 10 cases (2 of 3 under the sanitizers) over the relations; and it
  *     leaves at least 90% of other facts (other subjects, all languages) unchanged.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -110,74 +114,119 @@ static void test_knows_its_facts(void) {
     xle_model_free(m);
 }
 
-static void test_rome_changes_one_fact(void) {
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Key statistics of the layer ROME edits, as `xledit demo` makes them: the first 50,000
+ * tokens of the world corpus, in a temporary directory removed afterwards. */
+static xle_layer_stats *world_key_stats(xle_model *m, int layer) {
+    char dir[] = "/tmp/xle_builtin_stats_XXXXXX", corpus[64];
+    xle_error err = {0};
+    xle_layer_stats *ls = NULL;
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
+    xle_world *w = NULL;
+    CHECK_OK(xle_world_load(WORLD, &w, &err), &err);
+    if (w) CHECK_OK(xle_world_write_corpus(w, corpus, 1, 1, NULL, &err), &err);
+    xle_world_free(w);
+    const char *files[1] = {corpus};
+    xle_stats_opts so = {&layer, 1, files, 1, 50000, 0, dir, NULL, NULL};
+    CHECK_OK(xle_stats_build(m, xle_model_tokenizer(m), &so, &err), &err);
+    CHECK_OK(xle_stats_load(m, dir, layer, &ls, &err), &err);
+    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return ls;
+}
+
+/* Edits case c in English with ROME (the model's own hyperparameters), then checks whether
+ * the edited prompt now answers the new object and how many of the other facts keep their
+ * answer; restores the weights exactly. */
+static int rome_edit_takes(xle_model *m, const xle_edit_hparams *hp, xle_layer_stats *stats,
+                           const xle_case *c, const fact_line *facts, int n, int first,
+                           int n_other, int *unchanged, int *n_checked) {
+    xle_tokenizer *tok = xle_model_tokenizer(m);
+    xle_error err = {0};
+    const xle_case_lang *en = xle_case_lang_find(c, "en");
+    *unchanged = *n_checked = 0;
+    if (!en) return 0;
+    /* other facts: a fixed spread over all languages, subjects other than the edited one */
+    int *picked = malloc((size_t)n_other * sizeof *picked), *before = malloc((size_t)n_other * sizeof *before);
+    int n_picked = 0;
+    for (int i = first; i < n && n_picked < n_other; i += n / n_other + 1)
+        if (strcmp(facts[i].object, en->target_new) != 0 && !strstr(facts[i].prompt, en->subject))
+            picked[n_picked++] = i;
+    for (int k = 0; k < n_picked; k++)
+        CHECK_OK(xle_fact_recalled(m, tok, facts[picked[k]].prompt, facts[picked[k]].object, &before[k], &err), &err);
+    xle_context_templates *ct = NULL;
+    xle_edit_request_tok rt = {0};
+    xle_edit_result res = {0};
+    xle_edit_request req = {en->prompt, en->subject, en->target_new};
+    xle_layer_stats *st[1] = {stats};
+    int ok = 0;
+    CHECK_OK(xle_context_templates_sample(m, tok, hp, &ct, &err), &err);
+    CHECK_OK(xle_edit_request_tokenize(tok, &req, ct, &rt, &err), &err);
+    CHECK_OK(xle_edit_run(m, hp, &rt, 1, st, &res, &err), &err);
+    CHECK_OK(xle_edit_apply(m, &res, +1, &err), &err);
+    CHECK_OK(xle_fact_recalled(m, tok, en->prompt, en->target_new, &ok, &err), &err);
+    for (int k = 0; k < n_picked; k++) {
+        int now = 0;
+        CHECK_OK(xle_fact_recalled(m, tok, facts[picked[k]].prompt, facts[picked[k]].object, &now, &err), &err);
+        *unchanged += now == before[k];
+    }
+    *n_checked = n_picked;
+    CHECK_OK(xle_edit_apply(m, &res, -1, &err), &err);
+    fprintf(stderr, "ROME '%s' -> '%s': %s; other facts unchanged %d/%d\n", en->prompt, en->target_new,
+            ok ? "edited" : "NOT edited", *unchanged, n_picked);
+    xle_edit_request_tok_free(&rt);
+    xle_edit_result_free(&res);
+    xle_context_templates_free(ct);
+    free(picked);
+    free(before);
+    return ok;
+}
+
+static void test_rome_changes_facts(void) {
     xle_model *m = NULL;
     xle_cases *cs = NULL;
     xle_error err = {0};
     CHECK_OK(xle_model_load(MODEL, &m, &err), &err);
     CHECK_OK(xle_cases_load(CASES, &cs, &err), &err);
     if (!m || !cs) return;
-    xle_tokenizer *tok = xle_model_tokenizer(m);
+    xle_edit_hparams hp; /* the defaults, then the model's own edit-hparams/rome.json */
+    int from_folder = 0;
+    CHECK_OK(xle_edit_hparams_for_model_path(&hp, XLE_EDIT_ROME, m, MODEL, &from_folder, &err), &err);
+    CHECK(from_folder && hp.mom2_adjustment && hp.n_layers == 1);
+    xle_layer_stats *stats = world_key_stats(m, hp.layers[0]);
     int n = 0;
     fact_line *facts = load_facts(&n);
 #ifdef XLE_SANITIZED
-    enum { N_EDITS = 4, N_OTHER = 100 }; /* the sanitized build is ~10x slower */
+    enum { N_SPREAD = 3, N_OTHER = 100 }; /* the sanitized build is ~10x slower */
 #else
-    enum { N_EDITS = 4, N_OTHER = 400 };
+    enum { N_SPREAD = 10, N_OTHER = 200 };
 #endif
-    int *before = malloc((size_t)N_OTHER * sizeof *before);
-    int edited_ok = 0, unchanged_total = 0, other_total = 0;
-    for (int e = 0; e < N_EDITS; e++) {
-        const xle_case *c = &cs->cases[e * 37 % cs->n];
-        const xle_case_lang *en = xle_case_lang_find(c, "en");
-        if (!en) continue;
-        /* other facts: a fixed spread over all languages, subjects other than the edited one */
-        int picked[N_OTHER], n_picked = 0;
-        for (int i = e; i < n && n_picked < N_OTHER; i += n / N_OTHER + 1)
-            if (strcmp(facts[i].object, en->target_new) != 0 && !strstr(facts[i].prompt, en->subject))
-                picked[n_picked++] = i;
-        for (int k = 0; k < n_picked; k++)
-            CHECK_OK(xle_fact_recalled(m, tok, facts[picked[k]].prompt, facts[picked[k]].object, &before[k], &err), &err);
-        xle_edit_hparams hp; /* the defaults, then the model's own edit-hparams/rome.json */
-        xle_edit_hparams_for_model(&hp, XLE_EDIT_ROME, xle_model_config(m));
-        CHECK_OK(xle_edit_hparams_load_json(&hp, MODEL "/edit-hparams/rome.json", &err), &err);
-        xle_context_templates *ct = NULL;
-        xle_edit_request_tok rt = {0};
-        xle_edit_result res = {0};
-        xle_edit_request req = {en->prompt, en->subject, en->target_new};
-        CHECK_OK(xle_context_templates_sample(m, tok, &hp, &ct, &err), &err);
-        CHECK_OK(xle_edit_request_tokenize(tok, &req, ct, &rt, &err), &err);
-        CHECK_OK(xle_edit_run(m, &hp, &rt, 1, NULL, &res, &err), &err);
-        CHECK_OK(xle_edit_apply(m, &res, +1, &err), &err);
-        int ok = 0;
-        CHECK_OK(xle_fact_recalled(m, tok, en->prompt, en->target_new, &ok, &err), &err);
-        edited_ok += ok;
-        int unchanged = 0;
-        for (int k = 0; k < n_picked; k++) {
-            int now = 0;
-            CHECK_OK(xle_fact_recalled(m, tok, facts[picked[k]].prompt, facts[picked[k]].object, &now, &err), &err);
-            unchanged += now == before[k];
-        }
-        fprintf(stderr, "ROME '%s' -> '%s': %s; other facts unchanged %d/%d\n", en->prompt,
-                en->target_new, ok ? "edited" : "NOT edited", unchanged, n_picked);
+    int unchanged = 0, checked = 0, unchanged_total = 0, other_total = 0;
+    /* The demo's fact (the first case) must take. */
+    CHECK_MSG(rome_edit_takes(m, &hp, stats, &cs->cases[0], facts, n, 0, N_OTHER, &unchanged, &checked),
+              "ROME did not change '%s'", cs->cases[0].id);
+    unchanged_total += unchanged;
+    other_total += checked;
+    /* A spread over the 600 cases (every relation): measured on 100 cases (every 6th), ROME
+     * changes 88% of the edited prompts (country of a city 50%, the others 96-100%;
+     * docs/demo.md, "ROME and MEMIT on the built-in model"). All 10 of these take here; the
+     * bound leaves room for two borderline cases to flip on another CPU's rounding. */
+    int edited = 0;
+    for (int e = 0; e < N_SPREAD; e++) {
+        const xle_case *c = &cs->cases[(e * cs->n) / N_SPREAD + cs->n / (2 * N_SPREAD)];
+        edited += rome_edit_takes(m, &hp, stats, c, facts, n, e + 1, N_OTHER, &unchanged, &checked);
         unchanged_total += unchanged;
-        other_total += n_picked;
-        /* back to the shipped weights for the next edit */
-        xle_model_free(m);
-        m = NULL;
-        CHECK_OK(xle_model_load(MODEL, &m, &err), &err);
-        tok = m ? xle_model_tokenizer(m) : NULL;
-        xle_edit_request_tok_free(&rt);
-        xle_edit_result_free(&res);
-        xle_context_templates_free(ct);
-        if (!m) break;
+        other_total += checked;
     }
-    /* Measured: with the reference's 25 v* steps, 2 of these 4 edits take (France, Nigeria);
-     * Stockholm and Rabat keep their old answer (v* loss 0.7 / 0.2 even at 50 steps, the rank-one
-     * update does not carry it to the bare prompt). docs/demo.md, "ROME on the built-in model". */
-    CHECK_MSG(edited_ok >= N_EDITS / 2, "only %d of %d edits took", edited_ok, N_EDITS);
+    fprintf(stderr, "ROME: %d of %d spread edits took; other facts unchanged %d of %d\n", edited, N_SPREAD,
+            unchanged_total, other_total);
+    CHECK_MSG(edited >= N_SPREAD - (N_SPREAD >= 10 ? 2 : 1), "only %d of %d edits took", edited, N_SPREAD);
     CHECK_MSG(unchanged_total >= 0.9 * other_total, "other facts unchanged: %d of %d", unchanged_total, other_total);
-    free(before);
+    xle_layer_stats_free(stats);
     free_facts(facts, n);
     xle_cases_free(cs);
     xle_model_free(m);
@@ -185,6 +234,6 @@ static void test_rome_changes_one_fact(void) {
 
 int main(void) {
     RUN(test_knows_its_facts);
-    RUN(test_rome_changes_one_fact);
+    RUN(test_rome_changes_facts);
     return check_summary();
 }

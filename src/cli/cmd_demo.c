@@ -84,19 +84,9 @@ static char *greedy_answer(xle_model *m, const char *prompt, const char *target,
     return s;
 }
 
-/* The method's defaults for this model, then the overrides the model folder carries in
- * edit-hparams/<method>.json (the built-in model's: docs/demo.md, "Layers"). */
-static xle_status demo_hparams(const char *model_path, xle_model *m, xle_edit_method method,
-                               xle_edit_hparams *hp, xle_error *err) {
-    xle_edit_hparams_for_model(hp, method, xle_model_config(m));
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/edit-hparams/%s.json", model_path, xle_edit_method_name(method));
-    if (access(path, F_OK) != 0) return XLE_OK;
-    return xle_edit_hparams_load_json(hp, path, err);
-}
-
-/* Part 1: one case, ROME in English, the answer in every language before and after. */
-static int show_one_fact(const char *model_path, const xle_case *c, xle_error *err) {
+/* Part 2: one case, ROME in English, the answer in every language before and after. */
+static int show_one_fact(const char *model_path, const char *stats_dir, const xle_case *c,
+                         xle_error *err) {
     xle_model *m = NULL;
     if (xle_model_load(model_path, &m, err) != XLE_OK) return 1;
     const xle_case_lang *en = xle_case_lang_find(c, "en");
@@ -104,10 +94,14 @@ static int show_one_fact(const char *model_path, const xle_case *c, xle_error *e
     xle_context_templates *ct = NULL;
     xle_edit_request_tok rt = {0};
     xle_edit_result res = {0};
+    xle_layer_stats *stats[XLE_EDIT_MAX_LAYERS] = {0};
     char *before[N_DEMO_LANGS] = {0};
     int ok_before[N_DEMO_LANGS] = {0}, rc = 1;
-    if (demo_hparams(model_path, m, XLE_EDIT_ROME, &hp, err) != XLE_OK) goto done;
-    printf("1. One fact, edited in English with ROME (layer %d), asked in eight languages\n\n",
+    if (xle_edit_hparams_for_model_path(&hp, XLE_EDIT_ROME, m, model_path, NULL, err) != XLE_OK) goto done;
+    if (hp.mom2_adjustment)
+        for (int k = 0; k < hp.n_layers; k++)
+            if (xle_stats_load(m, stats_dir, hp.layers[k], &stats[k], err) != XLE_OK) goto done;
+    printf("2. One fact, edited in English with ROME (layer %d), asked in eight languages\n\n",
            hp.layers[0]);
     printf("   %s  ->  %s (was %s)\n\n", en->prompt, en->target_new,
            en->target_true ? en->target_true : "?");
@@ -123,7 +117,7 @@ static int show_one_fact(const char *model_path, const xle_case *c, xle_error *e
         xle_edit_request_tokenize(xle_model_tokenizer(m), &req, ct, &rt, err) != XLE_OK)
         goto done;
     double t0 = now_s();
-    if (xle_edit_run(m, &hp, &rt, 1, NULL, &res, err) != XLE_OK) goto done;
+    if (xle_edit_run(m, &hp, &rt, 1, hp.mom2_adjustment ? stats : NULL, &res, err) != XLE_OK) goto done;
     if (xle_edit_apply(m, &res, +1, err) != XLE_OK) goto done;
     printf("   %-4s %-44s %-22s %s\n", "lang", "prompt", "before", "after");
     int n_new = 0;
@@ -147,8 +141,26 @@ done:
     xle_edit_request_tok_free(&rt);
     xle_edit_result_free(&res);
     xle_context_templates_free(ct);
+    for (int k = 0; k < XLE_EDIT_MAX_LAYERS; k++) xle_layer_stats_free(stats[k]);
     xle_model_free(m);
     return rc;
+}
+
+/* The layers whose key statistics the methods need (MEMIT's, and ROME's when it whitens its
+ * key with C⁻¹), ascending and without repeats; returns their count. */
+static int stats_layers(const xle_edit_hparams *rome, const xle_edit_hparams *memit, int *out) {
+    int n = 0;
+    const xle_edit_hparams *hs[2] = {memit, rome->mom2_adjustment ? rome : NULL};
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; hs[h] && k < hs[h]->n_layers; k++) {
+            int l = hs[h]->layers[k], at = 0;
+            while (at < n && out[at] < l) at++;
+            if (at < n && out[at] == l) continue;
+            memmove(out + at + 1, out + at, (size_t)(n - at) * sizeof *out);
+            out[at] = l;
+            n++;
+        }
+    return n;
 }
 
 /* The first case usable (exact subject match) in every language, or NULL. */
@@ -236,9 +248,8 @@ int cmd_demo(int argc, char **argv) {
         goto fail;
     }
     printf("xledit demo: built-in model %s, cases %s\n\n", model_path, data_path);
-    if (show_one_fact(model_path, one, &err)) goto fail;
 
-    /* Part 2: ELFI/ELFO. MEMIT needs key statistics: computed once from the world's corpus
+    /* Part 1: key statistics (MEMIT, and ROME's C⁻¹), computed once from the world's corpus
      * (the text the model was trained on) and kept in the per-model cache. */
     if (xle_model_load(model_path, &model, &err) != XLE_OK) goto fail;
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
@@ -254,8 +265,8 @@ int cmd_demo(int argc, char **argv) {
         if (wst != XLE_OK) goto fail;
     }
     xle_edit_hparams hps[2];
-    if (demo_hparams(model_path, model, XLE_EDIT_ROME, &hps[0], &err) != XLE_OK ||
-        demo_hparams(model_path, model, XLE_EDIT_MEMIT, &hps[1], &err) != XLE_OK)
+    if (xle_edit_hparams_for_model_path(&hps[0], XLE_EDIT_ROME, model, model_path, NULL, &err) != XLE_OK ||
+        xle_edit_hparams_for_model_path(&hps[1], XLE_EDIT_MEMIT, model, model_path, NULL, &err) != XLE_OK)
         goto fail;
     char stats_dir[PATH_MAX];
     cli_stats_dir(model, NULL, stats_dir, sizeof stats_dir);
@@ -270,21 +281,25 @@ int cmd_demo(int argc, char **argv) {
             }
         mkdir(cmd, 0777);
     }
+    int layers[2 * XLE_EDIT_MAX_LAYERS];
+    int n_stats_layers = stats_layers(&hps[0], &hps[1], layers);
     const char *corpus[1] = {corpus_path};
-    xle_stats_opts so = {hps[1].layers, hps[1].n_layers, corpus, 1, DEMO_STATS_TOKENS, 0, stats_dir, NULL, NULL};
+    xle_stats_opts so = {layers, n_stats_layers, corpus, 1, DEMO_STATS_TOKENS, 0, stats_dir, NULL, NULL};
     double t_stats = now_s();
     /* A cache made earlier for this model (by another demo or `xledit stats`) is reused as it
      * is; only a missing or unfinished one is built here. */
     int have_stats = 1;
-    for (int k = 0; k < hps[1].n_layers && have_stats; k++) {
+    for (int k = 0; k < n_stats_layers && have_stats; k++) {
         xle_layer_stats *ls = NULL;
         xle_error ignored = {0};
-        have_stats = xle_stats_load(model, stats_dir, hps[1].layers[k], &ls, &ignored) == XLE_OK;
+        have_stats = xle_stats_load(model, stats_dir, layers[k], &ls, &ignored) == XLE_OK;
         xle_layer_stats_free(ls);
     }
     if (!have_stats && xle_stats_build(model, xle_model_tokenizer(model), &so, &err) != XLE_OK) goto fail;
-    printf("2. Key statistics for MEMIT (layers %d-%d): %s (%.1f s)\n\n", hps[1].layers[0],
-           hps[1].layers[hps[1].n_layers - 1], stats_dir, now_s() - t_stats);
+    printf("1. Key statistics E[k k^T] (layers %d-%d, %d tokens of the world corpus): %s (%.1f s)\n\n",
+           layers[0], layers[n_stats_layers - 1], DEMO_STATS_TOKENS, stats_dir, now_s() - t_stats);
+
+    if (show_one_fact(model_path, stats_dir, one, &err)) goto fail;
 
     char run_dir[PATH_MAX + 8];
     snprintf(run_dir, sizeof run_dir, "%s/run", out);

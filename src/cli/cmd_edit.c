@@ -301,15 +301,18 @@ static const char edit_usage[] =
     "usage: xledit edit MODEL --method rome|memit|ft-l|ft-m\n"
     "                   (--prompt P --subject S --target T | --requests FILE.jsonl)\n"
     "                   [--layers L[,L|-L]] [--hparams FILE.json] [--context-templates FILE|none]\n"
-    "                   [--stats DIR] [--out OUT] [--patch FILE] [--seed S] [--quiet]\n\n"
+    "                   [--stats DIR] [--out OUT] [--patch FILE] [--seed S]\n"
+    "                   [--no-model-hparams] [--quiet]\n\n"
     "Edits one fact (or a batch: one JSON object per line with prompt, subject, target_new).\n"
     "The prompt must contain the subject (or \"{}\" in its place) and ends where the target\n"
     "begins. OUT is written in MODEL's format (HF folder or GGUF), atomically; untouched tensors\n"
     "are copied byte for byte, edited ones are stored as F32. --patch writes the low-rank deltas\n"
     "with the original bytes so that `xledit patch revert` restores them exactly.\n"
     "Defaults: EasyEdit's Llama/Mistral-7B hyperparameters with the layers scaled to the model's\n"
-    "depth (docs/editing.md). ROME with mom2_adjustment and MEMIT need key statistics\n"
-    "(`xledit stats`; found in --stats DIR or the cache).\n";
+    "depth (docs/editing.md), then the model folder's own edit-hparams/<method>.json if it has\n"
+    "one (the built-in model does; --no-model-hparams skips it), then --hparams, then --layers.\n"
+    "ROME with mom2_adjustment and MEMIT need key statistics (`xledit stats`; found in\n"
+    "--stats DIR or the cache).\n";
 
 int cmd_edit(int argc, char **argv) {
     static const struct option opts[] = {
@@ -319,11 +322,12 @@ int cmd_edit(int argc, char **argv) {
         {"hparams", required_argument, 0, 'H'}, {"context-templates", required_argument, 0, 'C'},
         {"stats", required_argument, 0, 'S'}, {"out", required_argument, 0, 'o'},
         {"patch", required_argument, 0, 'P'}, {"seed", required_argument, 0, 'x'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *method = NULL, *prompt = NULL, *subject = NULL, *target = NULL, *reqs_path = NULL,
                *layers_arg = NULL, *hparams = NULL, *ctx_arg = NULL, *stats_arg = NULL,
                *out = NULL, *patch = NULL, *seed_arg = NULL;
-    int c, quiet = 0;
+    int c, quiet = 0, model_hparams = 1;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -340,6 +344,7 @@ int cmd_edit(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'P': patch = optarg; break;
         case 'x': seed_arg = optarg; break;
+        case 'N': model_hparams = 0; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(edit_usage, stdout); return 0;
         default: return cli_usage_error("edit", "unknown option '%s'", argv[optind - 1]);
@@ -393,7 +398,13 @@ int cmd_edit(int argc, char **argv) {
         goto report;
     }
     xle_edit_hparams hp;
-    xle_edit_hparams_for_model(&hp, m, xle_model_config(model));
+    int from_folder = 0;
+    if (xle_edit_hparams_for_model_path(&hp, m, model, model_hparams ? argv[optind] : NULL, &from_folder,
+                                        &err) != XLE_OK)
+        goto report;
+    if (from_folder && !quiet)
+        fprintf(stderr, "edit: using %s/edit-hparams/%s.json (--no-model-hparams to skip)\n", argv[optind],
+                xle_edit_method_name(m));
     if (hparams && xle_edit_hparams_load_json(&hp, hparams, &err) != XLE_OK) goto report;
     if (n_layers) {
         memcpy(hp.layers, layers, sizeof(int) * (size_t)n_layers);

@@ -19,7 +19,8 @@ static const char eval_usage[] =
     "                   [--methods rome,memit,ft-l,ft-m] [--edit-langs en,hi,...,all]\n"
     "                   [--test-langs en,hi,...] [--cases N] [--resume] [--stats DIR]\n"
     "                   [--hparams [METHOD=]FILE.json]... [--context-templates FILE|none]\n"
-    "                   [--seed S] [--subject-match exact|caseless|stem] [--quiet]\n\n"
+    "                   [--seed S] [--subject-match exact|caseless|stem]\n"
+    "                   [--no-model-hparams] [--quiet]\n\n"
     "Edits every case of CASES.jsonl (docs/case-format.md) with each method in each edit\n"
     "language, evaluates the edited model in every test language (reliability, generalization,\n"
     "locality, portability; CounterFact success/magnitude; exact match and token F1 of greedy\n"
@@ -27,8 +28,9 @@ static const char eval_usage[] =
     "language) to RUN_DIR/results.jsonl. Edit language `all` edits the fact in every listed\n"
     "language at once (one MEMIT batch; ROME one after another).\n"
     "Defaults: methods rome,memit; edit languages: every language of the data, then all; test\n"
-    "languages: every language of the data. --hparams FILE applies to every method, METHOD=FILE\n"
-    "to one. Key statistics (MEMIT, ROME with mom2_adjustment) come from --stats DIR or the\n"
+    "languages: every language of the data. Hyperparameters: the defaults scaled to the model,\n"
+    "then the model folder's edit-hparams/<method>.json if it has one (--no-model-hparams\n"
+    "skips it), then --hparams FILE (every method), then METHOD=FILE (one). Key statistics (MEMIT, ROME with mom2_adjustment) come from --stats DIR or the\n"
     "cache `xledit stats` fills.\n"
     "--resume continues a run in RUN_DIR (refused if it was made with other arguments, model or\n"
     "data); results are identical to an uninterrupted run. Ctrl-C stops after the unit in\n"
@@ -114,11 +116,12 @@ int cmd_eval(int argc, char **argv) {
         {"resume", no_argument, 0, 'r'}, {"stats", required_argument, 0, 'S'},
         {"hparams", required_argument, 0, 'H'}, {"context-templates", required_argument, 0, 'C'},
         {"seed", required_argument, 0, 'x'}, {"subject-match", required_argument, 0, 'M'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *out = NULL, *methods_arg = "rome,memit", *edit_arg = NULL, *test_arg = NULL,
                *stats_arg = NULL, *ctx_arg = NULL, *seed_arg = NULL, *match_arg = NULL;
     const char *hparam_files[MAX_HPARAM_FILES];
-    int n_hparam_files = 0, resume = 0, quiet = 0, max_cases = 0, c;
+    int n_hparam_files = 0, resume = 0, quiet = 0, max_cases = 0, model_hparams = 1, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -145,6 +148,7 @@ int cmd_eval(int argc, char **argv) {
         case 'C': ctx_arg = optarg; break;
         case 'x': seed_arg = optarg; break;
         case 'M': match_arg = optarg; break;
+        case 'N': model_hparams = 0; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(eval_usage, stdout); return 0;
         default:
@@ -204,9 +208,18 @@ int cmd_eval(int argc, char **argv) {
         rc = cli_report("eval", &err);
         goto done;
     }
-    /* hyper-parameters: defaults scaled to the model, then files (all methods, then per method) */
+    /* hyper-parameters: defaults scaled to the model, the model folder's own, then files (all
+     * methods, then per method) */
     for (int i = 0; i < n_methods; i++) {
-        xle_edit_hparams_for_model(&hps[i], methods[i], xle_model_config(model));
+        int from_folder = 0;
+        if (xle_edit_hparams_for_model_path(&hps[i], methods[i], model, model_hparams ? argv[optind] : NULL,
+                                            &from_folder, &err) != XLE_OK) {
+            rc = cli_report("eval", &err);
+            goto done;
+        }
+        if (from_folder && !quiet)
+            fprintf(stderr, "eval: using %s/edit-hparams/%s.json (--no-model-hparams to skip)\n", argv[optind],
+                    xle_edit_method_name(methods[i]));
         for (int pass = 0; pass < 2; pass++)
             for (int k = 0; k < n_hparam_files; k++) {
                 const char *f = hparam_files[k], *eq = strchr(f, '=');

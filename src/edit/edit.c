@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "edit/edit_internal.h"
 #include "tensor/ops.h"
@@ -71,6 +72,22 @@ void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
                                 const xle_config *cfg) {
     xle_edit_hparams_default(hp, method, cfg->n_layers);
     hp->mom2_update_weight = 15000.0 * cfg->ffn_dim / 11008.0;
+}
+
+xle_status xle_edit_hparams_for_model_path(xle_edit_hparams *hp, xle_edit_method method,
+                                           xle_model *model, const char *model_path,
+                                           int *used_file, xle_error *err) {
+    xle_edit_hparams_for_model(hp, method, xle_model_config(model));
+    if (used_file) *used_file = 0;
+    struct stat st;
+    if (!model_path || stat(model_path, &st) != 0 || !S_ISDIR(st.st_mode)) return XLE_OK;
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/edit-hparams/%s.json", model_path, xle_edit_method_name(method));
+    if (n < 0 || (size_t)n >= sizeof path) return xle_fail(err, XLE_ERR_ARG, "%s: path too long", model_path);
+    if (stat(path, &st) != 0) return XLE_OK; /* the model asks for nothing special */
+    xle_status s = xle_edit_hparams_load_json(hp, path, err);
+    if (s == XLE_OK && used_file) *used_file = 1;
+    return s;
 }
 
 static xle_status json_number(json_t *v, const char *path, const char *key, double *out, xle_error *err) {
