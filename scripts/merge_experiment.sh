@@ -121,13 +121,18 @@ facts() {
   mv "$f.tmp" "$f"
 }
 
-# ---- 5. key statistics at MEMIT's layers (xle_edit_hparams_default: EasyEdit's layers 4-8 of
-# 32 scaled to the depth, rounded half away from zero); ROME's default needs none
-memit_layers() {
+# ---- 5. key statistics at the layers that need them: MEMIT's, and ROME's when it whitens its
+# key with C⁻¹ (mom2_adjustment). Without the base model's edit-hparams/ (xle_edit_hparams_default):
+# EasyEdit's MEMIT layers 4-8 of 32 scaled to the depth, rounded half away from zero; ROME's
+# default needs none.
+stats_layers() {
   local n lo hi
-  # the base model's own override (models/xledit-mini/edit-hparams/memit.json: layer 0)
+  # the base model's own overrides (models/xledit-mini/edit-hparams: both at layer 0)
   if [ -f "$BASE/edit-hparams/memit.json" ]; then
-    jq -r '.layers | map(tostring) | join(",")' "$BASE/edit-hparams/memit.json"
+    local files=("$BASE/edit-hparams/memit.json")
+    [ -f "$BASE/edit-hparams/rome.json" ] && files+=("$BASE/edit-hparams/rome.json")
+    jq -rs '[.[0].layers[], (.[1:][] | select(.mom2_adjustment == true) | .layers[])] | unique
+            | map(tostring) | join(",")' "${files[@]}"
     return
   fi
   n=$(jq .num_hidden_layers "$(model_dir "$1")/config.json")
@@ -137,7 +142,7 @@ memit_layers() {
   if [ "$lo" = "$hi" ]; then echo "$lo"; else echo "$lo-$hi"; fi
 }
 stats() {
-  "$XLEDIT" stats "$(model_dir "$1")" --layers "$(memit_layers "$1")" --corpus "$OUT/corpus.txt" \
+  "$XLEDIT" stats "$(model_dir "$1")" --layers "$(stats_layers "$1")" --corpus "$OUT/corpus.txt" \
     --max-tokens 100000 --out "$OUT/stats/$1" >/dev/null
 }
 
