@@ -65,6 +65,26 @@ printf '{"prompt": "Lily liked to eat", "subject": "Lily"}\n' >"$T/bad.jsonl"
 expect_error 1 "bad.jsonl:1: target_new" "$XLEDIT" edit "$MODEL" --method rome --requests "$T/bad.jsonl" --out "$T/x6"
 expect_error 1 "layer" "$XLEDIT" edit "$MODEL" --method rome --layers 9 --prompt "Lily liked to eat" \
   --subject Lily --target cake --out "$T/x7"
+# a model folder's edit-hparams/rome.json applies (and says so), --no-model-hparams skips it,
+# --layers overrides it, and a bad value in it is one error line naming the file and key
+cp -r "$T/orig" "$T/hp"
+mkdir "$T/hp/edit-hparams"
+echo '{"layers": [2], "v_num_grad_steps": 3}' >"$T/hp/edit-hparams/rome.json"
+edit_hp() { "$XLEDIT" edit "$T/hp" --method rome --prompt "Lily liked to eat" --subject Lily --target cake \
+  --context-templates none "$@"; }
+edit_hp --patch "$T/hp1.xlpatch" >/dev/null 2>"$T/hp1.err" || fail "edit with edit-hparams"
+grep -q "using $T/hp/edit-hparams/rome.json" "$T/hp1.err" || fail "edit does not say it uses edit-hparams"
+"$XLEDIT" patch info "$T/hp1.xlpatch" | grep -q '"layers":\[2\]' || fail "edit-hparams layer not used"
+edit_hp --no-model-hparams --patch "$T/hp2.xlpatch" >/dev/null 2>"$T/hp2.err" || fail "edit --no-model-hparams"
+! grep -q "edit-hparams" "$T/hp2.err" || fail "--no-model-hparams still uses edit-hparams"
+"$XLEDIT" patch info "$T/hp2.xlpatch" | grep -q '"layers":\[1\]' || fail "--no-model-hparams: not the default layer"
+edit_hp --layers 3 --patch "$T/hp3.xlpatch" >/dev/null 2>&1 || fail "edit --layers over edit-hparams"
+"$XLEDIT" patch info "$T/hp3.xlpatch" | grep -q '"layers":\[3\]' || fail "--layers does not override edit-hparams"
+echo '{"layers": [2], "v_lr": "fast"}' >"$T/hp/edit-hparams/rome.json"
+expect_error 1 "edit-hparams/rome.json: v_lr" edit_hp --patch "$T/hp4.xlpatch"
+[ ! -e "$T/hp4.xlpatch" ] || fail "patch written despite bad edit-hparams"
+expect_error 1 "edit-hparams/rome.json: v_lr" "$XLEDIT" eval "$T/hp" --data /dev/null --out "$T/hp-run" --methods rome
+
 for c in stats edit patch convert; do
   "$XLEDIT" "$c" --help | grep -q "usage: xledit $c" || fail "$c --help"
 done
