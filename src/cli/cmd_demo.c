@@ -181,14 +181,15 @@ static const xle_case *pick_case(const xle_cases *cs, xle_error *err) {
 static const char demo_usage[] =
     "usage: xledit demo [--model DIR] [--data CASES.jsonl] [--cases N] [--out DIR]\n\n"
     "The main job on the built-in model (models/xledit-mini, trained by xledit on its own\n"
-    "fact world in en de fr it es hi ta kn): one fact before and after a ROME edit in all eight\n"
-    "languages; then ELFI/ELFO evaluation with ROME and MEMIT on the first N cases (default 2)\n"
-    "of data/world/cases.jsonl, edited in each language, tested in every\n"
-    "language; the language x language tables; and a self-contained HTML report in OUT\n"
-    "(default xledit-demo/). Finished units are kept in OUT/run: run again to continue.\n"
-    "MEMIT's key statistics come from the world's corpus (OUT/corpus.txt, 50,000 tokens) and\n"
-    "are cached per model (~/.cache/xledit/stats/). A model folder may carry editing\n"
-    "overrides in edit-hparams/rome.json and memit.json (the built-in model does).\n";
+    "fact world in en de fr it es hi ta kn): the key statistics of the edited layer; one fact\n"
+    "before and after a ROME edit in all eight languages; ELFI/ELFO evaluation with ROME and\n"
+    "MEMIT on the first N cases (default 2) of data/world/cases.jsonl, edited in each language,\n"
+    "tested in every language; the language x language tables; and a self-contained HTML\n"
+    "report in OUT (default xledit-demo/). Finished units are kept in OUT/run: run again to\n"
+    "continue. The key statistics (MEMIT; ROME with mom2_adjustment) come from the world's\n"
+    "corpus (OUT/corpus.txt, 50,000 tokens) and are cached per model (~/.cache/xledit/stats/).\n"
+    "A model folder may carry editing overrides in edit-hparams/rome.json and memit.json (the\n"
+    "built-in model does; docs/demo.md).\n";
 
 int cmd_demo(int argc, char **argv) {
     static const struct option opts[] = {
