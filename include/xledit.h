@@ -1049,6 +1049,19 @@ typedef struct xle_world_corpus_stats {
 xle_status xle_world_write_corpus(const xle_world *w, const char *path, uint64_t seed, int copies,
                                   xle_world_corpus_stats *stats, xle_error *err);
 
+/* One fact in one language with one training template, as the world renders it. The strings
+ * are valid only during the callback. */
+typedef struct xle_world_fact_text {
+    const char *lang, *relation, *subject_id;
+    int template_index;
+    const char *subject, *prompt, *object;   /* prompt ends where " " + object would follow */
+} xle_world_fact_text;
+
+/* Calls fn for every (fact, language, training template) in order (facts, then languages,
+ * then templates); a non-zero return from fn stops the walk (XLE_OK). */
+typedef int (*xle_world_fact_fn)(void *user, const xle_world_fact_text *fact);
+xle_status xle_world_facts(const xle_world *w, xle_world_fact_fn fn, void *user, xle_error *err);
+
 /* Writes every (fact, language, training template) as one JSONL line {"lang", "relation",
  * "subject_id", "template", "subject", "prompt", "object"} to path atomically. *n_written
  * (optional) gets the number of lines. */

@@ -9,7 +9,6 @@
  *     leaves at least 90% of other facts (other subjects, all languages) unchanged.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,46 +30,44 @@ typedef struct fact_line {
 
 /* Every (fact, language) once, with its training templates in turn (template = running
  * (fact, language) index mod 3). */
+typedef struct facts_ctx {
+    fact_line *all;
+    int count, cap, group;
+    char prev_key[512];
+} facts_ctx;
+
+static int keep_fact(void *user, const xle_world_fact_text *ft) {
+    facts_ctx *c = user;
+    char key[512];
+    snprintf(key, sizeof key, "%s|%s|%s", ft->subject_id, ft->relation, ft->lang);
+    if (strcmp(key, c->prev_key) != 0) {
+        snprintf(c->prev_key, sizeof c->prev_key, "%s", key);
+        c->group++;
+    }
+    if (ft->template_index != c->group % 3) return 0;
+    if (c->count == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 4096;
+        fact_line *p = realloc(c->all, (size_t)c->cap * sizeof *p);
+        if (!p) return 1;
+        c->all = p;
+    }
+    fact_line *fl = &c->all[c->count++];
+    snprintf(fl->lang, sizeof fl->lang, "%s", ft->lang);
+    fl->subject_id = strdup(ft->subject_id);
+    fl->prompt = strdup(ft->prompt);
+    fl->object = strdup(ft->object);
+    return 0;
+}
+
 static fact_line *load_facts(int *n_out) {
-    char path[256];
-    snprintf(path, sizeof path, "/tmp/xle_builtin_facts_%ld.jsonl", (long)getpid());
     xle_world *w = NULL;
     xle_error err = {0};
+    facts_ctx c = {.group = -1};
     CHECK_OK(xle_world_load(WORLD, &w, &err), &err);
-    long n = 0;
-    if (w) CHECK_OK(xle_world_write_facts(w, path, &n, &err), &err);
+    if (w) CHECK_OK(xle_world_facts(w, keep_fact, &c, &err), &err);
     xle_world_free(w);
-    FILE *f = fopen(path, "r");
-    fact_line *all = calloc((size_t)(n > 0 ? n : 1), sizeof *all);
-    int count = 0, group = -1;
-    char prev_key[512] = "";
-    char line[4096];
-    while (f && fgets(line, sizeof line, f)) {
-        json_t *o = json_loads(line, 0, NULL);
-        if (!o) continue;
-        const char *lang = json_string_value(json_object_get(o, "lang"));
-        const char *sid = json_string_value(json_object_get(o, "subject_id"));
-        const char *rel = json_string_value(json_object_get(o, "relation"));
-        int tpl = (int)json_integer_value(json_object_get(o, "template"));
-        char key[512];
-        snprintf(key, sizeof key, "%s|%s|%s", sid ? sid : "", rel ? rel : "", lang ? lang : "");
-        if (strcmp(key, prev_key) != 0) {
-            snprintf(prev_key, sizeof prev_key, "%s", key);
-            group++;
-        }
-        if (tpl == group % 3 && lang && sid) {
-            fact_line *fl = &all[count++];
-            snprintf(fl->lang, sizeof fl->lang, "%s", lang);
-            fl->subject_id = strdup(sid);
-            fl->prompt = strdup(json_string_value(json_object_get(o, "prompt")));
-            fl->object = strdup(json_string_value(json_object_get(o, "object")));
-        }
-        json_decref(o);
-    }
-    if (f) fclose(f);
-    remove(path);
-    *n_out = count;
-    return all;
+    *n_out = c.count;
+    return c.all;
 }
 
 static void free_facts(fact_line *f, int n) {

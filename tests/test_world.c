@@ -566,6 +566,47 @@ static void expect_error(const char *which, const char *from, const char *to, co
     CHECK(strchr(err.msg, '\n') == NULL);
 }
 
+/* xle_world_facts walks the same facts as xle_world_write_facts writes, and stops when the
+ * callback asks. */
+typedef struct walk_ctx {
+    lines *written;
+    size_t seen, mismatched, stop_after;
+} walk_ctx;
+
+static int compare_fact(void *user, const xle_world_fact_text *ft) {
+    walk_ctx *c = user;
+    /* the line xle_world_write_facts writes for this fact; the written lines are sorted */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "lang", ft->lang, "relation", ft->relation,
+                          "subject_id", ft->subject_id, "template", ft->template_index, "subject",
+                          ft->subject, "prompt", ft->prompt, "object", ft->object);
+    char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!line || !bsearch(&line, c->written->v, c->written->n, sizeof *c->written->v, cmp_str))
+        c->mismatched++;
+    free(line);
+    json_decref(o);
+    c->seen++;
+    return c->stop_after && c->seen == c->stop_after;
+}
+
+static void test_facts_walk(void) {
+    char fpath[300];
+    tmp_path(fpath, sizeof fpath, "facts_walk.jsonl");
+    xle_error err = {0};
+    long n = 0;
+    CHECK_OK(xle_world_write_facts(world, fpath, &n, &err), &err);
+    lines written;
+    CHECK(read_lines(fpath, &written));
+    walk_ctx all = {&written, 0, 0, 0};
+    CHECK_OK(xle_world_facts(world, compare_fact, &all, &err), &err);
+    CHECK_MSG(all.seen == (size_t)n && all.mismatched == 0, "walked %zu facts (%zu differ), wrote %ld",
+              all.seen, all.mismatched, n);
+    walk_ctx early = {&written, 0, 0, 5};
+    CHECK_OK(xle_world_facts(world, compare_fact, &early, &err), &err);
+    CHECK(early.seen == 5 && early.mismatched == 0);
+    free_lines(&written);
+    remove(fpath);
+}
+
 static void test_malformed_data(void) {
     xle_error err;
     CHECK_OK(load_mutated(NULL, NULL, NULL, &err), &err); /* the mini world itself is fine */
@@ -643,6 +684,7 @@ int main(void) {
     RUN(test_corpus_deterministic);
     RUN(test_heldout_never_in_corpus);
     RUN(test_cases);
+    RUN(test_facts_walk);
     RUN(test_malformed_data);
     RUN(test_write_errors_leave_nothing);
     xle_world_free(world);

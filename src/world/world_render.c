@@ -193,44 +193,60 @@ xle_status xle_world_write_corpus(const xle_world *w, const char *path, uint64_t
 
 /* ---- facts --------------------------------------------------------------------------------- */
 
-static char *fact_json(const xle_world *w, const world_fact *fa, int lang, int t,
-                       const world_rendered *rd) {
-    char *prompt = strndup(rd->text, rd->prompt_len);
-    char *subject = strndup(rd->text + rd->subject_start, rd->subject_len);
-    char *object = strndup(rd->text + rd->object_start, rd->object_len);
-    char *s = NULL;
-    if (prompt && subject && object) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "lang", w->langs[lang],
-                              "relation", w->relations[fa->relation].id, "subject_id",
-                              w->entities[fa->subject].id, "template", t, "subject", subject,
-                              "prompt", prompt, "object", object);
-        if (o) s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(o);
+xle_status xle_world_facts(const xle_world *w, xle_world_fact_fn fn, void *user, xle_error *err) {
+    xle_status st = XLE_OK;
+    int stop = 0;
+    for (int f = 0; f < w->n_facts && !st && !stop; f++) {
+        const world_fact *fa = &w->facts[f];
+        const world_relation *rel = &w->relations[fa->relation];
+        for (int l = 0; l < w->n_langs && !st && !stop; l++)
+            for (int t = 0; t < rel->train[l].n && !st && !stop; t++) {
+                world_rendered rd;
+                st = world_render(w, &rel->train[l].items[t], l, fa->subject, fa->object, NULL, &rd, err);
+                if (st) break;
+                char *prompt = strndup(rd.text, rd.prompt_len);
+                char *subject = strndup(rd.text + rd.subject_start, rd.subject_len);
+                char *object = strndup(rd.text + rd.object_start, rd.object_len);
+                if (prompt && subject && object) {
+                    xle_world_fact_text ft = {w->langs[l], rel->id, w->entities[fa->subject].id, t,
+                                              subject, prompt, object};
+                    stop = fn(user, &ft);
+                } else {
+                    st = xle_fail(err, XLE_ERR_NOMEM, "world: out of memory");
+                }
+                free(prompt);
+                free(subject);
+                free(object);
+                free(rd.text);
+            }
     }
-    free(prompt);
-    free(subject);
-    free(object);
-    return s;
+    return st;
+}
+
+typedef struct facts_json_ctx {
+    line_list lines;
+    xle_status st;
+    xle_error *err;
+} facts_json_ctx;
+
+static int push_fact_json(void *user, const xle_world_fact_text *ft) {
+    facts_json_ctx *c = user;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "lang", ft->lang, "relation", ft->relation,
+                          "subject_id", ft->subject_id, "template", ft->template_index, "subject",
+                          ft->subject, "prompt", ft->prompt, "object", ft->object);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    c->st = list_push(&c->lines, s, c->err);
+    return c->st != XLE_OK;
 }
 
 xle_status xle_world_write_facts(const xle_world *w, const char *path, long *n_written,
                                  xle_error *err) {
-    line_list lines = {0};
-    xle_status st = XLE_OK;
-    for (int f = 0; f < w->n_facts && !st; f++) {
-        const world_fact *fa = &w->facts[f];
-        const world_relation *rel = &w->relations[fa->relation];
-        for (int l = 0; l < w->n_langs && !st; l++)
-            for (int t = 0; t < rel->train[l].n && !st; t++) {
-                world_rendered rd;
-                st = world_render(w, &rel->train[l].items[t], l, fa->subject, fa->object, NULL, &rd, err);
-                if (st) break;
-                st = list_push(&lines, fact_json(w, fa, l, t, &rd), err);
-                free(rd.text);
-            }
-    }
-    if (!st) st = world_write_lines(path, lines.items, lines.n, err);
-    if (!st && n_written) *n_written = (long)lines.n;
-    list_free(&lines);
+    facts_json_ctx c = {{0}, XLE_OK, err};
+    xle_status st = xle_world_facts(w, push_fact_json, &c, err);
+    if (!st) st = c.st;
+    if (!st) st = world_write_lines(path, c.lines.items, c.lines.n, err);
+    if (!st && n_written) *n_written = (long)c.lines.n;
+    list_free(&c.lines);
     return st;
 }
