@@ -153,7 +153,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_methods; i++) {
         xle_edit_method em;
         if (parse_method(mnames[i], &em)) return usage();
-        xle_edit_hparams_default(&hps[i], em, m->cfg.n_layers);
+        /* what `xledit eval` uses: the defaults for this model, then its folder's edit-hparams/ */
+        if (xle_edit_hparams_for_model_path(&hps[i], em, m, model_path, NULL, &err) != XLE_OK) {
+            fprintf(stderr, "bench_eval: %s\n", err.msg);
+            return 1;
+        }
         if (em == XLE_EDIT_MEMIT || (em == XLE_EDIT_ROME && hps[i].mom2_adjustment)) {
             need_stats = 1;
             for (int k = 0; k < hps[i].n_layers; k++) {
