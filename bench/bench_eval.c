@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     xle_edit_hparams hps[4];
-    int need_stats = 0, stat_layers[XLE_EDIT_MAX_LAYERS * 4], n_stat_layers = 0;
+    int stat_layers[XLE_EDIT_MAX_LAYERS * 4];
     for (int i = 0; i < n_methods; i++) {
         xle_edit_method em;
         if (parse_method(mnames[i], &em)) return usage();
@@ -158,30 +158,18 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_eval: %s\n", err.msg);
             return 1;
         }
-        if (em == XLE_EDIT_MEMIT || (em == XLE_EDIT_ROME && hps[i].mom2_adjustment)) {
-            need_stats = 1;
-            for (int k = 0; k < hps[i].n_layers; k++) {
-                int seen = 0;
-                for (int j = 0; j < n_stat_layers; j++) seen |= stat_layers[j] == hps[i].layers[k];
-                if (!seen) stat_layers[n_stat_layers++] = hps[i].layers[k];
-            }
-        }
     }
+    int n_stat_layers = xle_edit_stats_layers(hps, n_methods, stat_layers); /* ascending */
     char tmp[] = "/tmp/xle_bench_eval_XXXXXX";
     if (!mkdtemp(tmp)) return 1;
     char own_stats[300];
     double stats_s = 0;
-    if (need_stats && !stats_dir) {
+    if (n_stat_layers > 0 && !stats_dir) {
         if (!corpus) {
             fprintf(stderr, "bench_eval: %s need key statistics: give --stats DIR or --corpus FILE\n", methods_buf);
             return 2;
         }
         snprintf(own_stats, sizeof own_stats, "%s/stats", tmp);
-        for (int i = 1; i < n_stat_layers; i++) /* ascending */
-            for (int j = i; j > 0 && stat_layers[j - 1] > stat_layers[j]; j--) {
-                int t = stat_layers[j];
-                stat_layers[j] = stat_layers[j - 1], stat_layers[j - 1] = t;
-            }
         const char *files[1] = {corpus};
         xle_stats_opts so = {stat_layers, n_stat_layers, files, 1, corpus_tokens, 0, own_stats, NULL, NULL};
         t0 = now_s();
@@ -233,8 +221,7 @@ int main(int argc, char **argv) {
         xle_status st = sampled && hps[i].method != XLE_EDIT_FT_L && hps[i].method != XLE_EDIT_FT_M
                             ? xle_context_templates_sample(m, m->tokenizer, &hps[i], &ct, &err)
                             : xle_context_templates_none(&ct, &err);
-        int needs = hps[i].method == XLE_EDIT_MEMIT || (hps[i].method == XLE_EDIT_ROME && hps[i].mom2_adjustment);
-        for (int k = 0; st == XLE_OK && needs && k < hps[i].n_layers; k++)
+        for (int k = 0; st == XLE_OK && xle_edit_hparams_need_stats(&hps[i]) && k < hps[i].n_layers; k++)
             st = xle_stats_load(m, stats_dir, hps[i].layers[k], &stats[k], &err);
         if (st == XLE_OK)
             st = split_unit(m, &hps[i], ct, stats, &cs->cases[0], edit_langs[0], test_langs, n_test, &res[i], &err);

@@ -517,6 +517,12 @@ void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
                                 const xle_config *cfg);
 /* Overrides fields from a JSON object (EasyEdit key names); errors name file and key. */
 xle_status xle_edit_hparams_load_json(xle_edit_hparams *hp, const char *path, xle_error *err);
+/* Whether the method needs key statistics E[k kᵀ] of its layers: MEMIT always, ROME when it
+ * whitens its key with C⁻¹ (mom2_adjustment). */
+int xle_edit_hparams_need_stats(const xle_edit_hparams *hp);
+/* The layers whose statistics the n methods of hps need, ascending and without repeats, into
+ * out (room for n * XLE_EDIT_MAX_LAYERS); returns their count. */
+int xle_edit_stats_layers(const xle_edit_hparams *hps, int n, int *out);
 /* The hyperparameters a model asks for: xle_edit_hparams_for_model, then the overrides its
  * folder carries in MODEL_PATH/edit-hparams/<method>.json when MODEL_PATH is a directory holding
  * that file (the built-in model does: docs/editing.md, "Per-model hyperparameters"). *used_file

@@ -231,6 +231,27 @@ static void test_bad_requests(void) {
     xle_model_free(m);
 }
 
+/* Which methods need key statistics, and the sorted union of their layers. */
+static void test_stats_layers(void) {
+    xle_edit_hparams hps[3];
+    xle_edit_hparams_default(&hps[0], XLE_EDIT_ROME, 32);  /* layer 5, no C⁻¹: needs none */
+    xle_edit_hparams_default(&hps[1], XLE_EDIT_MEMIT, 32); /* layers 4..8 */
+    xle_edit_hparams_default(&hps[2], XLE_EDIT_FT_L, 32);  /* never */
+    CHECK(!xle_edit_hparams_need_stats(&hps[0]) && xle_edit_hparams_need_stats(&hps[1]) &&
+          !xle_edit_hparams_need_stats(&hps[2]));
+    int out[3 * XLE_EDIT_MAX_LAYERS];
+    int n = xle_edit_stats_layers(hps, 3, out);
+    CHECK(n == 5 && out[0] == 4 && out[4] == 8);
+    hps[0].mom2_adjustment = 1;
+    hps[0].layers[0] = 10;
+    hps[1].layers[0] = 6; /* 6, 5, 6, 7, 8: out of order and repeated */
+    CHECK(xle_edit_hparams_need_stats(&hps[0]));
+    n = xle_edit_stats_layers(hps, 3, out);
+    CHECK_MSG(n == 5 && out[0] == 5 && out[1] == 6 && out[2] == 7 && out[3] == 8 && out[4] == 10,
+              "got %d layers, first %d, last %d", n, out[0], out[n > 0 ? n - 1 : 0]);
+    CHECK(xle_edit_stats_layers(hps, 0, out) == 0);
+}
+
 int main(void) {
     RUN(test_rome);
     RUN(test_rome_mom2);
@@ -240,5 +261,6 @@ int main(void) {
     RUN(test_ft_m);
     RUN(test_rome_rank_one_identity);
     RUN(test_bad_requests);
+    RUN(test_stats_layers);
     return check_summary();
 }

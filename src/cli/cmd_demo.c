@@ -98,7 +98,7 @@ static int show_one_fact(const char *model_path, const char *stats_dir, const xl
     char *before[N_DEMO_LANGS] = {0};
     int ok_before[N_DEMO_LANGS] = {0}, rc = 1;
     if (xle_edit_hparams_for_model_path(&hp, XLE_EDIT_ROME, m, model_path, NULL, err) != XLE_OK) goto done;
-    if (hp.mom2_adjustment)
+    if (xle_edit_hparams_need_stats(&hp))
         for (int k = 0; k < hp.n_layers; k++)
             if (xle_stats_load(m, stats_dir, hp.layers[k], &stats[k], err) != XLE_OK) goto done;
     printf("2. One fact, edited in English with ROME (layer %d), asked in eight languages\n\n",
@@ -117,7 +117,7 @@ static int show_one_fact(const char *model_path, const char *stats_dir, const xl
         xle_edit_request_tokenize(xle_model_tokenizer(m), &req, ct, &rt, err) != XLE_OK)
         goto done;
     double t0 = now_s();
-    if (xle_edit_run(m, &hp, &rt, 1, hp.mom2_adjustment ? stats : NULL, &res, err) != XLE_OK) goto done;
+    if (xle_edit_run(m, &hp, &rt, 1, stats, &res, err) != XLE_OK) goto done;
     if (xle_edit_apply(m, &res, +1, err) != XLE_OK) goto done;
     printf("   %-4s %-44s %-22s %s\n", "lang", "prompt", "before", "after");
     int n_new = 0;
@@ -144,23 +144,6 @@ done:
     for (int k = 0; k < XLE_EDIT_MAX_LAYERS; k++) xle_layer_stats_free(stats[k]);
     xle_model_free(m);
     return rc;
-}
-
-/* The layers whose key statistics the methods need (MEMIT's, and ROME's when it whitens its
- * key with C⁻¹), ascending and without repeats; returns their count. */
-static int stats_layers(const xle_edit_hparams *rome, const xle_edit_hparams *memit, int *out) {
-    int n = 0;
-    const xle_edit_hparams *hs[2] = {memit, rome->mom2_adjustment ? rome : NULL};
-    for (int h = 0; h < 2; h++)
-        for (int k = 0; hs[h] && k < hs[h]->n_layers; k++) {
-            int l = hs[h]->layers[k], at = 0;
-            while (at < n && out[at] < l) at++;
-            if (at < n && out[at] == l) continue;
-            memmove(out + at + 1, out + at, (size_t)(n - at) * sizeof *out);
-            out[at] = l;
-            n++;
-        }
-    return n;
 }
 
 /* The first case usable (exact subject match) in every language, or NULL. */
@@ -283,7 +266,7 @@ int cmd_demo(int argc, char **argv) {
         mkdir(cmd, 0777);
     }
     int layers[2 * XLE_EDIT_MAX_LAYERS];
-    int n_stats_layers = stats_layers(&hps[0], &hps[1], layers);
+    int n_stats_layers = xle_edit_stats_layers(hps, 2, layers);
     const char *corpus[1] = {corpus_path};
     xle_stats_opts so = {layers, n_stats_layers, corpus, 1, DEMO_STATS_TOKENS, 0, stats_dir, NULL, NULL};
     double t_stats = now_s();

@@ -183,7 +183,6 @@ static int parse_method(const char *s, xle_edit_method *m) {
     return 0;
 }
 
-
 /* Reads FILE.jsonl: one {"prompt", "subject", "target_new" (or "target")} per line. */
 static int load_requests(const char *path, request_list *rl) {
     FILE *f = fopen(path, "rb");
@@ -439,8 +438,7 @@ int cmd_edit(int argc, char **argv) {
             goto report;
         }
     }
-    int needs_stats = m == XLE_EDIT_MEMIT || (m == XLE_EDIT_ROME && hp.mom2_adjustment);
-    if (needs_stats) {
+    if (xle_edit_hparams_need_stats(&hp)) {
         char dir[4096];
         cli_stats_dir(model, stats_arg, dir, sizeof dir);
         for (int i = 0; i < hp.n_layers; i++)

@@ -74,6 +74,24 @@ void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
     hp->mom2_update_weight = 15000.0 * cfg->ffn_dim / 11008.0;
 }
 
+int xle_edit_hparams_need_stats(const xle_edit_hparams *hp) {
+    return hp->method == XLE_EDIT_MEMIT || (hp->method == XLE_EDIT_ROME && hp->mom2_adjustment);
+}
+
+int xle_edit_stats_layers(const xle_edit_hparams *hps, int n, int *out) {
+    int count = 0;
+    for (int h = 0; h < n; h++)
+        for (int k = 0; xle_edit_hparams_need_stats(&hps[h]) && k < hps[h].n_layers; k++) {
+            int l = hps[h].layers[k], at = 0;
+            while (at < count && out[at] < l) at++;
+            if (at < count && out[at] == l) continue;
+            memmove(out + at + 1, out + at, (size_t)(count - at) * sizeof *out);
+            out[at] = l;
+            count++;
+        }
+    return count;
+}
+
 xle_status xle_edit_hparams_for_model_path(xle_edit_hparams *hp, xle_edit_method method,
                                            xle_model *model, const char *model_path,
                                            int *used_file, xle_error *err) {

@@ -635,7 +635,7 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
     }
     for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) {
         const xle_edit_hparams *hp = &o->hparams[mi];
-        if (!(hp->method == XLE_EDIT_MEMIT || (hp->method == XLE_EDIT_ROME && hp->mom2_adjustment))) continue;
+        if (!xle_edit_hparams_need_stats(hp)) continue;
         if (!o->stats_dir) {
             st = xle_fail(err, XLE_ERR_ARG, "%s needs key statistics: give their directory", xle_edit_method_name(hp->method));
             break;
