@@ -30,8 +30,8 @@ static const char eval_usage[] =
     "Defaults: methods rome,memit; edit languages: every language of the data, then all; test\n"
     "languages: every language of the data. Hyperparameters: the defaults scaled to the model,\n"
     "then the model folder's edit-hparams/<method>.json if it has one (--no-model-hparams\n"
-    "skips it), then --hparams FILE (every method), then METHOD=FILE (one). Key statistics (MEMIT, ROME with mom2_adjustment) come from --stats DIR or the\n"
-    "cache `xledit stats` fills.\n"
+    "skips it), then --hparams FILE (every method), then METHOD=FILE (one). Key statistics\n"
+    "(MEMIT, ROME with mom2_adjustment) come from --stats DIR or the cache `xledit stats` fills.\n"
     "--resume continues a run in RUN_DIR (refused if it was made with other arguments, model or\n"
     "data); results are identical to an uninterrupted run. Ctrl-C stops after the unit in\n"
     "progress (exit code 130). Then: xledit report RUN_DIR. (docs/evaluation.md)\n";
