@@ -47,6 +47,21 @@ xle_status xle_fail(xle_error *err, xle_status status, const char *fmt, ...)
 const char *xle_status_name(xle_status status);
 
 /* ---------------------------------------------------------------------------------------------
+ * Threads. xledit computes with OpenMP; every parallel loop takes its size from the calling
+ * thread's OpenMP setting (omp_get_max_threads()), which starts at OMP_NUM_THREADS when that is
+ * set and at the CPUs the process may run on otherwise. OpenBLAS follows the same count.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The CPUs this process may run on (its affinity mask: taskset, cpusets), at least 1. */
+int xle_threads_available(void);
+/* Computes with n threads from now on, in calls made from the calling thread (n <= 0: as many
+ * as xle_threads_available()). Sets OpenMP's count for the calling thread (omp_set_num_threads)
+ * and OpenBLAS's process-wide count. */
+void xle_threads_set(int n);
+/* The thread count calls from the calling thread use now. */
+int xle_threads_get(void);
+
+/* ---------------------------------------------------------------------------------------------
  * Tensors: typed views of memory (usually a memory-mapped file). A view never owns its data.
  * ------------------------------------------------------------------------------------------- */
 

@@ -6,6 +6,8 @@
 #ifndef XLE_CLI_H
 #define XLE_CLI_H
 
+#include <stdio.h>
+
 #include "xledit.h"
 
 typedef int (*xle_cmd_fn)(int argc, char **argv);
@@ -42,6 +44,16 @@ int cli_prompt_ids(const char *cmd, xle_model *model, const char *ids_arg, const
                    int add_bos, int32_t **ids, int *n);
 /* Returns 1 (after printing one line) if an id is outside the model's vocabulary. */
 int cli_check_ids(const char *cmd, const xle_model *model, const int32_t *ids, int n, const char *opt);
+
+/* -t/--threads N, taken by every command that computes: parses N (1..CLI_MAX_THREADS) and
+ * computes with N threads from now on; returns 0, or the usage error's exit code. */
+#define CLI_MAX_THREADS 1024
+int cli_threads_option(const char *cmd, const char *arg);
+/* The default thread count, set by main before any command: OMP_NUM_THREADS when it is set
+ * (OpenMP has read it), else every CPU in this process's affinity mask. */
+void cli_threads_default(void);
+/* The -t/--threads paragraph of every computing command's --help. */
+void cli_threads_help(FILE *out);
 
 /* The key-statistics directory: `given` when set, else the per-model cache
  * $XDG_CACHE_HOME/xledit/stats/<fingerprint> (or ~/.cache/...). */

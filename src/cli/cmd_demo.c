@@ -162,7 +162,7 @@ static const xle_case *pick_case(const xle_cases *cs, xle_error *err) {
 }
 
 static const char demo_usage[] =
-    "usage: xledit demo [--model DIR] [--data CASES.jsonl] [--cases N] [--out DIR]\n\n"
+    "usage: xledit demo [--model DIR] [--data CASES.jsonl] [--cases N] [--out DIR] [-t N]\n\n"
     "The main job on the built-in model (models/xledit-mini, trained by xledit on its own\n"
     "fact world in en de fr it es hi ta kn): the key statistics of the edited layer; one fact\n"
     "before and after a ROME edit in all eight languages; ELFI/ELFO evaluation with ROME and\n"
@@ -178,15 +178,20 @@ int cmd_demo(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"cases", required_argument, 0, 'n'}, {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     char model_path[PATH_MAX], data_path[PATH_MAX], corpus_path[PATH_MAX + 32];
     const char *model_arg = NULL, *data_arg = NULL, *out = "xledit-demo";
     int n_cases = 2, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_arg = optarg; break;
+        case 't': {
+            int rc = cli_threads_option("demo", optarg);
+            if (rc) return rc;
+            break;
+        }
         case 'd': data_arg = optarg; break;
         case 'n': {
             char *end;
@@ -196,7 +201,10 @@ int cmd_demo(int argc, char **argv) {
             break;
         }
         case 'o': out = optarg; break;
-        case 'h': fputs(demo_usage, stdout); return 0;
+        case 'h':
+            fputs(demo_usage, stdout);
+            cli_threads_help(stdout);
+            return 0;
         default: return cli_usage_error("demo", "unknown option '%s'", argv[optind - 1]);
         }
     }

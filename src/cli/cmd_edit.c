@@ -99,7 +99,7 @@ int cli_stats_dir(xle_model *model, const char *given, char *out, size_t cap) {
 
 static const char stats_usage[] =
     "usage: xledit stats MODEL --layers L[,L|-L...] --corpus FILE [--corpus FILE...]\n"
-    "                    [--max-tokens N] [--max-len N] [--out DIR]\n\n"
+    "                    [--max-tokens N] [--max-len N] [--out DIR] [-t N]\n\n"
     "Computes the second moment E[k k^T] of the down-projection input at each layer over a\n"
     "corpus (plain text: one document per line; .jsonl: a \"text\" field per line),\n"
     "in float64, and stores it with the model's fingerprint in DIR (default: the cache\n"
@@ -110,15 +110,19 @@ int cmd_stats(int argc, char **argv) {
     static const struct option opts[] = {
         {"layers", required_argument, 0, 'l'}, {"corpus", required_argument, 0, 'c'},
         {"max-tokens", required_argument, 0, 'm'}, {"max-len", required_argument, 0, 'L'},
-        {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int layers[XLE_EDIT_MAX_LAYERS], n_layers = 0, c, n_corpus = 0;
+        {"out", required_argument, 0, 'o'}, {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int layers[XLE_EDIT_MAX_LAYERS], n_layers = 0, c, n_corpus = 0, rc;
     const char *corpus[64], *out = NULL;
     long long max_tokens = 0, max_len = 0;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
         char *end;
         switch (c) {
+        case 't':
+            if ((rc = cli_threads_option("stats", optarg))) return rc;
+            break;
         case 'l':
             if (parse_layers(optarg, layers, &n_layers))
                 return cli_usage_error("stats", "--layers: expected e.g. 5 or 4,5,6 or 4-8, got '%s'", optarg);
@@ -136,7 +140,10 @@ int cmd_stats(int argc, char **argv) {
             if (*end || max_len < 1 || max_len > 1 << 20) return cli_usage_error("stats", "--max-len: expected a length, got '%s'", optarg);
             break;
         case 'o': out = optarg; break;
-        case 'h': fputs(stats_usage, stdout); return 0;
+        case 'h':
+            fputs(stats_usage, stdout);
+            cli_threads_help(stdout);
+            return 0;
         default: return cli_usage_error("stats", "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -301,7 +308,7 @@ static const char edit_usage[] =
     "                   (--prompt P --subject S --target T | --requests FILE.jsonl)\n"
     "                   [--layers L[,L|-L]] [--hparams FILE.json] [--context-templates FILE|none]\n"
     "                   [--stats DIR] [--out OUT] [--patch FILE] [--seed S]\n"
-    "                   [--no-model-hparams] [--quiet]\n\n"
+    "                   [--no-model-hparams] [--quiet] [-t N]\n\n"
     "Edits one fact (or a batch: one JSON object per line with prompt, subject, target_new).\n"
     "The prompt must contain the subject (or \"{}\" in its place) and ends where the target\n"
     "begins. OUT is written in MODEL's format (HF folder or GGUF), atomically; untouched tensors\n"
@@ -316,25 +323,28 @@ static const char edit_usage[] =
 int cmd_edit(int argc, char **argv) {
     static const struct option opts[] = {
         {"method", required_argument, 0, 'M'}, {"prompt", required_argument, 0, 'p'},
-        {"subject", required_argument, 0, 's'}, {"target", required_argument, 0, 't'},
+        {"subject", required_argument, 0, 's'}, {"target", required_argument, 0, 'T'},
         {"requests", required_argument, 0, 'r'}, {"layers", required_argument, 0, 'l'},
         {"hparams", required_argument, 0, 'H'}, {"context-templates", required_argument, 0, 'C'},
         {"stats", required_argument, 0, 'S'}, {"out", required_argument, 0, 'o'},
         {"patch", required_argument, 0, 'P'}, {"seed", required_argument, 0, 'x'},
         {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *method = NULL, *prompt = NULL, *subject = NULL, *target = NULL, *reqs_path = NULL,
                *layers_arg = NULL, *hparams = NULL, *ctx_arg = NULL, *stats_arg = NULL,
                *out = NULL, *patch = NULL, *seed_arg = NULL;
-    int c, quiet = 0, model_hparams = 1;
+    int c, quiet = 0, model_hparams = 1, threads_rc;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
         switch (c) {
         case 'M': method = optarg; break;
         case 'p': prompt = optarg; break;
         case 's': subject = optarg; break;
-        case 't': target = optarg; break;
+        case 'T': target = optarg; break;
+        case 't':
+            if ((threads_rc = cli_threads_option("edit", optarg))) return threads_rc;
+            break;
         case 'r': reqs_path = optarg; break;
         case 'l': layers_arg = optarg; break;
         case 'H': hparams = optarg; break;
@@ -345,7 +355,10 @@ int cmd_edit(int argc, char **argv) {
         case 'x': seed_arg = optarg; break;
         case 'N': model_hparams = 0; break;
         case 'q': quiet = 1; break;
-        case 'h': fputs(edit_usage, stdout); return 0;
+        case 'h':
+            fputs(edit_usage, stdout);
+            cli_threads_help(stdout);
+            return 0;
         default: return cli_usage_error("edit", "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -506,28 +519,33 @@ report:
 /* ---- xledit patch ------------------------------------------------------------------------ */
 
 static const char patch_usage[] =
-    "usage: xledit patch apply  MODEL PATCH --out OUT\n"
-    "       xledit patch revert MODEL PATCH --out OUT\n"
+    "usage: xledit patch apply  MODEL PATCH --out OUT [-t N]\n"
+    "       xledit patch revert MODEL PATCH --out OUT [-t N]\n"
     "       xledit patch info   PATCH\n\n"
     "apply adds a patch's deltas to MODEL (refusing a model whose edited tensors differ from the\n"
     "ones the patch was made from); revert puts the original bytes back into an edited model\n"
     "(refusing one that does not hold exactly the patched values). OUT is written atomically\n"
     "in MODEL's format; MODEL itself is never modified.\n";
 
-/* Options of the commands whose only option is --out (patch, convert): returns -1 to go on,
- * else the exit code (after --help or a usage error). */
+/* Options of the commands whose only option is --out (patch, convert), and -t/--threads where
+ * the command computes (threads): returns -1 to go on, else the exit code (after --help or a
+ * usage error). */
 static int parse_out_option(const char *cmd, int argc, char **argv, const char *usage,
-                            const char **out) {
+                            int threads, const char **out) {
     static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
+        {"out", required_argument, 0, 'o'}, {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c, rc;
     *out = NULL;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, threads ? "t:" : "", opts, NULL)) != -1) {
         if (c == 'o') *out = optarg;
-        else if (c == 'h') {
+        else if (c == 't' && threads) {
+            if ((rc = cli_threads_option(cmd, optarg))) return rc;
+        } else if (c == 'h') {
             fputs(usage, stdout);
+            if (threads) cli_threads_help(stdout);
             return 0;
         } else return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     }
@@ -536,7 +554,7 @@ static int parse_out_option(const char *cmd, int argc, char **argv, const char *
 
 int cmd_patch(int argc, char **argv) {
     const char *out;
-    int rc = parse_out_option("patch", argc, argv, patch_usage, &out);
+    int rc = parse_out_option("patch", argc, argv, patch_usage, 1, &out);
     if (rc >= 0) return rc;
     int n_pos = argc - optind;
     if (n_pos < 1) return cli_usage_error("patch", "expected apply, revert or info");
@@ -581,7 +599,7 @@ static const char convert_usage[] =
 
 int cmd_convert(int argc, char **argv) {
     const char *out;
-    int rc = parse_out_option("convert", argc, argv, convert_usage, &out);
+    int rc = parse_out_option("convert", argc, argv, convert_usage, 0, &out);
     if (rc >= 0) return rc;
     if (optind != argc - 1) return cli_usage_error("convert", "expected one MODEL argument");
     if (!out) return cli_usage_error("convert", "--out OUT is required");

@@ -20,7 +20,7 @@ static const char eval_usage[] =
     "                   [--test-langs en,hi,...] [--cases N] [--resume] [--stats DIR]\n"
     "                   [--hparams [METHOD=]FILE.json]... [--context-templates FILE|none]\n"
     "                   [--seed S] [--subject-match exact|caseless|stem]\n"
-    "                   [--no-model-hparams] [--quiet]\n\n"
+    "                   [--no-model-hparams] [--quiet] [-t N]\n\n"
     "Edits every case of CASES.jsonl (docs/case-format.md) with each method in each edit\n"
     "language, evaluates the edited model in every test language (reliability, generalization,\n"
     "locality, portability; CounterFact success/magnitude; exact match and token F1 of greedy\n"
@@ -112,25 +112,30 @@ int cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
         {"methods", required_argument, 0, 'm'}, {"edit-langs", required_argument, 0, 'e'},
-        {"test-langs", required_argument, 0, 't'}, {"cases", required_argument, 0, 'n'},
+        {"test-langs", required_argument, 0, 'L'}, {"cases", required_argument, 0, 'n'},
         {"resume", no_argument, 0, 'r'}, {"stats", required_argument, 0, 'S'},
         {"hparams", required_argument, 0, 'H'}, {"context-templates", required_argument, 0, 'C'},
         {"seed", required_argument, 0, 'x'}, {"subject-match", required_argument, 0, 'M'},
         {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *out = NULL, *methods_arg = "rome,memit", *edit_arg = NULL, *test_arg = NULL,
                *stats_arg = NULL, *ctx_arg = NULL, *seed_arg = NULL, *match_arg = NULL;
     const char *hparam_files[MAX_HPARAM_FILES];
     int n_hparam_files = 0, resume = 0, quiet = 0, max_cases = 0, model_hparams = 1, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
+        case 't': {
+            int threads_rc = cli_threads_option("eval", optarg);
+            if (threads_rc) return threads_rc;
+            break;
+        }
         case 'o': out = optarg; break;
         case 'm': methods_arg = optarg; break;
         case 'e': edit_arg = optarg; break;
-        case 't': test_arg = optarg; break;
+        case 'L': test_arg = optarg; break;
         case 'n': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -150,7 +155,10 @@ int cmd_eval(int argc, char **argv) {
         case 'M': match_arg = optarg; break;
         case 'N': model_hparams = 0; break;
         case 'q': quiet = 1; break;
-        case 'h': fputs(eval_usage, stdout); return 0;
+        case 'h':
+            fputs(eval_usage, stdout);
+            cli_threads_help(stdout);
+            return 0;
         default:
             if (optopt) return cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
             return cli_usage_error("eval", "unknown option '%s'", argv[optind - 1]);

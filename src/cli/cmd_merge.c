@@ -17,7 +17,8 @@
 static const char MERGE_USAGE[] =
     "usage: xledit merge --method ties|task-arithmetic|dare-ties|linear --base BASE\n"
     "                    --models A B ... [--weights w1,w2,...] [--density 0.2] [--lambda 1.0]\n"
-    "                    [--seed S] [--normalize|--no-normalize] [--out-format hf|gguf] --out OUT\n"
+    "                    [--seed S] [--normalize|--no-normalize] [--out-format hf|gguf] [-t N]\n"
+    "                    --out OUT\n"
     "\n"
     "Merges fine-tuned models of one architecture. Task vectors are tau_i = M_i - BASE.\n"
     "  linear           sum_i w_i M_i (divided by sum_i w_i unless --no-normalize); --base is\n"
@@ -99,8 +100,8 @@ int cmd_merge(int argc, char **argv) {
         {"density", required_argument, 0, 'd'}, {"lambda", required_argument, 0, 'l'},
         {"seed", required_argument, 0, 's'},    {"out-format", required_argument, 0, 'f'},
         {"out", required_argument, 0, 'o'},     {"normalize", no_argument, 0, 'n'},
-        {"no-normalize", no_argument, 0, 'N'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"no-normalize", no_argument, 0, 'N'},  {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     xle_merge_opts mo;
     xle_merge_opts_default(&mo);
     const char *out = NULL, *weights_arg = NULL;
@@ -110,7 +111,7 @@ int cmd_merge(int argc, char **argv) {
     int n_models = 0, rc = 0;
     optind = 1;
     opterr = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while (rc == 0 && (c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             if (!xle_merge_method_parse(optarg, &mo.method))
@@ -147,10 +148,12 @@ int cmd_merge(int argc, char **argv) {
             else rc = cli_usage_error("merge", "--out-format: '%s' is not hf or gguf", optarg);
             break;
         case 'o': out = optarg; break;
+        case 't': rc = cli_threads_option("merge", optarg); break;
         case 'n': mo.normalize = 1; break;
         case 'N': mo.normalize = 0; break;
         case 'h':
             fputs(MERGE_USAGE, stdout);
+            cli_threads_help(stdout);
             free(models);
             return 0;
         default: rc = cli_usage_error("merge", "unknown or incomplete option '%s'", argv[optind - 1]);

@@ -168,23 +168,27 @@ typedef struct run_args {
 
 static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, const char *usage) {
     static const struct option opts[] = {
-        {"ids", required_argument, 0, 'i'},        {"text", required_argument, 0, 't'},
+        {"ids", required_argument, 0, 'i'},        {"text", required_argument, 0, 'X'},
         {"target-ids", required_argument, 0, 'I'}, {"target", required_argument, 0, 'T'},
         {"all-positions", no_argument, 0, 'a'},    {"json", no_argument, 0, 'j'},
         {"temp", required_argument, 0, 'p'},       {"top-k", required_argument, 0, 'k'},
         {"seed", required_argument, 0, 's'},       {"print-ids", no_argument, 0, 'P'},
-        {"no-bos", no_argument, 0, 'B'},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"no-bos", no_argument, 0, 'B'},           {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->n_new = 32;
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:t:", opts, NULL)) != -1) {
         char *end;
+        int rc;
         switch (c) {
         case 'i': a->ids = optarg; break;
-        case 't': a->text = optarg; break;
+        case 'X': a->text = optarg; break;
+        case 't':
+            if ((rc = cli_threads_option(cmd, optarg))) return rc;
+            break;
         case 'I': a->target_ids = optarg; break;
         case 'T': a->target_text = optarg; break;
         case 'a': a->all_positions = 1; break;
@@ -207,7 +211,10 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
             a->seed = strtoull(optarg, &end, 10);
             if (*end) return cli_usage_error(cmd, "--seed: expected an integer, got '%s'", optarg);
             break;
-        case 'h': printf("%s", usage); return -1;
+        case 'h':
+            printf("%s", usage);
+            cli_threads_help(stdout);
+            return -1;
         default: return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
@@ -224,7 +231,8 @@ static void print_floats(const float *v, int n) {
 
 int cmd_logits(int argc, char **argv) {
     static const char usage[] =
-        "usage: xledit logits MODEL (--ids 1,2,3 | --text \"...\") [--all-positions] [--json] [--no-bos]\n\n"
+        "usage: xledit logits MODEL (--ids 1,2,3 | --text \"...\") [--all-positions] [--json] [--no-bos]\n"
+        "                     [-t N]\n\n"
         "Prints the logits after the last token (or at every position) as JSON:\n"
         "{\"ids\": [...], \"positions\": [...], \"vocab_size\": V, \"logits\": [[V floats], ...]}\n";
     run_args a;
@@ -278,7 +286,7 @@ done:
 int cmd_generate(int argc, char **argv) {
     static const char usage[] =
         "usage: xledit generate MODEL (--ids 1,2,3 | --text \"...\") [-n N] [--temp T] [--top-k K]\n"
-        "                       [--seed S] [--print-ids] [--no-bos]\n\n"
+        "                       [--seed S] [--print-ids] [--no-bos] [-t N]\n\n"
         "Continues the prompt by N tokens (default 32) with the KV cache. --temp 0 (default) is\n"
         "greedy; otherwise samples from the top K (0 = all) with the given seed. Stops at EOS.\n"
         "Prints the text (with a tokenizer) or the ids (--print-ids, or when there is no tokenizer).\n";
@@ -334,7 +342,7 @@ int cmd_generate(int argc, char **argv) {
 int cmd_score(int argc, char **argv) {
     static const char usage[] =
         "usage: xledit score MODEL (--ids 1,2 | --text \"...\") (--target-ids 3,4 | --target \"...\")\n"
-        "                    [--json] [--no-bos]\n\n"
+        "                    [--json] [--no-bos] [-t N]\n\n"
         "Prints the log-probability (natural log) of the target continuation given the prompt,\n"
         "summed over its tokens, and per token with --json. With --text and --target the target is\n"
         "tokenized as it follows the prompt (\"Paris\" after \"The capital of France is\" reads \" Paris\");\n"

@@ -140,7 +140,8 @@ static void train_usage(FILE *out) {
     fprintf(out,
             "usage: xledit train --corpus FILE --tokenizer tokenizer.json --out DIR\n"
             "                    [--config cfg.json] [--steps N] [--seed S] [--resume]\n"
-            "       xledit train --init MODEL --corpus FILE --out DIR [--config ...] ...\n\n"
+            "       xledit train --init MODEL --corpus FILE --out DIR [--config ...] ...\n"
+            "                    [-t N]\n\n"
             "Trains a Llama-family model (GQA, SwiGLU, RoPE) from scratch on a text corpus, one\n"
             "document per line, and writes DIR as a Hugging Face folder (config.json,\n"
             "model.safetensors, tokenizer files) with train_log.tsv, train_config.json and\n"
@@ -153,6 +154,7 @@ static void train_usage(FILE *out) {
             "  --init MODEL    fine-tune: start from MODEL's weights (an HF folder) with a fresh\n"
             "                  optimizer; the shape comes from MODEL's config.json and the\n"
             "                  tokenizer from MODEL/tokenizer.json unless --tokenizer is given\n");
+    cli_threads_help(out);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -184,6 +186,8 @@ int cmd_train(int argc, char **argv) {
             o.resume = 1;
         } else if (!strcmp(a, "--init") && i + 1 < argc) {
             o.init = argv[++i];
+        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc) {
+            rc = cli_threads_option(cmd, argv[++i]);
         } else {
             rc = cli_usage_error(cmd, "unknown or incomplete option '%s'", a);
         }
@@ -232,11 +236,12 @@ int cmd_train(int argc, char **argv) {
 
 static void facts_check_usage(FILE *out) {
     fprintf(out,
-            "usage: xledit facts-check MODEL --facts FILE [--json] [--min-recall P]\n\n"
+            "usage: xledit facts-check MODEL --facts FILE [--json] [--min-recall P] [-t N]\n\n"
             "Greedy recall of facts per language: a fact counts when greedy decoding after its\n"
             "prompt produces its object. FILE is JSONL with \"lang\", \"prompt\" and \"object\" (or\n"
             "\"answer\" / \"target\") on each line. Prints one line per language (or JSON with\n"
             "--json). With --min-recall P (0..1) exits 1 when some language is below P.\n");
+    cli_threads_help(out);
 }
 
 typedef struct lang_tally {
@@ -265,6 +270,9 @@ int cmd_facts_check(int argc, char **argv) {
             facts = argv[++i];
         } else if (!strcmp(a, "--json")) {
             as_json = 1;
+        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc) {
+            int rc = cli_threads_option(cmd, argv[++i]);
+            if (rc) return rc;
         } else if (!strcmp(a, "--min-recall") && i + 1 < argc) {
             char *end;
             min_recall = strtod(argv[++i], &end);

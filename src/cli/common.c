@@ -1,6 +1,7 @@
 /*
  * common.c: helpers shared by the subcommands: error reporting, id lists, and turning the
- * --ids / --text options into token ids with the model's own tokenizer.
+ * --ids / --text options into token ids with the model's own tokenizer, and the -t/--threads
+ * option.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -99,4 +100,29 @@ int cli_check_ids(const char *cmd, const xle_model *model, const int32_t *ids, i
             return 1;
         }
     return 0;
+}
+
+int cli_threads_option(const char *cmd, const char *arg) {
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (end == arg || *end || errno || n < 1 || n > CLI_MAX_THREADS)
+        return cli_usage_error(cmd, "-t/--threads: expected a thread count from 1 to %d, got '%s'",
+                               CLI_MAX_THREADS, arg);
+    xle_threads_set((int)n);
+    return 0;
+}
+
+void cli_threads_default(void) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    /* OpenMP took its count from OMP_NUM_THREADS; OpenBLAS is made to follow it */
+    xle_threads_set(env && *env ? xle_threads_get() : xle_threads_available());
+}
+
+void cli_threads_help(FILE *out) {
+    fprintf(out,
+            "\n  -t, --threads N  compute with N threads. Default: the CPUs this process may run on\n"
+            "                   (%d here), or OMP_NUM_THREADS when that is set; -t wins over\n"
+            "                   OMP_NUM_THREADS.\n",
+            xle_threads_available());
 }

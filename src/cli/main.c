@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
         printf("xledit 0.1.0\n");
         return 0;
     }
+    cli_threads_default();
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "xledit: unknown command '%s' (try xledit --help)\n", argv[1]);
