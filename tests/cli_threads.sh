@@ -15,14 +15,14 @@ trap 'rm -rf "$T"' EXIT
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
-computing="demo logits generate score stats edit patch eval merge train facts-check"
+computing="demo logits generate score stats edit patch eval merge train facts-check bench"
 
 # --help of every computing command shows -t/--threads and OMP_NUM_THREADS
 for c in $computing; do
   "$XLEDIT" $c --help >"$T/help" 2>"$T/err" || fail "$c --help: exit $?"
   grep -q -- "-t, --threads N" "$T/help" || fail "$c --help: no -t, --threads N"
   grep -q -- "OMP_NUM_THREADS" "$T/help" || fail "$c --help: no word on OMP_NUM_THREADS"
-  awk '/^$/{exit} {print}' "$T/help" | grep -q -- "\[-t N\]" || fail "$c --help: the usage lines lack [-t N]"
+  awk '/^$/{exit} {print}' "$T/help" | grep -q -- "\[-t N" || fail "$c --help: the usage lines lack [-t N]"
 done
 
 # a bad thread count: one line naming the option, exit 2, no output

@@ -34,6 +34,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a small Llama-family model from scratch (HF folder)"},
     {"facts-check", cmd_facts_check, "greedy recall of facts per language (JSONL facts)"},
     {"world", cmd_world, "built-in fact world: training corpus, facts list, evaluation cases"},
+    {"bench", cmd_bench, "prompt and generation speed on a model file (llama-bench's tests)"},
 };
 
 static void print_usage(FILE *out) {
