@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 static const char *const DEMO_LANGS[] = {"en", "de", "fr", "it", "es", "hi", "ta", "kn"};
 #define N_DEMO_LANGS 8
@@ -34,11 +35,7 @@ static void demo_on_sigint(int sig) {
 }
 
 static int demo_progress(void *user, int64_t done, int64_t total) {
-    int *tty = user;
-    if (*tty) {
-        fprintf(stderr, "\r  %lld/%lld units   ", (long long)done, (long long)total);
-        if (done == total) fputc('\n', stderr);
-    }
+    cli_progress_update(user, done, total);
     return demo_interrupted;
 }
 
@@ -232,7 +229,8 @@ int cmd_demo(int argc, char **argv) {
     xle_model *model = NULL;
     xle_report *report = NULL;
     char *text = NULL;
-    int rc = 1, tty = isatty(2);
+    int rc = 1;
+    cli_progress progress;
     if (xle_cases_load(data_path, &cases, &err) != XLE_OK) goto fail;
     const xle_case *one = pick_case(cases, &err);
     if (!one) {
@@ -276,7 +274,9 @@ int cmd_demo(int argc, char **argv) {
     int layers[2 * XLE_EDIT_MAX_LAYERS];
     int n_stats_layers = xle_edit_stats_layers(hps, 2, layers);
     const char *corpus[1] = {corpus_path};
-    xle_stats_opts so = {layers, n_stats_layers, corpus, 1, DEMO_STATS_TOKENS, 0, stats_dir, NULL, NULL};
+    cli_progress_begin(&progress, "demo: statistics", "tokens");
+    xle_stats_opts so = {layers, n_stats_layers, corpus, 1, DEMO_STATS_TOKENS, 0, stats_dir,
+                         demo_progress, &progress};
     double t_stats = now_s();
     /* A cache made earlier for this model (by another demo or `xledit stats`) is reused as it
      * is; only a missing or unfinished one is built here. */
@@ -287,7 +287,13 @@ int cmd_demo(int argc, char **argv) {
         have_stats = xle_stats_load(model, stats_dir, layers[k], &ls, &ignored) == XLE_OK;
         xle_layer_stats_free(ls);
     }
-    if (!have_stats && xle_stats_build(model, xle_model_tokenizer(model), &so, &err) != XLE_OK) goto fail;
+    if (!have_stats) {
+        signal(SIGINT, demo_on_sigint);
+        xle_status sst = xle_stats_build(model, xle_model_tokenizer(model), &so, &err);
+        signal(SIGINT, SIG_DFL);
+        cli_progress_end(&progress);
+        if (sst != XLE_OK) goto fail;
+    }
     printf("1. Key statistics E[k k^T] (layers %d-%d, %d tokens of the world corpus): %s (%.1f s)\n\n",
            layers[0], layers[n_stats_layers - 1], DEMO_STATS_TOKENS, stats_dir, now_s() - t_stats);
 
@@ -302,14 +308,16 @@ int cmd_demo(int argc, char **argv) {
                         .test_langs = DEMO_LANGS, .n_test_langs = N_DEMO_LANGS,
                         .max_cases = n_cases, .resume = 1, .stats_dir = stats_dir,
                         .subject_match = XLE_MATCH_EXACT, .progress = demo_progress,
-                        .progress_user = &tty};
+                        .progress_user = &progress};
     printf("3. ELFI/ELFO: %d cases x {ROME, MEMIT} x edit in each of {%s}, tested in all eight\n",
            n_cases, "en de fr it es hi ta kn");
     double t_eval = now_s();
     xle_eval_summary sum = {0};
+    cli_progress_begin(&progress, "demo: ELFI/ELFO", "units");
     signal(SIGINT, demo_on_sigint);
     xle_status st = xle_eval_run(model, &eo, &sum, &err);
     signal(SIGINT, SIG_DFL);
+    cli_progress_end(&progress);
     if (st != XLE_OK) goto fail;
     printf("   %lld units (%lld resumed from an earlier run) in %.1f s\n\n", (long long)sum.n_units,
            (long long)sum.n_resumed, now_s() - t_eval);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 /* Set by SIGINT so that long work stops at its next checkpoint (signal handlers may only
  * touch a volatile sig_atomic_t: this is the one piece of process state the CLI keeps). */
@@ -24,21 +25,8 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
-typedef struct progress_state {
-    const char *what;
-    int tty;
-} progress_state;
-
 static int print_progress(void *user, int64_t done, int64_t total) {
-    progress_state *p = user;
-    if (p->tty) {
-        if (total > 0)
-            fprintf(stderr, "\r%s: %lld / %lld tokens (%.1f%%)   ", p->what, (long long)done,
-                    (long long)total, 100.0 * (double)done / (double)total);
-        else
-            fprintf(stderr, "\r%s: %lld tokens   ", p->what, (long long)done);
-        fflush(stderr);
-    }
+    cli_progress_update(user, done, total);
     return interrupted;
 }
 
@@ -160,13 +148,14 @@ int cmd_stats(int argc, char **argv) {
         fprintf(stderr, "xledit stats: %s: cannot create: %s\n", dir, strerror(errno));
         return 1;
     }
-    progress_state ps = {"stats", isatty(2)};
+    cli_progress ps;
+    cli_progress_begin(&ps, "stats", "tokens");
     xle_stats_opts so = {layers, n_layers, corpus, n_corpus, max_tokens, (int)max_len, dir,
                          print_progress, &ps};
     signal(SIGINT, on_sigint);
     xle_status st = xle_stats_build(model, xle_model_tokenizer(model), &so, &err);
     signal(SIGINT, SIG_DFL);
-    if (ps.tty) fputc('\n', stderr);
+    cli_progress_end(&ps);
     xle_model_free(model);
     if (st != XLE_OK) return cli_report("stats", &err);
     printf("%s\n", dir);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 static const char eval_usage[] =
     "usage: xledit eval MODEL --data CASES.jsonl --out RUN_DIR\n"
@@ -44,39 +45,8 @@ static void on_sigint(int sig) {
     signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the process at once (resume still works) */
 }
 
-typedef struct progress_state {
-    int tty, quiet;
-    int64_t first_done;  /* units finished when this session started */
-    struct timespec start;
-    int started;
-} progress_state;
-
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 static int on_progress(void *user, int64_t done, int64_t total) {
-    progress_state *p = user;
-    if (!p->started) {
-        p->started = 1;
-        p->first_done = done;
-        clock_gettime(CLOCK_MONOTONIC, &p->start);
-    }
-    if (p->tty && !p->quiet) {
-        double el = seconds_since(&p->start);
-        int64_t now = done - p->first_done;
-        char eta[32] = "?";
-        if (now > 0) {
-            double left = el / (double)now * (double)(total - done);
-            if (left >= 3600) snprintf(eta, sizeof eta, "%dh%02dm", (int)(left / 3600), (int)(left / 60) % 60);
-            else snprintf(eta, sizeof eta, "%dm%02ds", (int)(left / 60), (int)left % 60);
-        }
-        fprintf(stderr, "\reval: %lld/%lld units  %.1f units/min  ETA %s   ", (long long)done,
-                (long long)total, el > 0 ? 60.0 * (double)now / el : 0.0, eta);
-        if (done == total) fputc('\n', stderr);
-    }
+    cli_progress_update(user, done, total);
     return g_interrupted;
 }
 
@@ -257,7 +227,9 @@ int cmd_eval(int argc, char **argv) {
     o.stats_dir = stats_dir;
     o.context_templates = ctx_arg;
     o.subject_match = match;
-    progress_state ps = {isatty(2), quiet, 0, {0, 0}, 0};
+    cli_progress ps;
+    cli_progress_begin(&ps, "eval", "units");
+    if (quiet) cli_progress_quiet(&ps);
     o.progress = on_progress;
     o.progress_user = &ps;
     g_interrupted = 0;
@@ -269,7 +241,7 @@ int cmd_eval(int argc, char **argv) {
     xle_eval_summary sum;
     xle_status st = xle_eval_run(model, &o, &sum, &err);
     sigaction(SIGINT, &old_sa, NULL);
-    if (ps.tty && !quiet && ps.started && st != XLE_OK) fputc('\n', stderr);
+    cli_progress_end(&ps);
     if (st == XLE_ERR_INTERRUPTED) {
         fprintf(stderr, "xledit eval: %s\n", err.msg);
         rc = 130;

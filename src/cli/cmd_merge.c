@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 static const char MERGE_USAGE[] =
     "usage: xledit merge --method ties|task-arithmetic|dare-ties|linear --base BASE\n"
@@ -51,11 +52,7 @@ static void on_sigint(int sig) {
 }
 
 static int show_progress(void *user, int64_t done, int64_t total) {
-    if (*(const int *)user && total > 0) {
-        fprintf(stderr, "\rmerge: %.0f / %.0f MB of input (%.1f%%)   ", (double)done / 1e6,
-                (double)total / 1e6, 100.0 * (double)done / (double)total);
-        fflush(stderr);
-    }
+    cli_progress_update(user, done, total);
     return interrupted;
 }
 
@@ -181,15 +178,17 @@ int cmd_merge(int argc, char **argv) {
     mo.models = models;
     mo.n_models = n_models;
     mo.weights = weights;
-    int tty = isatty(2);
+    cli_progress progress; /* input bytes read, shown in MB */
+    cli_progress_begin(&progress, "merge", "MB");
+    progress.scale = 1e6;
     mo.progress = show_progress;
-    mo.progress_user = &tty;
+    mo.progress_user = &progress;
     xle_merge_stats stats;
     xle_error err = {0};
     signal(SIGINT, on_sigint);
     xle_status st = xle_merge(&mo, out, &stats, &err);
     signal(SIGINT, SIG_DFL);
-    if (tty) fputc('\n', stderr);
+    cli_progress_end(&progress);
     free(models);
     free(weights);
     if (st != XLE_OK) return cli_report("merge", &err);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 static int parse_int_opt(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
                          long long *out) {
@@ -107,15 +108,9 @@ static void on_sigint(int sig) {
 }
 
 typedef struct train_view {
-    int tty, told_corpus;
-    double last_print;
+    cli_progress progress; /* steps */
+    int told_corpus;
 } train_view;
-
-static void fmt_duration(double s, char *buf, size_t cap) {
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
-}
 
 static int train_progress(void *user, const xle_train_progress *p) {
     train_view *v = user;
@@ -124,15 +119,9 @@ static int train_progress(void *user, const xle_train_progress *p) {
                 (long long)p->n_docs, (long long)p->epoch_tokens, p->tokens_per_s);
         v->told_corpus = 1;
     }
-    if (v->tty && (p->elapsed_s - v->last_print >= 0.5 || p->step == p->steps)) {
-        char el[32], eta[32];
-        fmt_duration(p->elapsed_s, el, sizeof el);
-        fmt_duration(p->eta_s, eta, sizeof eta);
-        fprintf(stderr, "\rstep %lld/%lld (epoch %.1f)  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %s elapsed  ETA %s   ",
-                (long long)p->step, (long long)p->steps, p->epoch, p->loss, p->lr, p->grad_norm, p->tokens_per_s, el, eta);
-        if (p->step == p->steps) fputc('\n', stderr);
-        v->last_print = p->elapsed_s;
-    }
+    cli_progress_note(&v->progress, "epoch %.1f  loss %.4f  lr %.2e  %.0f tok/s", p->epoch, p->loss,
+                      p->lr, p->tokens_per_s);
+    cli_progress_update(&v->progress, p->step, p->steps);
     return g_interrupted != 0;
 }
 
@@ -217,7 +206,8 @@ int cmd_train(int argc, char **argv) {
     if (xle_train_hparams_validate(&hp, config ? config : "default config", &err) != XLE_OK)
         return cli_report(cmd, &err);
 
-    train_view view = {isatty(STDERR_FILENO), 0, -1};
+    train_view view = {.told_corpus = 0};
+    cli_progress_begin(&view.progress, "train", "steps");
     o.progress = train_progress;
     o.progress_user = &view;
     struct sigaction sa, old;
@@ -226,7 +216,7 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old);
     xle_status st = xle_train(&hp, &o, &err);
     sigaction(SIGINT, &old, NULL);
-    if (view.tty && st != XLE_OK) fputc('\n', stderr);
+    cli_progress_end(&view.progress);
     if (st != XLE_OK) return cli_report(cmd, &err);
     fprintf(stderr, "xledit %s: wrote %s\n", cmd, o.out_dir);
     return 0;
@@ -301,6 +291,18 @@ int cmd_facts_check(int argc, char **argv) {
         fprintf(stderr, "xledit %s: %s: cannot open: %s\n", cmd, facts, strerror(errno));
         return 1;
     }
+    /* the facts are counted first so that the progress line can give an ETA */
+    int64_t n_facts = 0, n_checked = 0;
+    {
+        char *l = NULL;
+        size_t c = 0;
+        while (getline(&l, &c, f) > 0) n_facts += strspn(l, " \t\r\n") != strlen(l);
+        free(l);
+        rewind(f);
+    }
+    cli_progress progress;
+    cli_progress_begin(&progress, cmd, "facts");
+    cli_progress_update(&progress, 0, n_facts);
     static const char *const prompt_names[] = {"prompt", NULL};
     static const char *const object_names[] = {"object", "answer", "target", NULL};
     static const char *const lang_names[] = {"lang", "language", NULL};
@@ -317,6 +319,7 @@ int cmd_facts_check(int argc, char **argv) {
         const char *lang = o ? fact_field(o, lang_names) : NULL, *prompt = o ? fact_field(o, prompt_names) : NULL,
                    *object = o ? fact_field(o, object_names) : NULL;
         if (!o || !lang || !prompt || !object || strlen(lang) >= XLE_LANG_MAX) {
+            cli_progress_end(&progress);
             fprintf(stderr, "xledit %s: %s:%ld: %s\n", cmd, facts, line_no,
                     !o ? "invalid JSON" : !lang ? "lang: missing or not a short string"
                                         : !prompt ? "prompt: missing" : "object: missing");
@@ -340,6 +343,7 @@ int cmd_facts_check(int argc, char **argv) {
         }
         int ok = 0;
         if (xle_fact_recalled(m, tok, prompt, object, &ok, &err) != XLE_OK) {
+            cli_progress_end(&progress);
             fprintf(stderr, "xledit %s: %s:%ld: %s\n", cmd, facts, line_no, err.msg);
             json_decref(o);
             rc = 1;
@@ -348,7 +352,9 @@ int cmd_facts_check(int argc, char **argv) {
         tally[k].n++;
         tally[k].ok += ok;
         json_decref(o);
+        cli_progress_update(&progress, ++n_checked, n_facts);
     }
+    cli_progress_end(&progress);
     free(line);
     fclose(f);
     xle_model_free(m);
