@@ -241,6 +241,15 @@ typedef struct xle_forward_opts {
     int keep_from_layer;
 } xle_forward_opts;
 
+/* How the forward pass multiplies activations with bf16 weights. EXACT (the default of a loaded
+ * model): weights widened to f32, products and sums in f32. BF16: on CPUs with AVX512-BF16 the
+ * activations are rounded to bf16 (nearest even, as llama.cpp does) and multiplied with
+ * vdpbf16ps, sums in f32 (faster prompts; logits differ slightly, see docs/performance.md);
+ * elsewhere, and for f32/f16 weights, it computes as EXACT. The backward pass is always exact. */
+typedef enum xle_precision { XLE_PRECISION_EXACT = 0, XLE_PRECISION_BF16 = 1 } xle_precision;
+void xle_model_set_precision(xle_model *model, xle_precision precision);
+xle_precision xle_model_precision(const xle_model *model);
+
 /* Runs the model over the batch. logits (may be NULL when a hook stops the pass) receives
  * n_logit_rows (or all tokens) x vocab_size floats. Uses OpenMP threads. */
 xle_status xle_forward(xle_model *model, const xle_batch *batch, const xle_forward_opts *opts,

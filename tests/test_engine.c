@@ -153,9 +153,9 @@ static void check_paths_agree(xle_dtype dt) {
     float in[9 * 70], out_many[9 * 37], out_one[37];
     for (int i = 0; i < 9 * 70; i++) in[i] = xle_rng_normal(&rng);
     float *scratch = malloc(XLE_MATMUL_SCRATCH * sizeof(float));
-    xle_matmul_forward(out_many, in, &w, NULL, 9, scratch);
+    xle_matmul_forward(out_many, in, &w, NULL, 9, scratch, XLE_PRECISION_EXACT);
     for (int t = 0; t < 9; t++) {
-        xle_matmul_forward(out_one, in + t * 70, &w, NULL, 1, scratch);
+        xle_matmul_forward(out_one, in + t * 70, &w, NULL, 1, scratch, XLE_PRECISION_EXACT);
         double ma, mr;
         check_max_diff(out_one, out_many + t * 37, 37, &ma, &mr);
         CHECK_MSG(ma < 1e-4, "%s row %d: %g", xle_dtype_name(dt), t, ma);
@@ -175,10 +175,10 @@ static void check_paths_agree(xle_dtype dt) {
         float old = in[idx];
         double lp = 0, lm = 0;
         in[idx] = old + 1e-2f;
-        xle_matmul_forward(out_many, in, &w, NULL, 9, scratch);
+        xle_matmul_forward(out_many, in, &w, NULL, 9, scratch, XLE_PRECISION_EXACT);
         for (int i = 0; i < 9 * 37; i++) lp += (double)dout[i] * out_many[i];
         in[idx] = old - 1e-2f;
-        xle_matmul_forward(out_many, in, &w, NULL, 9, scratch);
+        xle_matmul_forward(out_many, in, &w, NULL, 9, scratch, XLE_PRECISION_EXACT);
         for (int i = 0; i < 9 * 37; i++) lm += (double)dout[i] * out_many[i];
         in[idx] = old;
         CHECK_NEAR((lp - lm) / 2e-2, din[idx], 1e-3 * (1 + fabs(din[idx])));

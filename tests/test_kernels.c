@@ -6,9 +6,14 @@
  * tile), weight products with few rows (dot products, four rows at a time for long rows) and
  * many rows (blocked product), several products of one input in one pass, and blocked
  * attention (causal, sliding window, grouped heads, past keys, kept probabilities).
+ * Every kernel variant built into the library that this CPU runs (tensor/kernels.h: AVX-512 with
+ * BF16, AVX-512, AVX2, generic) is tested, each forced in turn through XLE_KERNELS; also the
+ * in-register dtype conversions against the scalar ones (all 65,536 f16 values) and the
+ * bf16-activation products (vdpbf16ps) against a reference with the activations rounded.
  */
 #include "check.h"
 #include "tensor/gemm.h"
+#include "tensor/kernels.h"
 #include "tensor/ops.h"
 
 /* Stores v in dtype dt at element i of buf and returns the value actually stored. */
@@ -109,10 +114,10 @@ static void check_matmul(xle_dtype dt, int64_t n_out, int64_t n_in, int T) {
     float *many = malloc((size_t)(T * n_out) * sizeof(float)), *one = malloc((size_t)n_out * sizeof(float));
     float *scratch = malloc(XLE_MATMUL_SCRATCH * sizeof(float));
     for (int64_t i = 0; i < T * n_in; i++) in[i] = xle_rng_normal(&rng);
-    xle_matmul_forward(many, in, &w, NULL, T, scratch);
+    xle_matmul_forward(many, in, &w, NULL, T, scratch, XLE_PRECISION_EXACT);
     int bad = 0;
     for (int t = 0; t < T; t++) {
-        xle_matmul_forward(one, in + t * n_in, &w, NULL, 1, scratch);
+        xle_matmul_forward(one, in + t * n_in, &w, NULL, 1, scratch, XLE_PRECISION_EXACT);
         for (int64_t o = 0; o < n_out && bad < 3; o++) {
             double ref = 0, mag = 0;
             for (int64_t i = 0; i < n_in; i++) {
@@ -170,17 +175,17 @@ static void test_matmul_many(void) {
         ref[i] = malloc((size_t)(5 * rows) * sizeof(float));
     }
     for (int T = 1; T <= 5; T += 2) {
-        xle_matmul_forward_many(outs, in, wp, bp, N, T, scratch);
+        xle_matmul_forward_many(outs, in, wp, bp, N, T, scratch, XLE_PRECISION_EXACT);
         for (int i = 0; i < N; i++) {
-            xle_matmul_forward(ref[i], in, wp[i], bp[i], T, scratch);
+            xle_matmul_forward(ref[i], in, wp[i], bp[i], T, scratch, XLE_PRECISION_EXACT);
             CHECK_MSG(memcmp(outs[i], ref[i], (size_t)(T * ws[i].shape[0]) * sizeof(float)) == 0,
                       "T %d weight %d differs", T, i);
         }
     }
-    xle_matmul_forward_many(outs, in, wp, NULL, 2, 1, scratch); /* biases NULL */
+    xle_matmul_forward_many(outs, in, wp, NULL, 2, 1, scratch, XLE_PRECISION_EXACT); /* biases NULL */
     xle_tensor nobias = {0};
     const xle_tensor *nb = &nobias;
-    xle_matmul_forward(ref[1], in, wp[1], nb, 1, scratch);
+    xle_matmul_forward(ref[1], in, wp[1], nb, 1, scratch, XLE_PRECISION_EXACT);
     CHECK(memcmp(outs[1], ref[1], (size_t)ws[1].shape[0] * sizeof(float)) == 0);
     for (int i = 0; i < N; i++) free(outs[i]), free(ref[i]), free(bufs[i]), free(bufs[N + i]);
     free(in), free(scratch);
@@ -255,11 +260,151 @@ static void test_attention(void) {
     }
 }
 
+/* Each variant's to_f32 against the scalar conversions: every f16 value, bf16 values of every
+ * exponent, starting at odd offsets so that the vector loop and its tail both run. */
+static void test_conversions(void) {
+    const xle_kernels *k = xle_kernels_select();
+    enum { N = 65536 };
+    uint16_t *h = malloc((N + 8) * sizeof(uint16_t));
+    float *got = malloc((N + 8) * sizeof(float));
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    for (int dt = 0; dt < 2; dt++) {
+        const xle_dtype d = dt ? XLE_BF16 : XLE_F16;
+        for (int off = 0; off < 3; off++) {
+            k->to_f32(got, h + off, d, N - off);
+            int bad = 0;
+            for (int i = 0; i < N - off && bad < 3; i++) {
+                const float want = d == XLE_F16 ? xle_f16_to_f32(h[i + off]) : xle_bf16_to_f32(h[i + off]);
+                const int same = isnan(want) ? isnan(got[i]) : memcmp(&want, &got[i], 4) == 0;
+                if (!same && bad++ < 3)
+                    CHECK_MSG(0, "%s %s 0x%04x: %.9g, scalar %.9g", k->name, xle_dtype_name(d),
+                              h[i + off], got[i], want);
+            }
+        }
+    }
+    /* f32 -> bf16 rounding: nearest even like xle_f32_to_bf16, NaN stays NaN; with AVX512-BF16
+     * f32 subnormals become zero (as llama.cpp's rounding does on such CPUs). */
+    xle_rng rng;
+    xle_rng_seed(&rng, 3);
+    float *x = malloc(1000 * sizeof(float));
+    uint16_t *b = malloc(1000 * sizeof(uint16_t));
+    for (int i = 0; i < 1000; i++) {
+        uint32_t bits = (uint32_t)xle_rng_next(&rng);
+        if (i % 7 == 0) bits = (bits & 0xffff0000u) | 0x8000u; /* ties */
+        memcpy(&x[i], &bits, 4);
+    }
+    x[0] = INFINITY, x[1] = -INFINITY, x[2] = NAN, x[3] = 0.0f, x[4] = -0.0f, x[5] = 1e-40f;
+    k->to_bf16(b, x + 1, 999);
+    int bad = 0;
+    for (int i = 1; i < 1000 && bad < 3; i++) {
+        const uint16_t want = xle_f32_to_bf16(x[i]), have = b[i - 1];
+        const int ok = isnan(x[i]) ? isnan(xle_bf16_to_f32(have))
+                       : (fpclassify(x[i]) == FP_SUBNORMAL && k->gemm_bf16) ? (have & 0x7fff) == 0 || have == want
+                                                                            : have == want;
+        if (!ok && bad++ < 3) CHECK_MSG(0, "%s to_bf16(%.9g) = 0x%04x, want 0x%04x", k->name, x[i], have, want);
+    }
+    free(h), free(got), free(x), free(b);
+}
+
+/* XLE_PRECISION_BF16 with bf16 weights: with a bf16 dot-product instruction the products are those
+ * of the activations rounded to bf16 (compared with a double reference of the rounded values);
+ * without it they are the exact ones, bit for bit. Other dtypes are never rounded. */
+static void check_bf16_precision(xle_dtype dt, int64_t n_out, int64_t n_in, int T) {
+    const xle_kernels *k = xle_kernels_select();
+    xle_rng rng;
+    xle_rng_seed(&rng, (uint64_t)(n_out * 7 + n_in + T));
+    void *wbuf = malloc((size_t)(n_out * n_in) * xle_dtype_size(dt));
+    xle_tensor w = {.dtype = dt, .ndim = 2, .shape = {n_out, n_in}, .data = wbuf};
+    for (int64_t i = 0; i < n_out * n_in; i++) store_as(wbuf, dt, i, xle_rng_normal(&rng) * 0.1f);
+    float *in = malloc((size_t)(T * n_in) * sizeof(float));
+    float *got = malloc((size_t)(T * n_out) * sizeof(float)), *exact = malloc((size_t)(T * n_out) * sizeof(float));
+    float *scratch = malloc(XLE_MATMUL_SCRATCH * sizeof(float));
+    for (int64_t i = 0; i < T * n_in; i++) in[i] = xle_rng_normal(&rng);
+    xle_matmul_forward(got, in, &w, NULL, T, scratch, XLE_PRECISION_BF16);
+    xle_matmul_forward(exact, in, &w, NULL, T, scratch, XLE_PRECISION_EXACT);
+    const int rounded = dt == XLE_BF16 && k->gemm_bf16;
+    if (!rounded) {
+        CHECK_MSG(memcmp(got, exact, (size_t)(T * n_out) * sizeof(float)) == 0,
+                  "%s %s T%d: bf16 precision differs from exact", k->name, xle_dtype_name(dt), T);
+    } else {
+        int bad = 0, differs = 0;
+        for (int t = 0; t < T; t++)
+            for (int64_t o = 0; o < n_out && bad < 3; o++) {
+                double ref = 0, mag = 0;
+                for (int64_t i = 0; i < n_in; i++) {
+                    const double p = (double)xle_bf16_to_f32(xle_f32_to_bf16(in[t * n_in + i])) *
+                                     xle_tensor_get_f32(&w, o * n_in + i);
+                    ref += p, mag += fabs(p);
+                }
+                const float g = got[t * n_out + o];
+                differs += g != exact[t * n_out + o];
+                if (!(fabs(g - ref) <= 1e-5 * mag + 1e-6) && bad++ < 3)
+                    CHECK_MSG(0, "%s bf16 %lldx%lld T%d row %d out %lld: %.8g, reference %.8g", k->name,
+                              (long long)n_out, (long long)n_in, T, t, (long long)o, g, ref);
+            }
+        /* The rounding must show: a product that equals the exact one everywhere was not rounded. */
+        CHECK_MSG(differs > 0, "%s bf16 %lldx%lld T%d: no difference from exact", k->name,
+                  (long long)n_out, (long long)n_in, T);
+    }
+    free(wbuf), free(in), free(got), free(exact), free(scratch);
+}
+
+static void test_bf16_precision(void) {
+    const int64_t shapes[][2] = {{37, 70}, {65, 33}, {101, 517}, {9, 4103}, {40, 64}};
+    const int Ts[] = {1, 3, 4, 13, 70};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (size_t t = 0; t < sizeof Ts / sizeof *Ts; t++)
+            check_bf16_precision(XLE_BF16, shapes[s][0], shapes[s][1], Ts[t]);
+    check_bf16_precision(XLE_F16, 37, 70, 9);
+    check_bf16_precision(XLE_F32, 37, 70, 2);
+}
+
+/* The variant table: names resolve to themselves, the forced variant is the selected one, an
+ * unknown name falls back to the CPU's best. */
+static void test_dispatch(void) {
+    int n = 0;
+    const char *const *names = xle_kernels_built(&n);
+    CHECK(n >= 1 && strcmp(names[n - 1], "generic") == 0);
+    CHECK(xle_kernels_named("generic") != NULL);
+    CHECK(xle_kernels_named("no-such-isa") == NULL);
+    for (int i = 0; i < n; i++) {
+        const xle_kernels *k = xle_kernels_named(names[i]);
+        if (!k) continue; /* built but not run by this CPU */
+        CHECK(strcmp(k->name, names[i]) == 0);
+        setenv("XLE_KERNELS", names[i], 1);
+        CHECK(xle_kernels_select() == k);
+    }
+    setenv("XLE_KERNELS", "no-such-isa", 1);
+    const xle_kernels *fallback = xle_kernels_select();
+    unsetenv("XLE_KERNELS");
+    CHECK(fallback == xle_kernels_select());
+}
+
 int main(void) {
-    RUN(test_gemm_sizes_and_dtypes);
+    RUN(test_dispatch);
     RUN(test_gemm_empty);
-    RUN(test_matmul_paths);
-    RUN(test_matmul_many);
-    RUN(test_attention);
+    int n = 0;
+    const char *const *names = xle_kernels_built(&n);
+    const xle_kernels *best = xle_kernels_select();
+    for (int i = 0; i < n; i++) {
+        if (!xle_kernels_named(names[i])) {
+            fprintf(stderr, "skip kernels %s (not supported by this CPU)\n", names[i]);
+            continue;
+        }
+        setenv("XLE_KERNELS", names[i], 1);
+        fprintf(stderr, "kernels %s\n", names[i]);
+        RUN(test_conversions);
+        RUN(test_matmul_paths);
+        RUN(test_bf16_precision);
+#ifdef XLE_SANITIZED
+        if (xle_kernels_select() != best) continue; /* the rest once, under the sanitizers */
+#else
+        (void)best;
+#endif
+        RUN(test_gemm_sizes_and_dtypes);
+        RUN(test_matmul_many);
+        RUN(test_attention);
+    }
+    unsetenv("XLE_KERNELS");
     return check_summary();
 }

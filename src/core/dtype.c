@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "xledit.h"
+#include "tensor/kernels.h"
 
 size_t xle_dtype_size(xle_dtype dtype) {
     switch (dtype) {
@@ -117,18 +118,11 @@ float xle_tensor_get_f32(const xle_tensor *t, int64_t i) {
 void xle_tensor_row_to_f32(const xle_tensor *t, int64_t first, int64_t n, float *dst) {
     switch (t->dtype) {
     case XLE_F32:
-        memcpy(dst, (const float *)t->data + first, (size_t)n * sizeof(float));
+    case XLE_F16:
+    case XLE_BF16:
+        xle_kernels_select()->to_f32(dst, (const char *)t->data + first * (int64_t)xle_dtype_size(t->dtype),
+                                     t->dtype, n);
         break;
-    case XLE_F16: {
-        const uint16_t *src = (const uint16_t *)t->data + first;
-        for (int64_t i = 0; i < n; i++) dst[i] = xle_f16_to_f32(src[i]);
-        break;
-    }
-    case XLE_BF16: {
-        const uint16_t *src = (const uint16_t *)t->data + first;
-        for (int64_t i = 0; i < n; i++) dst[i] = xle_bf16_to_f32(src[i]);
-        break;
-    }
     case XLE_F64: {
         const double *src = (const double *)t->data + first;
         for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i];

@@ -273,7 +273,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         {
             float *const outs[3] = {lq, lk, lv};
             const xle_tensor *const ws[3] = {&L->wq, &L->wk, &L->wv}, *const bs[3] = {&L->bq, &L->bk, &L->bv};
-            xle_matmul_forward_many(outs, lxn1, ws, bs, 3, T, scratch);
+            xle_matmul_forward_many(outs, lxn1, ws, bs, 3, T, scratch, m->precision);
         }
         xle_rope_forward(lq, pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
         xle_rope_forward(lk, pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
@@ -293,7 +293,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
                                       c->sliding_window);
             }
         }
-        xle_matmul_forward(tmp, latt, &L->wo, &L->bo, T, scratch);
+        xle_matmul_forward(tmp, latt, &L->wo, &L->bo, T, scratch, m->precision);
         for (int64_t i = 0; i < T * d; i++) x[i] += tmp[i];
         if (la) memcpy(la->h_mid, x, (size_t)(T * d) * sizeof(float));
 
@@ -304,12 +304,12 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         {
             float *const outs[2] = {lg, lu};
             const xle_tensor *const ws[2] = {&L->w_gate, &L->w_up};
-            xle_matmul_forward_many(outs, lxn2, ws, NULL, 2, T, scratch);
+            xle_matmul_forward_many(outs, lxn2, ws, NULL, 2, T, scratch, m->precision);
         }
         xle_swiglu_forward(lkey, lg, lu, T * f);
         if (run_hooks(o, XLE_POINT_MLP_KEY, l, lkey, T, (int)f)) goto stopped;
         float *mlp_out = tmp;
-        xle_matmul_forward(mlp_out, lkey, &L->w_down, NULL, T, scratch);
+        xle_matmul_forward(mlp_out, lkey, &L->w_down, NULL, T, scratch, m->precision);
         if (run_hooks(o, XLE_POINT_MLP_OUT, l, mlp_out, T, (int)d)) goto stopped;
         for (int64_t i = 0; i < T * d; i++) x[i] += mlp_out[i];
         if (run_hooks(o, XLE_POINT_BLOCK_OUT, l, x, T, (int)d)) goto stopped;
@@ -324,7 +324,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         if (logits) {
             for (int i = 0; i < n_rows; i++) memcpy(gathered + i * d, xnf + (int64_t)rows[i] * d, (size_t)d * sizeof(float));
             /* lm_head matmul in chunks of rows so the workspace stays small. */
-            xle_matmul_forward(logits, gathered, &m->w.lm_head, NULL, n_rows, scratch);
+            xle_matmul_forward(logits, gathered, &m->w.lm_head, NULL, n_rows, scratch, m->precision);
             for (int64_t i = 0; i < n_rows * V; i++)
                 if (!isfinite(logits[i])) {
                     st = xle_fail(err, XLE_ERR_NUMERIC, "%s: non-finite logit (NaN or Inf in the weights?)", m->path);

@@ -26,6 +26,10 @@ xle_model *xle_model_alloc(const char *path) {
     return m;
 }
 
+void xle_model_set_precision(xle_model *m, xle_precision precision) { m->precision = precision; }
+
+xle_precision xle_model_precision(const xle_model *m) { return m->precision; }
+
 xle_status xle_model_alloc_layers(xle_model *m, xle_error *err) {
     if (m->cfg.n_layers <= 0 || m->cfg.n_layers > 4096)
         return xle_fail(err, XLE_ERR_FORMAT, "%s: n_layers: %d is out of range", m->path,

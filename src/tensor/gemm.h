@@ -1,7 +1,7 @@
 /*
  * gemm.h: the engine's own single-precision matrix product, C = A · B, with register-blocked
- * kernels written with GCC/Clang vector extensions (AVX-512, AVX or SSE2 widths, whatever the
- * build targets).
+ * kernels written with GCC/Clang vector extensions (AVX-512, AVX or SSE2 widths), compiled per
+ * instruction set and chosen at run time (tensor/kernels.h).
  *
  * Why not OpenBLAS here: the right operand is usually a bf16/f16 weight, which this product
  * converts panel by panel while packing (each weight byte is read once, no f32 copy of the
@@ -36,5 +36,14 @@ void xle_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, cons
 void xle_gemm_parallel(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                        const xle_gemm_rhs *B, float *C, int64_t ldc, int accumulate,
                        float *scratch, size_t scratch_floats);
+
+/* C[M x N] (row stride ldc) = bf16(A) · Wᵀ for a bf16 weight W stored [N x K] (rows ldw apart):
+ * A's rows are rounded to bf16 (nearest even, as llama.cpp rounds activations) and the
+ * products summed in f32 with vdpbf16ps, over OpenMP threads (scratch as for
+ * xle_gemm_parallel). Returns 1 when done, 0 when this CPU has no such instruction (or memory
+ * for the rounded rows is short) and C is untouched: the caller computes the exact product. */
+int xle_gemm_bf16_parallel(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                           const uint16_t *W, int64_t ldw, float *C, int64_t ldc,
+                           float *scratch, size_t scratch_floats);
 
 #endif

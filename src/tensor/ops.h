@@ -16,13 +16,16 @@
 /* Floats of scratch a weight matmul may use to convert a block of bf16/f16 rows to f32. */
 #define XLE_MATMUL_SCRATCH (1u << 21)
 
-/* out[T, n_out] = in[T, n_in] · Wᵀ (+ bias), W is [n_out, n_in] of any dtype. */
+/* out[T, n_out] = in[T, n_in] · Wᵀ (+ bias), W is [n_out, n_in] of any dtype. With
+ * XLE_PRECISION_BF16, products with bf16 weights round `in` to bf16 (on CPUs with AVX512-BF16;
+ * elsewhere they stay exact). */
 void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const xle_tensor *bias,
-                        int T, float *scratch);
+                        int T, float *scratch, xle_precision prec);
 /* Several products of the same input: outs[i][T, n_out_i] = in · ws[i]ᵀ (+ biases[i]; biases
  * may be NULL). For few rows the n products share one parallel pass (one barrier). */
 void xle_matmul_forward_many(float *const *outs, const float *in, const xle_tensor *const *ws,
-                             const xle_tensor *const *biases, int n, int T, float *scratch);
+                             const xle_tensor *const *biases, int n, int T, float *scratch,
+                             xle_precision prec);
 /* din[T, n_in] += dout · W;  dw[n_out, n_in] += doutᵀ · in;  dbias[n_out] += Σ_t dout. */
 void xle_matmul_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                          const xle_tensor *w, int T, float *scratch);
