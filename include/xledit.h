@@ -15,9 +15,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The library's version (CMakeLists.txt, xledit.pc and the CMake package read it from here). */
+#define XLE_VERSION_MAJOR 0
+#define XLE_VERSION_MINOR 1
+#define XLE_VERSION_PATCH 0
+#define XLE_VERSION_STRING "0.1.0"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The shared library is built with hidden visibility: what this header declares is its ABI,
+ * internal functions (src/) are not exported. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#endif
+
+/* The version of the library linked at run time ("0.1.0"); compare with XLE_VERSION_STRING,
+ * the version of the header compiled against. */
+const char *xle_version(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Errors
@@ -1105,6 +1121,10 @@ xle_status xle_world_write_facts(const xle_world *w, const char *path, long *n_w
  * edited. The caller owns *out (xle_cases_free). */
 xle_status xle_world_make_cases(const xle_world *w, int n, uint64_t seed, xle_cases **out,
                                 xle_error *err);
+
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

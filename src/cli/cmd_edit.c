@@ -286,7 +286,7 @@ static json_t *info_json(const char *model_path, xle_model *model, const xle_edi
                                               "subject", rl->reqs[i].subject, "target_new",
                                               rl->reqs[i].target));
     for (int i = 0; ct && i < ct->n; i++) json_array_append_new(tpls, json_string(ct->texts[i]));
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I}", "tool", "xledit 0.1.0", "method",
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I}", "tool", "xledit " XLE_VERSION_STRING, "method",
                      xle_edit_method_name(hp->method), "model_fingerprint", fp, "layers", layers,
                      "requests", reqs, "context_templates", tpls, "seed",
                      (json_int_t)hp->seed);

@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("xledit 0.1.0\n");
+        printf("xledit %s\n", xle_version());
         return 0;
     }
     cli_threads_default();

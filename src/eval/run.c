@@ -494,7 +494,7 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
                                langs_json(r->edit_langs, r->n_edit_langs), "test_langs",
                                langs_json(r->test_langs, r->n_test_langs), "subject_match",
                                match_name(o->subject_match));
-    json_t *info = json_pack("{s:s, s:s, s:s?, s:s?}", "tool", "xledit 0.1.0", "data", o->data_path,
+    json_t *info = json_pack("{s:s, s:s, s:s?, s:s?}", "tool", "xledit " XLE_VERSION_STRING, "data", o->data_path,
                              "model", xle_model_path(r->model), "stats", o->stats_dir);
     json_t *doc = json_pack("{s:o, s:o}", "config", config, "info", info);
     char *path = xle_path_join_dir(o->run_dir, "run.json");
