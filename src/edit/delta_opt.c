@@ -4,12 +4,15 @@
  * predicts the new target, with a KL term that keeps "<subject> is a" stable and a weight
  * decay relative to the original activation. Follows editing.md §2.2 and §3.1 exactly:
  * early stop at loss < 5e-2, no step on the last iteration, clamp after each step.
+ * Only what changes between steps is computed in each step: the layers above the edited one, at
+ * the rows from each prompt's fact token on, with logits at the scored rows (model/partial.h).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "edit/edit_internal.h"
+#include "model/partial.h"
 
 typedef struct read_ctx {
     const int *rows;   /* batch row of each prompt's fact token */
@@ -129,51 +132,163 @@ static void log_softmax(const float *z, int V, double *out) {
     for (int i = 0; i < V; i++) out[i] = (double)z[i] - lse;
 }
 
-xle_status xle_edit_optimize_delta(xle_model *m, const xle_edit_hparams *hp,
-                                   const xle_edit_request_tok *req, xle_point point, int layer,
-                                   float *init, float *delta, double *final_loss, int *steps,
-                                   xle_error *err) {
+/* The rows of the delta problem in the packed batch: fact rows (np + 1, KL last) and the
+ * logit rows (nt per prompt, then the KL row). */
+static xle_status delta_rows(const packed *p, const xle_edit_request_tok *req, int **fact_rows,
+                             int **logit_rows, xle_error *err) {
+    const int np = req->n_prompts, nt = req->n_target;
+    *fact_rows = malloc((size_t)(np + 1) * sizeof(int));
+    *logit_rows = malloc((size_t)(np * nt + 1) * sizeof(int));
+    if (!*fact_rows || !*logit_rows) return xle_fail(err, XLE_ERR_NOMEM, "edit: out of memory");
+    for (int i = 0; i < np; i++) {
+        (*fact_rows)[i] = p->start[i] + req->prompts[i].fact_idx;
+        /* logits at position (prompt length - 1 + t) predict target[t] */
+        for (int t = 0; t < nt; t++) (*logit_rows)[i * nt + t] = p->start[i] + req->prompts[i].n - 1 + t;
+    }
+    (*fact_rows)[np] = p->start[np] + req->kl.fact_idx;
+    (*logit_rows)[np * nt] = (*fact_rows)[np];
+    return XLE_OK;
+}
+
+/* Records the activation at one row (the unedited value v_init / h_init). */
+typedef struct record_ctx {
+    int row;
+    float *out;
+} record_ctx;
+
+static int record_row_hook(void *user, xle_point point, int layer, float *act, int n_tokens, int width) {
+    (void)point, (void)layer, (void)n_tokens;
+    record_ctx *c = user;
+    memcpy(c->out, act + (int64_t)c->row * width, (size_t)width * sizeof(float));
+    return 0;
+}
+
+/* The two ways of running the model in the optimisation. Fast (the default): the layers up to
+ * the edited one and every row before a fact token are computed once (model/partial.h); each
+ * step runs the changing rows of the layers above. Full: every step runs the whole batch
+ * through every layer with the delta added by a hook, and the backward pass goes down to the
+ * edited layer; kept as the plain form the fast one is tested against. */
+typedef struct delta_pass {
+    int full;
+    /* fast */
+    xle_upper *upper;
+    float *d_var;
+    /* full */
+    add_ctx actx;
+    xle_hook hook;
+    xle_batch batch;
+    xle_forward_opts opts;
+    xle_acts *acts;
+    float *dblock;
+} delta_pass;
+
+static void delta_pass_free(delta_pass *dp) {
+    xle_upper_free(dp->upper);
+    free(dp->d_var);
+    xle_acts_free(dp->acts);
+    free(dp->dblock);
+}
+
+static xle_status delta_pass_init(delta_pass *dp, int full, xle_model *m, const packed *p,
+                                  const xle_edit_request_tok *req, xle_point point, int layer,
+                                  const int *fact_rows, const int *logit_rows, int n_rows,
+                                  float *init, const float *delta, xle_error *err) {
+    const int d = xle_model_config(m)->dim, np = req->n_prompts;
+    memset(dp, 0, sizeof *dp);
+    dp->full = full;
+    dp->batch = (xle_batch){p->n_seqs, p->ids, p->start};
+    if (full) {
+        dp->actx = (add_ctx){fact_rows, np + 1, delta, init, 1};
+        dp->hook = (xle_hook){point, layer, add_delta_hook, &dp->actx};
+        dp->acts = xle_acts_new();
+        dp->dblock = malloc((size_t)p->n_tokens * (size_t)d * sizeof(float));
+        if (!dp->acts || !dp->dblock) return xle_fail(err, XLE_ERR_NOMEM, "edit: out of memory");
+        dp->opts = (xle_forward_opts){.hooks = &dp->hook, .n_hooks = 1, .acts = dp->acts,
+                                      .logit_rows = logit_rows, .n_logit_rows = n_rows,
+                                      .keep_from_layer = layer};
+        return XLE_OK;
+    }
+    /* Rows before each sequence's fact token never see the delta (causal attention). */
+    int *first_var = malloc((size_t)(np + 1) * sizeof(int));
+    if (!first_var) return xle_fail(err, XLE_ERR_NOMEM, "edit: out of memory");
+    for (int i = 0; i <= np; i++) first_var[i] = fact_rows[i] - p->start[i];
+    record_ctx rec = {fact_rows[0], init};
+    xle_hook h = {point, layer, record_row_hook, &rec};
+    xle_status st = xle_upper_new(m, &dp->batch, layer, first_var, logit_rows, n_rows, &h, 1,
+                                  &dp->upper, err);
+    free(first_var);
+    if (st != XLE_OK) return st;
+    dp->d_var = malloc((size_t)xle_upper_n_var(dp->upper) * (size_t)d * sizeof(float));
+    if (!dp->d_var) return xle_fail(err, XLE_ERR_NOMEM, "edit: out of memory");
+    return XLE_OK;
+}
+
+static xle_status delta_pass_forward(delta_pass *dp, xle_model *m, const int *fact_rows, int n_fact,
+                                     const float *delta, float *logits, xle_error *err) {
+    if (dp->full) return xle_forward(m, &dp->batch, &dp->opts, logits, err);
+    return xle_upper_forward(dp->upper, fact_rows, n_fact, delta, logits, err);
+}
+
+/* grad[d] = Σ over the fact rows of dL/d(activation) there. */
+static xle_status delta_pass_backward(delta_pass *dp, xle_model *m, const float *dlogits, int layer,
+                                      const int *fact_rows, int n_fact, double *grad, xle_error *err) {
+    const int d = xle_model_config(m)->dim;
+    const float *src;
+    if (dp->full) {
+        xle_status st = xle_backward(m, dp->acts, dlogits, layer, dp->dblock, NULL, err);
+        if (st != XLE_OK) return st;
+        src = dp->dblock;
+    } else {
+        xle_status st = xle_upper_backward(dp->upper, dlogits, dp->d_var, err);
+        if (st != XLE_OK) return st;
+        src = dp->d_var;
+    }
+    for (int j = 0; j < d; j++) grad[j] = 0;
+    for (int i = 0; i < n_fact; i++) {
+        const int r = dp->full ? fact_rows[i] : xle_upper_var_index(dp->upper, fact_rows[i]);
+        for (int j = 0; j < d; j++) grad[j] += src[(int64_t)r * d + j];
+    }
+    return XLE_OK;
+}
+
+static xle_status optimize_delta(xle_model *m, const xle_edit_hparams *hp,
+                                 const xle_edit_request_tok *req, xle_point point, int layer,
+                                 int full, float *init, float *delta, double *final_loss,
+                                 int *steps, xle_error *err) {
     const xle_config *c = xle_model_config(m);
     const int d = c->dim, V = c->vocab_size, nt = req->n_target, np = req->n_prompts;
     if (nt <= 0 || np <= 0) return xle_fail(err, XLE_ERR_ARG, "edit: empty target or no prompts");
+    if (point != XLE_POINT_MLP_OUT && point != XLE_POINT_BLOCK_OUT)
+        return xle_fail(err, XLE_ERR_ARG, "edit: the delta goes to an MLP or block output");
     packed p = {0};
     /* Each rewriting row is prompt + target[:-1]; the KL row is last. */
     xle_status st = pack_prompts(&p, req->prompts, np, req->target, nt - 1, &req->kl, err);
     if (st != XLE_OK) return st;
     const int n_rows = np * nt + 1; /* logits: nt target positions per prompt + the KL row */
-    int *logit_rows = malloc((size_t)n_rows * sizeof(int));
-    int *fact_rows = malloc((size_t)(np + 1) * sizeof(int));
+    int *logit_rows = NULL, *fact_rows = NULL;
+    delta_pass dp = {0};
     float *logits = malloc((size_t)n_rows * (size_t)V * sizeof(float));
     float *dlogits = malloc((size_t)n_rows * (size_t)V * sizeof(float));
-    float *dblock = malloc((size_t)p.n_tokens * (size_t)d * sizeof(float));
     double *lp = malloc((size_t)V * sizeof(double)), *kl0 = malloc((size_t)V * sizeof(double));
     double *adam_m = calloc((size_t)d, sizeof(double)), *adam_v = calloc((size_t)d, sizeof(double));
+    double *gsum = malloc((size_t)d * sizeof(double));
     float *grad = malloc((size_t)d * sizeof(float));
-    xle_acts *acts = xle_acts_new();
-    if (!logit_rows || !fact_rows || !logits || !dlogits || !dblock || !lp || !kl0 || !adam_m ||
-        !adam_v || !grad || !acts) {
+    if (!logits || !dlogits || !lp || !kl0 || !adam_m || !adam_v || !gsum || !grad) {
         st = xle_fail(err, XLE_ERR_NOMEM, "edit: out of memory");
         goto done;
     }
-    for (int i = 0; i < np; i++) {
-        fact_rows[i] = p.start[i] + req->prompts[i].fact_idx;
-        /* logits at position (prompt length - 1 + t) predict target[t] */
-        for (int t = 0; t < nt; t++) logit_rows[i * nt + t] = p.start[i] + req->prompts[i].n - 1 + t;
-    }
-    fact_rows[np] = p.start[np] + req->kl.fact_idx;
-    logit_rows[np * nt] = fact_rows[np];
-
+    st = delta_rows(&p, req, &fact_rows, &logit_rows, err);
+    if (st != XLE_OK) goto done;
     memset(delta, 0, (size_t)d * sizeof(float));
-    add_ctx actx = {fact_rows, np + 1, delta, init, 1};
-    xle_hook hook = {point, layer, add_delta_hook, &actx};
-    xle_batch b = {p.n_seqs, p.ids, p.start};
-    xle_forward_opts o = {.hooks = &hook, .n_hooks = 1, .acts = acts, .logit_rows = logit_rows,
-                          .n_logit_rows = n_rows, .keep_from_layer = layer};
+    st = delta_pass_init(&dp, full, m, &p, req, point, layer, fact_rows, logit_rows, n_rows, init,
+                         delta, err);
+    if (st != XLE_OK) goto done;
+
     double init_norm = 0, loss = 0;
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     int it;
     for (it = 0; it < hp->v_num_grad_steps; it++) {
-        st = xle_forward(m, &b, &o, logits, err);
+        st = delta_pass_forward(&dp, m, fact_rows, np + 1, delta, logits, err);
         if (st != XLE_OK) goto done;
         if (it == 0) {
             init_norm = norm2(init, d);
@@ -210,11 +325,10 @@ xle_status xle_edit_optimize_delta(xle_model *m, const xle_edit_hparams *hp,
         }
         if (loss < 5e-2) break;
         if (it == hp->v_num_grad_steps - 1) break;
-        st = xle_backward(m, acts, dlogits, layer, dblock, NULL, err);
+        st = delta_pass_backward(&dp, m, dlogits, layer, fact_rows, np + 1, gsum, err);
         if (st != XLE_OK) goto done;
         for (int j = 0; j < d; j++) {
-            double g = 0;
-            for (int i = 0; i <= np; i++) g += dblock[(int64_t)fact_rows[i] * d + j];
+            double g = gsum[j];
             if (dn > 0) g += hp->v_weight_decay * delta[j] / (dn * init_norm * init_norm);
             grad[j] = (float)g;
         }
@@ -234,9 +348,23 @@ xle_status xle_edit_optimize_delta(xle_model *m, const xle_edit_hparams *hp,
     *final_loss = loss;
     *steps = it;
 done:
-    xle_acts_free(acts);
-    free(logit_rows), free(fact_rows), free(logits), free(dlogits), free(dblock);
-    free(lp), free(kl0), free(adam_m), free(adam_v), free(grad);
+    delta_pass_free(&dp);
+    free(logit_rows), free(fact_rows), free(logits), free(dlogits);
+    free(lp), free(kl0), free(adam_m), free(adam_v), free(gsum), free(grad);
     packed_free(&p);
     return st;
+}
+
+xle_status xle_edit_optimize_delta(xle_model *m, const xle_edit_hparams *hp,
+                                   const xle_edit_request_tok *req, xle_point point, int layer,
+                                   float *init, float *delta, double *final_loss, int *steps,
+                                   xle_error *err) {
+    return optimize_delta(m, hp, req, point, layer, 0, init, delta, final_loss, steps, err);
+}
+
+xle_status xle_edit_optimize_delta_full(xle_model *m, const xle_edit_hparams *hp,
+                                        const xle_edit_request_tok *req, xle_point point, int layer,
+                                        float *init, float *delta, double *final_loss, int *steps,
+                                        xle_error *err) {
+    return optimize_delta(m, hp, req, point, layer, 1, init, delta, final_loss, steps, err);
 }

@@ -19,6 +19,13 @@ xle_status xle_edit_optimize_delta(xle_model *m, const xle_edit_hparams *hp,
                                    const xle_edit_request_tok *req, xle_point point, int layer,
                                    float *init, float *delta, double *final_loss, int *steps,
                                    xle_error *err);
+/* The same computed the plain way: every step runs the whole batch through every layer and
+ * back down to `layer`. Gives the same result up to float32 rounding; kept so that the tests
+ * can check the default (which computes the unchanging part once) against it. */
+xle_status xle_edit_optimize_delta_full(xle_model *m, const xle_edit_hparams *hp,
+                                        const xle_edit_request_tok *req, xle_point point, int layer,
+                                        float *init, float *delta, double *final_loss, int *steps,
+                                        xle_error *err);
 
 /* The methods. Each fills out->deltas (allocating them) and leaves the model unchanged. */
 xle_status xle_rome_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *req,

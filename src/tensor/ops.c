@@ -249,20 +249,28 @@ void xle_attention_forward(float *out, float *probs, const float *q, const float
 void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                             const float *probs, const float *q, const float *k, const float *v,
                             int n, int n_heads, int n_kv_heads, int hd) {
+    xle_attention_backward_past(dq, dk, dv, dout, probs, q, k, v, n, 0, n_heads, n_kv_heads, hd);
+}
+
+void xle_attention_backward_past(float *dq, float *dk, float *dv, const float *dout,
+                                 const float *probs, const float *q, const float *k, const float *v,
+                                 int n, int n_past, int n_heads, int n_kv_heads, int hd) {
     const int group = n_heads / n_kv_heads, q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
+    const int n_keys = n_past + n;
     const float scale = 1.0f / sqrtf((float)hd);
     /* Threads own whole kv heads so dk/dv accumulate without races. */
-#pragma omp parallel if((int64_t)n_heads * n * n * hd > XLE_PAR_MIN_WORK)
+#pragma omp parallel if((int64_t)n_heads * n * n_keys * hd > XLE_PAR_MIN_WORK)
     {
-        float *dp = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+        float *dp = malloc((size_t)(n_keys > 0 ? n_keys : 1) * sizeof(float));
 #pragma omp for schedule(static)
         for (int g = 0; g < n_kv_heads; g++) {
             for (int h = g * group; h < (g + 1) * group; h++) {
                 for (int i = 0; i < n; i++) {
-                    const float *row = probs + ((int64_t)h * n + i) * n;
+                    const float *row = probs + ((int64_t)h * n + i) * n_keys;
                     const float *doi = dout + (int64_t)i * q_stride + (int64_t)h * hd;
+                    const int last = n_past + i;
                     double pdp = 0;
-                    for (int j = 0; j <= i; j++) {
+                    for (int j = 0; j <= last; j++) {
                         if (row[j] == 0.0f) {
                             dp[j] = 0;
                             continue;
@@ -277,7 +285,7 @@ void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                     }
                     const float *qi = q + (int64_t)i * q_stride + (int64_t)h * hd;
                     float *dqi = dq + (int64_t)i * q_stride + (int64_t)h * hd;
-                    for (int j = 0; j <= i; j++) {
+                    for (int j = 0; j <= last; j++) {
                         if (row[j] == 0.0f) continue;
                         float ds = row[j] * (dp[j] - (float)pdp) * scale;
                         const float *kj = k + (int64_t)j * kv_stride + (int64_t)g * hd;

@@ -59,6 +59,11 @@ void xle_attention_forward(float *out, float *probs, const float *q, const float
 void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                             const float *probs, const float *q, const float *k, const float *v,
                             int n, int n_heads, int n_kv_heads, int hd);
+/* The same for n queries after n_past earlier keys (the forward's probs layout, n x
+ * (n_past + n) per head): k/v/dk/dv hold all n_past + n rows; dq holds the n queries'. */
+void xle_attention_backward_past(float *dq, float *dk, float *dv, const float *dout,
+                                 const float *probs, const float *q, const float *k, const float *v,
+                                 int n, int n_past, int n_heads, int n_kv_heads, int hd);
 
 /* Dot product of an f32 vector with a stored row of any dtype. */
 float xle_dot_row(const float *x, const xle_tensor *w, int64_t row, int64_t n);
