@@ -284,8 +284,8 @@ xle_status xle_solve_spd(double *a, double *b, int n, int nrhs, const char *what
     return XLE_OK;
 }
 
-xle_status xle_edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
-                        int n_reqs, xle_layer_stats *const *stats, xle_edit_result *out, xle_error *err) {
+static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                           int n_reqs, xle_layer_stats *const *stats, xle_edit_result *out, xle_error *err) {
     memset(out, 0, sizeof *out);
     if (n_reqs <= 0) return xle_fail(err, XLE_ERR_ARG, "edit: no requests");
     if (hp->n_layers <= 0) return xle_fail(err, XLE_ERR_ARG, "edit: no layers");
@@ -358,5 +358,16 @@ xle_status xle_edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit
     default: return xle_fail(err, XLE_ERR_ARG, "edit: unknown method");
     }
     if (st != XLE_OK) xle_edit_result_free(out);
+    return st;
+}
+
+xle_status xle_edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                        int n_reqs, xle_layer_stats *const *stats, xle_edit_result *out, xle_error *err) {
+    /* Edits are computed in exact arithmetic whatever precision the model runs inference in:
+     * the goldens (docs/editing.md) were not measured with bf16-rounded activations. */
+    const xle_precision keep = xle_model_precision(m);
+    xle_model_set_precision(m, XLE_PRECISION_EXACT);
+    xle_status st = edit_run(m, hp, reqs, n_reqs, stats, out, err);
+    xle_model_set_precision(m, keep);
     return st;
 }

@@ -111,7 +111,7 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
     {
         float *const outs[3] = {io->q, k, v};
         const xle_tensor *const w[3] = {&L->wq, &L->wk, &L->wv}, *const b[3] = {&L->bq, &L->bk, &L->bv};
-        xle_matmul_forward_many(outs, io->xn1, w, b, 3, n, u->scratch);
+        xle_matmul_forward_many(outs, io->xn1, w, b, 3, n, u->scratch, u->m->precision);
     }
     xle_rope_forward(io->q, rs->pos, u->inv_freq, n, c->n_heads, hd, c->rope_interleaved);
     xle_rope_forward(k, rs->pos, u->inv_freq, n, c->n_kv_heads, hd, c->rope_interleaved);
@@ -126,7 +126,7 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
                               io->q + r0 * qd, kc + s0, vc + s0, nr, rs->lo[s], (int)kvd,
                               c->n_heads, c->n_kv_heads, hd, c->sliding_window);
     }
-    xle_matmul_forward(tmp, io->att, &L->wo, &L->bo, n, u->scratch);
+    xle_matmul_forward(tmp, io->att, &L->wo, &L->bo, n, u->scratch, u->m->precision);
     for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
     if (io->h_mid) memcpy(io->h_mid, x, (size_t)(n * d) * sizeof(float));
 
@@ -134,10 +134,10 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
     {
         float *const outs[2] = {io->gate, io->up};
         const xle_tensor *const w[2] = {&L->w_gate, &L->w_up};
-        xle_matmul_forward_many(outs, io->xn2, w, NULL, 2, n, u->scratch);
+        xle_matmul_forward_many(outs, io->xn2, w, NULL, 2, n, u->scratch, u->m->precision);
     }
     xle_swiglu_forward(key, io->gate, io->up, n * f);
-    xle_matmul_forward(tmp, key, &L->w_down, NULL, n, u->scratch);
+    xle_matmul_forward(tmp, key, &L->w_down, NULL, n, u->scratch, u->m->precision);
     for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
 }
 
@@ -347,7 +347,7 @@ xle_status xle_upper_forward(xle_upper *u, const int *rows, int n_rows, const fl
     for (int i = 0; i < R; i++)
         memcpy(u->x_final + (int64_t)i * d, x + (int64_t)u->logit_var[i] * d, (size_t)d * sizeof(float));
     xle_rmsnorm_forward(u->xnf, u->rstd_f, u->x_final, &u->m->w.out_norm, R, (int)d, c->norm_eps);
-    xle_matmul_forward(logits, u->xnf, &u->m->w.lm_head, NULL, R, u->scratch);
+    xle_matmul_forward(logits, u->xnf, &u->m->w.lm_head, NULL, R, u->scratch, u->m->precision);
     for (int64_t i = 0; i < R * V; i++)
         if (!isfinite(logits[i]))
             return xle_fail(err, XLE_ERR_NUMERIC, "%s: non-finite logit (NaN or Inf in the weights?)", u->m->path);
