@@ -86,6 +86,18 @@ typedef enum xle_dtype {
     XLE_F16,
     XLE_BF16,
     XLE_F64,
+    /* Block-quantized types of GGUF files (ggml's layouts): weights stay as stored, in blocks
+     * of 32 (Q4_0 .. Q8_0) or 256 (the K-quants) elements; see docs/formats.md. */
+    XLE_Q4_0,
+    XLE_Q4_1,
+    XLE_Q5_0,
+    XLE_Q5_1,
+    XLE_Q8_0,
+    XLE_Q2_K,
+    XLE_Q3_K,
+    XLE_Q4_K,
+    XLE_Q5_K,
+    XLE_Q6_K,
     XLE_DTYPE_COUNT
 } xle_dtype;
 
@@ -98,8 +110,15 @@ typedef struct xle_tensor {
     void *data;                  /* NULL for an absent optional tensor */
 } xle_tensor;
 
+/* Bytes per element; 0 for the block-quantized types (use the block sizes below). */
 size_t xle_dtype_size(xle_dtype dtype);
 const char *xle_dtype_name(xle_dtype dtype);
+/* Elements per block (1 for F32/F16/BF16/F64) and bytes per block. */
+int64_t xle_dtype_block_elems(xle_dtype dtype);
+size_t xle_dtype_block_bytes(xle_dtype dtype);
+int xle_dtype_is_quantized(xle_dtype dtype);
+/* Bytes of n consecutive elements (n a multiple of the block size). */
+size_t xle_dtype_row_bytes(xle_dtype dtype, int64_t n);
 int64_t xle_tensor_numel(const xle_tensor *t);
 size_t xle_tensor_nbytes(const xle_tensor *t);
 /* Element i of t converted to float (any dtype). */
@@ -193,6 +212,17 @@ xle_status xle_model_make_writable_f32(xle_model *model, xle_tensor *t, xle_erro
  * output. Tensors never made writable are copied byte for byte from the source files; tensors
  * made writable (f32) are stored as F32. Never writes to the source files. */
 xle_status xle_model_save(const xle_model *model, const char *out_path, xle_error *err);
+
+/* How xle_model_save stores a changed tensor whose source was block-quantized (GGUF Q4_0 ..
+ * Q6_K): as F16 (the default), BF16, F32 (exact), or quantized again to its source type
+ * (smallest; adds quantization error on top of the edit: docs/formats.md has the figures). */
+typedef enum xle_quant_save {
+    XLE_QSAVE_F16 = 0,
+    XLE_QSAVE_BF16,
+    XLE_QSAVE_F32,
+    XLE_QSAVE_REQUANTIZE
+} xle_quant_save;
+void xle_model_set_quant_save(xle_model *model, xle_quant_save mode);
 
 /* Checks a configuration for sane, consistent values; `source` names the file for messages. */
 xle_status xle_config_validate(const xle_config *cfg, const char *source, xle_error *err);

@@ -145,7 +145,7 @@ static void check_config(const xle_model *m, json_t *fam, json_t *entry) {
                   "%s: rope_freqs.weight", path);
     const char *dt = jstr(entry, "dtype");
     xle_dtype want_dt = strcmp(dt, "BF16") == 0 ? XLE_BF16 : strcmp(dt, "F16") == 0 ? XLE_F16
-                        : strcmp(dt, "F64") == 0 ? XLE_F64 : XLE_F32;
+                        : strcmp(dt, "F64") == 0 ? XLE_F64 : strcmp(dt, "Q8_0") == 0 ? XLE_Q8_0 : XLE_F32;
     CHECK_MSG(xle_model_weight_dtype(m) == want_dt, "%s: weight dtype %s", path,
               xle_dtype_name(xle_model_weight_dtype(m)));
 }
@@ -413,6 +413,8 @@ static void check_hf_roundtrip(const char *rel, const char *const *shards, int n
     }
     /* an edit: saved as F32, the rest byte for byte, logits as in memory */
     edit_down_proj(m);
+    /* an edited tensor of a quantized source is stored F16 by default; F32 keeps it exact */
+    xle_model_set_quant_save(m, XLE_QSAVE_F32);
     CHECK_OK(xle_model_save(m, out2, &err), &err);
     xle_model *r2 = load(out2);
     if (r2) {
@@ -468,6 +470,8 @@ static void check_gguf_roundtrip(const char *rel, const char *edited_name) {
     if (r) CHECK_MSG(logits_equal(m, r), "%s: logits changed by save + load", rel);
 
     edit_down_proj(m);
+    /* an edited tensor of a quantized source is stored F16 by default; F32 keeps it exact */
+    xle_model_set_quant_save(m, XLE_QSAVE_F32);
     CHECK_OK(xle_model_save(m, out2, &err), &err);
     xle_model *r2 = load(out2);
     if (r2) CHECK_MSG(logits_equal(m, r2), "%s: edited logits changed by save + load", rel);

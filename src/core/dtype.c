@@ -1,12 +1,42 @@
 /*
  * dtype.c: element types of stored tensors and their conversion to the f32 the engine computes
- * in. f16/bf16 conversions round to nearest even, as PyTorch does.
+ * in. f16/bf16 conversions round to nearest even, as PyTorch does. The block-quantized types'
+ * layouts are in core/quant.c.
  */
 #include <math.h>
 #include <string.h>
 
+#include "core/quant.h"
 #include "xledit.h"
 #include "tensor/kernels.h"
+
+/* Elements and bytes per block of the quantized types (ggml's block_* structs). */
+static const struct {
+    const char *name;
+    int elems;
+    int bytes;
+} QTYPES[XLE_DTYPE_COUNT] = {
+    [XLE_Q4_0] = {"Q4_0", 32, 18},  [XLE_Q4_1] = {"Q4_1", 32, 20},  [XLE_Q5_0] = {"Q5_0", 32, 22},
+    [XLE_Q5_1] = {"Q5_1", 32, 24},  [XLE_Q8_0] = {"Q8_0", 32, 34},  [XLE_Q2_K] = {"Q2_K", 256, 84},
+    [XLE_Q3_K] = {"Q3_K", 256, 110}, [XLE_Q4_K] = {"Q4_K", 256, 144}, [XLE_Q5_K] = {"Q5_K", 256, 176},
+    [XLE_Q6_K] = {"Q6_K", 256, 210},
+};
+
+int xle_dtype_is_quantized(xle_dtype dtype) {
+    return (unsigned)dtype < XLE_DTYPE_COUNT && QTYPES[dtype].elems > 0;
+}
+
+int64_t xle_dtype_block_elems(xle_dtype dtype) {
+    return xle_dtype_is_quantized(dtype) ? QTYPES[dtype].elems : 1;
+}
+
+size_t xle_dtype_block_bytes(xle_dtype dtype) {
+    return xle_dtype_is_quantized(dtype) ? (size_t)QTYPES[dtype].bytes : xle_dtype_size(dtype);
+}
+
+size_t xle_dtype_row_bytes(xle_dtype dtype, int64_t n) {
+    return (size_t)(n / xle_dtype_block_elems(dtype)) * xle_dtype_block_bytes(dtype);
+}
 
 size_t xle_dtype_size(xle_dtype dtype) {
     switch (dtype) {
@@ -24,7 +54,7 @@ const char *xle_dtype_name(xle_dtype dtype) {
     case XLE_F16: return "F16";
     case XLE_BF16: return "BF16";
     case XLE_F64: return "F64";
-    default: return "?";
+    default: return xle_dtype_is_quantized(dtype) ? QTYPES[dtype].name : "?";
     }
 }
 
@@ -35,7 +65,7 @@ int64_t xle_tensor_numel(const xle_tensor *t) {
 }
 
 size_t xle_tensor_nbytes(const xle_tensor *t) {
-    return (size_t)xle_tensor_numel(t) * xle_dtype_size(t->dtype);
+    return xle_dtype_row_bytes(t->dtype, xle_tensor_numel(t));
 }
 
 float xle_f16_to_f32(uint16_t h) {
@@ -111,7 +141,34 @@ float xle_tensor_get_f32(const xle_tensor *t, int64_t i) {
     case XLE_F16: return xle_f16_to_f32(((const uint16_t *)t->data)[i]);
     case XLE_BF16: return xle_bf16_to_f32(((const uint16_t *)t->data)[i]);
     case XLE_F64: return (float)((const double *)t->data)[i];
-    default: return NAN;
+    default: {
+        if (!xle_dtype_is_quantized(t->dtype)) return NAN;
+        float v;
+        xle_tensor_row_to_f32(t, i, 1, &v);
+        return v;
+    }
+    }
+}
+
+/* Elements [first, first + n) of a block-quantized tensor: whole blocks go straight to dst,
+ * a partial block at either end through a one-block buffer. */
+static void quant_range_to_f32(const xle_tensor *t, int64_t first, int64_t n, float *dst) {
+    const int64_t B = xle_dtype_block_elems(t->dtype);
+    const size_t bb = xle_dtype_block_bytes(t->dtype);
+    const uint8_t *base = t->data;
+    float tmp[XLE_QK_MAX];
+    while (n > 0) {
+        const int64_t blk = first / B, at = first % B;
+        if (at == 0 && n >= B) {
+            const int64_t whole = n / B;
+            xle_quant_dequantize(t->dtype, base + blk * (int64_t)bb, whole, dst);
+            first += whole * B, dst += whole * B, n -= whole * B;
+            continue;
+        }
+        xle_quant_dequantize(t->dtype, base + blk * (int64_t)bb, 1, tmp);
+        const int64_t take = B - at < n ? B - at : n;
+        memcpy(dst, tmp + at, (size_t)take * sizeof(float));
+        first += take, dst += take, n -= take;
     }
 }
 
@@ -129,6 +186,10 @@ void xle_tensor_row_to_f32(const xle_tensor *t, int64_t first, int64_t n, float 
         break;
     }
     default:
+        if (xle_dtype_is_quantized(t->dtype)) {
+            quant_range_to_f32(t, first, n, dst);
+            break;
+        }
         for (int64_t i = 0; i < n; i++) dst[i] = NAN;
     }
 }

@@ -40,7 +40,6 @@ typedef struct xle_fmt_bind {
     xle_tensor *slot;          /* NULL: not used by the model (copied as is on save) */
     const void *loaded_data;   /* slot->data right after loading */
     xle_dtype loaded_dtype;
-    int dequantized;           /* slot holds an owned f32 dequantization (Q8_0) */
 } xle_fmt_bind;
 
 /* A slot still holds exactly what was loaded (same buffer, same dtype). */

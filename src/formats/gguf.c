@@ -40,6 +40,23 @@ const char *xle_ggml_type_name(uint32_t type) {
     return "unknown";
 }
 
+/* ggml type ids of the engine's dtypes (ggml.h's enum ggml_type). */
+static const int GGML_OF_DTYPE[XLE_DTYPE_COUNT] = {
+    [XLE_F32] = 0,   [XLE_F16] = 1,   [XLE_BF16] = 30, [XLE_F64] = 28,  [XLE_Q4_0] = 2,
+    [XLE_Q4_1] = 3,  [XLE_Q5_0] = 6,  [XLE_Q5_1] = 7,  [XLE_Q8_0] = 8,  [XLE_Q2_K] = 10,
+    [XLE_Q3_K] = 11, [XLE_Q4_K] = 12, [XLE_Q5_K] = 13, [XLE_Q6_K] = 14,
+};
+
+int xle_ggml_of_dtype(xle_dtype dtype) {
+    return (unsigned)dtype < XLE_DTYPE_COUNT ? GGML_OF_DTYPE[dtype] : -1;
+}
+
+xle_dtype xle_dtype_of_ggml(uint32_t ggml_type) {
+    for (int d = 0; d < XLE_DTYPE_COUNT; d++)
+        if ((uint32_t)GGML_OF_DTYPE[d] == ggml_type) return (xle_dtype)d;
+    return XLE_DTYPE_COUNT;
+}
+
 int xle_ggml_type_known(uint32_t type) { return type < N_GGML_TYPES && GGML_TYPES[type].block; }
 
 int xle_ggml_nbytes(uint32_t type, const int64_t ne[4], uint64_t *nbytes) {

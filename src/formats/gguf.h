@@ -16,6 +16,10 @@ enum xle_gguf_type {
 
 /* ggml tensor types that xledit reads. */
 enum xle_ggml_type { XLE_GGML_F32 = 0, XLE_GGML_F16 = 1, XLE_GGML_Q8_0 = 8, XLE_GGML_BF16 = 30 };
+/* The engine dtype of a ggml type id (XLE_DTYPE_COUNT when xledit does not compute with it),
+ * and back (-1 for none). */
+xle_dtype xle_dtype_of_ggml(uint32_t ggml_type);
+int xle_ggml_of_dtype(xle_dtype dtype);
 
 typedef struct xle_gguf_str {
     const char *ptr;   /* points into the mapped file: NOT NUL-terminated */

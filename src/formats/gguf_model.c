@@ -1,7 +1,7 @@
 /*
  * gguf_model.c: xle_load_gguf, a Llama-family model from a GGUF file (architectures "llama",
- * which Mistral GGUFs also use, and "qwen2"). F32/F16/BF16 tensors are views into the private
- * mapping; Q8_0 tensors are dequantized into owned f32 buffers. GGUF `llama` Q/K rows are in the
+ * which Mistral GGUFs also use, and "qwen2"). Every tensor, the block-quantized ones (Q4_0 ..
+ * Q6_K) included, is a view into the private mapping in its stored type. GGUF `llama` Q/K rows are in the
  * interleaved RoPE order (llama.cpp's converter permutes them), so such models compute with
  * interleaved RoPE; qwen2 files are not permuted and use rotate-half. The parsed file stays in
  * model->format_state so that xle_model_save can write the same KVs and tensor order back.
@@ -122,19 +122,16 @@ static xle_status bind_tensor(xle_model *m, xle_gguf_state *s, xle_wkind kind, i
     case XLE_GGML_F32: st = xle_tensor_view(m, t, XLE_F32, nd, shape, ti->data, err); break;
     case XLE_GGML_F16: st = xle_tensor_view(m, t, XLE_F16, nd, shape, ti->data, err); break;
     case XLE_GGML_BF16: st = xle_tensor_view(m, t, XLE_BF16, nd, shape, ti->data, err); break;
-    case XLE_GGML_Q8_0: {
-        int64_t n = ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3];
-        float *buf = malloc((size_t)(n ? n : 1) * sizeof(float));
-        if (!buf) return xle_fail(err, XLE_ERR_NOMEM, "%s: %s: out of memory", m->path, name);
-        xle_q8_0_dequantize(ti->data, n, buf);
-        if ((st = xle_model_own_buffer(m, buf, err)) != XLE_OK) return st;
-        st = xle_tensor_view(m, t, XLE_F32, nd, shape, buf, err);
-        b->dequantized = 1;
+    default: {
+        const xle_dtype dt = xle_dtype_of_ggml(ti->ggml_type);
+        if (!xle_dtype_is_quantized(dt))
+            return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: type %s is not supported (F32, F16, "
+                            "BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)",
+                            m->path, name, xle_ggml_type_name(ti->ggml_type));
+        /* Kept as stored: the products work on the blocks (tensor/quant_dot.c). */
+        st = xle_tensor_view(m, t, dt, nd, shape, ti->data, err);
         break;
     }
-    default:
-        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: type %s is not supported (F32, F16, "
-                        "BF16, Q8_0)", m->path, name, xle_ggml_type_name(ti->ggml_type));
     }
     if (st != XLE_OK) return st;
     if (nd < 1) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: n_dims: 0", m->path, name);
@@ -155,17 +152,12 @@ static xle_status bind_all(xle_model *m, xle_gguf_state *s, xle_error *err) {
     return XLE_OK;
 }
 
-/* Most common stored dtype among the bound matrices (Q8_0 reported as F32 after dequant is
- * not what the file holds, so count by the file's types). */
+/* Most common stored dtype among the bound matrices, by bytes. */
 static xle_dtype dominant_dtype(const xle_gguf_state *s) {
-    int64_t count[XLE_DTYPE_COUNT + 1] = {0};
+    int64_t count[XLE_DTYPE_COUNT] = {0};
     for (uint64_t i = 0; i < s->gguf->n_tensors; i++) {
         if (!s->binds[i].slot) continue;
-        uint32_t t = s->gguf->tensors[i].ggml_type;
-        int64_t n = (int64_t)s->gguf->tensors[i].nbytes;
-        if (t == XLE_GGML_F16) count[XLE_F16] += n;
-        else if (t == XLE_GGML_BF16) count[XLE_BF16] += n;
-        else count[XLE_F32] += n;
+        count[s->binds[i].slot->dtype] += (int64_t)s->gguf->tensors[i].nbytes;
     }
     xle_dtype best = XLE_F32;
     for (int d = 0; d < XLE_DTYPE_COUNT; d++)

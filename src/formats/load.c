@@ -158,7 +158,8 @@ xle_status xle_tensor_view(xle_model *m, xle_tensor *t, xle_dtype dtype, int ndi
     t->ndim = ndim;
     for (int i = 0; i < XLE_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 0;
     t->data = (void *)data;
-    size_t es = xle_dtype_size(dtype);
+    /* Blocks are read with memcpy-sized loads: any address will do for them. */
+    size_t es = xle_dtype_is_quantized(dtype) ? 1 : xle_dtype_size(dtype);
     if ((uintptr_t)data % es != 0) {
         size_t nb = xle_tensor_nbytes(t);
         void *copy = malloc(nb ? nb : 1);

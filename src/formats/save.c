@@ -2,9 +2,10 @@
  * save.c: xle_model_save, writing a model back in its own format (a GGUF file keeps its KVs
  * and tensor order; a Hugging Face folder keeps its shard layout, tensor names and non-weight
  * files; a llama2.c checkpoint becomes a Hugging Face folder). Tensors still holding what was
- * loaded are copied byte for byte from the source mapping (a Q8_0 tensor whose dequantized
- * values are unchanged is written back as its original blocks); changed tensors are written in
- * their current dtype (f32 after xle_model_make_writable_f32). Everything goes to
+ * loaded are copied byte for byte from the source mapping (block-quantized ones too); changed
+ * tensors are written in their current dtype (f32 after xle_model_make_writable_f32), except
+ * a changed tensor of a block-quantized GGUF source, stored as the model's quant_save says
+ * (F16 by default, BF16, F32, or quantized again to its source type). Everything goes to
  * "OUT.tmp-<pid>" beside OUT, is fsynced, and is renamed into place at the end; on failure the
  * temporary is removed. Also the small file-system helpers the formats module shares.
  */
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/quant.h"
 #include "formats/formats_internal.h"
 
 /* ---- file system helpers ------------------------------------------------------------------ */
@@ -128,25 +130,34 @@ static xle_status check_numel(const xle_tensor *t, int64_t want, const char *out
 }
 
 static uint32_t ggml_type_of(xle_dtype dt) {
-    switch (dt) {
-    case XLE_F16: return XLE_GGML_F16;
-    case XLE_BF16: return XLE_GGML_BF16;
-    case XLE_F64: return 28;
-    default: return XLE_GGML_F32;
-    }
+    const int t = xle_ggml_of_dtype(dt);
+    return t < 0 ? XLE_GGML_F32 : (uint32_t)t;
 }
 
-/* Whether a dequantized Q8_0 slot still holds exactly the dequantization of its source. */
-static xle_status q8_unchanged(const xle_gguf_tensor_info *ti, const xle_tensor *t, int *same,
-                               xle_error *err) {
-    int64_t n = ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3];
-    *same = 0;
-    if (t->dtype != XLE_F32 || xle_tensor_numel(t) != n) return XLE_OK;
-    float *ref = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!ref) return xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
-    xle_q8_0_dequantize(ti->data, n, ref);
-    *same = memcmp(ref, t->data, (size_t)n * sizeof(float)) == 0;
-    free(ref);
+/* A changed f32 tensor whose source was block-quantized, converted for storage as mode says:
+ * *data and *type are what to write (*owned is the caller's to free). */
+static xle_status store_quantized_source(const xle_tensor *t, xle_dtype source, xle_quant_save mode,
+                                         const void **data, uint32_t *type, void **owned,
+                                         xle_error *err) {
+    const int64_t n = xle_tensor_numel(t);
+    const xle_dtype to = mode == XLE_QSAVE_REQUANTIZE ? source
+                         : mode == XLE_QSAVE_BF16    ? XLE_BF16
+                         : mode == XLE_QSAVE_F32     ? XLE_F32
+                                                     : XLE_F16;
+    void *buf = malloc(xle_dtype_row_bytes(to, n) + 1);
+    if (!buf) return xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+    const float *x = t->data;
+    if (to == XLE_F16)
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)buf)[i] = xle_f32_to_f16(x[i]);
+    else if (to == XLE_BF16)
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)buf)[i] = xle_f32_to_bf16(x[i]);
+    else if (to == XLE_F32)
+        memcpy(buf, x, (size_t)n * sizeof(float));
+    else
+        xle_quant_quantize(to, x, n, buf);
+    *owned = buf;
+    *data = buf;
+    *type = (uint32_t)xle_ggml_of_dtype(to);
     return XLE_OK;
 }
 
@@ -156,14 +167,16 @@ static xle_status save_gguf(const xle_model *m, const char *tmp, const char *out
     xle_gguf_writer *w;
     xle_status st = xle_gguf_writer_new(&w, err);
     if (st != XLE_OK) return st;
+    void **owned = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *owned);
+    if (!owned) {
+        xle_gguf_writer_free(w);
+        return xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+    }
     st = xle_gguf_writer_copy_kvs(w, g, err);
     for (uint64_t i = 0; i < g->n_tensors && st == XLE_OK; i++) {
         const xle_gguf_tensor_info *ti = &g->tensors[i];
         const xle_fmt_bind *b = &s->binds[i];
-        int keep = xle_fmt_bind_untouched(b);
-        if (keep && b->dequantized) st = q8_unchanged(ti, b->slot, &keep, err);
-        if (st != XLE_OK) break;
-        if (keep) {
+        if (xle_fmt_bind_untouched(b)) {
             st = xle_gguf_writer_add_tensor(w, ti->name.ptr, (size_t)ti->name.len, ti->n_dims,
                                             ti->ne, ti->ggml_type, ti->data, err);
             continue;
@@ -171,12 +184,19 @@ static xle_status save_gguf(const xle_model *m, const char *tmp, const char *out
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(ti->name.len > 200 ? 200 : ti->name.len), ti->name.ptr);
         st = check_numel(b->slot, ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3], out, name, err);
+        const void *data = b->slot->data;
+        uint32_t type = ggml_type_of(b->slot->dtype);
+        const xle_dtype source = xle_dtype_of_ggml(ti->ggml_type);
+        if (st == XLE_OK && xle_dtype_is_quantized(source) && b->slot->dtype == XLE_F32)
+            st = store_quantized_source(b->slot, source, m->quant_save, &data, &type, &owned[i], err);
         if (st == XLE_OK)
             st = xle_gguf_writer_add_tensor(w, ti->name.ptr, (size_t)ti->name.len, ti->n_dims,
-                                            ti->ne, ggml_type_of(b->slot->dtype), b->slot->data, err);
+                                            ti->ne, type, data, err);
     }
     if (st == XLE_OK) st = xle_gguf_writer_write(w, tmp, err);
     xle_gguf_writer_free(w);
+    for (uint64_t i = 0; i < g->n_tensors; i++) free(owned[i]);
+    free(owned);
     return st;
 }
 

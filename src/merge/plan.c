@@ -186,6 +186,7 @@ static xle_status check_output_format(const xle_merge_plan *p, xle_error *err) {
 
 static xle_dtype out_dtype_of(const xle_tensor *ref, xle_format fmt) {
     if (fmt == XLE_FORMAT_GGUF && ref->dtype == XLE_F64) return XLE_F32;
+    if (xle_dtype_is_quantized(ref->dtype)) return XLE_F16; /* merged values are not re-quantized */
     return ref->dtype;
 }
 

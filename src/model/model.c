@@ -115,6 +115,7 @@ xle_format xle_model_format(const xle_model *m) { return m->format; }
 const char *xle_model_path(const xle_model *m) { return m->path; }
 struct xle_tokenizer *xle_model_tokenizer(xle_model *m) { return m->tokenizer; }
 xle_dtype xle_model_weight_dtype(const xle_model *m) { return m->weight_dtype; }
+void xle_model_set_quant_save(xle_model *m, xle_quant_save mode) { m->quant_save = mode; }
 
 xle_status xle_model_make_writable_f32(xle_model *m, xle_tensor *t, xle_error *err) {
     if (!t->data) return xle_fail(err, XLE_ERR_ARG, "%s: cannot make an absent tensor writable", m->path);

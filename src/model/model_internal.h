@@ -26,6 +26,7 @@ struct xle_model {
     void *format_state;          /* loader-specific (e.g. the parsed GGUF for writing back) */
     void (*format_state_free)(void *);
     xle_precision precision;     /* of products with bf16 weights (xle_model_set_precision) */
+    xle_quant_save quant_save;   /* how a save stores changed block-quantized tensors */
 };
 
 /* An empty model with path copied; layers allocated for cfg->n_layers when cfg != NULL. */

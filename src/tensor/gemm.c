@@ -15,11 +15,49 @@
 #include <omp.h>
 #endif
 
+#include "core/quant.h"
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
 
+/* Byte offset of stored element (row, k) of B; rows hold ld elements (whole blocks). */
+static int64_t rhs_byte_offset(const xle_gemm_rhs *B, int64_t row, int64_t k) {
+    return row * (int64_t)xle_dtype_row_bytes(B->dtype, B->ld) + (int64_t)xle_dtype_row_bytes(B->dtype, k);
+}
+
+/* Panel packing of a block-quantized weight (stored [N x K], transposed; k0 and kc are whole
+ * blocks since the kernels' KC is a multiple of 256 and K of the block size): the nr rows'
+ * blocks are dequantized into a small buffer (in L1/L2) and transposed into the panel. */
+static void pack_quant(const xle_gemm_rhs *B, int64_t n0, int nr, int64_t k0, int64_t kc, float *Bp,
+                       int ldp) {
+    enum { KC_MAX = 512, NR_MAX = 32 };
+    float rows[NR_MAX][KC_MAX];
+    const int64_t stride = (int64_t)xle_dtype_row_bytes(B->dtype, B->ld);
+    const int64_t elems = xle_dtype_block_elems(B->dtype);
+    const uint8_t *src = (const uint8_t *)B->data + rhs_byte_offset(B, n0, k0);
+    for (int64_t c0 = 0; c0 < kc; c0 += KC_MAX) {
+        const int64_t cn = kc - c0 < KC_MAX ? kc - c0 : KC_MAX;
+        for (int j0 = 0; j0 < nr; j0 += NR_MAX) {
+            const int jn = nr - j0 < NR_MAX ? nr - j0 : NR_MAX;
+            for (int j = 0; j < jn; j++)
+                xle_quant_dequantize(B->dtype, src + (j0 + j) * stride + (int64_t)xle_dtype_row_bytes(B->dtype, c0),
+                                     cn / elems, rows[j]);
+            for (int64_t k = 0; k < cn; k++)
+                for (int j = 0; j < jn; j++) Bp[(c0 + k) * ldp + j0 + j] = rows[j][k];
+        }
+    }
+}
+
 void xle_gemm_pack_other(const xle_gemm_rhs *B, int64_t n0, int nr, int64_t k0, int64_t kc,
                          float *Bp, int ldp) {
+    if (xle_dtype_is_quantized(B->dtype) && B->transposed) {
+        pack_quant(B, n0, nr, k0, kc, Bp, ldp);
+        return;
+    }
+    if (xle_dtype_is_quantized(B->dtype)) { /* [K x N]: row k's elements n0.. (any alignment) */
+        const xle_tensor t = {B->dtype, 1, {(k0 + kc) * B->ld}, (void *)B->data};
+        for (int64_t k = 0; k < kc; k++) xle_tensor_row_to_f32(&t, (k0 + k) * B->ld + n0, nr, Bp + k * ldp);
+        return;
+    }
     const double *d = B->data; /* F64 */
     for (int64_t k = 0; k < kc; k++)
         for (int j = 0; j < nr; j++) {
@@ -36,8 +74,7 @@ void xle_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, cons
 /* B restricted to its columns from n0 on. */
 static xle_gemm_rhs rhs_from_column(const xle_gemm_rhs *B, int64_t n0) {
     xle_gemm_rhs s = *B;
-    const int64_t offset = B->transposed ? n0 * B->ld : n0;
-    s.data = (const char *)B->data + offset * (int64_t)xle_dtype_size(B->dtype);
+    s.data = (const char *)B->data + (B->transposed ? rhs_byte_offset(B, n0, 0) : rhs_byte_offset(B, 0, n0));
     return s;
 }
 
@@ -88,7 +125,8 @@ void xle_gemm_parallel(int64_t M, int64_t N, int64_t K, const float *A, int64_t 
                        float *scratch, size_t scratch_floats) {
     const xle_kernels *kern = xle_kernels_select();
     const int threads = usable_threads(scratch_floats);
-    if (threads <= 1 || M * N * K <= XLE_PAR_MIN_WORK) {
+    /* (a quantized B stored [K x N] cannot be cut at any column: its blocks run along N) */
+    if (threads <= 1 || M * N * K <= XLE_PAR_MIN_WORK || (xle_dtype_is_quantized(B->dtype) && !B->transposed)) {
         kern->gemm(M, N, K, A, lda, B, C, ldc, accumulate, scratch);
         return;
     }

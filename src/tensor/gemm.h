@@ -17,7 +17,7 @@
 /* The right operand B (K x N): either stored [N x K] (a weight, C = A · Wᵀ) or [K x N]. */
 typedef struct xle_gemm_rhs {
     const void *data;
-    xle_dtype dtype;     /* F32, BF16, F16 or F64 */
+    xle_dtype dtype;     /* F32, BF16, F16, F64, or block-quantized */
     int64_t ld;          /* elements between consecutive stored rows */
     int transposed;      /* 1: stored [N x K], element (k, n) at n * ld + k; 0: at k * ld + n */
 } xle_gemm_rhs;

@@ -8,14 +8,17 @@
  * weights round the activations to bf16 and use vdpbf16ps (as llama.cpp does).
  */
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "core/quant.h"
 #include "tensor/gemm.h"
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
+#include "tensor/quant_dot.h"
 
 /* Below this many activation rows the on-the-fly dot product beats packing for the product. */
 enum { SMALL_T = 4 };
@@ -30,6 +33,15 @@ float xle_dot_row(const float *x, const xle_tensor *w, int64_t row, int64_t n) {
         return out;
     }
     float s = 0;
+    if (xle_dtype_is_quantized(w->dtype)) { /* block by block, exact f32 products */
+        float buf[XLE_QK_MAX];
+        const int64_t B = xle_dtype_block_elems(w->dtype);
+        for (int64_t i = 0; i < n; i += B) {
+            xle_tensor_row_to_f32(w, row * n + i, B, buf);
+            for (int64_t e = 0; e < B; e++) s += x[i + e] * buf[e];
+        }
+        return s;
+    }
     for (int64_t i = 0; i < n; i++) s += x[i] * xle_tensor_get_f32(w, row * n + i);
     return s;
 }
@@ -53,7 +65,7 @@ static void dot_rows(const xle_kernels *kern, float *out, const float *x, const 
  * (long streams for the hardware prefetcher; 64 KiB chunks were 15% slower), about eight per
  * thread, a multiple of four rows (the kernels' four-row dot products). */
 static int64_t rows_per_chunk(const xle_tensor *w, int threads) {
-    const int64_t row_bytes = w->shape[1] * (int64_t)xle_dtype_size(w->dtype);
+    const int64_t row_bytes = (int64_t)xle_dtype_row_bytes(w->dtype, w->shape[1]);
     int64_t chunk_bytes = w->shape[0] * row_bytes / (8 * (int64_t)threads);
     chunk_bytes = chunk_bytes < (1 << 14) ? (1 << 14) : chunk_bytes > (1 << 20) ? (1 << 20) : chunk_bytes;
     const int64_t chunk = chunk_bytes / (row_bytes > 0 ? row_bytes : 1);
@@ -104,6 +116,21 @@ void xle_matmul_forward_many(float *const *outs, const float *in, const xle_tens
     for (int t = 0; any_bf16 && t < T; t++)
         kern->to_bf16(xb + (int64_t)t * n_in_all, in + (int64_t)t * n_in_all, n_in_all);
     const int n_here = n < MAX_MANY ? n : MAX_MANY;
+    /* Block-quantized weights multiply int8-quantized activations (one quantization of the T
+     * input rows per weight type, shared by the weights of that type). */
+    void *acts[MAX_MANY] = {0};
+    for (int i = 0; i < n_here; i++) {
+        if (!xle_dtype_is_quantized(ws[i]->dtype)) continue;
+        for (int j = 0; j < i && !acts[i]; j++)
+            if (ws[j]->dtype == ws[i]->dtype && acts[j]) acts[i] = acts[j];
+        if (acts[i]) continue;
+        const int64_t n_in = ws[i]->shape[1];
+        const size_t row = xle_quant_act_bytes(ws[i]->dtype, n_in);
+        acts[i] = malloc(row * (size_t)T + 64);
+        if (!acts[i]) continue; /* out of memory: the exact (slow) path below */
+        for (int t = 0; t < T; t++)
+            xle_quant_act(ws[i]->dtype, in + (int64_t)t * n_in, n_in, (char *)acts[i] + row * (size_t)t);
+    }
 #pragma omp parallel for schedule(dynamic, 1) if(work > XLE_PAR_MIN_WORK)
     for (int64_t c = 0; c < first[n_here]; c++) {
         int i = 0;
@@ -111,9 +138,21 @@ void xle_matmul_forward_many(float *const *outs, const float *in, const xle_tens
         const xle_tensor *w = ws[i];
         const int64_t n_out = w->shape[0], n_in = w->shape[1], o0 = (c - first[i]) * chunk[i];
         const int64_t o1 = o0 + chunk[i] < n_out ? o0 + chunk[i] : n_out;
+        if (acts[i]) {
+            const size_t row = xle_quant_act_bytes(w->dtype, n_in);
+            for (int t = 0; t < T; t++)
+                xle_quant_dot_rows(w, o0, o1, (const char *)acts[i] + row * (size_t)t,
+                                   outs[i] + (int64_t)t * n_out);
+            continue;
+        }
         for (int t = 0; t < T; t++)
             dot_rows(kern, outs[i] + (int64_t)t * n_out, in + (int64_t)t * n_in,
                      use_bf16[i] ? xb + (int64_t)t * n_in : NULL, w, o0, o1, n_in);
+    }
+    for (int i = 0; i < n_here; i++) {
+        int shared = 0;
+        for (int j = 0; j < i; j++) shared |= acts[j] == acts[i];
+        if (!shared) free(acts[i]);
     }
     for (int i = 0; i < n_here; i++) add_bias(outs[i], biases ? biases[i] : NULL, ws[i]->shape[0], T);
     if (n > MAX_MANY)
@@ -134,7 +173,8 @@ void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const 
     } else if (!(bf16_path(xle_kernels_select(), w, prec) &&
                  xle_gemm_bf16_parallel(T, n_out, n_in, in, n_in, w->data, n_in, out, n_out,
                                         scratch, XLE_MATMUL_SCRATCH))) {
-        /* bf16/f16 weights: converted panel by panel inside the product, read once. */
+        /* bf16/f16 and block-quantized weights: converted panel by panel inside the product,
+         * read once. */
         const xle_gemm_rhs rhs = {w->data, w->dtype, n_in, 1};
         xle_gemm_parallel(T, n_out, n_in, in, n_in, &rhs, out, n_out, 0, scratch, XLE_MATMUL_SCRATCH);
     }
@@ -148,6 +188,17 @@ void xle_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
         if (w->dtype == XLE_F32) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)n_in, (int)n_out, 1.0f,
                         dout, (int)n_out, (const float *)w->data, (int)n_in, 1.0f, din, (int)n_in);
+        } else if (xle_dtype_is_quantized(w->dtype)) {
+            /* W's rows dequantized into the scratch a slice at a time (panels of columns of
+             * B = W would cut through the blocks), then OpenBLAS. */
+            int64_t step = (int64_t)XLE_MATMUL_SCRATCH / n_in;
+            step = step < 1 ? 1 : step;
+            for (int64_t r0 = 0; r0 < n_out; r0 += step) {
+                const int64_t nr = n_out - r0 < step ? n_out - r0 : step;
+                xle_tensor_row_to_f32(w, r0 * n_in, nr * n_in, scratch);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)n_in, (int)nr, 1.0f,
+                            dout + r0, (int)n_out, scratch, (int)n_in, 1.0f, din, (int)n_in);
+            }
         } else {
             /* W read as B = W [n_out x n_in], converted row by row while packing (exact). */
             const xle_gemm_rhs rhs = {w->data, w->dtype, n_in, 0};
