@@ -297,11 +297,15 @@ static const char edit_usage[] =
     "                   (--prompt P --subject S --target T | --requests FILE.jsonl)\n"
     "                   [--layers L[,L|-L]] [--hparams FILE.json] [--context-templates FILE|none]\n"
     "                   [--stats DIR] [--out OUT] [--patch FILE] [--seed S]\n"
-    "                   [--no-model-hparams] [--quiet] [-t N]\n\n"
+    "                   [--no-model-hparams] [--quiet] [-t N]\n"
+    "                   [--requantize | --edited-dtype f16|bf16|f32]\n\n"
     "Edits one fact (or a batch: one JSON object per line with prompt, subject, target_new).\n"
     "The prompt must contain the subject (or \"{}\" in its place) and ends where the target\n"
     "begins. OUT is written in MODEL's format (HF folder or GGUF), atomically; untouched tensors\n"
-    "are copied byte for byte, edited ones are stored as F32. --patch writes the low-rank deltas\n"
+    "are copied byte for byte, edited ones are stored as F32. In a quantized GGUF (Q4_0 .. Q6_K)\n"
+    "an edited matrix is stored as F16 (--edited-dtype bf16 or f32 to change that), or quantized\n"
+    "again to its own type with --requantize (smaller, less exact: docs/formats.md).\n"
+    "--patch writes the low-rank deltas\n"
     "with the original bytes so that `xledit patch revert` restores them exactly.\n"
     "Defaults: EasyEdit's Llama/Mistral-7B hyperparameters with the layers scaled to the model's\n"
     "depth (docs/editing.md), then the model folder's own edit-hparams/<method>.json if it has\n"
@@ -318,11 +322,12 @@ int cmd_edit(int argc, char **argv) {
         {"stats", required_argument, 0, 'S'}, {"out", required_argument, 0, 'o'},
         {"patch", required_argument, 0, 'P'}, {"seed", required_argument, 0, 'x'},
         {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
+        {"requantize", no_argument, 0, 'Q'}, {"edited-dtype", required_argument, 0, 'E'},
         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *method = NULL, *prompt = NULL, *subject = NULL, *target = NULL, *reqs_path = NULL,
                *layers_arg = NULL, *hparams = NULL, *ctx_arg = NULL, *stats_arg = NULL,
                *out = NULL, *patch = NULL, *seed_arg = NULL;
-    int c, quiet = 0, model_hparams = 1, threads_rc;
+    int c, quiet = 0, model_hparams = 1, threads_rc, quant_save = -1;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
@@ -344,6 +349,13 @@ int cmd_edit(int argc, char **argv) {
         case 'x': seed_arg = optarg; break;
         case 'N': model_hparams = 0; break;
         case 'q': quiet = 1; break;
+        case 'Q': quant_save = XLE_QSAVE_REQUANTIZE; break;
+        case 'E':
+            if (!strcmp(optarg, "f16")) quant_save = XLE_QSAVE_F16;
+            else if (!strcmp(optarg, "bf16")) quant_save = XLE_QSAVE_BF16;
+            else if (!strcmp(optarg, "f32")) quant_save = XLE_QSAVE_F32;
+            else return cli_usage_error("edit", "--edited-dtype: expected f16, bf16 or f32, got '%s'", optarg);
+            break;
         case 'h':
             fputs(edit_usage, stdout);
             cli_threads_help(stdout);
@@ -482,6 +494,7 @@ int cmd_edit(int argc, char **argv) {
     if (!quiet)
         printf("%s: %d layer update(s), final loss %.4g after %d steps\n", xle_edit_method_name(m),
                result.n_deltas, result.final_loss, result.steps);
+    if (quant_save >= 0) xle_model_set_quant_save(model, (xle_quant_save)quant_save);
     if (out && xle_model_save(model, out, &err) != XLE_OK) goto report;
     if (!quiet) {
         if (out) printf("wrote %s\n", out);

@@ -187,12 +187,58 @@ void xle_quant_unpack(xle_dtype dt, const uint8_t *b, xle_qblock *o) {
     }
 }
 
+/* Direct dequantization of the most used types (the gemm's panel packing calls this for every
+ * weight byte of a prompt): the same values as through xle_quant_unpack, in loops the compiler
+ * vectorizes. */
+static void dequant_q8_0(const uint8_t *b, float *y) {
+    const float d = half_at(b);
+    const int8_t *q = (const int8_t *)(b + 2);
+    for (int j = 0; j < 32; j++) y[j] = d * (float)q[j];
+}
+
+static void dequant_q4_K(const uint8_t *b, float *y) {
+    const float d = half_at(b), dmin = half_at(b + 2);
+    const uint8_t *qs = b + 16;
+    for (int p = 0; p < 4; p++) {
+        int sc0, mn0, sc1, mn1;
+        qk_scale_min(b + 4, 2 * p, &sc0, &mn0);
+        qk_scale_min(b + 4, 2 * p + 1, &sc1, &mn1);
+        const float s0 = d * (float)sc0, m0 = dmin * (float)mn0, s1 = d * (float)sc1, m1 = dmin * (float)mn1;
+        for (int l = 0; l < 32; l++) y[64 * p + l] = s0 * (float)(qs[32 * p + l] & 15) - m0;
+        for (int l = 0; l < 32; l++) y[64 * p + 32 + l] = s1 * (float)(qs[32 * p + l] >> 4) - m1;
+    }
+}
+
+static void dequant_q6_K(const uint8_t *b, float *y) {
+    const float d = half_at(b + 208);
+    const int8_t *sc = (const int8_t *)(b + 192);
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        float *o = y + 128 * h;
+        for (int i = 0; i < 4; i++) {
+            const float s0 = d * (float)sc[8 * h + 2 * i], s1 = d * (float)sc[8 * h + 2 * i + 1];
+            const uint8_t *lq = ql + 32 * (i & 1);
+            for (int l = 0; l < 32; l++) {
+                const int low = i < 2 ? lq[l] & 15 : lq[l] >> 4;
+                const int v = (low | ((qh[l] >> (2 * i)) & 3) << 4) - 32;
+                o[32 * i + l] = (l < 16 ? s0 : s1) * (float)v;
+            }
+        }
+    }
+}
+
 void xle_quant_dequantize(xle_dtype dt, const void *blocks, int64_t nblocks, float *dst) {
     const int64_t B = xle_dtype_block_elems(dt);
     const size_t bb = xle_dtype_block_bytes(dt);
     const uint8_t *p = blocks;
     xle_qblock u;
     for (int64_t i = 0; i < nblocks; i++, p += bb, dst += B) {
+        switch (dt) {
+        case XLE_Q8_0: dequant_q8_0(p, dst); continue;
+        case XLE_Q4_K: dequant_q4_K(p, dst); continue;
+        case XLE_Q6_K: dequant_q6_K(p, dst); continue;
+        default: break;
+        }
         xle_quant_unpack(dt, p, &u);
         for (int g = 0; g < B / 16; g++) {
             const float s = u.d * (float)u.sc[g], m = u.dmin * (float)u.mn[g];
