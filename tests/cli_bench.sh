@@ -83,6 +83,8 @@ expect_usage "$M" -r 2,3
 expect_usage "$M" -o xml
 expect_usage "$M" -p 0 -n 0
 expect_usage "$M" --bogus
+expect_usage "$M" --precision fp8
+expect_usage "$M" --precision
 expect_usage "$M" -p
 expect_usage
 "$XLEDIT" bench "$T/missing.gguf" -p 2 -n 0 -r 1 >"$T/out" 2>"$T/err"

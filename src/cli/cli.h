@@ -56,6 +56,12 @@ void cli_threads_default(void);
 /* The -t/--threads paragraph of every computing command's --help. */
 void cli_threads_help(FILE *out);
 
+/* --precision exact|bf16 of the commands that run inference (logits, score, generate, bench):
+ * parses arg into *out; returns 0, or the usage error's exit code. */
+int cli_precision_option(const char *cmd, const char *arg, xle_precision *out);
+/* The --precision paragraph of their --help; dflt is the command's default. */
+void cli_precision_help(FILE *out, xle_precision dflt);
+
 /* The key-statistics directory: `given` when set, else the per-model cache
  * $XDG_CACHE_HOME/xledit/stats/<fingerprint> (or ~/.cache/...). */
 int cli_stats_dir(xle_model *model, const char *given, char *out, size_t cap);

@@ -39,6 +39,7 @@ typedef struct bench_args {
     int reps;
     out_format format;
     int progress;
+    xle_precision precision;
 } bench_args;
 
 /* What llama-bench reports about a model. */
@@ -59,7 +60,7 @@ typedef struct bench_test {
 
 static const char bench_usage[] =
     "usage: xledit bench MODEL... [-m MODEL]... [-p N[,N...]] [-n N[,N...]] [-t N[,N...]]\n"
-    "                    [-r N] [-o text|md|jsonl|json] [--progress]\n\n"
+    "                    [-r N] [-o text|md|jsonl|json] [--progress] [--precision exact|bf16]\n\n"
     "Measures prompt processing and generation speed on MODEL (any model xledit loads) with\n"
     "llama.cpp's llama-bench semantics, so that both can run on the same GGUF file:\n"
     "  pp N  one forward pass over an N-token prompt (BOS, then random ids) into an empty KV\n"
@@ -99,9 +100,10 @@ static int parse_bench_args(int argc, char **argv, bench_args *a) {
         {"n-gen", required_argument, 0, 'n'},       {"threads", required_argument, 0, 't'},
         {"repetitions", required_argument, 0, 'r'}, {"output", required_argument, 0, 'o'},
         {"progress", no_argument, 0, 'P'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'R'},   {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->reps = 5;
+    a->precision = XLE_PRECISION_BF16; /* what llama-bench measures: activations rounded to bf16 */
     int c, rc;
     optind = 1;
     opterr = 0;
@@ -137,9 +139,13 @@ static int parse_bench_args(int argc, char **argv, bench_args *a) {
             else return cli_usage_error("bench", "-o/--output: expected text, md, jsonl or json, got '%s'", optarg);
             break;
         case 'P': a->progress = 1; break;
+        case 'R':
+            if ((rc = cli_precision_option("bench", optarg, &a->precision))) return rc;
+            break;
         case 'h':
             fputs(bench_usage, stdout);
             cli_threads_help(stdout);
+            cli_precision_help(stdout, a->precision);
             return -1;
         default:
             if (optopt && strchr("mpntro", optopt))
@@ -390,6 +396,7 @@ int cmd_bench(int argc, char **argv) {
             rc = cli_report("bench", &err);
             break;
         }
+        xle_model_set_precision(model, a.precision);
         model_facts facts;
         describe_model(model, a.models[mi], &facts);
         /* llama-bench's order: every prompt test, then every generation test */

@@ -162,6 +162,7 @@ int cmd_info(int argc, char **argv) {
 typedef struct run_args {
     const char *model, *ids, *text, *target_ids, *target_text;
     int all_positions, json, n_new, print_ids, no_bos, top_k;
+    xle_precision precision;
     float temp;
     unsigned long long seed;
 } run_args;
@@ -174,9 +175,12 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
         {"temp", required_argument, 0, 'p'},       {"top-k", required_argument, 0, 'k'},
         {"seed", required_argument, 0, 's'},       {"print-ids", no_argument, 0, 'P'},
         {"no-bos", no_argument, 0, 'B'},           {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'R'},  {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->n_new = 32;
+    /* generate does what llama.cpp does; logits and score report numbers, exact by default */
+    a->precision = strcmp(cmd, "generate") == 0 ? XLE_PRECISION_BF16 : XLE_PRECISION_EXACT;
     int c;
     optind = 1;
     opterr = 0;
@@ -188,6 +192,9 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
         case 'X': a->text = optarg; break;
         case 't':
             if ((rc = cli_threads_option(cmd, optarg))) return rc;
+            break;
+        case 'R':
+            if ((rc = cli_precision_option(cmd, optarg, &a->precision))) return rc;
             break;
         case 'I': a->target_ids = optarg; break;
         case 'T': a->target_text = optarg; break;
@@ -214,6 +221,7 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
         case 'h':
             printf("%s", usage);
             cli_threads_help(stdout);
+            cli_precision_help(stdout, a->precision);
             return -1;
         default: return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -232,7 +240,7 @@ static void print_floats(const float *v, int n) {
 int cmd_logits(int argc, char **argv) {
     static const char usage[] =
         "usage: xledit logits MODEL (--ids 1,2,3 | --text \"...\") [--all-positions] [--json] [--no-bos]\n"
-        "                     [-t N]\n\n"
+        "                     [-t N] [--precision exact|bf16]\n\n"
         "Prints the logits after the last token (or at every position) as JSON:\n"
         "{\"ids\": [...], \"positions\": [...], \"vocab_size\": V, \"logits\": [[V floats], ...]}\n";
     run_args a;
@@ -240,6 +248,7 @@ int cmd_logits(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     xle_model *model;
     if ((rc = load_model("logits", a.model, &model))) return rc;
+    xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL;
     int n = 0;
     if ((rc = cli_prompt_ids("logits", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
@@ -286,7 +295,8 @@ done:
 int cmd_generate(int argc, char **argv) {
     static const char usage[] =
         "usage: xledit generate MODEL (--ids 1,2,3 | --text \"...\") [-n N] [--temp T] [--top-k K]\n"
-        "                       [--seed S] [--print-ids] [--no-bos] [-t N]\n\n"
+        "                       [--seed S] [--print-ids] [--no-bos] [-t N]\n"
+        "                       [--precision exact|bf16]\n\n"
         "Continues the prompt by N tokens (default 32) with the KV cache. --temp 0 (default) is\n"
         "greedy; otherwise samples from the top K (0 = all) with the given seed. Stops at EOS.\n"
         "Prints the text (with a tokenizer) or the ids (--print-ids, or when there is no tokenizer).\n";
@@ -295,6 +305,7 @@ int cmd_generate(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     xle_model *model;
     if ((rc = load_model("generate", a.model, &model))) return rc;
+    xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL, *out = NULL;
     int n = 0, n_out = 0;
     if ((rc = cli_prompt_ids("generate", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
@@ -342,7 +353,7 @@ int cmd_generate(int argc, char **argv) {
 int cmd_score(int argc, char **argv) {
     static const char usage[] =
         "usage: xledit score MODEL (--ids 1,2 | --text \"...\") (--target-ids 3,4 | --target \"...\")\n"
-        "                    [--json] [--no-bos] [-t N]\n\n"
+        "                    [--json] [--no-bos] [-t N] [--precision exact|bf16]\n\n"
         "Prints the log-probability (natural log) of the target continuation given the prompt,\n"
         "summed over its tokens, and per token with --json. With --text and --target the target is\n"
         "tokenized as it follows the prompt (\"Paris\" after \"The capital of France is\" reads \" Paris\");\n"
@@ -352,6 +363,7 @@ int cmd_score(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     xle_model *model;
     if ((rc = load_model("score", a.model, &model))) return rc;
+    xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL, *target = NULL;
     int n = 0, nt = 0;
     float *per = NULL;

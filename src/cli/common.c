@@ -119,6 +119,23 @@ void cli_threads_default(void) {
     xle_threads_set(env && *env ? xle_threads_get() : xle_threads_available());
 }
 
+int cli_precision_option(const char *cmd, const char *arg, xle_precision *out) {
+    if (!strcmp(arg, "exact")) *out = XLE_PRECISION_EXACT;
+    else if (!strcmp(arg, "bf16")) *out = XLE_PRECISION_BF16;
+    else return cli_usage_error(cmd, "--precision: expected exact or bf16, got '%s'", arg);
+    return 0;
+}
+
+void cli_precision_help(FILE *out, xle_precision dflt) {
+    fprintf(out,
+            "\n  --precision exact|bf16  products with bf16 weights: exact f32 (weights widened), or\n"
+            "                   activations rounded to bf16 and multiplied with AVX512-BF16\n"
+            "                   (vdpbf16ps), as llama.cpp does: prompts ~1.6x faster, logits off by\n"
+            "                   ~0.5%% of their range (docs/performance.md). Without AVX512-BF16, and\n"
+            "                   for other weight types, both are exact. Default here: %s.\n",
+            dflt == XLE_PRECISION_BF16 ? "bf16" : "exact");
+}
+
 void cli_threads_help(FILE *out) {
     fprintf(out,
             "\n  -t, --threads N  compute with N threads. Default: the CPUs this process may run on\n"
