@@ -45,6 +45,11 @@ typedef struct xle_kernels {
     void (*gemm_bf16)(int64_t M, int64_t N, int64_t K, const uint16_t *Ab, int64_t lda,
                       const uint16_t *W, int64_t ldw, float *C, int64_t ldc, int accumulate,
                       float *pack);
+
+    /* Block-quantized weights (tensor/quant_dot.h, compiled per variant too): out[o] = w[o] · x
+     * for rows [o0, o1), act = x quantized per block by xle_quant_act. */
+    void (*quant_dot_rows)(const xle_tensor *w, int64_t o0, int64_t o1, const void *act,
+                           float *out);
 } xle_kernels;
 
 /* The best variant this CPU runs, or the one XLE_KERNELS names when the CPU supports it (an

@@ -6,6 +6,11 @@
  * that multiply the stored bytes directly: unsigned weight bytes times signed activation
  * bytes, four products summed per 32-bit lane, scaled per block (or per 16/32-element group)
  * in integers, then once per block in float.
+ *
+ * Like tensor/isa/kernels_isa.c this file is compiled once per kernel variant (CMakeLists.txt,
+ * XLE_KERNEL_ISAS, with XLE_ISA set) into that variant's quant_dot_rows, so a portable build runs
+ * the AVX2 / VNNI kernels where the CPU has them; compiled into the library itself (no XLE_ISA)
+ * it is only the entry point that hands each call to the variant chosen at run time.
  */
 /* Fused multiply-adds for the per-block float accumulation (see matmul.c). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -13,6 +18,17 @@
 #endif
 
 #include "tensor/quant_dot.h"
+
+#ifndef XLE_ISA
+#include "tensor/kernels.h"
+
+void xle_quant_dot_rows(const xle_tensor *w, int64_t o0, int64_t o1, const void *act, float *out) {
+    xle_kernels_select()->quant_dot_rows(w, o0, o1, act, out);
+}
+
+#else /* one kernel variant */
+#define XLE_QD_PASTE2(a, b) a##b
+#define XLE_QD_PASTE(a, b) XLE_QD_PASTE2(a, b)
 
 #include <string.h>
 
@@ -177,7 +193,10 @@ static float dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
 
 #endif /* XLE_QUANT_SIMD */
 
-void xle_quant_dot_rows(const xle_tensor *w, int64_t o0, int64_t o1, const void *act, float *out) {
+void XLE_QD_PASTE(xle_quant_dot_rows_, XLE_ISA)(const xle_tensor *w, int64_t o0, int64_t o1,
+                                                const void *act, float *out);
+void XLE_QD_PASTE(xle_quant_dot_rows_, XLE_ISA)(const xle_tensor *w, int64_t o0, int64_t o1,
+                                                const void *act, float *out) {
     const int64_t n_in = w->shape[1];
     const size_t row_bytes = xle_dtype_row_bytes(w->dtype, n_in);
     const uint8_t *base = w->data;
@@ -198,3 +217,4 @@ void xle_quant_dot_rows(const xle_tensor *w, int64_t o0, int64_t o1, const void 
 #endif
     for (int64_t o = o0; o < o1; o++) out[o] = xle_quant_dot(w->dtype, base + o * (int64_t)row_bytes, act, n_in);
 }
+#endif /* XLE_ISA */

@@ -503,6 +503,10 @@ static void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t *Ab, int64
 }
 #endif /* HAVE_DPBF16 */
 
+/* tensor/quant_dot.c, compiled with the same flags. */
+void XLE_PASTE(xle_quant_dot_rows_, XLE_ISA)(const xle_tensor *w, int64_t o0, int64_t o1,
+                                             const void *act, float *out);
+
 const xle_kernels XLE_PASTE(xle_kernels_, XLE_ISA) = {
     .name = XLE_STR(XLE_ISA),
     .mr = MR,
@@ -511,6 +515,7 @@ const xle_kernels XLE_PASTE(xle_kernels_, XLE_ISA) = {
     .gemm = gemm,
     .to_f32 = to_f32,
     .to_bf16 = to_bf16,
+    .quant_dot_rows = XLE_PASTE(xle_quant_dot_rows_, XLE_ISA),
 #if HAVE_DPBF16
     .dot_rows_bf16 = dot_rows_bf16,
     .gemm_bf16 = gemm_bf16,
