@@ -5,7 +5,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS="build-essential cmake pkg-config libopenblas-dev liblapacke-dev libjansson-dev libpcre2-dev libutf8proc-dev libxml2-utils jq"
+PKGS="build-essential cmake pkg-config libopenblas-dev liblapacke-dev libjansson-dev libpcre2-dev libutf8proc-dev libxml2-utils jq strace"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,7 +4,7 @@
 # stderr, exit 2, nothing on stdout; and stories260K's greedy ids (run.c's, from
 # shared/data/external/stories260k) are the same with 1, 2, 3 and 4 threads, through the
 # one-token steps and through a 100-token prompt (the batched products and attention), with
-# -t and with OMP_NUM_THREADS.
+# -t and with OMP_NUM_THREADS; and the default wait policy (GOMP_SPINCOUNT, when strace is there).
 set -u
 XLEDIT="$1"
 SRC="$2"
@@ -25,9 +25,11 @@ for c in $computing; do
   awk '/^$/{exit} {print}' "$T/help" | grep -q -- "\[-t N" || fail "$c --help: the usage lines lack [-t N]"
 done
 
-# a bad thread count: one line naming the option, exit 2, no output
+# a bad thread count: one line naming the option, exit 2, no output (every kind on generate)
 for c in $computing; do
-  for bad in 0 -1 abc 1025 "" 2x; do
+  bads=(0 abc)
+  [ "$c" = generate ] && bads=(0 -1 abc 1025 "" 2x)
+  for bad in "${bads[@]}"; do
     "$XLEDIT" $c -t "$bad" >"$T/out" 2>"$T/err"
     rc=$?
     [ "$rc" -eq 2 ] || fail "$c -t '$bad': exit $rc, expected 2"
@@ -56,6 +58,22 @@ for m in stories260K.bin stories260K.gguf; do
     fail "OMP_NUM_THREADS=3 generate $m: $(cat "$T/err")"
   [ "$got" = "$want_after" ] || fail "OMP_NUM_THREADS=3 generate $m: ids differ from run.c's"
 done
+
+# the wait policy: without GOMP_SPINCOUNT / OMP_WAIT_POLICY the program runs itself again once
+# with GOMP_SPINCOUNT set (libgomp reads it at load time); a user's setting is left alone
+if command -v strace >/dev/null; then
+  args=(generate "$STORIES/stories260K.bin" --ids 1 -n 2 --print-ids)
+  unset_all="-u GOMP_SPINCOUNT -u OMP_WAIT_POLICY -u OPENBLAS_THREAD_TIMEOUT -u GOTO_THREAD_TIMEOUT"
+  env $unset_all strace -f -e trace=execve -o "$T/trace" "$XLEDIT" "${args[@]}" >/dev/null 2>&1
+  [ "$(grep -c 'execve(' "$T/trace")" -eq 2 ] || fail "no re-exec: $(cat "$T/trace")"
+  grep -q 'execve("/proc/self/exe"' "$T/trace" || fail "the re-exec is not of /proc/self/exe: $(cat "$T/trace")"
+  for e in "GOMP_SPINCOUNT=5000 OPENBLAS_THREAD_TIMEOUT=20" "OMP_WAIT_POLICY=passive GOTO_THREAD_TIMEOUT=4"; do
+    env $unset_all $e strace -f -e trace=execve -o "$T/trace" "$XLEDIT" "${args[@]}" >/dev/null 2>&1
+    [ "$(grep -c 'execve(' "$T/trace")" -eq 1 ] || fail "$e: the program ran itself again"
+  done
+  env $unset_all GOMP_SPINCOUNT=5000 strace -f -e trace=execve -o "$T/trace" "$XLEDIT" "${args[@]}" >/dev/null 2>&1
+  [ "$(grep -c 'execve(' "$T/trace")" -eq 2 ] || fail "OPENBLAS_THREAD_TIMEOUT unset: no re-exec"
+fi
 
 [ "$fails" -eq 0 ] && echo "cli_threads: all passed"
 exit $((fails > 0))

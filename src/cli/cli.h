@@ -53,6 +53,18 @@ int cli_threads_option(const char *cmd, const char *arg);
 /* The default thread count, set by main before any command: OMP_NUM_THREADS when it is set
  * (OpenMP has read it), else every CPU in this process's affinity mask. */
 void cli_threads_default(void);
+/* How idle threads wait. libgomp spins GOMP_SPINCOUNT times (300,000 by default,
+ * milliseconds) before it sleeps, OpenBLAS's threads yield in a loop for 2^28 cycles (0.1 s);
+ * on cores shared with other processes a spinning thread uses up its share of the core and is
+ * then descheduled for a whole time slice while its team waits for it at the next barrier
+ * (docs/performance.md, "Threads on busy cores": two threads were 300x slower than one). When
+ * the user has set neither, this sets GOMP_SPINCOUNT=CLI_GOMP_SPINCOUNT (spin a microsecond or
+ * two, then sleep) and OPENBLAS_THREAD_TIMEOUT=CLI_OPENBLAS_THREAD_TIMEOUT (2^14 cycles, ~6 us)
+ * and runs the program again from the start (both libraries read them only at load time).
+ * Called first thing in main. */
+#define CLI_GOMP_SPINCOUNT "100"
+#define CLI_OPENBLAS_THREAD_TIMEOUT "14"
+void cli_threads_wait_policy(char **argv);
 /* The -t/--threads paragraph of every computing command's --help. */
 void cli_threads_help(FILE *out);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -140,6 +141,20 @@ void cli_threads_help(FILE *out) {
     fprintf(out,
             "\n  -t, --threads N  compute with N threads. Default: the CPUs this process may run on\n"
             "                   (%d here), or OMP_NUM_THREADS when that is set; -t wins over\n"
-            "                   OMP_NUM_THREADS.\n",
+            "                   OMP_NUM_THREADS. Idle threads spin briefly, then sleep\n"
+            "                   (GOMP_SPINCOUNT=" CLI_GOMP_SPINCOUNT " unless GOMP_SPINCOUNT or OMP_WAIT_POLICY\n"
+            "                   is set; OPENBLAS_THREAD_TIMEOUT=" CLI_OPENBLAS_THREAD_TIMEOUT " unless set).\n",
             xle_threads_available());
+}
+
+void cli_threads_wait_policy(char **argv) {
+    int again = 0;
+    if (!getenv("GOMP_SPINCOUNT") && !getenv("OMP_WAIT_POLICY"))
+        again |= setenv("GOMP_SPINCOUNT", CLI_GOMP_SPINCOUNT, 0) == 0;
+    if (!getenv("OPENBLAS_THREAD_TIMEOUT") && !getenv("GOTO_THREAD_TIMEOUT"))
+        again |= setenv("OPENBLAS_THREAD_TIMEOUT", CLI_OPENBLAS_THREAD_TIMEOUT, 0) == 0;
+    /* libgomp and OpenBLAS read their environment once, when they are loaded, before main: the
+     * settings take effect in a fresh image of this program, which finds them set and goes on.
+     * When the exec fails, this process goes on with the libraries' own waiting. */
+    if (again) execv("/proc/self/exe", argv);
 }

@@ -47,6 +47,7 @@ static void print_usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    cli_threads_wait_policy(argv);
     /* by line, also into a pipe or a file: `xledit demo | tee log` shows each line as it comes
      * and keeps what was printed when the run is stopped */
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -1,7 +1,7 @@
 /*
  * matmul.c: products with stored weights, forward beside backward. Weights stay in their
  * stored dtype (memory-mapped). For many rows (prompt processing) the blocked product of gemm.c
- * converts bf16/f16 weights panel by panel while packing (f32 weights go to OpenBLAS sgemm);
+ * converts bf16/f16 weights panel by panel while packing (f32 weights are packed as they are);
  * for few rows (generation) threaded dot products convert on the fly, streaming each weight
  * byte once, which is memory-bound as it should be. The kernels are chosen at run time
  * (tensor/kernels.h). With XLE_PRECISION_BF16 and a CPU with AVX512-BF16, products with bf16
@@ -167,14 +167,13 @@ void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const 
         xle_matmul_forward_many(&out, in, &w, &bias, 1, T, scratch, prec);
         return;
     }
-    if (w->dtype == XLE_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n_out, (int)n_in, 1.0f, in,
-                    (int)n_in, (const float *)w->data, (int)n_in, 0.0f, out, (int)n_out);
-    } else if (!(bf16_path(xle_kernels_select(), w, prec) &&
-                 xle_gemm_bf16_parallel(T, n_out, n_in, in, n_in, w->data, n_in, out, n_out,
-                                        scratch, XLE_MATMUL_SCRATCH))) {
+    if (!(bf16_path(xle_kernels_select(), w, prec) &&
+          xle_gemm_bf16_parallel(T, n_out, n_in, in, n_in, w->data, n_in, out, n_out, scratch,
+                                 XLE_MATMUL_SCRATCH))) {
         /* bf16/f16 and block-quantized weights: converted panel by panel inside the product,
-         * read once. */
+         * read once. f32 weights too: the engine's product ran 1.2-2x OpenBLAS's sgemm at the
+         * prompt's shapes, on OpenMP's threads only, so that the forward pass never wakes a
+         * second thread pool (docs/performance.md, "Threads on busy cores"). */
         const xle_gemm_rhs rhs = {w->data, w->dtype, n_in, 1};
         xle_gemm_parallel(T, n_out, n_in, in, n_in, &rhs, out, n_out, 0, scratch, XLE_MATMUL_SCRATCH);
     }
@@ -185,10 +184,7 @@ void xle_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
                          const xle_tensor *w, int T, float *scratch) {
     const int64_t n_out = w->shape[0], n_in = w->shape[1];
     if (din) {
-        if (w->dtype == XLE_F32) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)n_in, (int)n_out, 1.0f,
-                        dout, (int)n_out, (const float *)w->data, (int)n_in, 1.0f, din, (int)n_in);
-        } else if (xle_dtype_is_quantized(w->dtype)) {
+        if (xle_dtype_is_quantized(w->dtype)) {
             /* W's rows dequantized into the scratch a slice at a time (panels of columns of
              * B = W would cut through the blocks), then OpenBLAS. */
             int64_t step = (int64_t)XLE_MATMUL_SCRATCH / n_in;
@@ -200,7 +196,8 @@ void xle_matmul_backward(float *din, float *dw, float *dbias, const float *dout,
                             dout + r0, (int)n_out, scratch, (int)n_in, 1.0f, din, (int)n_in);
             }
         } else {
-            /* W read as B = W [n_out x n_in], converted row by row while packing (exact). */
+            /* W read as B = W [n_out x n_in], converted row by row while packing (exact); f32
+             * too, on OpenMP's threads (not OpenBLAS's pool between two OpenMP passes). */
             const xle_gemm_rhs rhs = {w->data, w->dtype, n_in, 0};
             xle_gemm_parallel(T, n_in, n_out, dout, n_out, &rhs, din, n_in, 1, scratch, XLE_MATMUL_SCRATCH);
         }

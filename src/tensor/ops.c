@@ -17,7 +17,7 @@
 
 void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tensor *weight, int T,
                          int d, float eps) {
-#pragma omp parallel for schedule(static) if((int64_t)T * d > XLE_PAR_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * d > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * d;
         double ss = 0;
@@ -32,7 +32,7 @@ void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tens
 void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
                           const xle_tensor *weight, const float *rstd, int T, int d) {
     /* dx_i = r w_i g_i - r³/d x_i Σ_j w_j g_j x_j ;  dw_i = Σ_t g_i x_i r */
-#pragma omp parallel for schedule(static) if((int64_t)T * d > XLE_PAR_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * d > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * d, *gt = dout + (int64_t)t * d;
         float r = rstd[t];
@@ -54,7 +54,7 @@ void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const fl
 static void rope_apply(float *x, const int *pos, const double *inv_freq, int T, int n_heads, int hd,
                        int interleaved, double direction) {
     const int half = hd / 2;
-#pragma omp parallel for schedule(static) if((int64_t)T * n_heads * hd > XLE_PAR_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * n_heads * hd > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         for (int j = 0; j < half; j++) {
             double angle = (double)pos[t] * inv_freq[j];
@@ -84,7 +84,7 @@ void xle_rope_backward(float *dx, const int *pos, const double *inv_freq, int T,
 /* ---- SwiGLU: key = silu(gate) * up ------------------------------------------------------- */
 
 void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for schedule(static) if(n > XLE_PAR_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 16384) if(n > XLE_PAR_MIN_WORK)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         key[i] = g / (1.0f + expf(-g)) * up[i];
@@ -93,7 +93,7 @@ void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t 
 
 void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const float *gate,
                          const float *up, int64_t n) {
-#pragma omp parallel for schedule(static) if(n > XLE_PAR_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 16384) if(n > XLE_PAR_MIN_WORK)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
         float silu = g * sig;
@@ -206,7 +206,7 @@ void xle_attention_forward(float *out, float *probs, const float *q, const float
             heap_scores = malloc((size_t)n_keys * sizeof(float));
             scores = heap_scores;
         }
-#pragma omp for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(dynamic, 1)
         for (int h = 0; h < n_heads; h++) {
             for (int i = 0; i < n; i++) {
                 const int g = h / group, qpos = n_past + i;

@@ -9,9 +9,14 @@
 
 #include "xledit.h"
 
-/* Below this many multiply-adds (or elements) a loop runs on one thread: waking a team costs
- * more than the work, and on a busy machine spinning threads cost far more (tiny models). */
-#define XLE_PAR_MIN_WORK 32768
+/* Below this many multiply-adds (or elements) a loop runs on one thread. A parallel region
+ * costs a few microseconds on idle cores but 10-100 us when the cores are shared with other
+ * processes (the second thread has to be woken and scheduled), so a region must hold about
+ * 20-100 us of one thread's work to pay: 2^20 multiply-adds. Measured (docs/performance.md,
+ * "Threads on busy cores"): at 32768 the built-in model generated at 0.6-0.9x with two threads
+ * beside two busy processes; at 2^20 its generation runs on one thread, and the 1B model's
+ * products (2-50 M multiply-adds each) still split. */
+#define XLE_PAR_MIN_WORK (1 << 20)
 
 /* Floats of scratch a weight matmul may use to convert a block of bf16/f16 rows to f32. */
 #define XLE_MATMUL_SCRATCH (1u << 21)
