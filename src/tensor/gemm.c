@@ -172,7 +172,7 @@ int xle_gemm_bf16_parallel(int64_t M, int64_t N, int64_t K, const float *A, int6
             tid = omp_get_thread_num();
 #endif
             float *pack = scratch + (size_t)tid * XLE_GEMM_PACK_FLOATS;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 8)
             for (int64_t i = 0; i < mb; i++) {
                 kern->to_bf16(Ab + i * ldab, A + (r0 + i) * lda, K);
                 if (ldab > K) Ab[i * ldab + K] = 0;
