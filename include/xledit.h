@@ -404,6 +404,18 @@ size_t xle_detok_stream_push(xle_detok_stream *s, int32_t id, char *out, size_t 
 size_t xle_detok_stream_flush(xle_detok_stream *s, char *out, size_t cap);
 void xle_detok_stream_free(xle_detok_stream *s);
 
+/* Text for people (src/core/text_width.c): terminal columns of NUL-terminated UTF-8 text, a
+ * grapheme cluster counting as its base character (1, or 2 for East Asian wide ones; combining
+ * marks and vowel signs 0; an invalid byte 1), so that tables line up in every script. */
+int xle_text_width(const char *s);
+/* The byte length of the longest prefix of s that takes at most cols columns and ends between
+ * two grapheme clusters (never inside a character or between a consonant and its vowel sign). */
+size_t xle_text_fit(const char *s, int cols);
+/* s as a table cell of exactly cols columns into out (cap bytes, NUL-terminated): padded with
+ * spaces on the right (align_right: on the left), or cut between grapheme clusters and ended
+ * with "…" when wider. Returns the bytes written (a cell needs at most strlen(s) + cols + 4). */
+size_t xle_text_cell(char *out, size_t cap, const char *s, int cols, int align_right);
+
 /* ---------------------------------------------------------------------------------------------
  * Evaluation cases (src/eval/cases.c, import_*.c, validate.c): the canonical multilingual case
  * format (JSONL, one case per line; docs/case-format.md), importers from published datasets
@@ -1086,6 +1098,16 @@ xle_status xle_train_export_hf(const xle_model *model, const char *tokenizer_jso
  * followed by a word boundary (end, whitespace, punctuation, symbol). *recalled is 1 or 0. */
 xle_status xle_fact_recalled(xle_model *model, const struct xle_tokenizer *tok, const char *prompt,
                              const char *object, int *recalled, xle_error *err);
+
+/* A greedy answer shown whole (src/eval/answer.c): the greedy continuation of prompt, n_min
+ * tokens at least (a target's length: what the metrics compare, which stay token-level), then
+ * on until the word ends: the text that follows starts with white space, punctuation or a
+ * symbol, or generation stopped at EOS; never inside a character or a grapheme cluster. At
+ * most n_max tokens. ids (room for n_max) gets the tokens generated (EOS included), *n_ids
+ * those kept; *text (malloc'd, caller frees) is their decoded text, special tokens skipped. */
+xle_status xle_answer_whole(xle_model *model, const struct xle_tokenizer *tok, const int32_t *prompt,
+                            int n_prompt, int n_min, int n_max, int32_t *ids, int *n_ids,
+                            char **text, xle_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Built-in fact world (src/world/): the multilingual facts xledit's own small model is trained

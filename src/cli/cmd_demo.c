@@ -62,24 +62,44 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* The greedy answer to prompt, as many tokens as target has (at least 1), decoded. */
+/* Longest answer shown: the target's tokens and this many more to finish the word. */
+#define ANSWER_EXTRA_TOKENS 12
+
+/* The greedy answer to prompt, shown whole: as many tokens as target has, then on to the end
+ * of the word (xle_answer_whole). *matches: its first tokens are target's (the token-level
+ * exact match the metrics use). */
 static char *greedy_answer(xle_model *m, const char *prompt, const char *target, int *matches,
                            xle_error *err) {
     xle_tokenizer *tok = xle_model_tokenizer(m);
     int32_t *p = NULL, *a = NULL;
-    int np = 0, na = 0, n_out = 0;
+    int np = 0, na = 0, n_kept = 0;
     *matches = 0;
     if (xle_tokenize_continuation(tok, prompt, target, &p, &np, &a, &na, err) != XLE_OK) return NULL;
-    int32_t *out = malloc((size_t)na * sizeof *out);
-    xle_sampler greedy = {0, 0, 0, 1};
+    int n_max = na + ANSWER_EXTRA_TOKENS;
+    int32_t *out = malloc((size_t)n_max * sizeof *out);
     char *s = NULL;
-    if (out && xle_generate(m, p, np, na, &greedy, out, &n_out, err) == XLE_OK) {
-        s = xle_detokenize(tok, out, n_out, 1);
-        *matches = n_out == na && memcmp(out, a, (size_t)na * sizeof *a) == 0;
-    }
+    if (!out) xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    else if (xle_answer_whole(m, tok, p, np, na, n_max, out, &n_kept, &s, err) == XLE_OK)
+        *matches = n_kept >= na && memcmp(out, a, (size_t)na * sizeof *a) == 0;
     free(out), free(p), free(a);
     return s;
 }
+
+/* One cell of the before/after table: s in cols terminal columns (display width, not bytes,
+ * so that Devanagari, Tamil and Kannada line up), cut between grapheme clusters when wider;
+ * the last column unpadded unless pad. */
+static void print_cell(const char *s, int cols, int pad) {
+    size_t cap = strlen(s) + (size_t)cols + 8;
+    char *cell = malloc(cap);
+    if (!cell) return;
+    size_t n = xle_text_cell(cell, cap, s, cols, 0);
+    while (!pad && n > 0 && cell[n - 1] == ' ') cell[--n] = 0;
+    fputs(cell, stdout);
+    free(cell);
+}
+
+#define PROMPT_COLS 44 /* columns of the before/after table, in terminal columns */
+#define ANSWER_COLS 22
 
 /* Part 2: one case, ROME in English, the answer in every language before and after. */
 static int show_one_fact(const char *model_path, const char *stats_dir, const xle_case *c,
@@ -116,7 +136,7 @@ static int show_one_fact(const char *model_path, const char *stats_dir, const xl
     double t0 = now_s();
     if (xle_edit_run(m, &hp, &rt, 1, stats, &res, err) != XLE_OK) goto done;
     if (xle_edit_apply(m, &res, +1, err) != XLE_OK) goto done;
-    printf("   %-4s %-44s %-22s %s\n", "lang", "prompt", "before", "after");
+    printf("   %-4s %-*s %-*s %s\n", "lang", PROMPT_COLS, "prompt", ANSWER_COLS, "before", "after");
     int n_new = 0;
     for (int i = 0; i < N_DEMO_LANGS; i++) {
         const xle_case_lang *l = xle_case_lang_find(c, DEMO_LANGS[i]);
@@ -125,9 +145,13 @@ static int show_one_fact(const char *model_path, const char *stats_dir, const xl
         char *after = greedy_answer(m, l->prompt, l->target_new, &ok_after, err);
         if (!after) goto done;
         n_new += ok_after;
-        /* columns are padded by bytes; Devanagari/Tamil/Kannada text is wider in bytes */
-        printf("   %-4s %-44s %-22s %s %s\n", DEMO_LANGS[i], l->prompt, before[i], after,
-               ok_after ? "[new fact]" : "");
+        printf("   %-4s ", DEMO_LANGS[i]);
+        print_cell(l->prompt, PROMPT_COLS, 1);
+        fputs(" ", stdout);
+        print_cell(before[i], ANSWER_COLS, 1);
+        fputs(" ", stdout);
+        print_cell(after, ANSWER_COLS, ok_after);
+        printf("%s\n", ok_after ? " [new fact]" : "");
         free(after);
     }
     printf("\n   The edit (%.1f s) carries the new fact in %d of %d languages.\n\n",

@@ -24,14 +24,27 @@ static void fmt_pct(char *buf, size_t cap, double v) {
     else snprintf(buf, cap, "%.1f", fabs(100.0 * v) < 0.05 ? 0.0 : 100.0 * v); /* no "-0.0" */
 }
 
+/* s padded to cols terminal columns (never cut): columns, not bytes, so labels in any script
+ * line up. */
+static void padded(xle_sb *b, const char *s, int cols, int align_right) {
+    int pad = cols - xle_text_width(s);
+    if (align_right && pad > 0) xle_sb_printf(b, "%*s", pad, "");
+    xle_sb_puts(b, s);
+    if (!align_right && pad > 0) xle_sb_printf(b, "%*s", pad, "");
+}
+
 /* One table row: label then cells, aligned (text) or piped (Markdown). */
 static void row(xle_sb *b, int md, const char *label, char cells[][32], int n) {
     if (md) {
         xle_sb_printf(b, "| %s |", label);
         for (int i = 0; i < n; i++) xle_sb_printf(b, " %s |", cells[i]);
     } else {
-        xle_sb_printf(b, "  %-12s", label);
-        for (int i = 0; i < n; i++) xle_sb_printf(b, " %7s", cells[i]);
+        xle_sb_puts(b, "  ");
+        padded(b, label, 12, 0);
+        for (int i = 0; i < n; i++) {
+            xle_sb_puts(b, " ");
+            padded(b, cells[i], 7, 1);
+        }
     }
     xle_sb_puts(b, "\n");
 }
