@@ -404,9 +404,10 @@ size_t xle_detok_stream_push(xle_detok_stream *s, int32_t id, char *out, size_t 
 size_t xle_detok_stream_flush(xle_detok_stream *s, char *out, size_t cap);
 void xle_detok_stream_free(xle_detok_stream *s);
 
-/* Text for people (src/core/text_width.c): terminal columns of NUL-terminated UTF-8 text, a
- * grapheme cluster counting as its base character (1, or 2 for East Asian wide ones; combining
- * marks and vowel signs 0; an invalid byte 1), so that tables line up in every script. */
+/* Text for people (src/core/text_width.c): terminal columns of NUL-terminated UTF-8 text as
+ * terminals draw it, so that tables line up in every script: 1 per character (2 for East Asian
+ * wide ones), 1 per spacing vowel sign (Mc: ि ா), 0 for non-spacing marks (virama, nukta) and
+ * control characters, 1 for an invalid byte: the C library's wcswidth, locale-independent. */
 int xle_text_width(const char *s);
 /* The byte length of the longest prefix of s that takes at most cols columns and ends between
  * two grapheme clusters (never inside a character or between a consonant and its vowel sign). */

@@ -1,12 +1,16 @@
 /*
- * test_text.c: text for people. Display widths (a Tamil, Hindi or Kannada cluster counts as
- * one column, a CJK character as two); cuts that never split a consonant from its vowel sign;
+ * test_text.c: text for people. Display widths as terminals draw them (a spacing vowel sign
+ * takes a cell, a virama none, a CJK character two; glibc's wcswidth is the reference); cuts that never split a consonant from its vowel sign;
  * table cells that line up across scripts (the demo's before/after table is made of these);
  * and greedy answers shown whole on the built-in model: from one token on, the answer runs to
  * the end of its word ("Parigi", not "Par"; a Tamil word with its last vowel sign and virama)
  * while its first tokens stay those of a plain greedy run (the metrics' definition).
  */
+#define _XOPEN_SOURCE 700 /* wcswidth */
+#include <jansson.h>
+#include <locale.h>
 #include <utf8proc.h>
+#include <wchar.h>
 
 #include "check.h"
 #include "xledit.h"
@@ -18,9 +22,11 @@
 static void test_width(void) {
     CHECK(xle_text_width("") == 0);
     CHECK(xle_text_width("Paris") == 5);
-    CHECK(xle_text_width(TA_PARIS) == 3);  /* பா ரி ஸ் */
-    CHECK(xle_text_width(HI_PARIS) == 3);  /* पे रि स */
-    CHECK(xle_text_width(KN_DESHA) == 2);  /* ದೇ ಶ */
+    /* as terminals draw them: a spacing vowel sign (ா ி ि ೇ) takes a cell, a non-spacing one
+     * (் े) none */
+    CHECK(xle_text_width(TA_PARIS) == 5);  /* ப ா ர ி ஸ் */
+    CHECK(xle_text_width(HI_PARIS) == 4);  /* पे र ि स */
+    CHECK(xle_text_width(KN_DESHA) == 3);  /* ದ ೇ ಶ */
     CHECK(xle_text_width("\xE4\xB8\xAD\xE6\x96\x87") == 4); /* 中文: wide */
     CHECK(xle_text_width("a\xCC\x81") == 1);                /* a + combining acute */
     CHECK(xle_text_width("\xFF" "x") == 2);                 /* an invalid byte: one column */
@@ -43,14 +49,49 @@ static int cluster_boundary(const char *s, size_t pos) {
     return 0;
 }
 
+/* The C library's wcswidth (what tmux, less and readline use) is the reference: the same width
+ * for every prompt, subject and target of the built-in world's cases, in eight languages. */
+static void test_width_matches_wcswidth(void) {
+    CHECK(setlocale(LC_CTYPE, "C.UTF-8") != NULL);
+    FILE *f = fopen(XLE_SOURCE_DIR "/data/world/cases.jsonl", "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    static const char *const fields[] = {"prompt", "subject", "target_new", "target_true"};
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, differ = 0;
+    wchar_t *wide = malloc(4096 * sizeof *wide);
+    while (wide && getline(&line, &cap, f) > 0) {
+        json_t *c = json_loads(line, 0, NULL), *langs = json_object_get(c, "langs"), *l;
+        const char *code;
+        json_object_foreach(langs, code, l) {
+            for (int k = 0; k < 4; k++) {
+                const char *s = json_string_value(json_object_get(l, fields[k]));
+                size_t nw = s ? mbstowcs(wide, s, 4096) : (size_t)-1;
+                if (nw == (size_t)-1 || nw >= 4096) continue;
+                int want = wcswidth(wide, nw);
+                n++;
+                if (xle_text_width(s) != want && differ++ < 5)
+                    fprintf(stderr, "  %s: width %d, wcswidth %d\n", s, xle_text_width(s), want);
+            }
+        }
+        json_decref(c);
+    }
+    free(wide), free(line);
+    fclose(f);
+    CHECK_MSG(n > 10000 && differ == 0, "%d of %d strings differ", differ, n);
+}
+
 static void test_fit(void) {
-    /* பாரிஸ்: 18 bytes, clusters பா (6) ரி (6) ஸ் (6) */
-    CHECK(xle_text_fit(TA_PARIS, 3) == 18);
-    CHECK(xle_text_fit(TA_PARIS, 2) == 12);
-    CHECK(xle_text_fit(TA_PARIS, 1) == 6);
+    /* பாரிஸ்: 18 bytes, clusters பா (6 bytes, 2 columns) ரி (6, 2) ஸ் (6, 1) */
+    CHECK(xle_text_fit(TA_PARIS, 5) == 18);
+    CHECK(xle_text_fit(TA_PARIS, 4) == 12);
+    CHECK(xle_text_fit(TA_PARIS, 3) == 6);
+    CHECK(xle_text_fit(TA_PARIS, 2) == 6);
+    CHECK(xle_text_fit(TA_PARIS, 1) == 0); /* never ப without its ா */
     CHECK(xle_text_fit(TA_PARIS, 0) == 0);
     CHECK(xle_text_fit("Paris", 3) == 3);
-    for (int c = 0; c <= 3; c++) {
+    for (int c = 0; c <= 5; c++) {
         CHECK(cluster_boundary(TA_PARIS, xle_text_fit(TA_PARIS, c)));
         CHECK(cluster_boundary(HI_PARIS, xle_text_fit(HI_PARIS, c)));
     }
@@ -81,7 +122,7 @@ static void test_cells_align(void) {
         if (marker_col < 0) marker_col = col;
         CHECK_MSG(col == marker_col, "row %zu (%s): marker at column %d, want %d", r, rows[r][0], col, marker_col);
     }
-    /* the Tamil prompt (8 words, 31 columns) is cut with an ellipsis, between clusters */
+    /* the Tamil prompt (8 words, 47 columns) is cut with an ellipsis, between clusters */
     char cell[256];
     xle_text_cell(cell, sizeof cell, rows[2][1], 30, 0);
     size_t n = strlen(cell);
@@ -89,7 +130,7 @@ static void test_cells_align(void) {
     CHECK(!strncmp(cell, rows[2][1], n - 3));
     CHECK(cluster_boundary(rows[2][1], n - 3));
     /* right alignment pads on the left */
-    xle_text_cell(cell, sizeof cell, TA_PARIS, 5, 1);
+    xle_text_cell(cell, sizeof cell, TA_PARIS, 7, 1);
     CHECK(!strcmp(cell, "  " TA_PARIS));
 }
 
@@ -149,6 +190,7 @@ done:
 
 int main(void) {
     RUN(test_width);
+    RUN(test_width_matches_wcswidth);
     RUN(test_fit);
     RUN(test_cells_align);
     RUN(test_answer_whole);

@@ -2,8 +2,9 @@
  * text_width.c: how wide UTF-8 text is on a terminal, for tables that line up in every script.
  * A byte count pads Devanagari, Tamil or Kannada by two or three times too little (three bytes
  * per code point, several code points per visible character); here a grapheme cluster counts
- * as the columns of its base character (utf8proc_charwidth: 0 for combining marks and vowel
- * signs, 2 for East Asian wide characters).
+ * as terminals draw it: its base character (2 columns for East Asian wide ones), plus one per
+ * spacing vowel sign, nothing for non-spacing marks: what the C library's wcswidth says, without
+ * depending on the process's locale.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,13 @@ static utf8proc_int32_t next_cp(const char *s, utf8proc_ssize_t *len) {
 }
 
 /* Columns of one code point: an invalid byte prints as one replacement character, a control
- * character as nothing. */
+ * character as nothing. A spacing vowel sign (category Mc: Devanagari ि, Tamil ா) takes a cell
+ * of its own on terminals (xterm, VTE, Konsole, and tmux, less and readline through the C
+ * library's wcwidth), though utf8proc gives it 0; non-spacing marks (virama, nukta) take none. */
 static int cp_width(utf8proc_int32_t cp) {
     if (cp < 0) return 1;
-    if (cp < 0x20 || cp == 0x7f) return 0;
+    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return 0;
+    if (utf8proc_category(cp) == UTF8PROC_CATEGORY_MC) return 1;
     int w = utf8proc_charwidth(cp);
     return w > 0 ? w : 0;
 }

@@ -46,6 +46,26 @@ static void put_rgb(xle_sb *b, rgb c) {
 
 static int dark(rgb c) { return 0.299 * c.r + 0.587 * c.g + 0.114 * c.b < 140; }
 
+/* ---- language names ------------------------------------------------------------------------ */
+
+/* English names of the ISO 639-1 codes the datasets and the built-in world use, for the axes
+ * (a reader should not need to know that kn is Kannada). Unknown codes are shown as they are. */
+static const char *language_name(const char *code) {
+    static const char *const names[][2] = {
+        {"ar", "Arabic"}, {"bn", "Bengali"}, {"ca", "Catalan"}, {"cs", "Czech"}, {"de", "German"},
+        {"el", "Greek"}, {"en", "English"}, {"es", "Spanish"}, {"et", "Estonian"}, {"fa", "Persian"},
+        {"fi", "Finnish"}, {"fr", "French"}, {"gu", "Gujarati"}, {"he", "Hebrew"}, {"hi", "Hindi"},
+        {"hu", "Hungarian"}, {"id", "Indonesian"}, {"it", "Italian"}, {"ja", "Japanese"},
+        {"kn", "Kannada"}, {"ko", "Korean"}, {"ml", "Malayalam"}, {"mr", "Marathi"}, {"nl", "Dutch"},
+        {"pl", "Polish"}, {"pt", "Portuguese"}, {"ro", "Romanian"}, {"ru", "Russian"},
+        {"sv", "Swedish"}, {"sw", "Swahili"}, {"ta", "Tamil"}, {"te", "Telugu"}, {"th", "Thai"},
+        {"tr", "Turkish"}, {"uk", "Ukrainian"}, {"ur", "Urdu"}, {"vi", "Vietnamese"}, {"zh", "Chinese"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(code, names[i][0])) return names[i][1];
+    return NULL;
+}
+
 /* ---- page pieces --------------------------------------------------------------------------- */
 
 static const char css[] =
@@ -62,7 +82,7 @@ static const char css[] =
     ".note{color:#555;font-size:13px}"
     "details{margin:3px 0;font-size:13px}summary{cursor:pointer}"
     "table.fail td{text-align:left;vertical-align:top}"
-    ".miss{color:#b00020}.hit{color:#006400}"
+    ".miss{color:#b00020}.hit{color:#006400}.mark{font-weight:bold;margin-right:4px}"
     ".legend{display:inline-flex;align-items:center;gap:8px;margin-right:28px;font-size:13px}";
 
 static void fmt_value(char *buf, size_t cap, double v) {
@@ -70,10 +90,10 @@ static void fmt_value(char *buf, size_t cap, double v) {
     else snprintf(buf, cap, "%.1f", fabs(100.0 * v) < 0.05 ? 0.0 : 100.0 * v); /* no "-0.0" */
 }
 
-#define CELL_W 46
+#define CELL_W 58
 #define CELL_H 24
-#define LABEL_W 46
-#define HEAD_H 20
+#define LABEL_W 96  /* "Portuguese pt" at 11px */
+#define HEAD_H 32   /* two lines: the language's name, then its code */
 
 /* One matrix (rows: edit languages, then the pre-edit row; columns: test languages). */
 static void heatmap(const xle_report *r, int m, int k, xle_sb *b) {
@@ -88,18 +108,32 @@ static void heatmap(const xle_report *r, int m, int k, xle_sb *b) {
     xle_sb_html(b, r->methods[m]);
     xle_sb_printf(b, " %s: rows edit language, columns test language</title>", xle_metric_name((xle_metric)k));
     for (int t = 0; t < cols; t++) {
-        xle_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">",
-                      LABEL_W + t * CELL_W + CELL_W / 2, HEAD_H - 6);
+        const char *name = language_name(r->test_langs[t]);
+        int x = LABEL_W + t * CELL_W + CELL_W / 2;
+        if (name) {
+            xle_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\"%s>", x,
+                          HEAD_H - 18, strlen(name) > 9 ? " textLength=\"54\" lengthAdjust=\"spacingAndGlyphs\"" : "");
+            xle_sb_html(b, name);
+            xle_sb_puts(b, "</text>");
+        }
+        xle_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">", x, HEAD_H - 6);
         xle_sb_html(b, r->test_langs[t]);
         xle_sb_puts(b, "</text>");
     }
     for (int e = 0; e < rows; e++) {
         int pre = e == r->n_edit;
         int y = HEAD_H + e * CELL_H + (pre ? 4 : 0);
-        xle_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-weight=\"bold\"%s>", LABEL_W - 6,
-                      y + CELL_H / 2 + 4, pre ? " font-style=\"italic\"" : "");
+        const char *name = pre ? "unedited" : language_name(r->edit_langs[e]);
+        xle_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\"%s>", LABEL_W - 6, y + CELL_H / 2 + 4,
+                      pre ? " font-style=\"italic\"" : "");
+        if (name) {
+            xle_sb_puts(b, "<tspan font-size=\"10\">");
+            xle_sb_html(b, name);
+            xle_sb_puts(b, "</tspan> ");
+        }
+        xle_sb_puts(b, "<tspan font-weight=\"bold\">");
         xle_sb_html(b, pre ? "pre" : r->edit_langs[e]);
-        xle_sb_puts(b, "</text>");
+        xle_sb_puts(b, "</tspan></text>");
         for (int t = 0; t < cols; t++) {
             const xle_cell *c = pre ? &r->pre[(size_t)k * (size_t)r->n_test + (size_t)t] : xle_report_cell(r, m, k, e, t);
             double v = xle_cell_mean(c);
@@ -109,11 +143,17 @@ static void heatmap(const xle_report *r, int m, int k, xle_sb *b) {
             rgb col = isnan(v) ? (rgb){238, 238, 238} : value_colour(v, is_signed);
             xle_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"", x, y, CELL_W - 1, CELL_H - 1);
             put_rgb(b, col);
-            xle_sb_printf(b, "\"%s><title>", !pre && !strcmp(r->edit_langs[e], r->test_langs[t]) ? " stroke=\"#000\" stroke-width=\"1.5\"" : "");
+            int elfi = !pre && !strcmp(r->edit_langs[e], r->test_langs[t]);
+            xle_sb_printf(b, "\"%s><title>", elfi ? " stroke=\"#000\" stroke-width=\"2\"" : "");
             xle_sb_html(b, pre ? "pre-edit" : r->edit_langs[e]);
             xle_sb_printf(b, " -> ");
             xle_sb_html(b, r->test_langs[t]);
             xle_sb_printf(b, ": %s (n=%d)</title></rect>", val, c->n);
+            /* ELFI: a black outline and a white one inside it, so the frame shows on dark
+             * cells as on light ones */
+            if (elfi)
+                xle_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+                                 "stroke=\"#fff\" stroke-width=\"1.5\"/>", x + 2, y + 2, CELL_W - 5, CELL_H - 5);
             xle_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"%s\">%s</text>", x + CELL_W / 2,
                           y + CELL_H / 2 + 4, !isnan(v) && dark(col) ? "#fff" : "#000", val);
         }
@@ -239,7 +279,10 @@ static void failures(const xle_report *r, xle_sb *b) {
                      "is not the new target, or whose answer to a locality prompt changed, in at least one "
                      "language: %d in all", r->total_failures);
     if (r->total_failures > r->n_failures) xle_sb_printf(b, ", the first %d shown", r->n_failures);
-    xle_sb_puts(b, ". Answers are greedy, as long as the expected answer in tokens.</p>");
+    xle_sb_puts(b, ". Answers are greedy, as long as the expected answer in tokens. After: "
+                   "<span class=\"hit\"><span class=\"mark\">\xE2\x9C\x93</span>as it should be</span> "
+                   "(the new target; for a locality probe, the answer before the edit), "
+                   "<span class=\"miss\"><span class=\"mark\">\xE2\x9C\x97</span>not</span>.</p>");
     for (int i = 0; i < r->n_failures; i++) {
         const xle_report_failure *f = &r->failures[i];
         xle_sb_puts(b, "<details><summary>case ");
@@ -270,7 +313,10 @@ static void failures(const xle_report *r, xle_sb *b) {
                 td_text(b, q->prompt, NULL);
                 td_text(b, q->expected, NULL);
                 td_text(b, q->before, NULL);
-                td_text(b, q->after, hit ? "hit" : "miss");
+                xle_sb_printf(b, "<td class=\"%s\"><span class=\"mark\">%s</span>", hit ? "hit" : "miss",
+                              hit ? "\xE2\x9C\x93" : "\xE2\x9C\x97"); /* ✓ ✗ */
+                xle_sb_html(b, q->after ? q->after : "");
+                xle_sb_puts(b, "</td>");
                 xle_sb_puts(b, "</tr>");
             }
         xle_sb_puts(b, "</table></details>");
@@ -294,8 +340,8 @@ xle_status xle_render_html(const xle_report *r, xle_sb *b, xle_error *err) {
     counts(r, b);
     summary(r, b);
     xle_sb_puts(b, "<h2>Matrices</h2><p class=\"note\">Rows: edit language (then the unedited model, "
-                   "<i>pre</i>); columns: test language; framed cells are ELFI. Values x100; hover a cell "
-                   "for the number of units behind it.</p><div><span class=\"legend\">Rates x100 ");
+                   "<i>pre</i>); columns: test language; cells framed in black and white are ELFI (edit and "
+                   "test language the same). Values x100; hover a cell for the number of units behind it.</p><div><span class=\"legend\">Rates x100 ");
     legend(b, 0);
     xle_sb_puts(b, "</span><span class=\"legend\">Magnitudes (percentage points) ");
     legend(b, 1);
