@@ -46,10 +46,17 @@ static double rel_diff(const float *a, const float *b, int64_t n) {
     return mb > 0 ? md / mb : md;
 }
 
-static double partial_loss(xle_upper *u, const float *add, const float *C, int V) {
+/* The same vector at every row of add_rows, as the edits use it. */
+static xle_status forward_same(xle_upper *u, const float *add, int d, float *logits, xle_error *err) {
+    float rows[N_ADD * 64];
+    for (int i = 0; i < N_ADD; i++) memcpy(rows + i * d, add, (size_t)d * sizeof(float));
+    return xle_upper_forward(u, add_rows, N_ADD, rows, logits, err);
+}
+
+static double partial_loss(xle_upper *u, const float *add, int d, const float *C, int V) {
     float logits[N_LOGIT * 64];
     xle_error err;
-    if (xle_upper_forward(u, add_rows, N_ADD, add, logits, &err) != XLE_OK) return NAN;
+    if (forward_same(u, add, d, logits, &err) != XLE_OK) return NAN;
     double s = 0;
     for (int i = 0; i < N_LOGIT * V; i++) s += (double)C[i] * logits[i];
     return s;
@@ -86,7 +93,7 @@ static void check_passes(const char *name, xle_config cfg, int with_bias, int la
     const int nv = xle_upper_n_var(u);
     CHECK(nv == T - 3 - 0 - 5);
     CHECK(xle_upper_var_index(u, 2) == -1 && xle_upper_var_index(u, 3) == 0 && xle_upper_var_index(u, 17) == nv - 3);
-    CHECK_OK(xle_upper_forward(u, add_rows, N_ADD, add, part_logits, &err), &err);
+    CHECK_OK(forward_same(u, add, d, part_logits, &err), &err);
     double e_logits = rel_diff(part_logits, full_logits, N_LOGIT * V);
     CHECK_MSG(e_logits <= 1e-5, "%s, layer %d: partial logits differ by %.3g", name, layer, e_logits);
     float *dvar = calloc((size_t)nv * d, sizeof(float)), *dfull = calloc((size_t)nv * d, sizeof(float));
@@ -104,9 +111,9 @@ static void check_passes(const char *name, xle_config cfg, int with_bias, int la
     for (int j = 0; j < d; j++) {
         const float eps = 1e-2f, keep = add[j];
         add[j] = keep + eps;
-        double lp = partial_loss(u, add, C, V);
+        double lp = partial_loss(u, add, d, C, V);
         add[j] = keep - eps;
-        double lm = partial_loss(u, add, C, V);
+        double lm = partial_loss(u, add, d, C, V);
         add[j] = keep;
         double num = (lp - lm) / (2 * eps), ana = 0;
         for (int i = 0; i < N_ADD; i++) ana += dvar[(int64_t)xle_upper_var_index(u, add_rows[i]) * d + j];
@@ -229,6 +236,52 @@ static void test_optimize_memit(void) {
     check_optimize(XLE_POINT_BLOCK_OUT, 0, 5, 1);
 }
 
+/* Several requests optimised side by side = each optimised alone (MEMIT's z), the early stop
+ * per request: b asks for what the model already predicts and stops at once, a runs on. */
+static void test_optimize_joint(void) {
+    xle_config cfg = tiny_config(XLE_ARCH_LLAMA);
+    cfg.n_layers = 4;
+    xle_model *m = tiny_model_new(&cfg, 0, XLE_F32, 9);
+    const int d = cfg.dim;
+    /* Sharp logits, so that b's loss starts below the early-stop threshold. */
+    float *lm = m->w.lm_head.data;
+    for (int64_t i = 0; i < xle_tensor_numel(&m->w.lm_head); i++) lm[i] *= 30;
+    static int32_t a0[] = {1, 4, 9, 3, 6, 8}, a1[] = {1, 12, 13, 4, 9, 3, 6, 8}, akl[] = {1, 9, 3, 5, 7};
+    static int32_t b0[] = {1, 7, 2, 5}, bkl[] = {1, 2, 5};
+    static int32_t ta[] = {11, 14}, tb[1];
+    {
+        float logits[19];
+        const int ss[2] = {0, 4}, row = 3;
+        xle_batch b = {1, b0, ss};
+        xle_forward_opts o = {.logit_rows = &row, .n_logit_rows = 1};
+        xle_error e;
+        CHECK_OK(xle_forward(m, &b, &o, logits, &e), &e);
+        tb[0] = 0;
+        for (int v = 1; v < cfg.vocab_size; v++)
+            if (logits[v] > logits[tb[0]]) tb[0] = v;
+    }
+    xle_edit_prompt pa[2] = {{a0, 6, 3, 0}, {a1, 8, 5, 1}}, pb[1] = {{b0, 4, 3, 0}};
+    xle_edit_request_tok reqs[2] = {{pa, 2, {akl, 5, 2, 0}, ta, 2}, {pb, 1, {bkl, 3, 2, 0}, tb, 1}};
+    xle_edit_hparams hp;
+    xle_edit_hparams_default(&hp, XLE_EDIT_MEMIT, cfg.n_layers);
+    hp.v_num_grad_steps = 8;
+    float init[32], delta[32], init1[16], delta1[16];
+    double loss[2], loss1;
+    int steps[2], steps1;
+    xle_error err;
+    CHECK_OK(xle_edit_optimize_deltas(m, &hp, reqs, 2, XLE_POINT_BLOCK_OUT, 1, init, delta, loss, steps, &err), &err);
+    printf("partial: joint: steps %d / %d, loss %.4f / %.4f\n", steps[0], steps[1], loss[0], loss[1]);
+    CHECK(steps[0] == 7 && steps[1] == 0);
+    for (int r = 0; r < 2; r++) {
+        CHECK_OK(xle_edit_optimize_delta(m, &hp, &reqs[r], XLE_POINT_BLOCK_OUT, 1, init1, delta1, &loss1, &steps1, &err), &err);
+        CHECK(steps1 == steps[r]);
+        CHECK(fabs(loss1 - loss[r]) <= 1e-5 * (1 + fabs(loss1)));
+        CHECK_MSG(rel_diff(delta + r * d, delta1, d) <= 1e-4, "request %d: delta differs by %.3g", r, rel_diff(delta + r * d, delta1, d));
+        CHECK(rel_diff(init + r * d, init1, d) <= 1e-6);
+    }
+    xle_model_free(m);
+}
+
 int main(void) {
     RUN(test_llama_gqa);
     RUN(test_llama_interleaved);
@@ -238,5 +291,6 @@ int main(void) {
     RUN(test_bad_arguments);
     RUN(test_optimize_rome);
     RUN(test_optimize_memit);
+    RUN(test_optimize_joint);
     return check_summary();
 }

@@ -19,6 +19,12 @@ xle_status xle_edit_optimize_delta(xle_model *m, const xle_edit_hparams *hp,
                                    const xle_edit_request_tok *req, xle_point point, int layer,
                                    float *init, float *delta, double *final_loss, int *steps,
                                    xle_error *err);
+/* The same for n independent requests at once (one packed batch, larger products): init,
+ * delta [n x d], final_loss and steps [n]; each result is what the request alone gives. */
+xle_status xle_edit_optimize_deltas(xle_model *m, const xle_edit_hparams *hp,
+                                    const xle_edit_request_tok *reqs, int n_reqs, xle_point point,
+                                    int layer, float *init, float *delta, double *final_loss,
+                                    int *steps, xle_error *err);
 /* The same computed the plain way: every step runs the whole batch through every layer and
  * back down to `layer`. Gives the same result up to float32 rounding; kept so that the tests
  * can check the default (which computes the unchanging part once) against it. */

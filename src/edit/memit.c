@@ -50,14 +50,16 @@ xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edi
     xle_status st = XLE_OK;
     xle_weight_swap swaps[XLE_EDIT_MAX_LAYERS] = {{0}};
     float *Z = malloc((size_t)n * d * sizeof(float));       /* targets z_r, row per request */
-    float *init = malloc((size_t)d * sizeof(float)), *delta = malloc((size_t)d * sizeof(float));
+    float *init = malloc((size_t)n * d * sizeof(float)), *delta = malloc((size_t)n * d * sizeof(float));
+    double *losses = malloc((size_t)n * sizeof(double));
+    int *steps = malloc((size_t)n * sizeof(int));
     float *cur = malloc((size_t)n * d * sizeof(float));
     double *K = malloc((size_t)f * n * sizeof(double));
     double *A = malloc((size_t)f * f * sizeof(double));
     double *KK = malloc((size_t)f * n * sizeof(double));
     xle_edit_prompt *bare = malloc((size_t)n * sizeof *bare);
     out->deltas = calloc((size_t)L, sizeof *out->deltas);
-    if (!Z || !init || !delta || !cur || !K || !A || !KK || !bare || !out->deltas) {
+    if (!Z || !init || !delta || !losses || !steps || !cur || !K || !A || !KK || !bare || !out->deltas) {
         st = xle_fail(err, XLE_ERR_NOMEM, "memit: out of memory (%d x %d covariance)", f, f);
         goto done;
     }
@@ -68,12 +70,14 @@ xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edi
             goto done;
         }
     }
-    /* z_r = h_init + delta at the last layer's block output, per request, original weights. */
+    /* z_r = h_init + delta at the last layer's block output, per request, original weights;
+     * the requests are optimised side by side in one batch (each as if alone). */
+    st = xle_edit_optimize_deltas(m, hp, reqs, n, XLE_POINT_BLOCK_OUT, last, init, delta, losses,
+                                  steps, err);
+    if (st != XLE_OK) goto done;
+    out->final_loss = losses[n - 1], out->steps = steps[n - 1];
     for (int r = 0; r < n; r++) {
-        st = xle_edit_optimize_delta(m, hp, &reqs[r], XLE_POINT_BLOCK_OUT, last, init, delta,
-                                     &out->final_loss, &out->steps, err);
-        if (st != XLE_OK) goto done;
-        for (int j = 0; j < d; j++) Z[(int64_t)r * d + j] = init[j] + delta[j];
+        for (int j = 0; j < d; j++) Z[(int64_t)r * d + j] = init[(int64_t)r * d + j] + delta[(int64_t)r * d + j];
         bare[r] = reqs[r].prompts[0];
     }
     for (int li = 0; li < L; li++) {
@@ -121,6 +125,6 @@ xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edi
     }
 done:
     for (int li = L - 1; li >= 0; li--) xle_weight_swap_restore(&swaps[li]);
-    free(Z), free(init), free(delta), free(cur), free(K), free(A), free(KK), free(bare);
+    free(Z), free(init), free(delta), free(losses), free(steps), free(cur), free(K), free(A), free(KK), free(bare);
     return st;
 }

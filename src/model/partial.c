@@ -22,9 +22,10 @@ typedef struct row_set {
     int n;
 } row_set;
 
-/* One layer's activations over a row set; NULL members are not kept. */
+/* What the backward pass needs of one layer over a row set (no weight gradients: the normed
+ * inputs and the attention output are not needed); NULL members are not kept. */
 typedef struct layer_io {
-    float *x_in, *rstd1, *xn1, *q, *att, *probs, *h_mid, *rstd2, *xn2, *gate, *up;
+    float *x_in, *rstd1, *q, *probs, *h_mid, *rstd2, *gate, *up;
 } layer_io;
 
 struct xle_upper {
@@ -77,10 +78,11 @@ static void row_set_free(row_set *rs) {
     free(rs->lo), free(rs->hi), free(rs->off), free(rs->probs_off), free(rs->pos);
 }
 
-/* Floats of layer_forward's workspace for n rows: k, v, a width-d temporary, key. */
+/* Floats of layer_forward's workspace for n rows: k, v, a width-d temporary, key, the normed
+ * input, the attention output. */
 static int64_t ws_floats(const xle_config *c, int n) {
-    const int64_t kvd = (int64_t)c->n_kv_heads * c->head_dim;
-    return (int64_t)n * (2 * kvd + c->dim + c->ffn_dim);
+    const int64_t kvd = (int64_t)c->n_kv_heads * c->head_dim, qd = (int64_t)c->n_heads * c->head_dim;
+    return (int64_t)n * (2 * kvd + 2 * c->dim + c->ffn_dim + qd);
 }
 
 /* Floats of the step workspace: a forward pass needs layer_forward's and the residual stream
@@ -102,16 +104,17 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
     const int n = rs->n, hd = c->head_dim;
     const int64_t d = c->dim, f = c->ffn_dim, qd = (int64_t)c->n_heads * hd,
                   kvd = (int64_t)c->n_kv_heads * hd;
-    float *k = ws, *v = k + n * kvd, *tmp = v + n * kvd, *key = tmp + n * d;
+    float *k = ws, *v = k + n * kvd, *tmp = v + n * kvd, *key = tmp + n * d, *xn = key + n * f,
+          *att = xn + n * d;
     float *kc = u->kc + (int64_t)(l - u->layer - 1) * u->T * kvd,
           *vc = u->vc + (int64_t)(l - u->layer - 1) * u->T * kvd;
 
     if (io->x_in) memcpy(io->x_in, x, (size_t)(n * d) * sizeof(float));
-    xle_rmsnorm_forward(io->xn1, io->rstd1, x, &L->attn_norm, n, (int)d, c->norm_eps);
+    xle_rmsnorm_forward(xn, io->rstd1, x, &L->attn_norm, n, (int)d, c->norm_eps);
     {
         float *const outs[3] = {io->q, k, v};
         const xle_tensor *const w[3] = {&L->wq, &L->wk, &L->wv}, *const b[3] = {&L->bq, &L->bk, &L->bv};
-        xle_matmul_forward_many(outs, io->xn1, w, b, 3, n, u->scratch, u->m->precision);
+        xle_matmul_forward_many(outs, xn, w, b, 3, n, u->scratch, u->m->precision);
     }
     xle_rope_forward(io->q, rs->pos, u->inv_freq, n, c->n_heads, hd, c->rope_interleaved);
     xle_rope_forward(k, rs->pos, u->inv_freq, n, c->n_kv_heads, hd, c->rope_interleaved);
@@ -122,19 +125,19 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
         memcpy(kc + at, k + r0 * kvd, (size_t)(nr * kvd) * sizeof(float));
         memcpy(vc + at, v + r0 * kvd, (size_t)(nr * kvd) * sizeof(float));
         const int64_t s0 = (int64_t)u->seq_start[s] * kvd;
-        xle_attention_forward(io->att + r0 * qd, io->probs ? io->probs + rs->probs_off[s] : NULL,
+        xle_attention_forward(att + r0 * qd, io->probs ? io->probs + rs->probs_off[s] : NULL,
                               io->q + r0 * qd, kc + s0, vc + s0, nr, rs->lo[s], (int)kvd,
                               c->n_heads, c->n_kv_heads, hd, c->sliding_window);
     }
-    xle_matmul_forward(tmp, io->att, &L->wo, &L->bo, n, u->scratch, u->m->precision);
+    xle_matmul_forward(tmp, att, &L->wo, &L->bo, n, u->scratch, u->m->precision);
     for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
     if (io->h_mid) memcpy(io->h_mid, x, (size_t)(n * d) * sizeof(float));
 
-    xle_rmsnorm_forward(io->xn2, io->rstd2, x, &L->ffn_norm, n, (int)d, c->norm_eps);
+    xle_rmsnorm_forward(xn, io->rstd2, x, &L->ffn_norm, n, (int)d, c->norm_eps);
     {
         float *const outs[2] = {io->gate, io->up};
         const xle_tensor *const w[2] = {&L->w_gate, &L->w_up};
-        xle_matmul_forward_many(outs, io->xn2, w, NULL, 2, n, u->scratch, u->m->precision);
+        xle_matmul_forward_many(outs, xn, w, NULL, 2, n, u->scratch, u->m->precision);
     }
     xle_swiglu_forward(key, io->gate, io->up, n * f);
     xle_matmul_forward(tmp, key, &L->w_down, NULL, n, u->scratch, u->m->precision);
@@ -267,7 +270,7 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
         if (st == XLE_OK && nf > 0) {
             xp = malloc((size_t)(nf * d) * sizeof(float));
             pws = malloc((size_t)ws_floats(c, nf) * sizeof(float));
-            pbuf = malloc((size_t)(nf * (d + 1 + d + qd + qd + d + 1 + d + 2 * f)) * sizeof(float));
+            pbuf = malloc((size_t)(nf * (2 + qd + 2 * f)) * sizeof(float));
             if (!xp || !pws || !pbuf) {
                 st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", m->path);
             } else {
@@ -277,11 +280,8 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
                 float *p = pbuf;
                 layer_io io = {0};
                 io.rstd1 = p, p += nf;
-                io.xn1 = p, p += nf * d;
                 io.q = p, p += nf * qd;
-                io.att = p, p += nf * qd;
                 io.rstd2 = p, p += nf;
-                io.xn2 = p, p += nf * d;
                 io.gate = p, p += nf * f;
                 io.up = p;
                 for (int l = layer + 1; l < c->n_layers; l++) layer_forward(u, l, &fixed, xp, &io, pws);
@@ -294,7 +294,7 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
     /* Saved activations of the changing rows, per upper layer, and the step workspace. */
     {
         const int nv = u->var.n;
-        const int64_t per_layer = (int64_t)nv * (4 * d + 2 + 2 * qd + 2 * f) + u->var.probs_off[S];
+        const int64_t per_layer = (int64_t)nv * (2 * d + 2 + qd + 2 * f) + u->var.probs_off[S];
         u->io = calloc((size_t)(U > 0 ? U : 1), sizeof *u->io);
         u->io_mem = malloc((size_t)((U > 0 ? U : 1) * per_layer + 1) * sizeof(float));
         u->x_final = malloc((size_t)(n_logit_rows * (2 * d + 1)) * sizeof(float));
@@ -308,13 +308,10 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
             layer_io *io = &u->io[i];
             io->x_in = p, p += nv * d;
             io->rstd1 = p, p += nv;
-            io->xn1 = p, p += nv * d;
             io->q = p, p += nv * qd;
-            io->att = p, p += nv * qd;
             io->probs = p, p += u->var.probs_off[S];
             io->h_mid = p, p += nv * d;
             io->rstd2 = p, p += nv;
-            io->xn2 = p, p += nv * d;
             io->gate = p, p += nv * f;
             io->up = p, p += nv * f;
         }
@@ -341,7 +338,8 @@ xle_status xle_upper_forward(xle_upper *u, const int *rows, int n_rows, const fl
         const int vi = xle_upper_var_index(u, rows[i]);
         if (vi < 0) return xle_fail(err, XLE_ERR_ARG, "partial pass: row %d is not a changing row", rows[i]);
         float *r = x + (int64_t)vi * d;
-        for (int64_t j = 0; j < d; j++) r[j] += add[j];
+        const float *a = add + (int64_t)i * d;
+        for (int64_t j = 0; j < d; j++) r[j] += a[j];
     }
     for (int l = u->layer + 1; l < c->n_layers; l++) layer_forward(u, l, &u->var, x, &u->io[l - u->layer - 1], u->ws);
     for (int i = 0; i < R; i++)

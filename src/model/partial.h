@@ -30,8 +30,8 @@ void xle_upper_free(xle_upper *u);
 int xle_upper_n_var(const xle_upper *u);
 int xle_upper_var_index(const xle_upper *u, int row);
 
-/* One forward pass: the unedited residual stream after `layer` plus `add` (d floats) at each
- * of rows[0 .. n_rows) (batch rows that change), through the layers above; logits
+/* One forward pass: the unedited residual stream after `layer` plus add[i] (d floats each,
+ * add is [n_rows x d]) at rows[i] (batch rows that change), through the layers above; logits
  * [n_logit_rows x vocab] of the rows given to xle_upper_new, in their order. Keeps what the
  * backward pass needs. */
 xle_status xle_upper_forward(xle_upper *u, const int *rows, int n_rows, const float *add,
