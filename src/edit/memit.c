@@ -13,33 +13,39 @@
 #include "tensor/ops.h"
 
 /* Keys of each request at one layer: 0.5·k(bare prompt) + 0.5·mean k(prefixed prompts)
- * (the mean over template groups of the group means), as float64 columns K[f, n]. */
+ * (the mean over template groups of the group means), as float64 columns K[f, n]. All
+ * requests' prompts run as one packed batch. */
 static xle_status memit_keys(xle_model *m, int layer, const xle_edit_request_tok *reqs, int n,
                              double *K, xle_error *err) {
     const int f = xle_model_config(m)->ffn_dim;
-    for (int r = 0; r < n; r++) {
+    int total = 0;
+    for (int r = 0; r < n; r++) total += reqs[r].n_prompts;
+    xle_edit_prompt *all = malloc((size_t)total * sizeof *all);
+    float *keys = malloc((size_t)total * f * sizeof(float));
+    if (!all || !keys) {
+        free(all), free(keys);
+        return xle_fail(err, XLE_ERR_NOMEM, "memit: out of memory");
+    }
+    for (int r = 0, at = 0; r < n; r++)
+        for (int i = 0; i < reqs[r].n_prompts; i++) all[at++] = reqs[r].prompts[i];
+    xle_status st = xle_edit_read_point(m, XLE_POINT_MLP_KEY, layer, all, total, keys, err);
+    for (int r = 0, at = 0; r < n && st == XLE_OK; at += reqs[r].n_prompts, r++) {
         const xle_edit_request_tok *q = &reqs[r];
-        float *keys = malloc((size_t)q->n_prompts * f * sizeof(float));
-        if (!keys) return xle_fail(err, XLE_ERR_NOMEM, "memit: out of memory");
-        xle_status st = xle_edit_read_point(m, XLE_POINT_MLP_KEY, layer, q->prompts, q->n_prompts, keys, err);
-        if (st != XLE_OK) {
-            free(keys);
-            return st;
-        }
-        int n_groups = 0, counts[2] = {0, 0};
+        const float *qk = keys + (int64_t)at * f;
+        int counts[2] = {0, 0};
         for (int i = 0; i < q->n_prompts; i++) counts[q->prompts[i].group ? 1 : 0]++;
-        n_groups = (counts[0] > 0) + (counts[1] > 0);
+        const int n_groups = (counts[0] > 0) + (counts[1] > 0);
         for (int j = 0; j < f; j++) {
             double g[2] = {0, 0};
-            for (int i = 0; i < q->n_prompts; i++) g[q->prompts[i].group ? 1 : 0] += keys[(int64_t)i * f + j];
+            for (int i = 0; i < q->n_prompts; i++) g[q->prompts[i].group ? 1 : 0] += qk[(int64_t)i * f + j];
             double k = 0;
             for (int gi = 0; gi < 2; gi++)
                 if (counts[gi]) k += g[gi] / counts[gi];
             K[(int64_t)j * n + r] = k / n_groups;
         }
-        free(keys);
     }
-    return XLE_OK;
+    free(all), free(keys);
+    return st;
 }
 
 xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
