@@ -661,6 +661,28 @@ void xle_layer_stats_free(xle_layer_stats *s);
 /* Callback for progress (done out of total units); return non-zero to interrupt. */
 typedef int (*xle_progress_fn)(void *user, int64_t done, int64_t total);
 
+/* The processes of one job that share a statistics pass or an evaluation run (docs/scale.md).
+ * The library never starts processes or links a message library: the caller supplies this
+ * transport (the xledit tool builds it on MPI, src/cli/mpi.c). Process 0 leads: it alone writes
+ * files; the others read the same folders. Every function returns 0 on success. Only one
+ * thread of a process uses the transport at a time, but on process 0 of an evaluation that is a
+ * helper thread (the main thread runs units), so the transport must allow it (MPI: at least
+ * MPI_THREAD_SERIALIZED). */
+typedef struct xle_comm {
+    int rank, size;
+    void *user;
+    /* n bytes to process dest (blocking until they are handed over). */
+    int (*send)(void *user, int dest, const void *data, size_t n);
+    /* The next message from any process: *source, and *data (malloc'd, caller frees) of *n
+     * bytes. Waits without spinning a core. */
+    int (*recv)(void *user, int *source, char **data, size_t *n);
+    /* n bytes of process 0's data to every process (collective). */
+    int (*bcast)(void *user, void *data, size_t n);
+    /* Element-wise sum of every process's n doubles into process 0's data; the others' data
+     * is left as it was (collective). */
+    int (*sum_f64)(void *user, double *data, size_t n);
+} xle_comm;
+
 /* Accumulates Σ k kᵀ (float64) at the given layers over token sequences (each already
  * truncated), adding to stats[i] for layers[i]. Stops the pass after the highest layer. */
 xle_status xle_stats_accumulate(xle_model *model, const int *layers, int n_layers,
@@ -757,6 +779,14 @@ typedef struct xle_stats_opts {
  * XLE_ERR_ARG. */
 xle_status xle_stats_build(xle_model *model, const struct xle_tokenizer *tok,
                            const xle_stats_opts *opts, xle_error *err);
+/* The same pass shared by several processes (comm; NULL or size 1: xle_stats_build). Every
+ * process calls it with the same options: each reads and tokenizes the whole corpus but runs
+ * the model on every size-th batch only; the sums are added on process 0, which alone writes
+ * DIR (the same files as one process; the sums equal up to the order of summation). progress
+ * is called on process 0; a stop it asks for takes effect at the next checkpoint. */
+xle_status xle_stats_build_shared(xle_model *model, const struct xle_tokenizer *tok,
+                                  const xle_stats_opts *opts, const xle_comm *comm,
+                                  xle_error *err);
 /* Loads one layer's complete statistics from dir, checking the model's fingerprint. */
 xle_status xle_stats_load(xle_model *model, const char *dir, int layer, xle_layer_stats **out,
                           xle_error *err);
@@ -937,6 +967,10 @@ typedef struct xle_eval_opts {
      * stops the run cleanly (XLE_ERR_INTERRUPTED; finished units are kept). May be NULL. */
     xle_progress_fn progress;
     void *progress_user;
+    /* Several processes (NULL or size 1: this one runs every unit). Every process calls
+     * xle_eval_run with the same options; units are handed out one at a time by process 0,
+     * which writes every line (docs/scale.md). progress is called on process 0 only. */
+    const xle_comm *comm;
 } xle_eval_opts;
 
 typedef struct xle_eval_summary {

@@ -78,4 +78,13 @@ void cli_precision_help(FILE *out, xle_precision dflt);
  * $XDG_CACHE_HOME/xledit/stats/<fingerprint> (or ~/.cache/...). */
 int cli_stats_dir(xle_model *model, const char *given, char *out, size_t cap);
 
+/* Several processes (src/cli/mpi.c, docs/scale.md). cli_mpi_start fills comm: a single
+ * process (size 1) unless an MPI launcher started this one and xledit was built with MPI; it
+ * warns when ranks x threads exceed the CPUs. Returns 1 when there are several processes, 0
+ * for one, -1 after printing why MPI cannot be used. cli_mpi_finish ends MPI; with failed set
+ * (this process is stopping on an error) it ends the whole job, since the others may be
+ * waiting for it. */
+int cli_mpi_start(const char *cmd, xle_comm *comm);
+void cli_mpi_finish(const xle_comm *comm, int failed);
+
 #endif

@@ -92,7 +92,9 @@ static const char stats_usage[] =
     "corpus (plain text: one document per line; .jsonl: a \"text\" field per line),\n"
     "in float64, and stores it with the model's fingerprint in DIR (default: the cache\n"
     "~/.cache/xledit/stats/<fingerprint>, where `xledit edit` looks). Interrupted (Ctrl-C or\n"
-    "killed), it resumes from its last checkpoint when run again with the same arguments.\n";
+    "killed), it resumes from its last checkpoint when run again with the same arguments.\n"
+    "Under mpirun (mpirun -np N xledit stats ...) the N processes share the corpus and rank 0\n"
+    "writes DIR. (docs/scale.md)\n";
 
 int cmd_stats(int argc, char **argv) {
     static const struct option opts[] = {
@@ -138,28 +140,39 @@ int cmd_stats(int argc, char **argv) {
     if (optind != argc - 1) return cli_usage_error("stats", "expected one MODEL argument");
     if (!n_layers) return cli_usage_error("stats", "--layers is required");
     if (!n_corpus) return cli_usage_error("stats", "--corpus is required");
+    xle_comm comm;
+    int shared = cli_mpi_start("stats", &comm);
+    if (shared < 0) return 1;
     xle_error err = {0};
     xle_model *model;
-    if (xle_model_load(argv[optind], &model, &err) != XLE_OK) return cli_report("stats", &err);
+    if (xle_model_load(argv[optind], &model, &err) != XLE_OK) {
+        cli_mpi_finish(&comm, 1);
+        return cli_report("stats", &err);
+    }
     char dir[4096];
     cli_stats_dir(model, out, dir, sizeof dir);
     if (make_dirs(dir) != 0) {
         xle_model_free(model);
         fprintf(stderr, "xledit stats: %s: cannot create: %s\n", dir, strerror(errno));
+        cli_mpi_finish(&comm, 1);
         return 1;
     }
     cli_progress ps;
     cli_progress_begin(&ps, "stats", "tokens");
+    if (comm.rank > 0) cli_progress_quiet(&ps); /* rank 0 speaks for the job */
     xle_stats_opts so = {layers, n_layers, corpus, n_corpus, max_tokens, (int)max_len, dir,
                          print_progress, &ps};
     signal(SIGINT, on_sigint);
-    xle_status st = xle_stats_build(model, xle_model_tokenizer(model), &so, &err);
+    xle_status st = xle_stats_build_shared(model, xle_model_tokenizer(model), &so, shared ? &comm : NULL, &err);
     signal(SIGINT, SIG_DFL);
     cli_progress_end(&ps);
     xle_model_free(model);
-    if (st != XLE_OK) return cli_report("stats", &err);
-    printf("%s\n", dir);
-    return 0;
+    rc = 0;
+    if (st != XLE_OK && (comm.rank == 0 || st != XLE_ERR_INTERRUPTED)) rc = cli_report("stats", &err);
+    else if (st != XLE_OK) rc = 1;
+    else if (comm.rank == 0) printf("%s\n", dir);
+    cli_mpi_finish(&comm, rc && st != XLE_ERR_INTERRUPTED);
+    return rc;
 }
 
 /* ---- xledit edit ------------------------------------------------------------------------- */

@@ -35,7 +35,9 @@ static const char eval_usage[] =
     "(MEMIT, ROME with mom2_adjustment) come from --stats DIR or the cache `xledit stats` fills.\n"
     "--resume continues a run in RUN_DIR (refused if it was made with other arguments, model or\n"
     "data); results are identical to an uninterrupted run. Ctrl-C stops after the unit in\n"
-    "progress (exit code 130). Then: xledit report RUN_DIR. (docs/evaluation.md)\n";
+    "progress (exit code 130). Then: xledit report RUN_DIR. (docs/evaluation.md)\n"
+    "Under mpirun (mpirun -np N xledit eval ...) the units are shared by the N processes and\n"
+    "rank 0 writes RUN_DIR; resume works with any number of processes. (docs/scale.md)\n";
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -151,6 +153,7 @@ int cmd_eval(int argc, char **argv) {
         if (*end || !*seed_arg) return cli_usage_error("eval", "--seed: expected a number, got '%s'", seed_arg);
     }
     int rc = 2;
+    xle_comm comm = {.size = 1};
     char *mbuf = NULL, *ebuf = NULL, *tbuf = NULL;
     const char **mitems = NULL, **eitems = NULL, **titems = NULL;
     int n_methods = 0, n_edit = 0, n_test = 0;
@@ -180,6 +183,9 @@ int cmd_eval(int argc, char **argv) {
         }
     }
 
+    int shared = cli_mpi_start("eval", &comm);
+    if (shared < 0) goto done;
+    if (comm.rank > 0) quiet = 1; /* rank 0 speaks for the job */
     rc = 1;
     xle_error err = {0};
     if (xle_model_load(argv[optind], &model, &err) != XLE_OK) {
@@ -232,6 +238,7 @@ int cmd_eval(int argc, char **argv) {
     if (quiet) cli_progress_quiet(&ps);
     o.progress = on_progress;
     o.progress_user = &ps;
+    o.comm = shared ? &comm : NULL;
     g_interrupted = 0;
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
@@ -263,6 +270,7 @@ int cmd_eval(int argc, char **argv) {
                (long long)sum.n_skipped, (long long)sum.n_failed, out);
     rc = 0;
 done:
+    if (rc != 2) cli_mpi_finish(&comm, rc == 1);
     xle_model_free(model);
     free(mbuf), free(ebuf), free(tbuf);
     free(mitems), free(eitems), free(titems);

@@ -8,6 +8,11 @@
  * DIR/partial-N.f64  during the run: the n_layers accumulators (upper triangle), row-major
  * DIR/layer-L.f64    when complete: Σ k kᵀ of layer L, full symmetric, float64, row-major
  * stats.json is always replaced last (write, fsync, rename), so it never names a missing file.
+ *
+ * Shared by several processes (xle_stats_build_shared, docs/scale.md): every process reads the
+ * corpus and forms the same batches, process r runs the model on batches r, r+size, ...; at
+ * each checkpoint and at the end the sums are added on process 0 (xle_comm.sum_f64), which
+ * alone writes DIR, so the files and their resumption are those of one process.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -349,9 +354,43 @@ static xle_status save_complete(const char *dir, stats_state *s, json_t *options
     return XLE_OK;
 }
 
+/* Shared pass: adds every process's sums into process 0's and zeroes the others' (so the total
+ * over processes is unchanged), then tells every process whether process 0 wants to stop and
+ * whether its last write succeeded. */
+static xle_status gather_sums(const xle_comm *comm, xle_layer_stats *stats, int n_layers, int *stop,
+                              xle_error *err) {
+    for (int i = 0; i < n_layers; i++) {
+        size_t n = (size_t)stats[i].dim * (size_t)stats[i].dim;
+        if (comm->sum_f64(comm->user, stats[i].sum, n) != 0)
+            return xle_fail(err, XLE_ERR_IO, "stats: adding the processes' sums failed");
+        if (comm->rank != 0) memset(stats[i].sum, 0, n * sizeof(double));
+    }
+    int flag = *stop;
+    if (comm->bcast(comm->user, &flag, sizeof flag) != 0)
+        return xle_fail(err, XLE_ERR_IO, "stats: broadcast from process 0 failed");
+    *stop = flag;
+    return XLE_OK;
+}
+
+/* Shared pass: process 0's status after a write, to every process (the others stop too). */
+static xle_status share_status(const xle_comm *comm, xle_status st, xle_error *err) {
+    int code = (int)st;
+    if (comm->bcast(comm->user, &code, sizeof code) != 0)
+        return xle_fail(err, XLE_ERR_IO, "stats: broadcast from process 0 failed");
+    if (comm->rank != 0 && code != XLE_OK)
+        return xle_fail(err, (xle_status)code, "stats: process 0 failed (its message says why)");
+    return st;
+}
+
 xle_status xle_stats_build(xle_model *model, const xle_tokenizer *tok, const xle_stats_opts *o,
                            xle_error *err) {
+    return xle_stats_build_shared(model, tok, o, NULL, err);
+}
+
+xle_status xle_stats_build_shared(xle_model *model, const xle_tokenizer *tok, const xle_stats_opts *o,
+                                  const xle_comm *comm, xle_error *err) {
     const xle_config *c = xle_model_config(model);
+    const int shared = comm && comm->size > 1, lead = !shared || comm->rank == 0;
     if (!tok) return xle_fail(err, XLE_ERR_ARG, "stats: the model has no tokenizer");
     if (o->n_layers < 1 || o->n_corpus < 1)
         return xle_fail(err, XLE_ERR_ARG, "stats: need at least one layer and one corpus file");
@@ -396,7 +435,7 @@ xle_status xle_stats_build(xle_model *model, const xle_tokenizer *tok, const xle
     if (st == XLE_OK && found && prev.complete) goto done; /* nothing to do */
     if (st == XLE_OK && found) {
         s = prev;
-        if (s.partial_gen > 0) {
+        if (s.partial_gen > 0 && lead) { /* the others start from zero: sums add up on 0 */
             char name[48];
             snprintf(name, sizeof name, "partial-%d.f64", s.partial_gen);
             char *path = path_join(o->dir, name);
@@ -418,6 +457,7 @@ xle_status xle_stats_build(xle_model *model, const xle_tokenizer *tok, const xle
     int *lens = malloc(BATCH_TOKENS * sizeof *lens);
     if (st == XLE_OK && (!tokens || !seqs || !lens)) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     int64_t doc_index = 0, batches = 0;
+    int stop_asked = 0;
     int n_seqs = 0, n_tok = 0, at_end = 0;
     xle_tokens pending = {0};
     int have_pending = 0;
@@ -456,12 +496,27 @@ xle_status xle_stats_build(xle_model *model, const xle_tokenizer *tok, const xle
             have_pending = 0;
         }
         if (st != XLE_OK || n_seqs == 0) break;
-        st = xle_stats_accumulate(model, o->layers, o->n_layers, seqs, lens, n_seqs, stats, err);
+        if (!shared || batches % comm->size == comm->rank)
+            st = xle_stats_accumulate(model, o->layers, o->n_layers, seqs, lens, n_seqs, stats, err);
         if (st != XLE_OK) break;
         s.docs_done = doc_index - (have_pending ? 1 : 0);
         s.tokens_done += n_tok;
-        s.count = stats[0].count;
+        if (shared) s.count += n_tok; /* every process sees every batch; sums are on their owners */
+        else s.count = stats[0].count;
         batches++;
+        if (shared) {
+            /* stops and checkpoints happen together on every process, at fixed batches */
+            stop_asked |= lead && o->progress &&
+                          o->progress(o->progress_user, s.tokens_done, o->max_tokens > 0 ? o->max_tokens : -1);
+            if (at_end || batches % CHECKPOINT_BATCHES != 0) continue;
+            int stop = stop_asked;
+            if ((st = gather_sums(comm, stats, o->n_layers, &stop, err)) != XLE_OK) break;
+            if (lead) st = save_partial(o->dir, &s, options, stats, o->n_layers, err);
+            if ((st = share_status(comm, st, err)) == XLE_OK && stop)
+                st = xle_fail(err, XLE_ERR_INTERRUPTED, "stats: interrupted after %lld tokens; run "
+                              "again to resume", (long long)s.tokens_done);
+            continue;
+        }
         /* a request to stop after the last batch changes nothing: the run is complete */
         int stop = o->progress && o->progress(o->progress_user, s.tokens_done,
                                               o->max_tokens > 0 ? o->max_tokens : -1) &&
@@ -477,7 +532,13 @@ xle_status xle_stats_build(xle_model *model, const xle_tokenizer *tok, const xle
     free(tokens), free(seqs), free(lens);
     if (st == XLE_OK && s.tokens_done == 0)
         st = xle_fail(err, XLE_ERR_ARG, "stats: the corpus has no text");
-    if (st == XLE_OK) st = save_complete(o->dir, &s, options, stats, o->n_layers, err);
+    if (st == XLE_OK && shared) {
+        int stop = 0;
+        st = gather_sums(comm, stats, o->n_layers, &stop, err);
+        for (int i = 0; i < o->n_layers; i++) stats[i].count = s.count;
+    }
+    if (st == XLE_OK && lead) st = save_complete(o->dir, &s, options, stats, o->n_layers, err);
+    if (st == XLE_OK && shared) st = share_status(comm, st, err);
 done:
     for (int i = 0; stats && i < o->n_layers; i++) free(stats[i].sum);
     free(stats);

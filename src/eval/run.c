@@ -15,10 +15,17 @@
  * Edits are applied as weight swaps (edit/edit_internal.h): the edited layers point at f32
  * copies holding original + delta, and restoring puts the original views back. After every
  * unit the edited tensors are checked against a hash taken at the start.
+ *
+ * Several processes (opts->comm, docs/scale.md): process 0 sets the folder up, keeps the queue
+ * of units (unit_queue.c) and writes every line; a helper thread of it answers the others, who
+ * send the lines of each unit they finish and get the next unit (with the case's pre-edit line
+ * when someone else computed it). A finished run's files are put in unit order, so they are
+ * the files one process writes.
  */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +35,7 @@
 #include "edit/edit_internal.h"
 #include "eval/eval_internal.h"
 #include "eval/run_files.h"
+#include "eval/unit_queue.h"
 
 #define RUN_FORMAT "xledit-eval-1"
 #define ALL_LANGS "all"
@@ -170,6 +178,20 @@ typedef struct run_ctx {
     unsigned char *done;     /* per unit: finished in an earlier session */
     jsonl_out results, pre;
     xle_eval_summary sum;
+    /* several processes (o->comm of size > 1) */
+    int shared, lead;            /* lead: process 0, the only writer */
+    int64_t n_units, finished;   /* finished: by any process, resumed ones included */
+    pthread_mutex_t lock;        /* process 0: files, queue, pre_text, finished, stopping */
+    xle_unit_queue queue;        /* process 0 */
+    char **pre_text;             /* process 0: per case, its pre.jsonl line once written */
+    int *pre_case;               /* process 0: per process, the case whose pre line it holds */
+    int stopping, interrupted;   /* process 0: hand out no more units (an error; or asked) */
+    xle_status helper_st;        /* process 0: the helper thread's first error */
+    xle_error helper_err;
+    int64_t others_done, others_skipped, others_failed; /* process 0: units the others ran */
+    char *outbox;                /* the others: lines of the last unit, for process 0 */
+    size_t outbox_n, outbox_cap;
+    int held_pre;                /* the others: the case whose pre line they were sent */
 } run_ctx;
 
 static int64_t unit_index(const run_ctx *r, int ci, int mi, int ei) {
@@ -219,11 +241,73 @@ static int test_halves(const run_ctx *r, const xle_case *c, const xle_case_lang 
     return n;
 }
 
+/* ---- where lines go ------------------------------------------------------------------------ */
+
+/* Process 0, lock held: appends text (owned) to results.jsonl, or to pre.jsonl unless the
+ * case's pre line is there already (two processes may compute the same case's). */
+static xle_status write_line_locked(run_ctx *r, int is_pre, int ci, char *text, xle_error *err) {
+    if (!is_pre) {
+        xle_status st = xle_jsonl_append_text(&r->results, text, strlen(text), err);
+        free(text);
+        return st;
+    }
+    if (r->pre_text[ci]) {
+        free(text);
+        return XLE_OK;
+    }
+    xle_status st = xle_jsonl_append_text(&r->pre, text, strlen(text), err);
+    if (st == XLE_OK) r->pre_text[ci] = text;
+    else free(text);
+    return st;
+}
+
+/* A line of results.jsonl (is_pre 0) or pre.jsonl (1) about case ci: appended to the file (one
+ * process; process 0 under its lock) or kept for the next message to process 0. */
+static xle_status emit_line(run_ctx *r, int is_pre, int ci, json_t *line, xle_error *err) {
+    if (!r->shared) return xle_jsonl_append(is_pre ? &r->pre : &r->results, line, err);
+    char *text = xle_jsonl_text(line);
+    if (!text) return xle_fail(err, XLE_ERR_NOMEM, "case %d: cannot encode a line", ci);
+    if (r->lead) {
+        pthread_mutex_lock(&r->lock);
+        xle_status st = write_line_locked(r, is_pre, ci, text, err);
+        pthread_mutex_unlock(&r->lock);
+        return st;
+    }
+    size_t n = strlen(text);
+    if (r->outbox_n + n + 2 > r->outbox_cap) {
+        size_t cap = (r->outbox_n + n + 2) * 2;
+        char *p = realloc(r->outbox, cap);
+        if (!p) {
+            free(text);
+            return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        }
+        r->outbox = p, r->outbox_cap = cap;
+    }
+    r->outbox[r->outbox_n++] = is_pre ? 'P' : 'R';
+    memcpy(r->outbox + r->outbox_n, text, n);
+    r->outbox_n += n;
+    r->outbox[r->outbox_n++] = '\n';
+    free(text);
+    return XLE_OK;
+}
+
+/* Case ci's pre.jsonl line if this process has it: read from the file, sent by process 0, or
+ * (on process 0) written for another process. Borrowed; NULL or JSON null when unknown. */
+static json_t *known_pre(run_ctx *r, int ci) {
+    json_t *line = json_array_get(r->pre_lines, (size_t)ci);
+    if ((line && !json_is_null(line)) || !r->shared || !r->lead) return line;
+    pthread_mutex_lock(&r->lock);
+    json_t *v = r->pre_text[ci] ? json_loads(r->pre_text[ci], 0, NULL) : NULL;
+    pthread_mutex_unlock(&r->lock);
+    if (v && json_array_set_new(r->pre_lines, (size_t)ci, v) == 0) return v;
+    return NULL;
+}
+
 /* The unedited model's evaluation of case ci (from pre.jsonl or computed and appended). */
 static xle_status get_pre(run_ctx *r, int ci, const xle_case_lang **halves, int n, xle_half_eval *pre,
                           xle_error *err) {
     const xle_case *c = &r->cases->cases[ci];
-    json_t *line = json_array_get(r->pre_lines, (size_t)ci);
+    json_t *line = known_pre(r, ci);
     if (line && !json_is_null(line)) {
         const json_t *langs = json_object_get(line, "langs");
         xle_status st = XLE_OK;
@@ -244,7 +328,7 @@ static xle_status get_pre(run_ctx *r, int ci, const xle_case_lang **halves, int 
             st = xle_fail(err, XLE_ERR_NOMEM, "%s: case %s: cannot encode the evaluation", r->pre.path, c->id);
     }
     json_t *obj = json_pack("{s:s, s:i, s:o}", "case", c->id, "case_index", ci, "langs", langs);
-    if (st == XLE_OK) st = obj ? xle_jsonl_append(&r->pre, obj, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK) st = obj ? emit_line(r, 1, ci, obj, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     json_decref(obj);
     return st;
 }
@@ -338,7 +422,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
         line = unit_head(c, ci, ms->hp, edit_lang, "skipped");
         json_object_set_new(line, "reason", json_string(skip));
         r->sum.n_skipped++;
-        st = xle_jsonl_append(&r->results, line, err);
+        st = emit_line(r, 0, ci, line, err);
         goto done;
     }
     xle_error e2 = {0};
@@ -347,7 +431,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
         line = unit_head(c, ci, ms->hp, edit_lang, "failed");
         json_object_set_new(line, "error", json_string(e2.msg));
         r->sum.n_failed++;
-        st = xle_jsonl_append(&r->results, line, err);
+        st = emit_line(r, 0, ci, line, err);
         goto done;
     }
     if (es != XLE_OK) {
@@ -383,7 +467,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
     json_object_set_new(line, "loss", num(res.final_loss));
     json_object_set_new(line, "steps", json_integer(res.steps));
     json_object_set_new(line, "tests", tj);
-    if (st == XLE_OK) st = xle_jsonl_append(&r->results, line, err);
+    if (st == XLE_OK) st = emit_line(r, 0, ci, line, err);
 done:
     for (int i = n_swaps - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
     for (int k = 0; k < n_tests && post; k++) xle_half_eval_free(&post[k]);
@@ -584,6 +668,274 @@ static xle_status load_done(run_ctx *r, xle_error *err) {
     return st;
 }
 
+/* ---- several processes ---------------------------------------------------------------------- */
+
+/* The case a process is on: its test halves and unedited evaluation, kept across its units. */
+typedef struct case_cache {
+    int ci, n_tests;
+    const xle_case_lang **tests;
+    xle_half_eval *pre;
+} case_cache;
+
+static xle_status run_unit_at(run_ctx *r, case_cache *cc, int64_t u, xle_error *err) {
+    int per_case = r->o->n_methods * r->n_edit_langs;
+    int ci = (int)(u / per_case), mi = (int)(u % per_case) / r->n_edit_langs, ei = (int)(u % r->n_edit_langs);
+    if (cc->ci != ci) {
+        for (int k = 0; k < cc->n_tests; k++) xle_half_eval_free(&cc->pre[k]);
+        cc->ci = -1;
+        cc->n_tests = test_halves(r, &r->cases->cases[ci], cc->tests);
+        xle_status st = get_pre(r, ci, cc->tests, cc->n_tests, cc->pre, err);
+        if (st != XLE_OK) return st;
+        cc->ci = ci;
+    }
+    return run_unit(r, ci, mi, ei, cc->tests, cc->n_tests, cc->pre, err);
+}
+
+/* Process 0, lock held: one more unit finished somewhere. */
+static void count_finished_locked(run_ctx *r) {
+    r->finished++;
+    if (r->o->progress && r->o->progress(r->o->progress_user, r->finished, r->n_units))
+        r->stopping = r->interrupted = 1;
+}
+
+/* Process 0: the lines another process sent with its request ('R' results line, 'P' pre line,
+ * each ending in a newline), written as process 0 writes its own. */
+static xle_status take_lines(run_ctx *r, int from, const char *msg, size_t n, xle_error *err) {
+    xle_status st = XLE_OK;
+    for (size_t at = 0; at < n && st == XLE_OK;) {
+        const char *nl = memchr(msg + at, '\n', n - at);
+        if (!nl || nl == msg + at) return xle_fail(err, XLE_ERR_FORMAT, "process %d: a malformed message", from);
+        size_t len = (size_t)(nl - (msg + at));
+        char tag = msg[at];
+        json_t *v = json_loadb(msg + at + 1, len - 1, 0, NULL);
+        json_int_t ci = json_integer_value(json_object_get(v, "case_index"));
+        const char *status = json_string_value(json_object_get(v, "status"));
+        char *text = malloc(len);
+        if (!v || (tag != 'R' && tag != 'P') || ci < 0 || ci >= r->n_cases || (tag == 'R' && !status)) {
+            st = xle_fail(err, XLE_ERR_FORMAT, "process %d: a malformed line", from);
+        } else if (!text) {
+            st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        } else {
+            memcpy(text, msg + at + 1, len - 1);
+            text[len - 1] = 0;
+            pthread_mutex_lock(&r->lock);
+            st = write_line_locked(r, tag == 'P', (int)ci, text, err);
+            text = NULL;
+            if (st == XLE_OK && tag == 'P') r->pre_case[from] = (int)ci;
+            if (st == XLE_OK && tag == 'R') {
+                r->others_done++;
+                r->others_skipped += !strcmp(status, "skipped");
+                r->others_failed += !strcmp(status, "failed");
+                count_finished_locked(r);
+            }
+            pthread_mutex_unlock(&r->lock);
+        }
+        free(text);
+        json_decref(v);
+        at += len + 1;
+    }
+    return st;
+}
+
+/* Process 0's helper thread: answers every other process until each was told to stop. A
+ * request carries the lines of the unit the process finished; the answer is "U<unit>\n"
+ * followed by the case's pre line when the process lacks it and one is known, or "S" (stop). */
+static void *serve_others(void *arg) {
+    run_ctx *r = arg;
+    const xle_comm *comm = r->o->comm;
+    int per_case = r->o->n_methods * r->n_edit_langs;
+    char *reply = NULL;
+    size_t reply_cap = 0;
+    for (int active = comm->size - 1; active > 0;) {
+        int from = -1;
+        char *msg = NULL;
+        size_t n = 0;
+        xle_error e = {0};
+        xle_status st = XLE_OK;
+        if (comm->recv(comm->user, &from, &msg, &n) != 0 || from <= 0 || from >= comm->size)
+            st = xle_fail(&e, XLE_ERR_IO, "evaluation: receiving from the other processes failed");
+        else
+            st = take_lines(r, from, msg, n, &e);
+        free(msg);
+        pthread_mutex_lock(&r->lock);
+        if (st != XLE_OK && r->helper_st == XLE_OK) r->helper_st = st, r->helper_err = e;
+        if (st != XLE_OK) r->stopping = 1;
+        int64_t u = r->stopping ? -1 : xle_unit_queue_next(&r->queue, from);
+        int ci = u >= 0 ? (int)(u / per_case) : -1;
+        const char *pre = ci >= 0 && r->pre_case[from] != ci ? r->pre_text[ci] : NULL;
+        size_t need = 32 + (pre ? strlen(pre) : 0);
+        if (need > reply_cap) {
+            free(reply);
+            reply = malloc(need);
+            reply_cap = reply ? need : 0;
+        }
+        size_t len = 0;
+        if (reply && u >= 0) {
+            len = (size_t)snprintf(reply, 32, "U%lld\n", (long long)u);
+            if (pre) memcpy(reply + len, pre, strlen(pre)), len += strlen(pre), r->pre_case[from] = ci;
+        } else if (reply) {
+            reply[len++] = 'S';
+        }
+        if (!reply && r->helper_st == XLE_OK)
+            r->helper_st = xle_fail(&r->helper_err, XLE_ERR_NOMEM, "out of memory");
+        pthread_mutex_unlock(&r->lock);
+        if (!reply || from <= 0) break; /* cannot answer: process 0 fails, the job is ended */
+        if (comm->send(comm->user, from, reply, len) != 0) {
+            pthread_mutex_lock(&r->lock);
+            if (r->helper_st == XLE_OK)
+                r->helper_st = xle_fail(&r->helper_err, XLE_ERR_IO, "evaluation: sending to process %d failed", from);
+            r->stopping = 1;
+            pthread_mutex_unlock(&r->lock);
+            break;
+        }
+        if (u < 0) active--;
+    }
+    free(reply);
+    return NULL;
+}
+
+/* Process 0's own units, taken from the queue it shares with its helper thread. */
+static xle_status lead_units(run_ctx *r, case_cache *cc, xle_error *err) {
+    xle_status st = XLE_OK;
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        int64_t u = r->stopping ? -1 : xle_unit_queue_next(&r->queue, 0);
+        pthread_mutex_unlock(&r->lock);
+        if (u < 0) break;
+        if ((st = run_unit_at(r, cc, u, err)) != XLE_OK) break;
+        r->sum.n_done++;
+        pthread_mutex_lock(&r->lock);
+        count_finished_locked(r);
+        pthread_mutex_unlock(&r->lock);
+    }
+    if (st != XLE_OK) {
+        pthread_mutex_lock(&r->lock);
+        r->stopping = 1;
+        pthread_mutex_unlock(&r->lock);
+    }
+    return st;
+}
+
+/* Another process: asks process 0 for units (sending the lines of the last one) until told to
+ * stop. */
+static xle_status work_units(run_ctx *r, case_cache *cc, xle_error *err) {
+    const xle_comm *comm = r->o->comm;
+    int per_case = r->o->n_methods * r->n_edit_langs;
+    for (;;) {
+        int rc = comm->send(comm->user, 0, r->outbox, r->outbox_n);
+        r->outbox_n = 0;
+        int from = -1;
+        char *msg = NULL;
+        size_t n = 0;
+        if (rc != 0 || comm->recv(comm->user, &from, &msg, &n) != 0)
+            return xle_fail(err, XLE_ERR_IO, "evaluation: process %d: talking to process 0 failed", comm->rank);
+        if (n == 0 || msg[0] != 'U') { /* "S": no more units */
+            free(msg);
+            return XLE_OK;
+        }
+        char *end = NULL;
+        long long u = strtoll(msg + 1, &end, 10);
+        int ci = (int)(u / per_case);
+        if (u < 0 || u >= r->n_units || *end != '\n') {
+            free(msg);
+            return xle_fail(err, XLE_ERR_FORMAT, "evaluation: process 0 sent a malformed unit");
+        }
+        size_t pre_len = n - (size_t)(end + 1 - msg);
+        if (pre_len > 0) { /* the case's pre line: the only one this process keeps */
+            json_t *v = json_loadb(end + 1, pre_len, 0, NULL);
+            if (r->held_pre >= 0) json_array_set_new(r->pre_lines, (size_t)r->held_pre, json_null());
+            if (v) json_array_set_new(r->pre_lines, (size_t)ci, v), r->held_pre = ci;
+        }
+        free(msg);
+        xle_status st = run_unit_at(r, cc, u, err);
+        if (st != XLE_OK) return st;
+        r->sum.n_done++;
+    }
+}
+
+static xle_status run_shared(run_ctx *r, xle_error *err) {
+    case_cache cc = {-1, 0, calloc((size_t)r->n_test_langs + 1, sizeof *cc.tests),
+                     calloc((size_t)r->n_test_langs + 1, sizeof *cc.pre)};
+    xle_status st = cc.tests && cc.pre ? XLE_OK : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK && !r->lead) st = work_units(r, &cc, err);
+    if (st == XLE_OK && r->lead) {
+        const xle_comm *comm = r->o->comm;
+        int per_case = r->o->n_methods * r->n_edit_langs;
+        r->pre_text = calloc((size_t)r->n_cases + 1, sizeof *r->pre_text);
+        r->pre_case = malloc((size_t)comm->size * sizeof *r->pre_case);
+        if (!r->pre_text || !r->pre_case ||
+            xle_unit_queue_init(&r->queue, r->n_cases, per_case, comm->size, r->done) != 0)
+            st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        for (int p = 0; st == XLE_OK && p < comm->size; p++) r->pre_case[p] = -1;
+        for (int ci = 0; st == XLE_OK && ci < r->n_cases; ci++) { /* pre lines of earlier sessions */
+            json_t *l = json_array_get(r->pre_lines, (size_t)ci);
+            if (l && !json_is_null(l) && !(r->pre_text[ci] = xle_jsonl_text(l)))
+                st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        }
+        pthread_t helper;
+        int have_helper = 0;
+        if (st == XLE_OK && pthread_mutex_init(&r->lock, NULL) != 0)
+            st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: cannot create a lock");
+        if (st == XLE_OK) {
+            if (pthread_create(&helper, NULL, serve_others, r) != 0)
+                st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: cannot start the thread serving the other processes");
+            else
+                have_helper = 1;
+            xle_status own = st == XLE_OK ? lead_units(r, &cc, err) : st;
+            if (have_helper) pthread_join(helper, NULL);
+            pthread_mutex_destroy(&r->lock);
+            st = own;
+        }
+        if (st == XLE_OK && r->helper_st != XLE_OK) {
+            st = r->helper_st;
+            *err = r->helper_err;
+        }
+        r->sum.n_done += r->others_done;
+        r->sum.n_skipped += r->others_skipped;
+        r->sum.n_failed += r->others_failed;
+        if (st == XLE_OK && r->interrupted)
+            st = xle_fail(err, XLE_ERR_INTERRUPTED, "interrupted after %lld of %lld units (finished units "
+                          "are kept; continue with --resume)", (long long)r->finished, (long long)r->n_units);
+        for (int ci = 0; r->pre_text && ci < r->n_cases; ci++) free(r->pre_text[ci]);
+        free(r->pre_text), free(r->pre_case);
+        xle_unit_queue_free(&r->queue);
+    }
+    for (int k = 0; k < cc.n_tests; k++) xle_half_eval_free(&cc.pre[k]);
+    free(cc.tests), free(cc.pre);
+    return st;
+}
+
+/* Keys that put a finished run's files in unit order (xle_jsonl_sort). */
+static int64_t unit_key(void *user, const json_t *l) {
+    run_ctx *r = user;
+    const char *m = json_string_value(json_object_get(l, "method")), *el = json_string_value(json_object_get(l, "edit_lang"));
+    json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
+    int mi = -1, ei = -1;
+    for (int k = 0; m && k < r->o->n_methods; k++)
+        if (!strcmp(m, xle_edit_method_name(r->o->hparams[k].method))) mi = k;
+    for (int k = 0; el && k < r->n_edit_langs; k++)
+        if (!strcmp(el, r->edit_langs[k])) ei = k;
+    return ci < 0 || ci >= r->n_cases || mi < 0 || ei < 0 ? -1 : unit_index(r, (int)ci, mi, ei);
+}
+
+static int64_t case_key(void *user, const json_t *l) {
+    json_int_t ci = json_integer_value(json_object_get(l, "case_index"));
+    return ci >= 0 && ci < ((run_ctx *)user)->n_cases ? ci : -1;
+}
+
+/* A finished run's files in unit (and case) order: several processes append lines as they
+ * finish, so this gives the files one process writes; those already in order are untouched. */
+static xle_status put_in_order(run_ctx *r, xle_error *err) {
+    char *results = xle_path_join_dir(r->o->run_dir, "results.jsonl"),
+         *pre = xle_path_join_dir(r->o->run_dir, "pre.jsonl");
+    xle_status st = results && pre ? xle_jsonl_sort(results, unit_key, r, err)
+                                   : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK) st = xle_jsonl_sort(pre, case_key, r, err);
+    free(results);
+    free(pre);
+    return st;
+}
+
 xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summary *sum_out,
                         xle_error *err) {
     run_ctx r;
@@ -592,6 +944,9 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
     r.model = model;
     r.o = o;
     r.tok = xle_model_tokenizer(model);
+    r.shared = o->comm && o->comm->size > 1;
+    r.lead = !r.shared || o->comm->rank == 0;
+    r.held_pre = -1;
     xle_status st = XLE_OK;
     char *data = NULL;
     if (!o->data_path || !o->run_dir || !o->hparams || o->n_methods <= 0)
@@ -616,7 +971,7 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
         (st = resolve_langs(&r, o->test_langs, o->test_langs ? o->n_test_langs : 0, 0, &r.test_langs,
                             &r.n_test_langs, err)) != XLE_OK)
         goto done;
-    if (mkdir(o->run_dir, 0755) != 0 && errno != EEXIST) {
+    if (r.lead && mkdir(o->run_dir, 0755) != 0 && errno != EEXIST) {
         st = xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", o->run_dir, strerror(errno));
         goto done;
     }
@@ -629,6 +984,14 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
         goto done;
     }
     for (int ci = 0; ci < r.n_cases; ci++) json_array_append_new(r.pre_lines, json_null());
+    /* The others wait until process 0 has set the folder up (run.json checked, templates
+     * saved, a torn line cut), then read the templates it saved. */
+    int go = XLE_OK;
+    if (r.shared && !r.lead && o->comm->bcast(o->comm->user, &go, sizeof go) != 0)
+        go = xle_fail(err, XLE_ERR_IO, "evaluation: waiting for process 0 failed");
+    else if (go != XLE_OK)
+        go = xle_fail(err, (xle_status)go, "evaluation: process 0 could not set the run up (its message says why)");
+    if ((st = (xle_status)go) != XLE_OK) goto done;
     for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) {
         r.methods[mi].hp = &o->hparams[mi];
         st = method_templates(&r, mi, err);
@@ -643,18 +1006,30 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
         for (int k = 0; k < hp->n_layers && st == XLE_OK; k++)
             st = xle_stats_load(model, o->stats_dir, hp->layers[k], &r.methods[mi].stats[k], err);
     }
-    if (st != XLE_OK || (st = check_run_json(&r, data_hash, fingerprint, err)) != XLE_OK) goto done;
-    for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) st = save_templates(&r, mi, err);
-    if (st != XLE_OK || (st = load_done(&r, err)) != XLE_OK) goto done;
-    if ((st = xle_jsonl_open(&r.results, o->run_dir, "results.jsonl", err)) != XLE_OK ||
-        (st = xle_jsonl_open(&r.pre, o->run_dir, "pre.jsonl", err)) != XLE_OK)
-        goto done;
+    if (st != XLE_OK) goto done;
+    if (r.lead) { /* only process 0 writes the folder */
+        if ((st = check_run_json(&r, data_hash, fingerprint, err)) != XLE_OK) goto done;
+        for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++) st = save_templates(&r, mi, err);
+        if (st != XLE_OK || (st = load_done(&r, err)) != XLE_OK) goto done;
+        if ((st = xle_jsonl_open(&r.results, o->run_dir, "results.jsonl", err)) != XLE_OK ||
+            (st = xle_jsonl_open(&r.pre, o->run_dir, "pre.jsonl", err)) != XLE_OK)
+            goto done;
+    }
     weight_check_init(&r);
     r.sum.n_cases = r.n_cases;
-    r.sum.n_units = n_units;
-    int64_t finished = r.sum.n_resumed;
-    if (o->progress && o->progress(o->progress_user, finished, n_units)) {
+    r.sum.n_units = r.n_units = n_units;
+    int64_t finished = r.finished = r.sum.n_resumed;
+    if (r.shared && r.lead && o->comm->bcast(o->comm->user, &go, sizeof go) != 0) {
+        st = xle_fail(err, XLE_ERR_IO, "evaluation: starting the other processes failed");
+        goto done;
+    }
+    if (r.lead && o->progress && o->progress(o->progress_user, finished, n_units)) {
         st = xle_fail(err, XLE_ERR_INTERRUPTED, "interrupted before the first unit");
+        goto done;
+    }
+    if (r.shared) {
+        st = run_shared(&r, err);
+        if (st == XLE_OK && r.lead) st = put_in_order(&r, err);
         goto done;
     }
     const xle_case_lang **tests = calloc((size_t)r.n_test_langs + 1, sizeof *tests);
@@ -681,6 +1056,7 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
     }
     free(tests);
     free(pre);
+    if (st == XLE_OK) st = put_in_order(&r, err); /* lines an earlier shared session appended */
 done:
     if (sum_out) *sum_out = r.sum;
     xle_jsonl_close(&r.results);
@@ -694,6 +1070,7 @@ done:
     free(r.test_langs);
     free(r.done);
     json_decref(r.pre_lines);
+    free(r.outbox);
     xle_cases_free(r.cases);
     return st;
 }

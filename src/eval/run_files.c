@@ -83,24 +83,96 @@ xle_status xle_write_atomic(const char *path, const char *text, xle_error *err) 
     return st;
 }
 
-xle_status xle_jsonl_append(jsonl_out *o, json_t *line, xle_error *err) {
-    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (!text) return xle_fail(err, XLE_ERR_NOMEM, "%s: cannot encode a line", o->path);
-    size_t n = strlen(text);
-    text[n] = '\n'; /* json_dumps' NUL becomes the newline: one write */
+char *xle_jsonl_text(const json_t *line) { return json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17)); }
+
+xle_status xle_jsonl_append_text(jsonl_out *o, const char *text, size_t n, xle_error *err) {
+    char *buf = malloc(n + 1);
+    if (!buf) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    memcpy(buf, text, n);
+    buf[n] = '\n'; /* line and newline in one write */
     size_t done = 0;
     while (done < n + 1) {
-        ssize_t w = write(o->fd, text + done, n + 1 - done);
+        ssize_t w = write(o->fd, buf + done, n + 1 - done);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-            free(text);
+            free(buf);
             return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
         }
         done += (size_t)w;
     }
-    free(text);
+    free(buf);
     if (fsync(o->fd) != 0) return xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", o->path, strerror(errno));
     return XLE_OK;
+}
+
+xle_status xle_jsonl_append(jsonl_out *o, json_t *line, xle_error *err) {
+    char *text = xle_jsonl_text(line);
+    if (!text) return xle_fail(err, XLE_ERR_NOMEM, "%s: cannot encode a line", o->path);
+    xle_status st = xle_jsonl_append_text(o, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
+typedef struct keyed_line {
+    int64_t key;
+    size_t at, n, seq;
+} keyed_line;
+
+static int by_key(const void *a, const void *b) {
+    const keyed_line *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+xle_status xle_jsonl_sort(const char *path, xle_jsonl_key_fn key, void *user, xle_error *err) {
+    size_t len = 0;
+    char *buf = xle_read_all(path, &len);
+    if (!buf) return errno == ENOENT ? XLE_OK : xle_fail(err, XLE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    size_t n_lines = 0;
+    for (size_t i = 0; i < len; i++) n_lines += buf[i] == '\n';
+    keyed_line *lines = calloc(n_lines + 1, sizeof *lines);
+    xle_status st = lines ? XLE_OK : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    int sorted = 1;
+    for (size_t at = 0; st == XLE_OK && at < len;) {
+        char *nl = memchr(buf + at, '\n', len - at);
+        if (!nl) break; /* a torn last line: left out (the caller cut it already) */
+        size_t k = (size_t)(nl - (buf + at));
+        if (k > 0) {
+            json_error_t je;
+            json_t *v = json_loadb(buf + at, k, 0, &je);
+            int64_t kv = v ? key(user, v) : -1;
+            json_decref(v);
+            if (kv < 0) {
+                st = xle_fail(err, XLE_ERR_FORMAT, "%s: line %zu: not a line of this run", path, n + 1);
+                break;
+            }
+            lines[n] = (keyed_line){kv, at, k, n};
+            if (n > 0 && lines[n - 1].key >= kv) sorted = 0;
+            n++;
+        }
+        at += k + 1;
+    }
+    if (st == XLE_OK && !sorted) {
+        qsort(lines, n, sizeof *lines, by_key);
+        char *out = malloc(len + 1);
+        size_t w = 0;
+        if (!out) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; out && i < n; i++) {
+            if (i > 0 && lines[i].key == lines[i - 1].key) continue; /* a line given twice */
+            memcpy(out + w, buf + lines[i].at, lines[i].n);
+            w += lines[i].n;
+            out[w++] = '\n';
+        }
+        if (out) {
+            out[w] = 0;
+            st = xle_write_atomic(path, out, err);
+        }
+        free(out);
+    }
+    free(lines);
+    free(buf);
+    return st;
 }
 
 xle_status xle_jsonl_each(const char *path, xle_jsonl_line_fn fn, void *user, xle_error *err) {

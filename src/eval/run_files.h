@@ -27,6 +27,10 @@ typedef struct jsonl_out {
 /* Opens dir/name for appending (created when missing). */
 xle_status xle_jsonl_open(jsonl_out *o, const char *dir, const char *name, xle_error *err);
 xle_status xle_jsonl_append(jsonl_out *o, json_t *line, xle_error *err);
+/* A line already encoded (n bytes, no newline), appended the same way. */
+xle_status xle_jsonl_append_text(jsonl_out *o, const char *text, size_t n, xle_error *err);
+/* The text xle_jsonl_append writes for line (without the newline), malloc'd; NULL: no memory. */
+char *xle_jsonl_text(const json_t *line);
 void xle_jsonl_close(jsonl_out *o);
 
 /* Called with each line (a JSON object, borrowed: json_incref to keep it) and its number. */
@@ -36,5 +40,13 @@ typedef xle_status (*xle_jsonl_line_fn)(void *user, json_t *line, size_t line_no
  * last line without its newline (the writer was killed mid-write) is cut off the file; a
  * complete line that is not a JSON object is corruption (XLE_ERR_FORMAT). */
 xle_status xle_jsonl_each(const char *path, xle_jsonl_line_fn fn, void *user, xle_error *err);
+
+/* A line's place in its file (>= 0), or -1 when it is not a line of the file. */
+typedef int64_t (*xle_jsonl_key_fn)(void *user, const json_t *line);
+
+/* Rewrites a JSONL file of a run in order of key (a line given twice kept once), atomically;
+ * a file already in strictly increasing order is left untouched. Several processes write a
+ * run's lines in the order they finish; this gives the file one process would have written. */
+xle_status xle_jsonl_sort(const char *path, xle_jsonl_key_fn key, void *user, xle_error *err);
 
 #endif
