@@ -107,63 +107,65 @@ static float dot_q4_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
     return hsum8(acc);
 }
 
-/* Scale and min of sub-block j of Q4_K (see core/quant.c). */
-static inline void k4_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
+/* Σ over pairs of adjacent bytes u·s (unsigned × signed) as int16 (|sum| ≤ 2·63·127 for the
+ * 4- and 6-bit values here), then pairs of those times int16 scales, as int32. */
+static inline __m256i dot_scaled(__m256i u, __m256i s, __m256i scale16) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+}
+
+/* The eight 6-bit scales and mins of a Q4_K block as bytes 0–7 and 8–15 of *out (the layout
+ * of core/quant.c's qk_scale_min, four at a time in 32-bit words). */
+static inline void k4_scales_mins(const uint8_t *s, uint8_t out[16]) {
+    uint32_t w[3], r[4];
+    memcpy(w, s, 12);
+    r[0] = w[0] & 0x3f3f3f3fu;                                                   /* scales 0–3 */
+    r[1] = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 6) & 0x03030303u) << 4;              /* scales 4–7 */
+    r[2] = w[1] & 0x3f3f3f3fu;                                                   /* mins 0–3 */
+    r[3] = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 6) & 0x03030303u) << 4;       /* mins 4–7 */
+    memcpy(out, r, 16);
 }
 
 /* Q4_K {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}: 32 bytes of qs hold sub-blocks 2p (low
  * nibbles) and 2p + 1 (high nibbles); one integer scale per sub-block, the mins through the
- * activations' sums. */
+ * activations' sums per 16 (Σ_j mn_j·(bsum_2j + bsum_2j+1) as one madd). */
 static float dot_q4_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
     const __m256i low4 = _mm256_set1_epi8(15);
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 144, a += ACT256) {
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) k4_scale_min(w + 4, j, &sc[j], &mn[j]);
-        int16_t bsum[16];
-        memcpy(bsum, a + 4, 32);
-        int msum = 0;
-        for (int j = 0; j < 8; j++) msum += mn[j] * (bsum[2 * j] + bsum[2 * j + 1]);
+        uint8_t sm[16];
+        k4_scales_mins(w + 4, sm);
+        /* mins per group of 16: m0 m0 m1 m1 … m7 m7 as int16 */
+        const __m128i mins8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins8, mins8));
+        const __m256i msum = _mm256_madd_epi16(load256(a + 4), mins16);
         const uint8_t *qs = w + 16, *aq = a + 36;
         __m256i sumi = _mm256_setzero_si256();
         for (int p = 0; p < 4; p++) {
             const __m256i bytes = load256(qs + 32 * p);
             const __m256i lo = _mm256_and_si256(bytes, low4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
-            const __m256i s_lo = dot_u8s8(_mm256_setzero_si256(), lo, load256(aq + 64 * p));
-            const __m256i s_hi = dot_u8s8(_mm256_setzero_si256(), hi, load256(aq + 64 * p + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(s_lo, _mm256_set1_epi32(sc[2 * p])));
-            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(s_hi, _mm256_set1_epi32(sc[2 * p + 1])));
+            sumi = _mm256_add_epi32(sumi, dot_scaled(lo, load256(aq + 64 * p), _mm256_set1_epi16(sm[2 * p])));
+            sumi = _mm256_add_epi32(sumi, dot_scaled(hi, load256(aq + 64 * p + 32), _mm256_set1_epi16(sm[2 * p + 1])));
         }
         const float da = float_at(a);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(w) * da), _mm256_cvtepi32_ps(sumi), acc);
-        mins += half_at(w + 2) * da * (float)msum;
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(half_at(w + 2) * da), _mm256_cvtepi32_ps(msum), acc_min);
     }
-    return hsum8(acc) - mins;
+    return hsum8(_mm256_sub_ps(acc, acc_min));
 }
 
 /* Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: the 6-bit values 0..63 as unsigned
- * bytes, the −32 offset through the activations' sums; a 32-byte vector spans two groups of
- * 16 with their own scales (lanes 0–3 and 4–7). */
+ * bytes, the −32 offset through the activations' sums (Σ_g sc_g·bsum_g as one madd); a 32-byte
+ * vector spans two groups of 16 with their own scales (int16 lanes 0–7 and 8–15). */
 static float dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
     const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 210, a += ACT256) {
         const int8_t *sc = (const int8_t *)(w + 192);
-        int16_t bsum[16];
-        memcpy(bsum, a + 4, 32);
-        int offset = 0;
-        for (int g = 0; g < 16; g++) offset += sc[g] * bsum[g];
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(load256(a + 4), sc16), 5); /* 32·Σ sc·bsum */
+        sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
         const uint8_t *aq = a + 36;
-        __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i l0 = load256(w + 64 * h), l1 = load256(w + 64 * h + 32);
             const __m256i hb = load256(w + 128 + 32 * h);
@@ -178,14 +180,10 @@ static float dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
             };
             for (int k = 0; k < 4; k++) {
                 const int g = 8 * h + 2 * k;
-                const __m256i s = dot_u8s8(_mm256_setzero_si256(), v[k], load256(aq + 128 * h + 32 * k));
-                const __m256i scale = _mm256_set_epi32(sc[g + 1], sc[g + 1], sc[g + 1], sc[g + 1], sc[g],
-                                                       sc[g], sc[g], sc[g]);
-                sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(s, scale));
+                const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+                sumi = _mm256_add_epi32(sumi, dot_scaled(v[k], load256(aq + 128 * h + 32 * k), scale));
             }
         }
-        /* Σ sc·(v − 32)·a = Σ sc·v·a − 32·Σ sc·Σa, the second term added to lane 0 */
-        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(w + 208) * float_at(a)), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum8(acc);
