@@ -34,29 +34,33 @@ void xle_quant_dot_rows(const xle_tensor *w, int64_t o0, int64_t o1, const void 
 
 #include "core/quant.h"
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+/* The vector kernels are compiled for AVX2 + FMA + F16C whatever the build targets (function
+ * target attributes) and used when the CPU has them (checked at run time), so that a portable
+ * build (XLE_NATIVE=OFF) runs them too; a native build with AVX-512 VNNI uses vpdpbusd. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define XLE_QUANT_SIMD 1
 #include <immintrin.h>
+#define QT __attribute__((target("avx2,fma,f16c")))
 #endif
 
 #ifdef XLE_QUANT_SIMD
 
-static inline float half_at(const uint8_t *p) {
+QT static inline float half_at(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
 }
 
-static inline float float_at(const uint8_t *p) {
+QT static inline float float_at(const uint8_t *p) {
     float f;
     memcpy(&f, p, 4);
     return f;
 }
 
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+QT static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 /* acc + per 32-bit lane the sum of four products of unsigned bytes u and signed bytes s. */
-static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+QT static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
     return _mm256_dpbusd_epi32(acc, u, s);
 #elif defined(__AVXVNNI__)
@@ -67,7 +71,7 @@ static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
 #endif
 }
 
-static inline float hsum8(__m256 v) {
+QT static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -79,7 +83,7 @@ enum { ACT32 = 4 + 4 + 32, ACT256 = 4 + 32 + 256 };
 
 /* Q8_0 {f16 d; i8 q[32]}: signed × signed, made unsigned × signed with the signs moved over
  * to the activations (|w| · sign(w)·a). */
-static float dot_q8_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
+QT static float dot_q8_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 34, a += ACT32) {
         const __m256i wq = load256(w + 2), aq = load256(a + 8);
@@ -91,7 +95,7 @@ static float dot_q8_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
 
 /* Q4_0 {f16 d; u8 qs[16]}: nibbles 0..15 as unsigned bytes; the −8 offset comes off with the
  * activations' block sum: Σ (n − 8)·a = Σ n·a − 8·Σ a. */
-static float dot_q4_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
+QT static float dot_q4_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
     const __m256i low4 = _mm256_set1_epi8(15);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 18, a += ACT32) {
@@ -109,13 +113,13 @@ static float dot_q4_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
 
 /* Σ over pairs of adjacent bytes u·s (unsigned × signed) as int16 (|sum| ≤ 2·63·127 for the
  * 4- and 6-bit values here), then pairs of those times int16 scales, as int32. */
-static inline __m256i dot_scaled(__m256i u, __m256i s, __m256i scale16) {
+QT static inline __m256i dot_scaled(__m256i u, __m256i s, __m256i scale16) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
 }
 
 /* The eight 6-bit scales and mins of a Q4_K block as bytes 0–7 and 8–15 of *out (the layout
  * of core/quant.c's qk_scale_min, four at a time in 32-bit words). */
-static inline void k4_scales_mins(const uint8_t *s, uint8_t out[16]) {
+QT static inline void k4_scales_mins(const uint8_t *s, uint8_t out[16]) {
     uint32_t w[3], r[4];
     memcpy(w, s, 12);
     r[0] = w[0] & 0x3f3f3f3fu;                                                   /* scales 0–3 */
@@ -128,7 +132,7 @@ static inline void k4_scales_mins(const uint8_t *s, uint8_t out[16]) {
 /* Q4_K {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}: 32 bytes of qs hold sub-blocks 2p (low
  * nibbles) and 2p + 1 (high nibbles); one integer scale per sub-block, the mins through the
  * activations' sums per 16 (Σ_j mn_j·(bsum_2j + bsum_2j+1) as one madd). */
-static float dot_q4_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
+QT static float dot_q4_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
     const __m256i low4 = _mm256_set1_epi8(15);
     __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 144, a += ACT256) {
@@ -157,7 +161,7 @@ static float dot_q4_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
 /* Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: the 6-bit values 0..63 as unsigned
  * bytes, the −32 offset through the activations' sums (Σ_g sc_g·bsum_g as one madd); a 32-byte
  * vector spans two groups of 16 with their own scales (int16 lanes 0–7 and 8–15). */
-static float dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
+QT static float dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t nb) {
     const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += 210, a += ACT256) {
@@ -200,7 +204,8 @@ void XLE_QD_PASTE(xle_quant_dot_rows_, XLE_ISA)(const xle_tensor *w, int64_t o0,
     const uint8_t *base = w->data;
 #ifdef XLE_QUANT_SIMD
     float (*kernel)(const uint8_t *, const uint8_t *, int64_t) = NULL;
-    switch (w->dtype) {
+    const int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (simd) switch (w->dtype) {
     case XLE_Q8_0: kernel = dot_q8_0; break;
     case XLE_Q4_0: kernel = dot_q4_0; break;
     case XLE_Q4_K: kernel = dot_q4_K; break;
