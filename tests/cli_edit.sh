@@ -85,6 +85,18 @@ expect_error 1 "edit-hparams/rome.json: v_lr" edit_hp --patch "$T/hp4.xlpatch"
 [ ! -e "$T/hp4.xlpatch" ] || fail "patch written despite bad edit-hparams"
 expect_error 1 "edit-hparams/rome.json: v_lr" "$XLEDIT" eval "$T/hp" --data /dev/null --out "$T/hp-run" --methods rome
 
+# a quantized GGUF (Q4_K_M: ffn_down is Q6_K): the edited matrix is F16 by default, its own type
+# with --requantize; a patch cannot hold quantized bytes (one line, nothing written)
+Q="$SRC/tests/fixtures/quant/tiny_q4_k_m.gguf"
+qedit() { "$XLEDIT" edit "$Q" --method rome --prompt "the cat is" --subject cat --target " big" --quiet "$@"; }
+qedit --out "$T/q_f16.gguf" || fail "edit of a Q4_K_M model"
+"$XLEDIT" info "$T/q_f16.gguf" | grep -q "Q6_K x2, F16 x1" || fail "edited Q6_K not stored F16: $("$XLEDIT" info "$T/q_f16.gguf" | grep stored)"
+qedit --requantize --out "$T/q_rq.gguf" || fail "edit --requantize"
+"$XLEDIT" info "$T/q_rq.gguf" | grep -q "Q6_K x3" || fail "--requantize: $("$XLEDIT" info "$T/q_rq.gguf" | grep stored)"
+expect_error 2 "edited-dtype" qedit --edited-dtype f8 --out "$T/q_bad.gguf"
+expect_error 1 "Q6_K cannot be stored in a patch" qedit --patch "$T/q.xlpatch"
+[ ! -e "$T/q.xlpatch" ] && [ ! -e "$T/q_bad.gguf" ] || fail "output left behind by a refused quantized edit"
+
 for c in stats edit patch convert; do
   "$XLEDIT" "$c" --help | grep -q "usage: xledit $c" || fail "$c --help"
 done

@@ -121,8 +121,8 @@ xle_status xle_patch_write(xle_model *model, const xle_edit_result *r, const cha
         const xle_tensor *w = &model->w.layers[layers[k]].w_down;
         const char *dt = xle_st_dtype_name(w->dtype);
         if (!dt) {
-            st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: layer %d: dtype cannot be stored", path,
-                          layers[k]);
+            st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: layer %d: the down projection's dtype %s "
+                          "cannot be stored in a patch", path, layers[k], xle_dtype_name(w->dtype));
             goto done;
         }
         snprintf(names[n], 48, "original.%d", layers[k]);
