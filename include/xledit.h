@@ -729,7 +729,9 @@ typedef struct xle_context_templates {
 /* Samples templates from the unedited model as the reference does: seeds "The", "Therefore",
  * "Because", "I", "You"; for each (length, count) of hp->ctx_lengths/ctx_counts, `count`
  * samples per seed of `length` tokens in total (BOS and seed included), top-5 sampling seeded
- * from hp->seed; each sample becomes sample + ". {}" ("{" and "}" in it replaced by spaces). */
+ * from hp->seed; each sample becomes sample + ". {}" ("{" and "}" in it replaced by spaces).
+ * Unlike the reference, a sample equal to an earlier one, or one where the model added nothing
+ * but white space after the seed, is dropped: n is at most 1 + the samples asked for. */
 xle_status xle_context_templates_sample(xle_model *model, const struct xle_tokenizer *tok,
                                         const xle_edit_hparams *hp, xle_context_templates **out,
                                         xle_error *err);

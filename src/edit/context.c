@@ -1,8 +1,12 @@
 /*
  * context.c: the context templates that ROME and MEMIT put in front of an edit prompt so the
  * new value holds after varied text (editing.md §1.3): sampled from the unedited model as the
- * reference does, read from a file (so an edit can be reproduced exactly), or none.
+ * reference does, read from a file (so an edit can be reproduced exactly), or none. Sampling
+ * drops what the reference keeps but cannot use: a sample that repeats an earlier one (the same
+ * prompt optimised twice only weighs it double) and one whose model added nothing after the
+ * seed word (it stopped at once: "Because. {}").
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +117,22 @@ xle_status xle_context_templates_save(const xle_context_templates *ct, const cha
     return XLE_OK;
 }
 
+static int has_text(const xle_context_templates *ct, const char *text) {
+    for (int i = 0; i < ct->n; i++)
+        if (!strcmp(ct->texts[i], text)) return 1;
+    return 0;
+}
+
+/* Whether the decoded text holds anything but white space. */
+static int has_content(const char *s) {
+    for (; s && *s; s++)
+        if (!isspace((unsigned char)*s)) return 1;
+    return 0;
+}
+
 /* One sample: seed text, `length` tokens in all (BOS and the seed's tokens included), top-5
- * sampling; returns the decoded text with "{" and "}" replaced by spaces, plus ". {}". */
+ * sampling; adds the decoded text with "{" and "}" replaced by spaces, plus ". {}" -- unless the
+ * model added no text after the seed or the template is in ct already. */
 static xle_status sample_one(xle_model *model, const xle_tokenizer *tok, const char *seed_text,
                              int length, uint64_t seed, xle_context_templates *ct, xle_error *err) {
     xle_tokens t = {0};
@@ -132,9 +150,13 @@ static xle_status sample_one(xle_model *model, const xle_tokenizer *tok, const c
         xle_sampler s = {.temperature = 1.0f, .top_k = 5, .seed = seed, .stop_at_eos = 1};
         st = xle_generate(model, t.ids, t.n, n_new, &s, ids + t.n, &n_out, err);
     }
-    char *text = st == XLE_OK ? xle_detokenize(tok, ids, t.n + n_out, 1) : NULL;
-    if (st == XLE_OK && !text) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    if (st == XLE_OK) {
+    char *added = st == XLE_OK && n_out > 0 ? xle_detokenize(tok, ids + t.n, n_out, 1) : NULL;
+    int empty = !has_content(added);
+    if (st == XLE_OK && n_out > 0 && !added) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    free(added);
+    char *text = st == XLE_OK && !empty ? xle_detokenize(tok, ids, t.n + n_out, 1) : NULL;
+    if (st == XLE_OK && !empty && !text) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK && !empty) {
         for (char *p = text; *p; p++)
             if (*p == '{' || *p == '}') *p = ' ';
         size_t n = strlen(text);
@@ -144,7 +166,7 @@ static xle_status sample_one(xle_model *model, const xle_tokenizer *tok, const c
         } else {
             memcpy(tpl, text, n);
             memcpy(tpl + n, ". {}", 5);
-            st = push(ct, tpl, n + 4, err);
+            if (!has_text(ct, tpl)) st = push(ct, tpl, n + 4, err);
             free(tpl);
         }
     }
