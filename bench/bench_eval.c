@@ -8,11 +8,13 @@
  *   bench_eval --model PATH --data CASES.jsonl [--tokenizer FILE] [--cases N]
  *              [--methods rome,memit] [--edit-langs en] [--test-langs en]
  *              [--context-templates none|sampled] [--stats DIR]
- *              [--corpus FILE --corpus-tokens N] [--json]
+ *              [--corpus FILE --corpus-tokens N] [--no-sharing] [--json]
  *
  * --tokenizer attaches a tokenizer to a model folder that has none (the random 1B-shaped model
  * that bench_engine writes takes the Llama-3 tokenizer). Methods that need key statistics use
  * --stats DIR, or statistics built here from --corpus (the build time is reported apart).
+ * --no-sharing makes every unit edit from scratch (xle_eval_opts.no_sharing), as before units of
+ * a case shared ROME's first request with the "all" unit.
  */
 #include <jansson.h>
 #include <omp.h>
@@ -37,7 +39,7 @@ static int usage(void) {
     fprintf(stderr, "usage: bench_eval --model PATH --data CASES.jsonl [--tokenizer FILE] [--cases N]\n"
                     "                  [--methods rome,memit] [--edit-langs en] [--test-langs en]\n"
                     "                  [--context-templates none|sampled] [--stats DIR]\n"
-                    "                  [--corpus FILE --corpus-tokens N] [--json]\n");
+                    "                  [--corpus FILE --corpus-tokens N] [--no-sharing] [--json]\n");
     return 2;
 }
 
@@ -106,11 +108,12 @@ static xle_status split_unit(xle_model *m, const xle_edit_hparams *hp, const xle
 int main(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *tok_path = NULL, *stats_dir = NULL, *corpus = NULL;
     char methods_buf[128] = "rome,memit", edit_buf[256] = "en", test_buf[256] = "en";
-    int max_cases = 2, json = 0, sampled = 0;
+    int max_cases = 2, json = 0, sampled = 0, no_sharing = 0;
     int64_t corpus_tokens = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--no-sharing")) no_sharing = 1;
         else if (i + 1 >= argc) return usage();
         else if (!strcmp(a, "--model")) model_path = argv[++i];
         else if (!strcmp(a, "--data")) data = argv[++i];
@@ -203,6 +206,7 @@ int main(int argc, char **argv) {
         o.max_cases = max_cases;
         o.stats_dir = stats_dir;
         o.context_templates = sampled ? NULL : "none";
+        o.no_sharing = no_sharing;
         xle_eval_summary sum;
         t0 = now_s();
         if (xle_eval_run(m, &o, &sum, &err) != XLE_OK) {
@@ -245,18 +249,19 @@ int main(int argc, char **argv) {
                                                  res[i].run_s, "cases_per_min", 60.0 * res[i].cases / res[i].run_s,
                                                  "units_per_min", 60.0 * (double)res[i].units / res[i].run_s,
                                                  "edit_s", res[i].edit_s, "eval_s", res[i].eval_s));
-        json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:o}", "model", model_path, "dim", c->dim,
-                              "ffn_dim", c->ffn_dim, "layers", c->n_layers, "vocab", c->vocab_size, "threads",
+        json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:b, s:o}", "model", model_path, "dim",
+                              c->dim, "ffn_dim", c->ffn_dim, "layers", c->n_layers, "vocab", c->vocab_size, "threads",
                               omp_get_max_threads(), "load_s", load_s, "stats_s", stats_s, "templates",
-                              sampled ? "sampled" : "none", "methods", arr);
+                              sampled ? "sampled" : "none", "sharing", !no_sharing, "methods", arr);
         char *text = json_dumps(o, JSON_INDENT(2));
         if (text) printf("%s\n", text);
         free(text);
         json_decref(o);
     } else {
         printf("xledit evaluation benchmark: %s\n", model_path);
-        printf("model d=%d ffn=%d layers=%d vocab=%d; %d threads; load %.2f s; context templates %s\n", c->dim,
-               c->ffn_dim, c->n_layers, c->vocab_size, omp_get_max_threads(), load_s, sampled ? "sampled" : "none");
+        printf("model d=%d ffn=%d layers=%d vocab=%d; %d threads; load %.2f s; context templates %s; %s\n", c->dim,
+               c->ffn_dim, c->n_layers, c->vocab_size, omp_get_max_threads(), load_s, sampled ? "sampled" : "none",
+               no_sharing ? "no sharing between units" : "units of a case share");
         if (stats_s > 0) printf("key statistics built here: %.1f s (not counted below)\n", stats_s);
         printf("edit languages %s; test languages %s\n", edit_arg, test_arg);
         printf("%-8s %6s %6s %9s %11s %11s %12s %12s\n", "method", "cases", "units", "run s", "cases/min",

@@ -973,6 +973,10 @@ typedef struct xle_eval_opts {
      * xle_eval_run with the same options; units are handed out one at a time by process 0,
      * which writes every line (docs/scale.md). progress is called on process 0 only. */
     const xle_comm *comm;
+    /* Non-zero: every unit edits from scratch, even what an earlier unit of the same case computed
+     * on the unedited model (ROME's first request of the "all" unit); the numbers are the
+     * same either way (tests and benchmarks compare the two). */
+    int no_sharing;
 } xle_eval_opts;
 
 typedef struct xle_eval_summary {

@@ -10,6 +10,8 @@
  *    recomputed by editing a fresh copy of the model directly.
  *  - Resume: finished units are not redone, a torn last line is cut and redone and the file
  *    comes out byte-identical, other arguments are refused, an existing run is not overwritten.
+ *  - Sharing: what a case's units share (ROME's first request, with the "all" unit)
+ *    leaves results.jsonl and pre.jsonl byte-identical to a run that shares nothing.
  *  - Reports: the JSON matrices have the run's shape and every cell is the mean of the
  *    results.jsonl values (aggregated again here); CSV rows; the HTML is well-formed XML (a
  *    small checker here, itself tested on broken input) and holds UTF-8 text escaped.
@@ -501,6 +503,57 @@ static void test_run(void) {
     xle_model_free(m);
 }
 
+/* Units of one case share what they computed on the unedited model (ROME's first request
+ * of the "all" unit; MEMIT runs beside it, sharing nothing) with the "all" unit and back: results.jsonl and pre.jsonl must be the
+ * bytes a run that shares nothing writes, whether "all" comes first or last. */
+static void test_sharing(void) {
+    xle_model *m = load_stories();
+    if (!m) return;
+    xle_error err = {0};
+    char corpus[500], stats[500], path_a[600], path_b[600];
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", tmpdir);
+    snprintf(stats, sizeof stats, "%s/stats", tmpdir);
+    FILE *f = fopen(corpus, "w");
+    for (int i = 0; f && i < 60; i++)
+        fprintf(f, "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+                   "park. One day, she saw a big, red ball. Tom and his dog ran to the tree number %d.\n\n", i);
+    if (f) fclose(f);
+    const int layers[2] = {1, 2};
+    const char *files[1] = {corpus};
+    xle_stats_opts so = {layers, 2, files, 1, 0, 0, stats, NULL, NULL};
+    CHECK_OK(xle_stats_build(m, xle_model_tokenizer(m), &so, &err), &err);
+    xle_edit_hparams hp[2];
+    fast_hparams(&hp[0], XLE_EDIT_ROME);
+    fast_hparams(&hp[1], XLE_EDIT_MEMIT);
+    hp[1].layers[0] = 1, hp[1].layers[1] = 2, hp[1].n_layers = 2;
+    const char *orders[2][3] = {{"en", "de", "all"}, {"all", "de", "en"}};
+    for (int k = 0; k < 2; k++) {
+        char dir[2][500];
+        for (int share = 0; share < 2; share++) {
+            snprintf(dir[share], sizeof dir[share], "%s/share%d-%d", tmpdir, k, share);
+            xle_eval_opts o = run_opts();
+            o.run_dir = dir[share];
+            o.hparams = hp;
+            o.edit_langs = orders[k];
+            o.stats_dir = stats;
+            o.no_sharing = !share;
+            xle_eval_summary sum;
+            CHECK_OK(xle_eval_run(m, &o, &sum, &err), &err);
+            CHECK(sum.n_units == 12 && sum.n_done == 12 && sum.n_failed == 0 && sum.n_skipped == 2);
+        }
+        for (int file = 0; file < 2; file++) {
+            const char *name = file ? "pre.jsonl" : "results.jsonl";
+            snprintf(path_a, sizeof path_a, "%s/%s", dir[0], name);
+            snprintf(path_b, sizeof path_b, "%s/%s", dir[1], name);
+            size_t na = 0, nb = 0;
+            char *a = read_text(path_a, &na), *b = read_text(path_b, &nb);
+            CHECK(a && b && na > 0 && na == nb && !memcmp(a, b, na));
+            free(a), free(b);
+        }
+    }
+    xle_model_free(m);
+}
+
 /* ---- reports --------------------------------------------------------------------------------- */
 
 /* Minimal XML well-formedness: one root element, tags nest, attributes quoted, entity and
@@ -689,6 +742,7 @@ int main(void) {
     mkdir(tmpdir, 0777);
     RUN(test_half_metrics);
     RUN(test_run);
+    RUN(test_sharing);
     RUN(test_xml_checker);
     RUN(test_report);
     char cmd[300];

@@ -285,7 +285,8 @@ xle_status xle_solve_spd(double *a, double *b, int n, int nrhs, const char *what
 }
 
 static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
-                           int n_reqs, xle_layer_stats *const *stats, xle_edit_result *out, xle_error *err) {
+                           int n_reqs, xle_layer_stats *const *stats, xle_edit_memo *memo,
+                           xle_edit_result *out, xle_error *err) {
     memset(out, 0, sizeof *out);
     if (n_reqs <= 0) return xle_fail(err, XLE_ERR_ARG, "edit: no requests");
     if (hp->n_layers <= 0) return xle_fail(err, XLE_ERR_ARG, "edit: no layers");
@@ -308,7 +309,9 @@ static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_e
         st = XLE_OK;
         for (int r = 0; r < n_reqs && st == XLE_OK; r++) {
             xle_edit_result one = {0};
-            st = xle_rome_run(m, hp, &reqs[r], stats, &one, err);
+            /* the first request is edited on the unedited model: the memo may have it */
+            st = r == 0 ? xle_edit_memo_rome(m, hp, &reqs[r], stats, memo, &one, err)
+                        : xle_rome_run(m, hp, &reqs[r], stats, &one, err);
             if (st != XLE_OK) {
                 xle_edit_result_free(&one);
                 break;
@@ -363,11 +366,17 @@ static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_e
 
 xle_status xle_edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
                         int n_reqs, xle_layer_stats *const *stats, xle_edit_result *out, xle_error *err) {
+    return xle_edit_run_memo(m, hp, reqs, n_reqs, stats, NULL, out, err);
+}
+
+xle_status xle_edit_run_memo(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                             int n_reqs, xle_layer_stats *const *stats, xle_edit_memo *memo,
+                             xle_edit_result *out, xle_error *err) {
     /* Edits are computed in exact arithmetic whatever precision the model runs inference in:
      * the goldens (docs/editing.md) were not measured with bf16-rounded activations. */
     const xle_precision keep = xle_model_precision(m);
     xle_model_set_precision(m, XLE_PRECISION_EXACT);
-    xle_status st = edit_run(m, hp, reqs, n_reqs, stats, out, err);
+    xle_status st = edit_run(m, hp, reqs, n_reqs, stats, memo, out, err);
     xle_model_set_precision(m, keep);
     return st;
 }

@@ -6,6 +6,8 @@
 
 #include "xledit.h"
 
+typedef struct xle_edit_memo xle_edit_memo; /* see "What edits compute on the unedited model" */
+
 /* Reads the activation at (point, layer) at each prompt's fact token into out (n x width),
  * running the prompts as one packed batch and stopping the pass right there. */
 xle_status xle_edit_read_point(xle_model *m, xle_point point, int layer,
@@ -41,6 +43,28 @@ xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edi
                          xle_error *err);
 xle_status xle_ft_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
                       int n_reqs, xle_edit_result *out, xle_error *err);
+
+/* What edits compute on the unedited model per request (memo.c), reused by later edits of the
+ * same request: ROME's result for the first request of a sequence. (Not MEMIT's z: requests are
+ * optimised side by side in one batch, and a request's z in a batch differs in its last bits
+ * from its z alone, so a shared z would change the "all" unit's numbers.) Entries are
+ * keyed by the hyper-parameters' address and the request's tokens. The owner clears the memo
+ * whenever the model's weights (unedited, as the edits start) or the hyper-parameters at those
+ * addresses change; an evaluation run clears it at every case. NULL memo: nothing is kept. */
+xle_edit_memo *xle_edit_memo_new(void);
+void xle_edit_memo_clear(xle_edit_memo *memo);
+void xle_edit_memo_free(xle_edit_memo *memo);
+
+/* xle_edit_run, with requests that were edited before on the unedited model taken from memo. */
+xle_status xle_edit_run_memo(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                             int n_reqs, xle_layer_stats *const *stats, xle_edit_memo *memo,
+                             xle_edit_result *out, xle_error *err);
+
+/* xle_rome_run through the memo (the model must be unedited). */
+xle_status xle_edit_memo_rome(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *req,
+                              xle_layer_stats *const *stats, xle_edit_memo *memo, xle_edit_result *out,
+                              xle_error *err);
+
 
 /* Solves (sym. positive definite A, n x n, row-major, overwritten) X = A^-1 B for B n x nrhs
  * (overwritten by X) in float64 with LAPACK; XLE_ERR_NUMERIC when A is not positive definite. */

@@ -174,6 +174,7 @@ typedef struct run_ctx {
     int n_test_langs;
     method_state *methods;
     weight_check wc;
+    xle_edit_memo *memo;     /* what the current case's units computed on the unedited model */
     json_t *pre_lines;       /* per case index: its pre.jsonl object, or NULL */
     unsigned char *done;     /* per unit: finished in an earlier session */
     jsonl_out results, pre;
@@ -426,7 +427,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
         goto done;
     }
     xle_error e2 = {0};
-    xle_status es = xle_edit_run(r->model, ms->hp, toks, n_req, ms->stats, &res, &e2);
+    xle_status es = xle_edit_run_memo(r->model, ms->hp, toks, n_req, ms->stats, r->memo, &res, &e2);
     if (es == XLE_ERR_NUMERIC) {
         line = unit_head(c, ci, ms->hp, edit_lang, "failed");
         json_object_set_new(line, "error", json_string(e2.msg));
@@ -683,6 +684,7 @@ static xle_status run_unit_at(run_ctx *r, case_cache *cc, int64_t u, xle_error *
     if (cc->ci != ci) {
         for (int k = 0; k < cc->n_tests; k++) xle_half_eval_free(&cc->pre[k]);
         cc->ci = -1;
+        xle_edit_memo_clear(r->memo); /* units of one case share their requests, no others */
         cc->n_tests = test_halves(r, &r->cases->cases[ci], cc->tests);
         xle_status st = get_pre(r, ci, cc->tests, cc->n_tests, cc->pre, err);
         if (st != XLE_OK) return st;
@@ -979,7 +981,8 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
     r.pre_lines = json_array();
     int64_t n_units = (int64_t)r.n_cases * o->n_methods * r.n_edit_langs;
     r.done = calloc((size_t)(n_units > 0 ? n_units : 1), 1);
-    if (!r.methods || !r.pre_lines || !r.done) {
+    if (!o->no_sharing) r.memo = xle_edit_memo_new();
+    if (!r.methods || !r.pre_lines || !r.done || (!o->no_sharing && !r.memo)) {
         st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -1040,6 +1043,7 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
         for (int64_t u = unit_index(&r, ci, 0, 0); u < unit_index(&r, ci + 1, 0, 0); u++) todo += !r.done[u];
         if (!todo) continue;
         int n_tests = test_halves(&r, &r.cases->cases[ci], tests);
+        xle_edit_memo_clear(r.memo); /* units of one case share their requests, no others */
         st = get_pre(&r, ci, tests, n_tests, pre, err);
         for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++)
             for (int ei = 0; ei < r.n_edit_langs && st == XLE_OK; ei++) {
@@ -1066,6 +1070,7 @@ done:
         for (int k = 0; k < XLE_EDIT_MAX_LAYERS; k++) xle_layer_stats_free(r.methods[mi].stats[k]);
     }
     free(r.methods);
+    xle_edit_memo_free(r.memo);
     free(r.edit_langs);
     free(r.test_langs);
     free(r.done);
