@@ -53,10 +53,10 @@ grep -q "^| model  *| *size | *params | backend  *| threads | *test | *t/s |$" "
 grep -q "| *pp4 | *[0-9.]* ± [0-9.]* |$" "$T/md" || fail "bench text: no pp4 row"
 grep -q "| *tg2 | *[0-9.]* ± [0-9.]* |$" "$T/md" || fail "bench text: no tg2 row"
 
-# default threads: the affinity mask; OMP_NUM_THREADS replaces it; -t wins
+# default threads: the affinity mask (OMP_NUM_THREADS unset: CI exports it); OMP_NUM_THREADS replaces it; -t wins
 threads() { jq -r .n_threads "$T/t"; }
 if command -v taskset >/dev/null; then
-  taskset -c 0 "$XLEDIT" bench "$M" -p 2 -n 0 -r 1 -o jsonl >"$T/t" 2>&1 || fail "taskset bench: $(cat "$T/t")"
+  env -u OMP_NUM_THREADS taskset -c 0 "$XLEDIT" bench "$M" -p 2 -n 0 -r 1 -o jsonl >"$T/t" 2>&1 || fail "taskset bench: $(cat "$T/t")"
   [ "$(threads)" = 1 ] || fail "bench under taskset -c 0: default n_threads $(threads), expected 1"
 fi
 OMP_NUM_THREADS=3 "$XLEDIT" bench "$M" -p 2 -n 0 -r 1 -o jsonl >"$T/t" 2>&1 || fail "OMP_NUM_THREADS=3 bench: $(cat "$T/t")"

@@ -204,7 +204,12 @@ void XLE_QD_PASTE(xle_quant_dot_rows_, XLE_ISA)(const xle_tensor *w, int64_t o0,
     const uint8_t *base = w->data;
 #ifdef XLE_QUANT_SIMD
     float (*kernel)(const uint8_t *, const uint8_t *, int64_t) = NULL;
+#if defined(__clang__)
+    /* clang 14's __builtin_cpu_supports knows no "f16c"; every CPU with AVX2 and FMA has it */
+    const int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
     const int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#endif
     if (simd) switch (w->dtype) {
     case XLE_Q8_0: kernel = dot_q8_0; break;
     case XLE_Q4_0: kernel = dot_q4_0; break;
