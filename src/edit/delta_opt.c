@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edit/edit_internal.h"
+#include "edit/delta_opt.h"
 #include "model/partial.h"
 
 typedef struct read_ctx {

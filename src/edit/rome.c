@@ -135,3 +135,59 @@ done:
     free(keys), free(vals), free(init), free(delta), free(u);
     return st;
 }
+
+xle_status xle_rome_run_sequence(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
+                                 int n_reqs, xle_layer_stats *const *stats, xle_edit_memo *memo,
+                                 xle_edit_result *out, xle_error *err) {
+    /* Several requests: edited one after another, each on top of the previous ones. */
+    xle_status st = XLE_OK;
+    xle_weight_swap swaps[XLE_EDIT_MAX_LAYERS] = {{0}};
+    xle_edit_result acc = {0};
+    for (int r = 0; r < n_reqs && st == XLE_OK; r++) {
+        xle_edit_result one = {0};
+        /* the first request is edited on the unedited model: the memo may have it */
+        st = r == 0 ? xle_edit_memo_rome(m, hp, &reqs[r], stats, memo, &one, err)
+                    : xle_rome_run(m, hp, &reqs[r], stats, &one, err);
+        if (st != XLE_OK) {
+            xle_edit_result_free(&one);
+            break;
+        }
+        /* accumulate rank-one deltas per layer: concatenate factors */
+        if (!acc.deltas) {
+            acc = one;
+        } else {
+            for (int i = 0; i < one.n_deltas && st == XLE_OK; i++) {
+                xle_layer_delta *a = &acc.deltas[i], *b = &one.deltas[i];
+                int rank = a->rank + 1;
+                float *left = malloc((size_t)a->rows * rank * sizeof(float));
+                float *right = malloc((size_t)a->cols * rank * sizeof(float));
+                if (!left || !right) {
+                    free(left), free(right);
+                    st = xle_fail(err, XLE_ERR_NOMEM, "edit: out of memory");
+                    break;
+                }
+                for (int x = 0; x < a->rows; x++) {
+                    memcpy(left + (int64_t)x * rank, a->left + (int64_t)x * a->rank, (size_t)a->rank * sizeof(float));
+                    left[(int64_t)x * rank + a->rank] = b->left[x];
+                }
+                for (int x = 0; x < a->cols; x++) {
+                    memcpy(right + (int64_t)x * rank, a->right + (int64_t)x * a->rank, (size_t)a->rank * sizeof(float));
+                    right[(int64_t)x * rank + a->rank] = b->right[x];
+                }
+                free(a->left), free(a->right);
+                a->left = left, a->right = right, a->rank = rank;
+            }
+            acc.final_loss = one.final_loss, acc.steps = one.steps;
+            xle_edit_result_free(&one);
+        }
+        if (r + 1 < n_reqs && st == XLE_OK) {
+            for (int i = acc.n_deltas - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
+            for (int i = 0; i < acc.n_deltas && st == XLE_OK; i++)
+                st = xle_weight_swap_apply(m, &acc.deltas[i], &swaps[i], err);
+        }
+    }
+    for (int i = XLE_EDIT_MAX_LAYERS - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
+    if (st != XLE_OK) xle_edit_result_free(&acc);
+    else *out = acc;
+    return st;
+}
