@@ -49,6 +49,10 @@ make_seeds() {
     seed fuzz_safetensors "$n" "$d/model.safetensors"
     seed fuzz_hf_folder "$n" "$d/config.json" "$d/model.safetensors"
   done
+  for b in "$FIX"/llama_gqa/hf_bin_f32/pytorch_model.bin "$FIX"/llama_gqa/hf_bin_bf16_sharded/*.bin \
+           "$SRC"/tests/fixtures/torchbin/*.bin; do
+    seed fuzz_torchbin "$(basename "$(dirname "$b")")_$(basename "$b")" "$b"
+  done
   if [ -f "$SHARED/stories260k/stories260K.bin" ]; then
     seed fuzz_llama2c stories260K "$SHARED/stories260k/stories260K.bin" "$SHARED/stories260k/tok512.bin"
     seed fuzz_tokenizer_llama2c tok512 "$SHARED/stories260k/tok512.bin"

@@ -42,8 +42,8 @@ static void print_usage(FILE *out) {
                  "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nMODEL is a Hugging Face folder (config.json + *.safetensors), a .gguf file or a\n"
-                 "llama2.c .bin checkpoint.\n");
+    fprintf(out, "\nMODEL is a Hugging Face folder (config.json + *.safetensors or pytorch_model*.bin),\n"
+                 "a .gguf file or a llama2.c .bin checkpoint.\n");
 }
 
 int main(int argc, char **argv) {

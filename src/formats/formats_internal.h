@@ -58,7 +58,9 @@ typedef struct xle_hf_shard {
 
 typedef struct xle_hf_state {
     char *dir;
-    int sharded;               /* model.safetensors.index.json present */
+    char *source;              /* the weights file or index that was read */
+    int sharded;               /* loaded through an index (*.index.json) */
+    int torch_bin;             /* the shards are torch.save archives (pytorch_model*.bin) */
     xle_hf_shard *shards;
     int n_shards;
 } xle_hf_state;

@@ -1,7 +1,9 @@
 /*
  * hf.c: xle_load_hf, a Llama-family model from a Hugging Face folder: config.json (llama,
  * mistral, qwen2; every field of formats-detail.md 1.3 that changes the math), one
- * model.safetensors or the shards named by model.safetensors.index.json, and tokenizer.json
+ * model.safetensors or the shards named by model.safetensors.index.json (else, as transformers
+ * does, pytorch_model.bin or the shards of pytorch_model.bin.index.json, read by torchbin.c
+ * without running code), and tokenizer.json
  * (or a llama2.c tokenizer.bin, which xle_model_save writes for llama2.c models) when present.
  * F32/F16/BF16 tensors are views into private mappings; HF computes RoPE rotate-half.
  */
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "formats/formats_internal.h"
+#include "formats/torchbin.h"
 
 void xle_hf_state_free(void *p) {
     xle_hf_state *s = p;
@@ -22,6 +25,7 @@ void xle_hf_state_free(void *p) {
         xle_safetensors_free(s->shards[i].st);
     }
     free(s->shards);
+    free(s->source);
     free(s->dir);
     free(s);
 }
@@ -261,7 +265,10 @@ static xle_status add_shard(xle_model *m, xle_hf_state *s, const char *name, con
     size_t size;
     xle_status st = xle_map_file(path, &base, &size, err);
     if (st == XLE_OK && (st = xle_model_own_mapping(m, base, size, err)) != XLE_OK) xle_unmap(base, size);
-    if (st == XLE_OK) st = xle_safetensors_parse(path, base, size, &x->st, err);
+    size_t len = strlen(name);
+    int torch_bin = len > 4 && strcmp(name + len - 4, ".bin") == 0;
+    if (st == XLE_OK && torch_bin) st = xle_torchbin_parse(path, base, size, &x->st, err);
+    else if (st == XLE_OK) st = xle_safetensors_parse(path, base, size, &x->st, err);
     free(path);
     if (st != XLE_OK) return st;
     x->binds = calloc((size_t)(x->st->n ? x->st->n : 1), sizeof *x->binds);
@@ -269,7 +276,7 @@ static xle_status add_shard(xle_model *m, xle_hf_state *s, const char *name, con
     return XLE_OK;
 }
 
-/* Reads model.safetensors.index.json: maps every shard and checks that each tensor of the
+/* Reads model.safetensors.index.json (or pytorch_model.bin.index.json): maps every shard and checks that each tensor of the
  * weight_map is in the shard it names. */
 static xle_status read_index(xle_model *m, xle_hf_state *s, const char *path, xle_error *err) {
     json_error_t jerr;
@@ -421,30 +428,42 @@ static xle_status attach_tokenizer(xle_model *m, const char *dir, xle_error *err
     return st;
 }
 
+/* Which weight files the folder has, in transformers' order: safetensors first (index, then
+ * the single file, as before), then pytorch_model.bin, then its index. */
+static xle_status read_weights(xle_model *m, xle_hf_state *s, const char **source, xle_error *err) {
+    static const struct { const char *name; int index, torch_bin; } FILES[] = {
+        {"model.safetensors.index.json", 1, 0}, {"model.safetensors", 0, 0},
+        {"pytorch_model.bin", 0, 1}, {"pytorch_model.bin.index.json", 1, 1},
+    };
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        char *path = xle_path_join(s->dir, FILES[i].name);
+        if (!path) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
+        if (!xle_path_exists(path)) {
+            free(path);
+            continue;
+        }
+        s->sharded = FILES[i].index;
+        s->torch_bin = FILES[i].torch_bin;
+        s->source = path;
+        *source = path;
+        return FILES[i].index ? read_index(m, s, path, err) : add_shard(m, s, FILES[i].name, NULL, NULL, err);
+    }
+    return xle_fail(err, XLE_ERR_IO, "%s: model.safetensors: missing (and no model.safetensors.index.json, "
+                    "pytorch_model.bin or pytorch_model.bin.index.json)", s->dir);
+}
+
 static xle_status load_into(xle_model *m, xle_hf_state *s, xle_error *err) {
     char *cfg_path = xle_path_join(s->dir, "config.json");
-    char *index = xle_path_join(s->dir, "model.safetensors.index.json");
-    char *single = xle_path_join(s->dir, "model.safetensors");
     xle_status st = XLE_OK;
     int attn_bias = 0;
     const char *source = NULL;
-    if (!cfg_path || !index || !single) {
+    if (!cfg_path) {
         st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", s->dir);
         goto done;
     }
     if ((st = read_config(cfg_path, &m->cfg, &attn_bias, err))) goto done;
     if ((st = xle_model_alloc_layers(m, err))) goto done;
-    if (xle_path_exists(index)) {
-        s->sharded = 1;
-        source = index;
-        st = read_index(m, s, index, err);
-    } else if (xle_path_exists(single)) {
-        source = single;
-        st = add_shard(m, s, "model.safetensors", NULL, NULL, err);
-    } else {
-        st = xle_fail(err, XLE_ERR_IO, "%s: model.safetensors: missing (and no "
-                      "model.safetensors.index.json)", s->dir);
-    }
+    st = read_weights(m, s, &source, err);
     if (st != XLE_OK || (st = check_no_duplicates(s, err)) ||
         (st = bind_all(m, s, attn_bias, source, err)) ||
         (st = xle_model_check_shapes(m, source, err)))
@@ -453,8 +472,6 @@ static xle_status load_into(xle_model *m, xle_hf_state *s, xle_error *err) {
     st = attach_tokenizer(m, s->dir, err);
 done:
     free(cfg_path);
-    free(index);
-    free(single);
     return st;
 }
 

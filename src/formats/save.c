@@ -270,8 +270,28 @@ static xle_status save_shard(const xle_hf_shard *sh, const char *path, uint64_t 
     return st;
 }
 
-/* Rewrites model.safetensors.index.json with the new total size, the weight_map as it was. */
-static xle_status save_index(const char *src, const char *dst, uint64_t total, xle_error *err) {
+/* The safetensors name a torch.save shard is written under (a .bin folder is saved as
+ * safetensors, as transformers' conversion names them): pytorch_model.bin -> model.safetensors,
+ * pytorch_model-00001-of-00002.bin -> model-00001-of-00002.safetensors. Caller frees. */
+static char *safetensors_name(const char *bin_name) {
+    const char *stem = bin_name;
+    size_t len = strlen(bin_name);
+    if (len > 4 && strcmp(bin_name + len - 4, ".bin") == 0) len -= 4;
+    const char *lead = "";
+    if (strncmp(stem, "pytorch_model", 13) == 0) {
+        stem += 13;
+        len -= 13;
+        lead = "model";
+    }
+    char *out = malloc(strlen(lead) + len + sizeof ".safetensors");
+    if (out) sprintf(out, "%s%.*s.safetensors", lead, (int)len, stem);
+    return out;
+}
+
+/* Rewrites the index as model.safetensors.index.json with the new total size, the weight_map
+ * as it was (shard names renamed to safetensors ones when the source was torch.save shards). */
+static xle_status save_index(const char *src, const char *dst, uint64_t total, int rename,
+                             xle_error *err) {
     json_error_t jerr;
     json_t *root = json_load_file(src, 0, &jerr);
     if (!root) return xle_fail(err, XLE_ERR_FORMAT, "%s: invalid JSON: %s", src, jerr.text);
@@ -281,6 +301,14 @@ static xle_status save_index(const char *src, const char *dst, uint64_t total, x
         json_object_set_new(root, "metadata", meta);
     }
     json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
+    json_t *wm = json_object_get(root, "weight_map"), *v;
+    const char *key;
+    if (rename && json_is_object(wm))
+        json_object_foreach(wm, key, v) {
+            char *n = json_is_string(v) ? safetensors_name(json_string_value(v)) : NULL;
+            if (n) json_object_set_new(wm, key, json_string(n));
+            free(n);
+        }
     int rc = json_dump_file(root, dst, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (rc != 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot write", dst);
@@ -297,17 +325,17 @@ static xle_status save_hf(const xle_model *m, const char *tmp, xle_error *err) {
     xle_status st = copy_side_files(s->dir, tmp, err);
     uint64_t total = 0;
     for (int i = 0; i < s->n_shards && st == XLE_OK; i++) {
-        char *p = xle_path_join(tmp, s->shards[i].name);
+        char *name = s->torch_bin ? safetensors_name(s->shards[i].name) : strdup(s->shards[i].name);
+        char *p = name ? xle_path_join(tmp, name) : NULL;
         uint64_t bytes = 0;
         st = p ? save_shard(&s->shards[i], p, &bytes, err) : xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
         total += bytes;
         free(p);
+        free(name);
     }
     if (st == XLE_OK && s->sharded) {
-        char *src = xle_path_join(s->dir, "model.safetensors.index.json");
         char *dst = xle_path_join(tmp, "model.safetensors.index.json");
-        st = src && dst ? save_index(src, dst, total, err) : xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
-        free(src);
+        st = dst ? save_index(s->source, dst, total, s->torch_bin, err) : xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
         free(dst);
     }
     return st;
