@@ -138,9 +138,10 @@ class Patch:
             info.get("method"), self.layers, len(info.get("requests", [])))
 
 
-def load_patch(path):
-    """A patch written by Patch.save or `xledit edit --patch` (apply it with patch.apply(model))."""
-    return Patch(path)
+def load_patch(path, model=None):
+    """A patch written by Patch.save or `xledit edit --patch`; model: the one apply() and revert()
+    change when called without one (and the one `with patch:` edits)."""
+    return Patch(path, model=model)
 
 
 class Model(_xledit.Model):
