@@ -10,6 +10,7 @@ session.
     m.score("The capital of France is", "Paris")
 """
 import array
+import contextlib
 import json
 import os
 import shutil
@@ -58,6 +59,21 @@ class _TempFiles:
         return os.path.join(self.dir, name)
 
 
+@contextlib.contextmanager
+def _named_temp_files(names):
+    """Library messages name files; a temporary file the package wrote for the caller is named
+    by what the caller passed instead (names: {temporary path: label})."""
+    try:
+        yield
+    except Error as e:
+        msg = str(e)
+        for path, label in names.items():
+            if path:
+                msg = msg.replace(path, label)
+        e.args = (msg,)
+        raise
+
+
 def _hparams_path(hparams, temp, name):
     """A JSON file for hparams: None, a path (str or os.PathLike), or a dict written to temp."""
     if hparams is None:
@@ -100,14 +116,19 @@ class Patch:
             raise ValueError("this patch was loaded from a file: pass the model to apply it to")
         return model
 
+    def _names(self):
+        return {self._path if self._temp is not None else None: "patch (unsaved)"}
+
     def apply(self, model=None):
         """Adds the deltas to model (default: the model it was made on)."""
-        self._patch.apply(self._target(model))
+        with _named_temp_files(self._names()):
+            self._patch.apply(self._target(model))
         return self
 
     def revert(self, model=None):
         """Puts the original bytes back into model (default: the model it was made on)."""
-        self._patch.revert(self._target(model))
+        with _named_temp_files(self._names()):
+            self._patch.revert(self._target(model))
         return self
 
     def save(self, path):
@@ -194,7 +215,10 @@ class Model(_xledit.Model):
         stats_dir = os.fspath(stats) if stats is not None else _default_stats_dir(self)
         ctx = os.fspath(context_templates) if context_templates is not None else None
         patch_path = temp.path("edit.patch.safetensors")
-        details = self._edit(method, reqs, patch_path, hp_path, stats_dir, layers, ctx, seed, model_hparams)
+        names = {hp_path if isinstance(hparams, dict) else None: "hparams (dict)"}
+        with _named_temp_files(names):
+            details = self._edit(method, reqs, patch_path, hp_path, stats_dir, layers, ctx, seed,
+                                 model_hparams)
         return Patch(patch_path, model=self, details=details, _temp=temp)
 
     def evaluate(self, cases, methods=("rome", "memit"), run_dir=None, hparams=None, edit_langs=None,
@@ -223,10 +247,14 @@ class Model(_xledit.Model):
         hp_path = _hparams_path(hparams, temp, "hparams.json")
         stats_dir = os.fspath(stats) if stats is not None else _default_stats_dir(self)
         ctx = os.fspath(context_templates) if context_templates is not None else None
-        summary = self._evaluate(cases_path, out_dir, list(methods), hp_path,
-                                 list(edit_langs) if edit_langs is not None else None,
-                                 list(test_langs) if test_langs is not None else None,
-                                 max_cases, resume, stats_dir, ctx, subject_match, seed, model_hparams)
+        names = {hp_path if isinstance(hparams, dict) else None: "hparams (dict)",
+                 cases_path if isinstance(cases, (list, tuple)) else None: "cases (list)"}
+        with _named_temp_files(names):
+            summary = self._evaluate(cases_path, out_dir, list(methods), hp_path,
+                                     list(edit_langs) if edit_langs is not None else None,
+                                     list(test_langs) if test_langs is not None else None,
+                                     max_cases, resume, stats_dir, ctx, subject_match, seed,
+                                     model_hparams)
         results = []
         with open(os.path.join(out_dir, "results.jsonl"), encoding="utf-8") as f:
             for line in f:
