@@ -6,10 +6,12 @@
 #   which also cuts dataset seeds with jq; docs/fuzzing.md).
 # jq: scripts/merge_experiment.sh reads the reports and fact-recall JSON with it (no test needs it).
 # openmpi-bin, libopenmpi-dev: `mpirun -np N xledit eval|stats` (docs/scale.md; tests/cli_mpi_*.sh).
+# python3-dev, python3-numpy: the Python binding (python/, docs/python.md; tests/python_binding.py),
+#   built for Debian's /usr/bin/python3; without python3-dev the build skips it.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS="build-essential cmake pkg-config libopenblas-dev liblapacke-dev libjansson-dev libpcre2-dev libutf8proc-dev libxml2-utils jq strace fonts-noto-core openmpi-bin libopenmpi-dev clang libclang-rt-dev libomp-dev"
+PKGS="build-essential cmake pkg-config libopenblas-dev liblapacke-dev libjansson-dev libpcre2-dev libutf8proc-dev libxml2-utils jq strace fonts-noto-core openmpi-bin libopenmpi-dev clang libclang-rt-dev libomp-dev python3-dev python3-numpy"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,7 +5,8 @@
 # -Wextra -Werror -pedantic); the examples/ programs build with
 # `cc $(pkg-config --cflags --libs xledit)` against the installed shared library and run on the
 # built-in model and the world's cases; a CMake project links xledit::xledit_static through
-# find_package(xledit); the shared library exports only xle_* symbols.
+# find_package(xledit); the shared library exports only xle_* symbols; the Python package (when
+# built) imports from the prefix.
 set -u
 XLEDIT="$1"
 SRC="$2"
@@ -91,6 +92,23 @@ CM
     ldd "$T/consumer/build/version_static" | grep -q libxledit && fail "the static consumer loads libxledit.so"
   else
     fail "find_package(xledit) consumer: $(tail -5 "$T/cm.log")"
+  fi
+fi
+
+# the Python package (when the build has it, docs/python.md): installed under the prefix, it
+# imports from there with Debian's python3 and scores as the tool does (not under the
+# sanitizers: the interpreter would need the ASan runtime preloaded; python_binding covers that)
+if [ -d "$BUILD/python/xledit" ] && [ -z "$CFLAGS_EXTRA" ]; then
+  pkg=$(find "$P/lib" -path '*dist-packages/xledit/__init__.py' | head -1)
+  if [ -z "$pkg" ]; then
+    fail "the Python package is not installed under $P/lib/*/dist-packages"
+  else
+    site=$(dirname "$(dirname "$pkg")")
+    out=$(cd "$T" && PYTHONPATH="$site" /usr/bin/python3 -c 'import sys, xledit
+print(xledit.__file__)
+print("%.9g" % xledit.Model(sys.argv[1]).score("The capital of France is", "Paris"))' "$MODEL" 2>&1)
+    [ "$(echo "$out" | head -1)" = "$site/xledit/__init__.py" ] || fail "import xledit from the prefix: $out"
+    [ "$(echo "$out" | sed -n 2p)" = "$cli" ] || fail "installed Python score $(echo "$out" | sed -n 2p) vs CLI $cli"
   fi
 fi
 
