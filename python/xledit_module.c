@@ -1008,7 +1008,7 @@ static PyObject *module_threads_available(PyObject *module, PyObject *unused) {
 static int module_exec(PyObject *module) {
     module_state *st = state_of_module(module);
     st->error_type = PyErr_NewExceptionWithDoc(
-        "xledit._xledit.Error",
+        "xledit.Error",
         "A failure reported by libxledit: the message names the file and field; .status is the "
         "library's status name (io, format, arg, unsupported, numeric, not_found).",
         PyExc_RuntimeError, NULL);
