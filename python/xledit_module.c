@@ -203,9 +203,9 @@ static int model_init(model_object *self, PyObject *args, PyObject *kwargs) {
         }
         threads = (int)t;
     }
-    if (self->model) { /* __init__ called again: drop the old model */
-        xle_model_free(self->model);
-        self->model = NULL;
+    if (self->model) { /* another thread may be computing with it: never swapped under it */
+        PyErr_SetString(PyExc_TypeError, "Model is already loaded (create a new Model)");
+        goto fail;
     }
     if (!self->lock && !(self->lock = PyThread_allocate_lock())) {
         PyErr_NoMemory();
@@ -884,6 +884,10 @@ typedef struct patch_object {
 static int patch_init(patch_object *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"path", NULL};
     PyObject *path_obj = NULL;
+    if (self->patch) { /* as Model: never swapped under a running apply/revert */
+        PyErr_SetString(PyExc_TypeError, "Patch is already loaded (create a new Patch)");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&:Patch", kwlist, PyUnicode_FSConverter, &path_obj))
         return -1;
     xle_patch *p = NULL;
@@ -898,7 +902,6 @@ static int patch_init(patch_object *self, PyObject *args, PyObject *kwargs) {
         raise_library_error(Py_TYPE(self), &err);
         return -1;
     }
-    xle_patch_free(self->patch);
     self->patch = p;
     return 0;
 }

@@ -161,6 +161,8 @@ try:
     check(ok, "an unknown method: %s" % msg)
     ok, msg = expect_error(lambda: m.score([1, 99999], "x"), ValueError, "99999")
     check(ok, "a token id outside the vocabulary: %s" % msg)
+    ok, msg = expect_error(lambda: m.__init__(MODEL), TypeError, "already loaded")
+    check(ok, "a loaded Model is never replaced under its users: %s" % msg)
     ok, msg = expect_error(lambda: xledit.load_patch(CASES), xledit.Error, CASES)
     check(ok, "a file that is not a patch: %s" % msg)
 
