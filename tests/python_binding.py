@@ -6,13 +6,15 @@ logits equal `xledit logits` (last and every position) and the list form without
 generation equals `xledit generate`; tokenize/detokenize round trips in five scripts; an edit
 applies, raises its target, reverts to byte-identical logits, equals the patch `xledit edit
 --patch` makes, and saves to a file that loads again; library errors raise xledit.Error naming
-the file and field; evaluate on two world cases gives the results `xledit eval` writes and
-leaves the model unchanged. Under the sanitizers (XLE_SANITIZED) the comparisons with a second
-CLI run of edit and eval are skipped (each is a second full computation).
+the file and field; the GIL is released while computing; evaluate on two world cases gives the
+results `xledit eval` writes and leaves the model unchanged, and SIGINT stops it with
+KeyboardInterrupt. Under the sanitizers (XLE_SANITIZED) the comparisons with a second CLI run
+of edit and eval are skipped (each is a second full computation).
 """
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -221,6 +223,20 @@ try:
     again = m.evaluate(first_cases, **args)
     check(again.run_dir is None and [r["tests"] for r in again] == [r["tests"] for r in results],
           "cases given as dicts (temporary run folder): the same results")
+    # Ctrl-C during evaluate: KeyboardInterrupt after the unit in progress, the model restored
+    interrupted_run = os.path.join(tmp, "interrupted")
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        m.evaluate(CASES, run_dir=interrupted_run, **dict(args, max_cases=100))
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+    timer.join()
+    with open(os.path.join(interrupted_run, "results.jsonl"), encoding="utf-8") as f:
+        n_lines = sum(1 for line in f if line.strip())
+    check(interrupted and n_lines < 100 and m.logits(prompt).tobytes() == before,
+          "SIGINT stops evaluate with KeyboardInterrupt after %d of 100 units, the model restored" % n_lines)
     if not SANITIZED:
         tool_run = os.path.join(tmp, "tool-run")
         hp_path = os.path.join(tmp, "h.json")
