@@ -330,6 +330,14 @@ typedef struct xle_sampler {
     int top_k;           /* 0 = whole vocabulary */
     uint64_t seed;
     int stop_at_eos;
+    /* llama.cpp's sampler chain, in its order: repeat penalty, top-k, top-p, temperature.
+     * repeat_penalty (0 or 1 = off): a logit of a token among the last repeat_last_n tokens
+     * (prompt included; 0 = 64) is divided by it when positive, multiplied when not (greedy
+     * too). top_p (0 or >= 1 = off): keeps the most probable tokens until their probability,
+     * at temperature 1, reaches top_p; sampling only. */
+    float top_p;
+    float repeat_penalty;
+    int repeat_last_n;
 } xle_sampler;
 
 xle_status xle_generate(xle_model *model, const int32_t *prompt, int n_prompt, int n_new,

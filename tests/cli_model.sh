@@ -4,7 +4,8 @@
 # fixture family (architecture, sizes, stored types, RoPE convention and scaling, window,
 # tying, tokenizer), `info --json` as one object, `generate` reproducing run.c's greedy ids,
 # `logits --json` shape, `score`, and `convert` round trips (GGUF byte-identical, llama2.c to a
-# HF folder that generates the same ids). The logits JSON is parsed with jansson and compared
+# HF folder that generates the same ids), llama.cpp's -p/-f/stdin prompt flags and sampler
+# options. The logits JSON is parsed with jansson and compared
 # with the golden logits in test_golden.c (test_cli_logits_json).
 set -u
 XLEDIT="$1"
@@ -108,6 +109,34 @@ cp "$T/hf/config.json" "$T/hf/model.safetensors" "$T/spm_only/"
 cp "$SHARED/data/external/llama2-tokenizer/tokenizer.model" "$T/spm_only/"
 "$XLEDIT" info "$T/spm_only" | grep -q "32000 tokens, from tokenizer.model" ||
   fail "tokenizer.model beside a HF folder not loaded: $("$XLEDIT" info "$T/spm_only" | grep tokenizer)"
+
+# llama.cpp's prompt flags: -p/--prompt is --text; -f FILE (one trailing newline dropped) and
+# -f - (stdin) give the same prompt; the prompt given twice, a missing file, a bad --top-p fail
+MINI="$SRC/models/xledit-mini"
+printf 'The capital of France is\n' >"$T/prompt.txt"
+"$XLEDIT" generate "$MINI" --text "The capital of France is" -n 6 --print-ids >"$T/g_text" || fail "generate --text"
+"$XLEDIT" generate "$MINI" -p "The capital of France is" -n 6 --print-ids >"$T/g_p" || fail "generate -p"
+"$XLEDIT" generate "$MINI" --prompt "The capital of France is" -n 6 --print-ids >"$T/g_prompt" || fail "generate --prompt"
+"$XLEDIT" generate "$MINI" -f "$T/prompt.txt" -n 6 --print-ids >"$T/g_f" || fail "generate -f"
+"$XLEDIT" generate "$MINI" -f - -n 6 --print-ids <"$T/prompt.txt" >"$T/g_stdin" || fail "generate -f -"
+for v in g_p g_prompt g_f g_stdin; do
+  cmp -s "$T/g_text" "$T/$v" || fail "generate: $v differs from --text: $(cat "$T/$v") vs $(cat "$T/g_text")"
+done
+"$XLEDIT" score "$MINI" --text "The capital of France is" --target " Paris" >"$T/s_text" || fail "score --text"
+"$XLEDIT" score "$MINI" -p "The capital of France is" --target " Paris" >"$T/s_p" || fail "score -p"
+"$XLEDIT" score "$MINI" -f - --target " Paris" <"$T/prompt.txt" >"$T/s_stdin" || fail "score -f -"
+cmp -s "$T/s_text" "$T/s_p" && cmp -s "$T/s_text" "$T/s_stdin" || fail "score: -p / -f - differ from --text"
+"$XLEDIT" generate "$MINI" -p x --text y >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" -eq 2 ] && grep -q "give the prompt once" "$T/err" || fail "two prompts: exit $rc, $(cat "$T/err")"
+"$XLEDIT" generate "$MINI" -f "$T/missing.txt" >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "missing.txt: cannot open" "$T/err" ||
+  fail "missing -f file: exit $rc, $(cat "$T/err")"
+"$XLEDIT" generate "$MINI" -p x --top-p 0 >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--top-p" "$T/err" || fail "--top-p 0: exit $rc"
+"$XLEDIT" generate "$MINI" -p x --repeat-penalty -1 >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--repeat-penalty" "$T/err" || fail "--repeat-penalty -1: exit $rc"
+"$XLEDIT" generate "$MINI" -p "The capital of France is" -n 6 --temp 0.7 --top-p 0.9 --repeat-penalty 1.1 \
+  --seed 5 >/dev/null || fail "generate with --top-p and --repeat-penalty"
 
 if [ "$fails" -ne 0 ]; then
   echo "$fails failures" >&2

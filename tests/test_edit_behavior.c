@@ -65,7 +65,7 @@ static int greedy_is_target(xle_model *m, const char *prompt, const char *target
     int np = 0, na = 0, n_out = 0;
     xle_error err = {0};
     CHECK_OK(xle_tokenize_continuation(tok, prompt, target, &p, &np, &a, &na, &err), &err);
-    xle_sampler greedy = {0, 0, 0, 0};
+    xle_sampler greedy = {.stop_at_eos = 0};
     int ok = na <= 16 && xle_generate(m, p, np, na, &greedy, out, &n_out, &err) == XLE_OK &&
              n_out == na && memcmp(out, a, (size_t)na * sizeof *a) == 0;
     free(p), free(a);
@@ -155,7 +155,7 @@ static xle_layer_stats *stats_for(xle_model *m, int layer) {
     for (int s = 0; s < N_SEQ; s++) {
         int32_t bos = 1;
         int n_out = 0;
-        xle_sampler sm = {1.0f, 0, (uint64_t)s + 1, 0};
+        xle_sampler sm = {.temperature = 1.0f, .seed = (uint64_t)s + 1};
         data[(size_t)s * LEN] = bos;
         CHECK_OK(xle_generate(m, &bos, 1, LEN - 1, &sm, data + (size_t)s * LEN + 1, &n_out, &err), &err);
         seqs[s] = data + (size_t)s * LEN;

@@ -118,7 +118,7 @@ static void reference(xle_model *m, const char *prompt, const char *answer, ref_
     r->nll = -lp / r->n_answer;
     int32_t gen[64];
     int n_gen = 0;
-    xle_sampler greedy = {0, 0, 0, 1};
+    xle_sampler greedy = {.stop_at_eos = 1};
     CHECK_OK(xle_generate(m, r->ids, r->n_prompt, r->n_answer, &greedy, gen, &n_gen, &err), &err);
     if (n_gen && gen[n_gen - 1] == xle_tokenizer_eos_id(tok)) n_gen--;
     r->greedy = n_gen ? xle_detokenize(tok, gen, n_gen, 1) : strdup("");

@@ -265,7 +265,7 @@ static void test_packed_matches_single(void) {
         /* greedy via the KV-cache generator, stopping at EOS */
         int32_t gen[8];
         int n_gen = 0;
-        xle_sampler greedy = {0, 0, 0, 1};
+        xle_sampler greedy = {.stop_at_eos = 1};
         CHECK_OK(xle_generate(m, p->prompt, p->n_prompt, p->n_answer, &greedy, gen, &n_gen, &err), &err);
         if (n_gen && gen[n_gen - 1] == c.eos_id) n_gen--;
         mismatches += r[i].n_greedy != n_gen || memcmp(r[i].greedy, gen, (size_t)n_gen * sizeof *gen);

@@ -165,7 +165,7 @@ static void test_answer_whole(void) {
                   text ? text : "(null)", l->target_true);
         if (n_ids > 1) n_extended++;
         /* its tokens are a plain greedy run's: the metrics see the same ids */
-        xle_sampler greedy = {0, 0, 0, 1};
+        xle_sampler greedy = {.stop_at_eos = 1};
         CHECK_OK(xle_generate(m, p, np, n_ids, &greedy, plain, &n_plain, &err), &err);
         CHECK(n_plain == n_ids && !memcmp(plain, ids, (size_t)n_ids * sizeof *ids));
         /* with the target's length as the minimum (the demo's call), the same word */

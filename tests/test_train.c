@@ -638,7 +638,7 @@ static void test_train_end_to_end(void) {
             CHECK_OK(xle_tokenize(tok, prompts[i][0], strlen(prompts[i][0]), 1, 0, &t, &err), &err);
             int32_t gen[16];
             int n_gen = 0;
-            xle_sampler s = {0, 0, 0, 1};
+            xle_sampler s = {.stop_at_eos = 1};
             CHECK_OK(xle_generate(m, t.ids, t.n, 12, &s, gen, &n_gen, &err), &err);
             char *text = xle_detokenize(tok, gen, n_gen, 1);
             const char *said = text ? text + (text[0] == ' ') : NULL;

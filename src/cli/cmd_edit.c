@@ -269,7 +269,7 @@ static char *continuation(xle_model *model, const xle_tokenizer *tok, const char
     if (xle_tokenize(tok, text, strlen(text), -1, 0, &t, err) != XLE_OK) return NULL;
     int32_t *all = malloc((size_t)(t.n + n_new) * sizeof *all);
     int n_out = 0;
-    xle_sampler greedy = {0, 0, 0, 1};
+    xle_sampler greedy = {.stop_at_eos = 1};
     char *s = NULL;
     if (all) {
         memcpy(all, t.ids, (size_t)t.n * sizeof *all);

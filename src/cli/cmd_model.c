@@ -1,6 +1,7 @@
 /*
  * cmd_model.c: the subcommands that run a model directly: info, logits, generate, score.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -161,35 +162,96 @@ int cmd_info(int argc, char **argv) {
 /* Options shared by logits/generate/score. */
 typedef struct run_args {
     const char *model, *ids, *text, *target_ids, *target_text;
-    int all_positions, json, n_new, print_ids, no_bos, top_k;
+    const char *prompt_file;   /* -f FILE ("-": stdin) */
+    char *file_text;           /* what -f read (owned; a->text points to it) */
+    int all_positions, json, n_new, print_ids, no_bos, top_k, repeat_last_n;
     xle_precision precision;
-    float temp;
+    float temp, top_p, repeat_penalty;
     unsigned long long seed;
 } run_args;
+
+/* Reads the whole prompt file (or stdin for "-") as llama.cpp's -f does: one trailing newline
+ * dropped. Returns 0, or an exit code after printing one line. */
+static int read_prompt_file(const char *cmd, const char *path, char **out) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    const char *name = f == stdin ? "stdin" : path;
+    if (!f) {
+        fprintf(stderr, "xledit %s: %s: cannot open: %s\n", cmd, path, strerror(errno));
+        return 1;
+    }
+    size_t cap = 4096, n = 0, k;
+    char *buf = malloc(cap);
+    while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n + 1 < cap) continue;
+        char *grown = cap < ((size_t)1 << 30) ? realloc(buf, cap * 2) : NULL;
+        if (!grown) free(buf);
+        buf = grown;
+        cap *= 2;
+    }
+    int failed = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!buf) {
+        fprintf(stderr, "xledit %s: %s: too large or out of memory\n", cmd, name);
+        return 1;
+    }
+    if (failed || memchr(buf, 0, n)) {
+        fprintf(stderr, "xledit %s: %s: %s\n", cmd, name, failed ? "read error" : "contains a NUL byte");
+        free(buf);
+        return 1;
+    }
+    if (n > 0 && buf[n - 1] == '\n') n--;
+    buf[n] = 0;
+    *out = buf;
+    return 0;
+}
 
 static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, const char *usage) {
     static const struct option opts[] = {
         {"ids", required_argument, 0, 'i'},        {"text", required_argument, 0, 'X'},
         {"target-ids", required_argument, 0, 'I'}, {"target", required_argument, 0, 'T'},
         {"all-positions", no_argument, 0, 'a'},    {"json", no_argument, 0, 'j'},
-        {"temp", required_argument, 0, 'p'},       {"top-k", required_argument, 0, 'k'},
+        {"temp", required_argument, 0, 'e'},       {"top-k", required_argument, 0, 'k'},
+        {"prompt", required_argument, 0, 'p'},     {"file", required_argument, 0, 'f'},
+        {"top-p", required_argument, 0, 'o'},      {"repeat-penalty", required_argument, 0, 'r'},
+        {"repeat-last-n", required_argument, 0, 'L'},
         {"seed", required_argument, 0, 's'},       {"print-ids", no_argument, 0, 'P'},
         {"no-bos", no_argument, 0, 'B'},           {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'R'},  {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->n_new = 32;
+    a->repeat_penalty = 1.0f;
+    a->repeat_last_n = 64;
+    a->top_p = 1.0f;
     /* generate does what llama.cpp does; logits and score report numbers, exact by default */
     a->precision = strcmp(cmd, "generate") == 0 ? XLE_PRECISION_BF16 : XLE_PRECISION_EXACT;
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "n:t:", opts, NULL)) != -1) {
+    int n_prompts = 0;
+    while ((c = getopt_long(argc, argv, "n:t:p:f:", opts, NULL)) != -1) {
         char *end;
         int rc;
         switch (c) {
         case 'i': a->ids = optarg; break;
-        case 'X': a->text = optarg; break;
+        case 'X': case 'p': a->text = optarg; n_prompts++; break;
+        case 'f': a->prompt_file = optarg; n_prompts++; break;
+        case 'o':
+            a->top_p = strtof(optarg, &end);
+            if (*end || !(a->top_p > 0 && a->top_p <= 1))
+                return cli_usage_error(cmd, "--top-p: expected a number in (0, 1], got '%s'", optarg);
+            break;
+        case 'r':
+            a->repeat_penalty = strtof(optarg, &end);
+            if (*end || !(a->repeat_penalty > 0 && a->repeat_penalty < 1e6f))
+                return cli_usage_error(cmd, "--repeat-penalty: expected a number > 0, got '%s'", optarg);
+            break;
+        case 'L':
+            a->repeat_last_n = (int)strtol(optarg, &end, 10);
+            if (*end || a->repeat_last_n < 1)
+                return cli_usage_error(cmd, "--repeat-last-n: expected a count >= 1, got '%s'", optarg);
+            break;
         case 't':
             if ((rc = cli_threads_option(cmd, optarg))) return rc;
             break;
@@ -206,7 +268,7 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
             a->n_new = (int)strtol(optarg, &end, 10);
             if (*end || a->n_new < 0) return cli_usage_error(cmd, "-n: expected a count, got '%s'", optarg);
             break;
-        case 'p':
+        case 'e':
             a->temp = strtof(optarg, &end);
             if (*end || !(a->temp >= 0)) return cli_usage_error(cmd, "--temp: expected a number >= 0, got '%s'", optarg);
             break;
@@ -228,6 +290,12 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
     }
     if (optind != argc - 1) return cli_usage_error(cmd, "expected one MODEL argument");
     a->model = argv[optind];
+    if (n_prompts > 1) return cli_usage_error(cmd, "give the prompt once (--text, -p/--prompt or -f FILE)");
+    if (a->prompt_file) {
+        int rc = read_prompt_file(cmd, a->prompt_file, &a->file_text);
+        if (rc) return rc;
+        a->text = a->file_text;
+    }
     return 0;
 }
 
@@ -239,7 +307,8 @@ static void print_floats(const float *v, int n) {
 
 int cmd_logits(int argc, char **argv) {
     static const char usage[] =
-        "usage: xledit logits MODEL (--ids 1,2,3 | --text \"...\") [--all-positions] [--json] [--no-bos]\n"
+        "usage: xledit logits MODEL (--ids 1,2,3 | --text \"...\" | -p \"...\" | -f FILE) [--all-positions]\n"
+        "                     [--json] [--no-bos]\n"
         "                     [-t N] [--precision exact|bf16]\n\n"
         "Prints the logits after the last token (or at every position) as JSON:\n"
         "{\"ids\": [...], \"positions\": [...], \"vocab_size\": V, \"logits\": [[V floats], ...]}\n";
@@ -247,13 +316,17 @@ int cmd_logits(int argc, char **argv) {
     int rc = parse_run_args("logits", argc, argv, &a, usage);
     if (rc) return rc < 0 ? 0 : rc;
     xle_model *model;
-    if ((rc = load_model("logits", a.model, &model))) return rc;
+    if ((rc = load_model("logits", a.model, &model))) {
+        free(a.file_text);
+        return rc;
+    }
     xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL;
     int n = 0;
     if ((rc = cli_prompt_ids("logits", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
         (rc = cli_check_ids("logits", model, ids, n, "--ids"))) {
         free(ids);
+        free(a.file_text);
         xle_model_free(model);
         return rc;
     }
@@ -288,35 +361,47 @@ done:
     free(rows);
     free(logits);
     free(ids);
+    free(a.file_text);
     xle_model_free(model);
     return rc;
 }
 
 int cmd_generate(int argc, char **argv) {
     static const char usage[] =
-        "usage: xledit generate MODEL (--ids 1,2,3 | --text \"...\") [-n N] [--temp T] [--top-k K]\n"
-        "                       [--seed S] [--print-ids] [--no-bos] [-t N]\n"
+        "usage: xledit generate MODEL (--ids 1,2,3 | --text \"...\" | -p \"...\" | -f FILE) [-n N]\n"
+        "                       [--temp T] [--top-k K] [--top-p P] [--repeat-penalty R]\n"
+        "                       [--repeat-last-n N] [--seed S] [--print-ids] [--no-bos] [-t N]\n"
         "                       [--precision exact|bf16]\n\n"
         "Continues the prompt by N tokens (default 32) with the KV cache. --temp 0 (default) is\n"
         "greedy; otherwise samples from the top K (0 = all) with the given seed. Stops at EOS.\n"
+        "As in llama.cpp: -p/--prompt is --text; -f FILE reads the prompt from a file (- is stdin,\n"
+        "one trailing newline dropped); --repeat-penalty R (default 1 = off) divides positive and\n"
+        "multiplies other logits of the last N tokens (--repeat-last-n, default 64, prompt\n"
+        "included; greedy too); --top-p P (default 1 = off) keeps the most probable tokens up to P\n"
+        "(probabilities before the temperature), after top-k.\n"
         "Prints the text (with a tokenizer) or the ids (--print-ids, or when there is no tokenizer).\n";
     run_args a;
     int rc = parse_run_args("generate", argc, argv, &a, usage);
     if (rc) return rc < 0 ? 0 : rc;
     xle_model *model;
-    if ((rc = load_model("generate", a.model, &model))) return rc;
+    if ((rc = load_model("generate", a.model, &model))) {
+        free(a.file_text);
+        return rc;
+    }
     xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL, *out = NULL;
     int n = 0, n_out = 0;
     if ((rc = cli_prompt_ids("generate", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
         (rc = cli_check_ids("generate", model, ids, n, "--ids"))) {
         free(ids);
+        free(a.file_text);
         xle_model_free(model);
         return rc;
     }
     out = malloc((size_t)(a.n_new + 1) * sizeof(int32_t));
     xle_error err = {0};
-    xle_sampler s = {a.temp, a.top_k, a.seed, 1};
+    xle_sampler s = {.temperature = a.temp, .top_k = a.top_k, .seed = a.seed, .stop_at_eos = 1,
+                     .top_p = a.top_p, .repeat_penalty = a.repeat_penalty, .repeat_last_n = a.repeat_last_n};
     if (!out) {
         rc = cli_report("generate", &(xle_error){XLE_ERR_NOMEM, "out of memory"});
     } else if (xle_generate(model, ids, n, a.n_new, &s, out, &n_out, &err) != XLE_OK) {
@@ -346,14 +431,18 @@ int cmd_generate(int argc, char **argv) {
     }
     free(out);
     free(ids);
+    free(a.file_text);
     xle_model_free(model);
     return rc;
 }
 
 int cmd_score(int argc, char **argv) {
     static const char usage[] =
-        "usage: xledit score MODEL (--ids 1,2 | --text \"...\") (--target-ids 3,4 | --target \"...\")\n"
-        "                    [--json] [--no-bos] [-t N] [--precision exact|bf16]\n\n"
+        "usage: xledit score MODEL (--ids 1,2 | --text \"...\" | -p \"...\" | -f FILE)\n"
+        "                    (--target-ids 3,4 | --target \"...\") [--json] [--no-bos] [-t N]\n"
+        "                    [--precision exact|bf16]\n\n"
+        "-p/--prompt is --text; -f FILE reads the prompt from a file (- is stdin, one trailing\n"
+        "newline dropped), as llama.cpp does.\n"
         "Prints the log-probability (natural log) of the target continuation given the prompt,\n"
         "summed over its tokens, and per token with --json. With --text and --target the target is\n"
         "tokenized as it follows the prompt (\"Paris\" after \"The capital of France is\" reads \" Paris\");\n"
@@ -362,7 +451,10 @@ int cmd_score(int argc, char **argv) {
     int rc = parse_run_args("score", argc, argv, &a, usage);
     if (rc) return rc < 0 ? 0 : rc;
     xle_model *model;
-    if ((rc = load_model("score", a.model, &model))) return rc;
+    if ((rc = load_model("score", a.model, &model))) {
+        free(a.file_text);
+        return rc;
+    }
     xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL, *target = NULL;
     int n = 0, nt = 0;
@@ -401,6 +493,7 @@ int cmd_score(int argc, char **argv) {
 done:
     free(per);
     free(ids);
+    free(a.file_text);
     free(target);
     xle_model_free(model);
     return rc;

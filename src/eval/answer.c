@@ -78,7 +78,7 @@ xle_status xle_answer_whole(xle_model *model, const struct xle_tokenizer *tok, c
     if (!tok) return xle_fail(err, XLE_ERR_ARG, "answer: the model has no tokenizer");
     if (n_min < 1 || n_max < n_min)
         return xle_fail(err, XLE_ERR_ARG, "answer: want 1 <= n_min <= n_max, got %d and %d", n_min, n_max);
-    xle_sampler greedy = {0, 0, 0, 1};
+    xle_sampler greedy = {.stop_at_eos = 1};
     int n_gen = 0;
     xle_status st = xle_generate(model, prompt, n_prompt, n_max, &greedy, ids, &n_gen, err);
     if (st != XLE_OK) return st;

@@ -1,6 +1,7 @@
 /*
  * generate.c: what users do with a forward pass directly: generate text with the KV cache
- * (greedy or top-k sampling, seeded) and score a continuation by teacher forcing.
+ * (greedy, or sampled with llama.cpp's repeat penalty, top-k, top-p and temperature; seeded)
+ * and score a continuation by teacher forcing.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -8,9 +9,45 @@
 
 #include "model/engine_internal.h"
 
+/* llama.cpp's repeat penalty on logits, over the last tokens of history (each id once). */
+static void apply_repeat_penalty(float *logits, int V, const xle_sampler *s, const int32_t *prompt,
+                                 int n_prompt, const int32_t *out, int n_out, uint8_t *seen) {
+    if (!s || s->repeat_penalty <= 0.0f || s->repeat_penalty == 1.0f) return;
+    int last_n = s->repeat_last_n > 0 ? s->repeat_last_n : 64;
+    int total = n_prompt + n_out;
+    int from = total > last_n ? total - last_n : 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = from; i < total; i++) {
+            int32_t id = i < n_prompt ? prompt[i] : out[i - n_prompt];
+            if (id < 0 || id >= V) continue;
+            if (pass == 1) {
+                seen[id] = 0;
+                continue;
+            }
+            if (seen[id]) continue;
+            seen[id] = 1;
+            if (logits[id] <= 0) logits[id] *= s->repeat_penalty;
+            else logits[id] /= s->repeat_penalty;
+        }
+}
+
+/* Candidates by logit, highest first; merge sort (stable: equal logits keep the lower id
+ * first), tmp has n entries. */
+static void sort_by_logit(int *idx, int *tmp, int n, const float *logits) {
+    if (n < 2) return;
+    int h = n / 2;
+    sort_by_logit(idx, tmp, h, logits);
+    sort_by_logit(idx + h, tmp, n - h, logits);
+    int a = 0, b = h, k = 0;
+    while (a < h && b < n) tmp[k++] = logits[idx[b]] > logits[idx[a]] ? idx[b++] : idx[a++];
+    while (a < h) tmp[k++] = idx[a++];
+    while (b < n) tmp[k++] = idx[b++];
+    memcpy(idx, tmp, (size_t)n * sizeof *tmp);
+}
+
 /* Picks the next id from one row of logits. Greedy ties go to the lowest id. */
 static int32_t sample_next(const float *logits, int V, const xle_sampler *s, xle_rng *rng,
-                           int *idx_buf, float *prob_buf) {
+                           int *idx_buf, int *sort_buf, float *prob_buf) {
     if (!s || s->temperature <= 0.0f) {
         int best = 0;
         for (int i = 1; i < V; i++)
@@ -18,7 +55,9 @@ static int32_t sample_next(const float *logits, int V, const xle_sampler *s, xle
         return best;
     }
     int k = (s->top_k > 0 && s->top_k < V) ? s->top_k : V;
-    /* Select the top k ids by partial selection sort (k is small in practice). */
+    int top_p = s->top_p > 0.0f && s->top_p < 1.0f;
+    /* Select the top k ids by partial selection sort (k is small in practice); top-p needs
+     * them in order, so a full sort when k is the whole vocabulary. */
     for (int i = 0; i < V; i++) idx_buf[i] = i;
     if (k < V) {
         for (int i = 0; i < k; i++) {
@@ -29,9 +68,23 @@ static int32_t sample_next(const float *logits, int V, const xle_sampler *s, xle
             idx_buf[i] = idx_buf[best];
             idx_buf[best] = tmp;
         }
+    } else if (top_p) {
+        sort_by_logit(idx_buf, sort_buf, V, logits);
     }
     float mx = -INFINITY;
     for (int i = 0; i < k; i++) mx = fmaxf(mx, logits[idx_buf[i]]);
+    if (top_p) {
+        /* as llama.cpp: probabilities at temperature 1 over the top-k, cut where they reach p */
+        double z = 0, cum = 0;
+        for (int i = 0; i < k; i++) z += exp((double)logits[idx_buf[i]] - mx);
+        for (int i = 0; i < k; i++) {
+            cum += exp((double)logits[idx_buf[i]] - mx) / z;
+            if (cum >= s->top_p) {
+                k = i + 1;
+                break;
+            }
+        }
+    }
     double sum = 0;
     for (int i = 0; i < k; i++) {
         prob_buf[i] = expf((logits[idx_buf[i]] - mx) / s->temperature);
@@ -56,8 +109,9 @@ xle_status xle_generate(xle_model *m, const int32_t *prompt, int n_prompt, int n
     if (st != XLE_OK) return st;
     float *logits = malloc((size_t)V * sizeof(float));
     float *probs = malloc((size_t)V * sizeof(float));
-    int *idx = malloc((size_t)V * sizeof(int));
-    if (!logits || !probs || !idx) {
+    int *idx = malloc((size_t)V * sizeof(int)), *sort_buf = malloc((size_t)V * sizeof(int));
+    uint8_t *seen = calloc((size_t)V, 1);
+    if (!logits || !probs || !idx || !sort_buf || !seen) {
         st = xle_fail(err, XLE_ERR_NOMEM, "generate: out of memory");
         goto done;
     }
@@ -69,7 +123,8 @@ xle_status xle_generate(xle_model *m, const int32_t *prompt, int n_prompt, int n
     xle_forward_opts opts = {.cache = cache, .logit_rows = &last_row, .n_logit_rows = 1};
     st = xle_forward(m, &batch, &opts, logits, err);
     for (int i = 0; st == XLE_OK && i < n_new; i++) {
-        int32_t next = sample_next(logits, V, sampler, &rng, idx, probs);
+        apply_repeat_penalty(logits, V, sampler, prompt, n_prompt, out_ids, *n_out, seen);
+        int32_t next = sample_next(logits, V, sampler, &rng, idx, sort_buf, probs);
         out_ids[(*n_out)++] = next;
         if (sampler && sampler->stop_at_eos && next == m->cfg.eos_id) break;
         if (i + 1 == n_new) break;
@@ -82,6 +137,8 @@ done:
     free(logits);
     free(probs);
     free(idx);
+    free(sort_buf);
+    free(seen);
     xle_kv_cache_free(cache);
     return st;
 }

@@ -42,7 +42,7 @@ xle_status xle_fact_recalled(xle_model *m, const xle_tokenizer *tok, const char 
         st = xle_fail(err, XLE_ERR_NOMEM, "facts: out of memory");
         goto done;
     }
-    xle_sampler greedy = {0.0f, 0, 0, 1};
+    xle_sampler greedy = {.stop_at_eos = 1};
     if ((st = xle_generate(m, p, np, n_new, &greedy, gen, &n_gen, err)) != XLE_OK) goto done;
     text = xle_detokenize(tok, gen, n_gen, 1);
     if (!text) {
