@@ -395,7 +395,8 @@ static PyObject *model_generate(model_object *self, PyObject *args, PyObject *kw
         return PyErr_NoMemory();
     }
     memcpy(all, p, (size_t)np * sizeof *all);
-    xle_sampler sampler = {(float)temperature, top_k, (uint64_t)seed, stop_at_eos};
+    xle_sampler sampler = {.temperature = (float)temperature, .top_k = top_k, .seed = (uint64_t)seed,
+                           .stop_at_eos = stop_at_eos};
     xle_error err = {0};
     xle_status st;
     COMPUTE_BEGIN(self)
