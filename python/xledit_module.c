@@ -56,15 +56,14 @@ static const char *status_key(xle_status status) {
     return "unknown";
 }
 
-/* Raises xledit.Error(err->msg) with .status set to the status key; returns NULL. */
-static PyObject *raise_library_error(PyTypeObject *type, const xle_error *err) {
+/* Raises xledit.Error(err->msg) with .status set to the status key (KeyboardInterrupt for an
+ * interrupted call, MemoryError for an allocation failure); returns NULL. */
+static PyObject *raise_error(module_state *st, const xle_error *err) {
     if (err->status == XLE_ERR_INTERRUPTED) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyboardInterrupt, err->msg);
         return NULL;
     }
     if (err->status == XLE_ERR_NOMEM) return PyErr_NoMemory();
-    module_state *st = state_of_type(type);
-    if (!st) return NULL;
     PyObject *exc = PyObject_CallFunction(st->error_type, "s", err->msg[0] ? err->msg : "xledit: error");
     if (!exc) return NULL;
     PyObject *status = PyUnicode_FromString(status_key(err->status));
@@ -77,6 +76,12 @@ static PyObject *raise_library_error(PyTypeObject *type, const xle_error *err) {
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+/* The same from a method of one of the module's types. */
+static PyObject *raise_library_error(PyTypeObject *type, const xle_error *err) {
+    module_state *st = state_of_type(type);
+    return st ? raise_error(st, err) : NULL;
 }
 
 /* ---- Model -------------------------------------------------------------------------------- */
@@ -777,6 +782,50 @@ done:
     return out;
 }
 
+/* _build_stats(layers, corpus, out_dir, max_tokens=0, max_len=0): `xledit stats` (resumes,
+ * or finds complete, the statistics in out_dir, which must exist). */
+static PyObject *model_build_stats_raw(model_object *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"layers", "corpus", "out_dir", "max_tokens", "max_len", NULL};
+    PyObject *layers_obj, *corpus_obj;
+    const char *out_dir;
+    long long max_tokens = 0;
+    int max_len = 0;
+    if (!model_ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kwargs, "OOs|Li:build_stats", kwlist, &layers_obj, &corpus_obj,
+                                     &out_dir, &max_tokens, &max_len))
+        return NULL;
+    if (!model_tokenizer_or_raise(self)) return NULL;
+    if (max_tokens < 0 || max_len < 0) {
+        PyErr_SetString(PyExc_ValueError, "build_stats: max_tokens and max_len must be >= 0");
+        return NULL;
+    }
+    xle_edit_hparams hp; /* only its layer list: parsed and checked as edit's layers are */
+    memset(&hp, 0, sizeof hp);
+    PyObject *keep = NULL, *out = NULL;
+    const char **corpus = NULL;
+    int n_corpus = 0;
+    if (!resolve_hparams(self, "rome", 0, NULL, layers_obj, NULL, &hp) ||
+        !string_list(corpus_obj, "corpus: expected a sequence of file names", &keep, &corpus, &n_corpus))
+        goto done;
+    if (n_corpus < 1) {
+        PyErr_SetString(PyExc_ValueError, "build_stats: corpus: expected at least one file");
+        goto done;
+    }
+    xle_stats_opts o = {hp.layers, hp.n_layers, corpus, n_corpus, (int64_t)max_tokens, max_len, out_dir,
+                        eval_progress, NULL};
+    xle_error err = {0};
+    xle_status st;
+    COMPUTE_BEGIN(self)
+    st = xle_stats_build(self->model, xle_model_tokenizer(self->model), &o, &err);
+    COMPUTE_END(self)
+    if (st != XLE_OK) raise_library_error(Py_TYPE(self), &err);
+    else out = PyUnicode_FromString(out_dir);
+done:
+    free(corpus);
+    Py_XDECREF(keep);
+    return out;
+}
+
 static PyObject *model_fingerprint(model_object *self, PyObject *unused) {
     (void)unused;
     if (!model_ready(self)) return NULL;
@@ -849,6 +898,8 @@ static PyMethodDef model_methods[] = {
      "_edit(method, requests, patch_path, ...) -> dict; writes the patch, leaves the model unchanged"},
     {"_evaluate", (PyCFunction)(void (*)(void))model_evaluate_raw, METH_VARARGS | METH_KEYWORDS,
      "_evaluate(cases_path, run_dir, methods, ...) -> summary dict; writes RUN_DIR"},
+    {"_build_stats", (PyCFunction)(void (*)(void))model_build_stats_raw, METH_VARARGS | METH_KEYWORDS,
+     "_build_stats(layers, corpus, out_dir, max_tokens=0, max_len=0) -> out_dir"},
     {"fingerprint", (PyCFunction)model_fingerprint, METH_NOARGS,
      "fingerprint() -> the 64-hex-digit hash of the model's configuration and weights"},
     {NULL, NULL, 0, NULL}};
@@ -1009,6 +1060,42 @@ static PyObject *module_threads_available(PyObject *module, PyObject *unused) {
     return PyLong_FromLong(xle_threads_available());
 }
 
+/* report(run_dir, format="text") -> str: `xledit report RUN_DIR --format F`. */
+static PyObject *module_report(PyObject *module, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"run_dir", "format", NULL};
+    PyObject *dir_obj = NULL;
+    const char *format = "text";
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|s:report", kwlist, PyUnicode_FSConverter, &dir_obj,
+                                     &format))
+        return NULL;
+    int f = -1;
+    for (int i = 0; i < XLE_REPORT_FORMAT_COUNT; i++)
+        if (!strcmp(format, xle_report_format_ext((xle_report_format)i)) ||
+            (i == XLE_REPORT_TEXT && !strcmp(format, "text")))
+            f = i;
+    if (f < 0) {
+        Py_DECREF(dir_obj);
+        PyErr_Format(PyExc_ValueError, "format: expected text, md, csv, json or html, got '%s'", format);
+        return NULL;
+    }
+    xle_report *r = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    xle_error err = {0};
+    xle_status st;
+    const char *dir = PyBytes_AS_STRING(dir_obj);
+    Py_BEGIN_ALLOW_THREADS
+    st = xle_report_load(dir, &r, &err);
+    if (st == XLE_OK) st = xle_report_render(r, (xle_report_format)f, &text, &len, &err);
+    xle_report_free(r);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(dir_obj);
+    PyObject *out = st == XLE_OK ? PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace")
+                                 : raise_error(state_of_module(module), &err);
+    free(text);
+    return out;
+}
+
 static int module_exec(PyObject *module) {
     module_state *st = state_of_module(module);
     st->error_type = PyErr_NewExceptionWithDoc(
@@ -1044,6 +1131,8 @@ static void module_free(void *module) { module_clear((PyObject *)module); }
 
 static PyMethodDef module_methods[] = {
     {"version", module_version, METH_NOARGS, "version() -> the libxledit version linked in"},
+    {"report", (PyCFunction)(void (*)(void))module_report, METH_VARARGS | METH_KEYWORDS,
+     "report(run_dir, format='text') -> the run's report (text, md, csv, json or html), as `xledit report`"},
     {"threads_available", module_threads_available, METH_NOARGS,
      "threads_available() -> the CPUs this process may run on"},
     {NULL, NULL, 0, NULL}};

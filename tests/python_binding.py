@@ -5,7 +5,8 @@ tool and XLE_SOURCE_DIR=the source tree. Checks: score equals `xledit score` wit
 logits equal `xledit logits` (last and every position) and the list form without numpy; greedy
 generation equals `xledit generate`; tokenize/detokenize round trips in five scripts; an edit
 applies, raises its target, reverts to byte-identical logits, equals the patch `xledit edit
---patch` makes, and saves to a file that loads again; library errors raise xledit.Error naming
+--patch` makes, and saves to a file that loads again; build_stats writes what `xledit stats`
+writes and ROME with them edits as `xledit edit --stats`; report() is `xledit report`; library errors raise xledit.Error naming
 the file and field; the GIL is released while computing; evaluate on two world cases gives the
 results `xledit eval` writes and leaves the model unchanged, and SIGINT stops it with
 KeyboardInterrupt. Under the sanitizers (XLE_SANITIZED) the comparisons with a second CLI run
@@ -142,6 +143,30 @@ try:
         check(m.logits(prompt).tobytes() == edited, "the tool's patch edits the model to the same bytes")
         theirs.revert(m)
 
+    # key statistics: the same files as `xledit stats`; ROME with them (the model's own
+    # hyperparameters: mom2_adjustment) edits to the same bytes as `xledit edit --stats`
+    corpus = os.path.join(tmp, "corpus.txt")  # the world's training text, its first 3000 tokens
+    cli("world", "corpus", "--data", os.path.join(SRC, "data", "world"), "--out", corpus)
+    ours, theirs = os.path.join(tmp, "stats-py"), os.path.join(tmp, "stats-cli")
+    check(m.build_stats([0, 1], corpus, out=ours, max_tokens=3000) == ours, "build_stats returns its folder")
+    cli("stats", MODEL, "--layers", "0-1", "--corpus", corpus, "--out", theirs, "--max-tokens", "3000")
+    same = all(open(os.path.join(ours, n), "rb").read() == open(os.path.join(theirs, n), "rb").read()
+               for n in ("layer-0.f64", "layer-1.f64"))
+    with open(os.path.join(ours, "stats.json")) as a, open(os.path.join(theirs, "stats.json")) as b:
+        same = same and json.load(a) == json.load(b)
+    check(same, "build_stats writes the files `xledit stats` writes (byte-identical)")
+    whitened = m.edit("rome", (prompt, subject, target), stats=ours, context_templates="none")
+    with whitened:
+        whitened_bytes = m.logits(prompt).tobytes()
+        check(m.score(prompt, target) > lp_before + 1, "ROME with key statistics raises log p(%s)" % target)
+    if not SANITIZED:
+        tool_patch = os.path.join(tmp, "tool-stats.safetensors")
+        cli("edit", MODEL, "--method", "rome", "--prompt", prompt, "--subject", subject, "--target", target,
+            "--stats", theirs, "--context-templates", "none", "--patch", tool_patch, "--quiet")
+        with xledit.load_patch(tool_patch, model=m):
+            check(m.logits(prompt).tobytes() == whitened_bytes, "= `xledit edit --stats` (same bytes)")
+    check(m.logits(prompt).tobytes() == before, "the model is back to its own bytes")
+
     # errors: xledit.Error (a RuntimeError) with the library's message
     bad = os.path.join(tmp, "no-such-model")
     ok, msg = expect_error(lambda: xledit.Model(bad), xledit.Error, bad)
@@ -223,6 +248,12 @@ try:
     again = m.evaluate(first_cases, **args)
     check(again.run_dir is None and [r["tests"] for r in again] == [r["tests"] for r in results],
           "cases given as dicts (temporary run folder): the same results")
+    report = xledit.report(run_dir, "md")
+    check(report == cli("report", run_dir, "--format", "md") and "| rome |" in report,
+          "report(run_dir, 'md') = xledit report --format md")
+    ok, msg = expect_error(lambda: xledit.report(os.path.join(tmp, "no-run")), xledit.Error, "no-run")
+    check(ok, "report of a missing run: %s" % msg)
+
     # Ctrl-C during evaluate: KeyboardInterrupt after the unit in progress, the model restored
     interrupted_run = os.path.join(tmp, "interrupted")
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))

@@ -18,14 +18,14 @@ import tempfile
 import weakref
 
 from . import _xledit
-from ._xledit import Error, threads_available, version
+from ._xledit import Error, report, threads_available, version
 
 try:
     import numpy as _numpy
 except ImportError:  # numpy is optional: logits come as lists then
     _numpy = None
 
-__all__ = ["Model", "Patch", "Error", "load_patch", "version", "threads_available"]
+__all__ = ["Model", "Patch", "Error", "load_patch", "report", "version", "threads_available"]
 __version__ = _xledit.HEADER_VERSION
 
 
@@ -220,6 +220,20 @@ class Model(_xledit.Model):
             details = self._edit(method, reqs, patch_path, hp_path, stats_dir, layers, ctx, seed,
                                  model_hparams)
         return Patch(patch_path, model=self, details=details, _temp=temp)
+
+    def build_stats(self, layers, corpus, out=None, max_tokens=0, max_len=0):
+        """Key statistics E[k kᵀ] of the given layers over a corpus, as `xledit stats` makes them
+        (needed by MEMIT and by ROME with mom2_adjustment): corpus is a file or a list of files
+        (plain text, one document per line, or .jsonl with a "text" field); out is the folder
+        (default: the cache edit() and evaluate() read). Resumes an interrupted pass (Ctrl-C:
+        KeyboardInterrupt) and returns at once when the statistics are complete. Returns out."""
+        if isinstance(corpus, (str, os.PathLike)):
+            corpus = [corpus]
+        out = os.fspath(out) if out is not None else _default_stats_dir(self)
+        os.makedirs(out, exist_ok=True)
+        if isinstance(layers, int):
+            layers = [layers]
+        return self._build_stats(list(layers), [os.fspath(c) for c in corpus], out, max_tokens, max_len)
 
     def evaluate(self, cases, methods=("rome", "memit"), run_dir=None, hparams=None, edit_langs=None,
                  test_langs=None, max_cases=0, resume=False, stats=None, context_templates=None,
