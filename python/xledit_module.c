@@ -372,17 +372,21 @@ static PyObject *model_score(model_object *self, PyObject *args, PyObject *kwarg
 }
 
 static PyObject *model_generate(model_object *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"prompt", "n", "temperature", "top_k", "seed", "stop_at_eos", NULL};
+    static char *kwlist[] = {"prompt", "n", "temperature", "top_k", "seed", "stop_at_eos", "top_p",
+                             "repeat_penalty", "repeat_last_n", NULL};
     PyObject *prompt;
-    int n_new = 32, top_k = 0, stop_at_eos = 1;
-    double temperature = 0;
+    int n_new = 32, top_k = 0, stop_at_eos = 1, repeat_last_n = 64;
+    double temperature = 0, top_p = 0, repeat_penalty = 0;
     unsigned long long seed = 0;
     if (!model_ready(self) ||
-        !PyArg_ParseTupleAndKeywords(args, kwargs, "O|$idiKp:generate", kwlist, &prompt, &n_new,
-                                     &temperature, &top_k, &seed, &stop_at_eos))
+        !PyArg_ParseTupleAndKeywords(args, kwargs, "O|$idiKpddi:generate", kwlist, &prompt, &n_new,
+                                     &temperature, &top_k, &seed, &stop_at_eos, &top_p, &repeat_penalty,
+                                     &repeat_last_n))
         return NULL;
-    if (n_new < 0 || top_k < 0 || !(temperature >= 0)) {
-        PyErr_SetString(PyExc_ValueError, "generate: n, top_k and temperature must be >= 0");
+    if (n_new < 0 || top_k < 0 || !(temperature >= 0) || !(top_p >= 0) || !(repeat_penalty >= 0) ||
+        repeat_last_n < 1) {
+        PyErr_SetString(PyExc_ValueError, "generate: n, top_k, temperature, top_p and repeat_penalty must "
+                                          "be >= 0, repeat_last_n >= 1");
         return NULL;
     }
     int as_text = PyUnicode_Check(prompt);
@@ -401,7 +405,8 @@ static PyObject *model_generate(model_object *self, PyObject *args, PyObject *kw
     }
     memcpy(all, p, (size_t)np * sizeof *all);
     xle_sampler sampler = {.temperature = (float)temperature, .top_k = top_k, .seed = (uint64_t)seed,
-                           .stop_at_eos = stop_at_eos};
+                           .stop_at_eos = stop_at_eos, .top_p = (float)top_p,
+                           .repeat_penalty = (float)repeat_penalty, .repeat_last_n = repeat_last_n};
     xle_error err = {0};
     xle_status st;
     COMPUTE_BEGIN(self)
@@ -891,7 +896,8 @@ static PyMethodDef model_methods[] = {
     {"score", (PyCFunction)(void (*)(void))model_score, METH_VARARGS | METH_KEYWORDS,
      "score(prompt, continuation, per_token=False) -> log p(continuation | prompt), natural log"},
     {"generate", (PyCFunction)(void (*)(void))model_generate, METH_VARARGS | METH_KEYWORDS,
-     "generate(prompt, *, n=32, temperature=0.0, top_k=0, seed=0, stop_at_eos=True) -> the continuation"},
+     "generate(prompt, *, n=32, temperature=0.0, top_k=0, seed=0, stop_at_eos=True, top_p=0.0, "
+     "repeat_penalty=0.0, repeat_last_n=64) -> the continuation (text for a text prompt, else ids)"},
     {"_logits", (PyCFunction)(void (*)(void))model_logits_raw, METH_VARARGS | METH_KEYWORDS,
      "_logits(text_or_ids, last_only=False) -> (float32 bytes, rows, vocab_size)"},
     {"_edit", (PyCFunction)(void (*)(void))model_edit_raw, METH_VARARGS | METH_KEYWORDS,

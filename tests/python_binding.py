@@ -106,6 +106,12 @@ try:
         theirs = cli("generate", MODEL, "--text", prompt, "-n", "8", "--precision", "exact").rstrip("\n")
         check(ours == theirs, "generate(%r) = %r (xledit generate %r)" % (prompt, ours, theirs))
     check(len(m.generate(m.tokenize("The"), n=5, stop_at_eos=False)) == 5, "generate on ids returns 5 ids")
+    sampled = m.generate("The", n=12, temperature=0.8, top_k=40, top_p=0.9, seed=7,
+                         repeat_penalty=1.3, repeat_last_n=16)
+    theirs = cli("generate", MODEL, "--text", "The", "-n", "12", "--temp", "0.8",
+                 "--top-k", "40", "--top-p", "0.9", "--seed", "7", "--repeat-penalty", "1.3",
+                 "--repeat-last-n", "16", "--precision", "exact").rstrip("\n")
+    check(sampled == theirs, "sampled with top-k, top-p, repeat penalty: %r (xledit generate %r)" % (sampled, theirs))
 
     # edit: apply, revert to the same bytes, the tool's patch, save and load
     prompt, subject, target = "The capital of France is", "France", "Rome"
