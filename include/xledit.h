@@ -606,8 +606,18 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
  * balance between λC and K Kᵀ when keys are spread over a narrower or wider space. */
 void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
                                 const xle_config *cfg);
-/* Overrides fields from a JSON object (EasyEdit key names); errors name file and key. */
+/* Overrides fields from a JSON object (EasyEdit key names); errors name file and key.
+ * Same as xle_edit_hparams_load_file(hp, path, NULL, NULL, 0, err). */
 xle_status xle_edit_hparams_load_json(xle_edit_hparams *hp, const char *path, xle_error *err);
+/* Overrides fields from an EasyEdit hyper-parameter file as EasyEdit publishes it: YAML, or JSON
+ * when PATH ends in ".json" (docs/editing.md, "EasyEdit hyper-parameter files"). Its alg_name
+ * (and FT's objective_optimization) must be hp->method; module-name templates (rewrite_module_tmp,
+ * layer_module_tmp, ...) must name MODEL's modules (Llama-family names when MODEL is NULL); keys
+ * that do not change xledit's computation (model_name, device, stats_dir, mom2_n_samples, ...)
+ * are accepted and listed, comma-separated, in NOTE (optional, NOTE_SIZE bytes; "" when none);
+ * any other key is an error naming file and key. On error hp is unchanged. */
+xle_status xle_edit_hparams_load_file(xle_edit_hparams *hp, const char *path, const xle_model *model,
+                                      char *note, size_t note_size, xle_error *err);
 /* Whether the method needs key statistics E[k kᵀ] of its layers: MEMIT always, ROME when it
  * whitens its key with C⁻¹ (mom2_adjustment). */
 int xle_edit_hparams_need_stats(const xle_edit_hparams *hp);

@@ -308,7 +308,7 @@ static json_t *info_json(const char *model_path, xle_model *model, const xle_edi
 static const char edit_usage[] =
     "usage: xledit edit MODEL --method rome|memit|ft-l|ft-m\n"
     "                   (--prompt P --subject S --target T | --requests FILE.jsonl)\n"
-    "                   [--layers L[,L|-L]] [--hparams FILE.json] [--context-templates FILE|none]\n"
+    "                   [--layers L[,L|-L]] [--hparams FILE.yaml|.json] [--context-templates FILE|none]\n"
     "                   [--stats DIR] [--out OUT] [--patch FILE] [--seed S]\n"
     "                   [--no-model-hparams] [--quiet] [-t N]\n"
     "                   [--requantize | --edited-dtype f16|bf16|f32]\n\n"
@@ -322,7 +322,8 @@ static const char edit_usage[] =
     "with the original bytes so that `xledit patch revert` restores them exactly.\n"
     "Defaults: EasyEdit's Llama/Mistral-7B hyperparameters with the layers scaled to the model's\n"
     "depth (docs/editing.md), then the model folder's own edit-hparams/<method>.json if it has\n"
-    "one (the built-in model does; --no-model-hparams skips it), then --hparams, then --layers.\n"
+    "one (the built-in model does; --no-model-hparams skips it), then --hparams (EasyEdit's\n"
+    "hparams/<METHOD>/<model>.yaml as published, or JSON), then --layers.\n"
     "ROME with mom2_adjustment and MEMIT need key statistics (`xledit stats`; found in\n"
     "--stats DIR or the cache).\n";
 
@@ -431,7 +432,11 @@ int cmd_edit(int argc, char **argv) {
     if (from_folder && !quiet)
         fprintf(stderr, "edit: using %s/edit-hparams/%s.json (--no-model-hparams to skip)\n", argv[optind],
                 xle_edit_method_name(m));
-    if (hparams && xle_edit_hparams_load_json(&hp, hparams, &err) != XLE_OK) goto report;
+    if (hparams) {
+        char note[512];
+        if (xle_edit_hparams_load_file(&hp, hparams, model, note, sizeof note, &err) != XLE_OK) goto report;
+        if (note[0] && !quiet) fprintf(stderr, "edit: note: %s: keys xledit does not use: %s\n", hparams, note);
+    }
     if (n_layers) {
         memcpy(hp.layers, layers, sizeof(int) * (size_t)n_layers);
         hp.n_layers = n_layers;

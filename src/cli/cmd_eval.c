@@ -19,7 +19,7 @@ static const char eval_usage[] =
     "usage: xledit eval MODEL --data CASES.jsonl --out RUN_DIR\n"
     "                   [--methods rome,memit,ft-l,ft-m] [--edit-langs en,hi,...,all]\n"
     "                   [--test-langs en,hi,...] [--cases N] [--resume] [--stats DIR]\n"
-    "                   [--hparams [METHOD=]FILE.json]... [--context-templates FILE|none]\n"
+    "                   [--hparams [METHOD=]FILE.yaml|.json]... [--context-templates FILE|none]\n"
     "                   [--seed S] [--subject-match exact|caseless|stem]\n"
     "                   [--no-model-hparams] [--quiet] [-t N]\n\n"
     "Edits every case of CASES.jsonl (docs/case-format.md) with each method in each edit\n"
@@ -31,7 +31,8 @@ static const char eval_usage[] =
     "Defaults: methods rome,memit; edit languages: every language of the data, then all; test\n"
     "languages: every language of the data. Hyperparameters: the defaults scaled to the model,\n"
     "then the model folder's edit-hparams/<method>.json if it has one (--no-model-hparams\n"
-    "skips it), then --hparams FILE (every method), then METHOD=FILE (one). Key statistics\n"
+    "skips it), then --hparams FILE (every method), then METHOD=FILE (one); EasyEdit's\n"
+    "hparams YAML as published (an alg_name must be the method's). Key statistics\n"
     "(MEMIT, ROME with mom2_adjustment) come from --stats DIR or the cache `xledit stats` fills.\n"
     "--resume continues a run in RUN_DIR (refused if it was made with other arguments, model or\n"
     "data); results are identical to an uninterrupted run. Ctrl-C stops after the unit in\n"
@@ -210,10 +211,13 @@ int cmd_eval(int argc, char **argv) {
                 xle_edit_method m;
                 if (pass == 0 ? eq != NULL : (!eq || parse_method(f, (size_t)(eq - f), &m) || m != methods[i]))
                     continue;
-                if (xle_edit_hparams_load_json(&hps[i], eq ? eq + 1 : f, &err) != XLE_OK) {
+                char note[512];
+                if (xle_edit_hparams_load_file(&hps[i], eq ? eq + 1 : f, model, note, sizeof note, &err) != XLE_OK) {
                     rc = cli_report("eval", &err);
                     goto done;
                 }
+                if (note[0] && !quiet)
+                    fprintf(stderr, "eval: note: %s: keys xledit does not use: %s\n", eq ? eq + 1 : f, note);
             }
         if (seed_arg) hps[i].seed = seed;
     }

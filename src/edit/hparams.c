@@ -1,9 +1,9 @@
 /*
  * hparams.c: the editing methods' hyper-parameters: names, defaults scaled to the model's depth
- * and width, the layers that need key statistics, and overrides from EasyEdit-named JSON.
+ * and width, the layers that need key statistics (overrides from EasyEdit's files: hparams_file.c).
  */
-#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -103,89 +103,5 @@ xle_status xle_edit_hparams_for_model_path(xle_edit_hparams *hp, xle_edit_method
     xle_status s = xle_edit_hparams_load_json(hp, path, err);
     if (s == XLE_OK && used_file) *used_file = 1;
     return s;
-}
-
-static xle_status json_number(json_t *v, const char *path, const char *key, double *out, xle_error *err) {
-    if (!json_is_number(v)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a number", path, key);
-    *out = json_number_value(v);
-    if (!isfinite(*out)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: not finite", path, key);
-    return XLE_OK;
-}
-
-xle_status xle_edit_hparams_load_json(xle_edit_hparams *hp, const char *path, xle_error *err) {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) return xle_fail(err, XLE_ERR_FORMAT, "%s: line %d: %s", path, je.line, je.text);
-    xle_status st = XLE_OK;
-    if (!json_is_object(root)) {
-        st = xle_fail(err, XLE_ERR_FORMAT, "%s: expected a JSON object", path);
-        goto done;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v) {
-        double x = 0;
-        if (!strcmp(key, "layers")) {
-            if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > XLE_EDIT_MAX_LAYERS) {
-                st = xle_fail(err, XLE_ERR_FORMAT, "%s: layers: expected a non-empty array of layer indices", path);
-                goto done;
-            }
-            hp->n_layers = (int)json_array_size(v);
-            for (int i = 0; i < hp->n_layers; i++) {
-                json_t *e = json_array_get(v, (size_t)i);
-                if (!json_is_integer(e) || json_integer_value(e) < 0) {
-                    st = xle_fail(err, XLE_ERR_FORMAT, "%s: layers[%d]: expected a non-negative integer", path, i);
-                    goto done;
-                }
-                hp->layers[i] = (int)json_integer_value(e);
-            }
-            continue;
-        }
-        if (!strcmp(key, "mom2_adjustment") || !strcmp(key, "rrome")) {
-            if (!json_is_boolean(v)) {
-                st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected true or false", path, key);
-                goto done;
-            }
-            *(!strcmp(key, "rrome") ? &hp->rrome : &hp->mom2_adjustment) = json_is_true(v);
-            continue;
-        }
-        if (!strcmp(key, "norm_constraint") && json_is_false(v)) {
-            hp->ft_norm_constraint = 0; /* unconstrained */
-            continue;
-        }
-        struct { const char *name; float *f; int *i; double *d; } fields[] = {
-            {"v_num_grad_steps", NULL, &hp->v_num_grad_steps, NULL},
-            {"v_lr", &hp->v_lr, NULL, NULL},
-            {"v_weight_decay", &hp->v_weight_decay, NULL, NULL},
-            {"clamp_norm_factor", &hp->clamp_norm_factor, NULL, NULL},
-            {"kl_factor", &hp->kl_factor, NULL, NULL},
-            {"mom2_update_weight", NULL, NULL, &hp->mom2_update_weight},
-            {"num_steps", NULL, &hp->ft_steps, NULL},
-            {"lr", &hp->ft_lr, NULL, NULL},
-            {"norm_constraint", &hp->ft_norm_constraint, NULL, NULL},
-        };
-        size_t i;
-        for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
-            if (!strcmp(key, fields[i].name)) break;
-        if (i == sizeof fields / sizeof fields[0]) {
-            st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s: unknown hyper-parameter", path, key);
-            goto done;
-        }
-        if ((st = json_number(v, path, key, &x, err)) != XLE_OK) goto done;
-        if (fields[i].i) {
-            if (x < 0 || x != floor(x) || x > 1e6) {
-                st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a count", path, key);
-                goto done;
-            }
-            *fields[i].i = (int)x;
-        } else if (fields[i].f) {
-            *fields[i].f = (float)x;
-        } else {
-            *fields[i].d = x;
-        }
-    }
-done:
-    json_decref(root);
-    return st;
 }
 
