@@ -1035,6 +1035,11 @@ const char *xle_report_format_ext(xle_report_format f);
 /* Renders the report; *out is a NUL-terminated malloc'd buffer of *len bytes (caller frees). */
 xle_status xle_report_render(const xle_report *r, xle_report_format f, char **out, size_t *len,
                              xle_error *err);
+/* RUN_DIR in EasyEdit's metrics shape (docs/evaluation.md, "EasyEdit format"): one JSON object
+ * whose key "METHOD/EDIT_LANG/TEST_LANG" holds the list EasyEdit's summary_metrics reads, one
+ * record per edited case: {case_id, requested_rewrite, pre, post} with rewrite_acc,
+ * rephrase_acc, locality and portability. *out as for xle_report_render. */
+xle_status xle_report_render_easyedit(const char *run_dir, char **out, size_t *len, xle_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Training (src/train/): a byte-fallback BPE tokenizer and a small Llama-family model learned

@@ -5,6 +5,8 @@
 # clang, libclang-rt-dev (libFuzzer), libomp-dev (clang's OpenMP): the fuzz targets (scripts/fuzz.sh,
 #   which also cuts dataset seeds with jq; docs/fuzzing.md).
 # libyaml-dev: EasyEdit hparams YAML and mergekit recipes (docs/editing.md, docs/merging.md).
+# python3 (python3-dev brings it): tests/easyedit_summary.py reads `report --format easyedit` as
+#   EasyEdit does (standard library only).
 # jq: scripts/merge_experiment.sh reads the reports and fact-recall JSON with it (no test needs it).
 # openmpi-bin, libopenmpi-dev: `mpirun -np N xledit eval|stats` (docs/scale.md; tests/cli_mpi_*.sh).
 # python3-dev, python3-numpy: the Python binding (python/, docs/python.md; tests/python_binding.py),

@@ -14,13 +14,16 @@
 #include "cli/cli.h"
 
 static const char report_usage[] =
-    "usage: xledit report RUN_DIR [--format text|md|csv|json|html|all] [--out DIR]\n\n"
+    "usage: xledit report RUN_DIR [--format text|md|csv|json|html|all|easyedit] [--out DIR]\n\n"
     "Aggregates an evaluation run (xledit eval): for every method and metric, a table with\n"
     "edit languages as rows and test languages as columns (means over units x100), the ELFI /\n"
     "ELFO / all-languages summary, the unedited baseline and the units not edited. Without\n"
     "--out the chosen format (default text) goes to standard output; with --out DIR it is\n"
     "written to DIR/report.EXT (all: every format). The HTML page is self-contained (inline CSS,\n"
-    "SVG heatmaps, a per-case view of failures; no script, nothing fetched).\n";
+    "SVG heatmaps, a per-case view of failures; no script, nothing fetched).\n"
+    "--format easyedit (not part of all): EasyEdit's metrics records (pre/post rewrite_acc,\n"
+    "rephrase_acc, locality, portability), one list per method, edit and test language\n"
+    "(DIR/report.easyedit.json with --out).\n";
 
 static int parse_format(const char *s, int *f) {
     static const char *const names[XLE_REPORT_FORMAT_COUNT] = {"text", "md", "csv", "json", "html"};
@@ -29,6 +32,10 @@ static int parse_format(const char *s, int *f) {
             *f = i;
             return 0;
         }
+    if (!strcmp(s, "easyedit")) {
+        *f = -3;
+        return 0;
+    }
     if (!strcmp(s, "all")) {
         *f = -1;
         return 0;
@@ -52,6 +59,26 @@ static int write_file(const char *dir, const char *ext, const char *data, size_t
     return 0;
 }
 
+/* --format easyedit: to standard output, or DIR/report.easyedit.json. */
+static int easyedit(const char *run_dir, const char *out) {
+    xle_error err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    if (xle_report_render_easyedit(run_dir, &text, &len, &err) != XLE_OK) return cli_report("report", &err);
+    int rc = 0;
+    if (out && mkdir(out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "xledit report: %s: cannot create: %s\n", out, strerror(errno));
+        rc = 1;
+    } else if (out) {
+        rc = write_file(out, "easyedit.json", text, len);
+        if (!rc) printf("wrote %s/report.easyedit.json\n", out);
+    } else if (fwrite(text, 1, len, stdout) != len) {
+        rc = 1;
+    }
+    free(text);
+    return rc;
+}
+
 int cmd_report(int argc, char **argv) {
     static const struct option opts[] = {{"format", required_argument, 0, 'f'},
                                           {"out", required_argument, 0, 'o'},
@@ -64,7 +91,7 @@ int cmd_report(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'f') {
             if (parse_format(optarg, &format))
-                return cli_usage_error("report", "--format: expected text, md, csv, json, html or all, got '%s'", optarg);
+                return cli_usage_error("report", "--format: expected text, md, csv, json, html, all or easyedit, got '%s'", optarg);
         } else if (c == 'o') {
             out = optarg;
         } else if (c == 'h') {
@@ -80,6 +107,7 @@ int cmd_report(int argc, char **argv) {
     if (format == -1 && !out) return cli_usage_error("report", "--format all needs --out DIR");
     if (format == -2) format = out ? -1 : XLE_REPORT_TEXT;
     xle_error err = {0};
+    if (format == -3) return easyedit(argv[optind], out);
     xle_report *r = NULL;
     if (xle_report_load(argv[optind], &r, &err) != XLE_OK) return cli_report("report", &err);
     if (out && mkdir(out, 0755) != 0 && errno != EEXIST) {
