@@ -832,7 +832,7 @@ xle_status xle_patch_apply(xle_model *model, const xle_patch *p, xle_error *err)
 xle_status xle_patch_revert(xle_model *model, const xle_patch *p, xle_error *err);
 
 /* ---------------------------------------------------------------------------------------------
- * Merging (src/merge/): linear, task arithmetic, TIES and DARE-TIES over models of one
+ * Merging (src/merge/): linear, task arithmetic, TIES, DARE-TIES and DARE-linear over models of one
  * architecture (mergekit's definitions), streamed tensor by tensor from the memory-mapped
  * inputs in f32 arithmetic. Formulas, conventions and the vocabulary-extension rule:
  * docs/merging.md.
@@ -843,6 +843,7 @@ typedef enum xle_merge_method {
     XLE_MERGE_TASK_ARITHMETIC,   /* B + λ Σ wᵢ (Mᵢ − B) */
     XLE_MERGE_TIES,              /* top-density trim, sign election, disjoint mean */
     XLE_MERGE_DARE_TIES,         /* seeded random drop + 1/density rescale, then TIES election */
+    XLE_MERGE_DARE_LINEAR,       /* the same drop and rescale, then task arithmetic (no election) */
     XLE_MERGE_METHOD_COUNT
 } xle_merge_method;
 
@@ -864,7 +865,7 @@ typedef struct xle_merge_opts {
 
 /* Defaults: TIES, density 0.2, lambda 1, normalize -1, seed 0, HF output, no weights. */
 void xle_merge_opts_default(xle_merge_opts *opts);
-/* "linear", "task-arithmetic", "ties", "dare-ties" (static storage). */
+/* "linear", "task-arithmetic", "ties", "dare-ties", "dare-linear" (static storage). */
 const char *xle_merge_method_name(xle_merge_method method);
 /* Parses a method name (also with '_' for '-'); returns 0 if unknown. */
 int xle_merge_method_parse(const char *name, xle_merge_method *out);
@@ -891,6 +892,20 @@ typedef struct xle_merge_stats {
  * the number of OpenMP threads. stats (optional) is filled on success. */
 xle_status xle_merge(const xle_merge_opts *opts, const char *out_path, xle_merge_stats *stats,
                      xle_error *err);
+
+/* A mergekit recipe (YAML, or JSON when PATH ends in ".json"; docs/merging.md, "mergekit
+ * recipes") read into opts: merge_method, base_model, models[].model and their weight and density,
+ * the global parameters (normalize, lambda, int8_mask, rescale, default weight and density), with
+ * mergekit's defaults (weight required, density 1). opts' other fields (seed, out_format, chunk,
+ * progress) are kept. Keys accepted without changing the tensors (dtype, int8_mask) are listed in
+ * NOTE (optional, "" when none). What xledit cannot merge as mergekit would (slices, per-layer
+ * value lists, other methods, different per-model densities, LoRA, tokenizer_source other than
+ * base) is an error naming the file and key; opts is then unchanged. The strings and arrays opts
+ * points at are owned by *cfg: free it with xle_merge_config_free after the merge. */
+typedef struct xle_merge_config xle_merge_config;
+xle_status xle_merge_config_load(const char *path, xle_merge_opts *opts, xle_merge_config **cfg, char *note,
+                                 size_t note_size, xle_error *err);
+void xle_merge_config_free(xle_merge_config *cfg);
 
 /* ---------------------------------------------------------------------------------------------
  * Evaluation (src/eval/metrics.c, half_eval.c, run.c): what an edit does in every language,

@@ -21,8 +21,8 @@ cat > "$T/cases.jsonl" <<'CASES'
 {"id":"c3","source":"test","langs":{"en":{"prompt":"The sun was hot and the sky was","subject":"the sky","target_new":"green","target_true":"blue","rephrases":[],"locality":[{"prompt":"Mom said they could have a","answer":"cake"}],"portability":[]},"hi":{"prompt":"सूरज गरम था और आसमान","subject":"आसमान","target_new":"हरा","target_true":"नीला","rephrases":[],"locality":[],"portability":[]}}}
 CASES
 echo '{"v_num_grad_steps": 6, "num_steps": 6}' > "$T/fast.json"
-"$X" eval "$M" --data "$T/cases.jsonl" --methods rome,ft-l --edit-langs en,de,all --hparams "$T/fast.json" \
-  --context-templates none --out "$T/run" --quiet >/dev/null 2>&1 || fail "eval"
+"$X" eval "$M" --data "$T/cases.jsonl" --methods rome,ft-l --edit-langs en,de,all --hparams "$T/fast.json" --no-model-hparams \
+  --context-templates none --out "$T/run" --quiet >/dev/null 2>"$T/eval.err" || fail "eval: $(cat "$T/eval.err")"
 "$X" report "$T/run" --format easyedit --out "$T/rep" >/dev/null || fail "report --format easyedit --out"
 "$X" report "$T/run" --format json --out "$T/rep" >/dev/null || fail "report --format json"
 "$X" report "$T/run" --format easyedit > "$T/stdout.json" || fail "report --format easyedit to stdout"

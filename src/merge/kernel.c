@@ -200,6 +200,24 @@ static void block_dare(const xle_merge_kernel *k, int64_t c, int64_t col0, int64
     }
 }
 
+/* DARE-linear: the weighted sparse task vectors summed (no sign election), divided by Σ wᵢ when
+ * normalized (mergekit's guard for |Σ wᵢ| < 1e-8), scaled by λ and added to the base. */
+static void block_sum(const xle_merge_plan *p, const float *in, int64_t nb, float *out) {
+    const float *b = in;
+    float div = weight_sum(p);
+    if (fabsf(div) < 1e-8f) div = 1.0f;
+    for (int64_t j = 0; j < nb; j++) out[j] = 0.0f;
+    for (int i = 0; i < p->n_models; i++) {
+        const float *wd = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
+        for (int64_t j = 0; j < nb; j++) out[j] = out[j] + wd[j];
+    }
+    float lambda = p->opts.lambda;
+    for (int64_t j = 0; j < nb; j++) {
+        float mixed = p->opts.normalize ? out[j] / div : out[j];
+        out[j] = b[j] + lambda * mixed;
+    }
+}
+
 /* TIES trim: weighted kept task-vector entries (in place). Entries equal to the threshold are
  * counted in canonical order (eq_seen[i]) only when not all of them are kept. */
 static void block_trim(const xle_merge_kernel *k, int64_t nb, float *in, int64_t *eq_seen) {
@@ -294,6 +312,11 @@ int xle_merge_row(const xle_merge_kernel *k, int64_t o, void *dst, float *scratc
             default: {
                 int b = block_task_vectors(p, scratch, nb);
                 if (b && !bad) bad = b;
+                if (p->opts.method == XLE_MERGE_DARE_LINEAR) {
+                    block_dare(k, c, col0, nb, scratch);
+                    block_sum(p, scratch, nb, out);
+                    break;
+                }
                 if (p->opts.method == XLE_MERGE_DARE_TIES) block_dare(k, c, col0, nb, scratch);
                 else block_trim(k, nb, scratch, eq_seen);
                 block_elect(p, scratch, nb, out, tmp1, tmp2);

@@ -21,7 +21,7 @@
 /* ---- options and names ---------------------------------------------------------------------- */
 
 static const char *const METHOD_NAMES[XLE_MERGE_METHOD_COUNT] = {"linear", "task-arithmetic", "ties",
-                                                                 "dare-ties"};
+                                                                 "dare-ties", "dare-linear"};
 
 void xle_merge_opts_default(xle_merge_opts *o) {
     memset(o, 0, sizeof *o);
@@ -290,7 +290,7 @@ static xle_status merge_tensor(runner *r, const xle_merge_tensor *t, xle_error *
         if (!trims) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
         k.trims = trims;
         st = select_trims(r, &k, trims, &equal_rows, err);
-    } else if (!t->copy_only && p->opts.method == XLE_MERGE_DARE_TIES) {
+    } else if (!t->copy_only && (p->opts.method == XLE_MERGE_DARE_TIES || p->opts.method == XLE_MERGE_DARE_LINEAR)) {
         streams = malloc((size_t)n * sizeof *streams);
         if (!streams) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
         uint64_t h = xle_merge_name_hash(t->canon_name);

@@ -44,7 +44,8 @@ static xle_status check_opts(xle_merge_opts *o, xle_error *err) {
         if (!isfinite(w)) return xle_fail(err, XLE_ERR_ARG, "merge: weights: entry %d is not a finite number", i + 1);
         wsum += w;
     }
-    int uses_density = o->method == XLE_MERGE_TIES || o->method == XLE_MERGE_DARE_TIES;
+    int uses_density = o->method == XLE_MERGE_TIES || o->method == XLE_MERGE_DARE_TIES ||
+                       o->method == XLE_MERGE_DARE_LINEAR;
     if (uses_density && !(o->density > 0 && o->density <= 1))
         return xle_fail(err, XLE_ERR_ARG, "merge: density: %g is not in (0, 1]", (double)o->density);
     if (!isfinite(o->lambda)) return xle_fail(err, XLE_ERR_ARG, "merge: lambda: not a finite number");

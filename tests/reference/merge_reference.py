@@ -232,6 +232,14 @@ def merge_tensor(case, name, B, Ms):
     s = np.zeros_like(B)
     for wd in wds:
         s = s + wd
+    if method == "dare-linear":  # no election: the weighted sparse task vectors summed
+        div = F(0)
+        for wi in w:
+            div = F(div + wi)
+        if abs(div) < F(1e-8):
+            div = F(1)
+        mixed = s / div if normalize else s
+        return B + lam * mixed
     elected = np.where(s >= 0, 1, -1)
     mixed, div = np.zeros_like(B), np.zeros_like(B)
     for wi, wd in zip(w, wds):
@@ -313,6 +321,11 @@ def main():
         case("ta_bf16", "task-arithmetic", "bf_base", ["bf_a", "bf_b"], [0.5, 0.5], lam=1.3),
         case("ties_bf16", "ties", "bf_base", ["bf_a", "bf_b"], density=0.2),
         case("dare_ties_bf16", "dare-ties", "bf_base", ["bf_a", "bf_b"], density=0.5, seed=99),
+        case("dare_linear_f32", "dare-linear", "base", ["a", "b", "c"], [1.0, 0.5, -0.25], density=0.4, seed=1234,
+             lam=0.9),
+        case("dare_linear_f32_norm", "dare-linear", "base", ["a", "c"], [0.3, 0.9], density=0.6, seed=5,
+             normalize=True),
+        case("dare_linear_bf16", "dare-linear", "bf_base", ["bf_a", "bf_b"], density=0.5, seed=99),
         case("ties_ext", "ties", "base", ["a", "ext"], density=0.4),
         case("linear_ext", "linear", "base", ["ext", "b"], [1.0, 3.0]),
     ]

@@ -1,0 +1,224 @@
+/*
+ * config.c: mergekit's YAML merge recipes (merge_method, base_model, models[].parameters,
+ * global parameters, dtype, tokenizer_source) read into xle_merge_opts, with mergekit's
+ * defaults (mergekit/merge_methods/registry.py, generalized_task_arithmetic.py): weight is
+ * required, density defaults to 1, normalize to the method's own default. What xledit cannot
+ * do the way mergekit would (per-layer value lists, slices, other methods, per-model densities
+ * that differ) is an error naming the file and the key; keys that do not change the tensors
+ * xledit writes are named back for one note. docs/merging.md, "mergekit recipes".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/yaml_json.h"
+#include "merge/merge_internal.h"
+
+struct xle_merge_config {
+    json_t *root;          /* owns the strings opts points at */
+    const char **models;
+    float *weights;
+};
+
+void xle_merge_config_free(xle_merge_config *cfg) {
+    if (!cfg) return;
+    json_decref(cfg->root);
+    free(cfg->models);
+    free(cfg->weights);
+    free(cfg);
+}
+
+static void note_key(char *note, size_t note_size, const char *what) {
+    if (!note || !note_size) return;
+    size_t n = strlen(note);
+    snprintf(note + n, note_size - n, "%s%s", n ? "; " : "", what);
+}
+
+/* A number, or an error: a list is mergekit's per-layer gradient, which xledit does not do. */
+static xle_status read_number(json_t *v, const char *path, const char *where, float *out, xle_error *err) {
+    if (json_is_array(v))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: per-layer value lists (gradients) are not supported; give one number",
+                        path, where);
+    if (!json_is_number(v) || !isfinite(json_number_value(v)))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a number", path, where);
+    *out = (float)json_number_value(v);
+    return XLE_OK;
+}
+
+/* A parameters mapping: weight and density (per model or global); with global, also
+ * normalize, lambda, int8_mask and rescale. Found values are set in *weight / *density. */
+static xle_status read_parameters(json_t *params, const char *path, const char *where, int global,
+                                  xle_merge_opts *o, float *weight, int *have_weight, float *density,
+                                  int *have_density, int *rescale, char *note, size_t note_size, xle_error *err) {
+    if (!json_is_object(params)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a mapping", path, where);
+    const char *key;
+    json_t *v;
+    char at[160];
+    json_object_foreach(params, key, v) {
+        snprintf(at, sizeof at, "%s.%s", where, key);
+        xle_status st = XLE_OK;
+        if (!strcmp(key, "weight")) {
+            st = read_number(v, path, at, weight, err);
+            *have_weight = 1;
+        } else if (!strcmp(key, "density")) {
+            st = read_number(v, path, at, density, err);
+            *have_density = 1;
+        } else if (global && !strcmp(key, "lambda")) {
+            st = read_number(v, path, at, &o->lambda, err);
+        } else if (global && (!strcmp(key, "normalize") || !strcmp(key, "int8_mask") || !strcmp(key, "rescale"))) {
+            if (!json_is_boolean(v)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected true or false", path, at);
+            if (!strcmp(key, "normalize")) o->normalize = json_is_true(v);
+            else if (!strcmp(key, "rescale")) *rescale = json_is_true(v);
+            else note_key(note, note_size, "int8_mask (the mask's storage type; same values)");
+        } else {
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: not a parameter xledit merges with (weight, density%s)", path,
+                            at, global ? ", normalize, lambda, int8_mask, rescale" : "");
+        }
+        if (st != XLE_OK) return st;
+    }
+    return XLE_OK;
+}
+
+static xle_status model_name(json_t *entry, const char *path, int i, const char **out, xle_error *err) {
+    json_t *m = json_is_object(entry) ? json_object_get(entry, "model") : NULL;
+    const char *name = json_string_value(m);
+    *out = name;
+    if (!name || !*name) return xle_fail(err, XLE_ERR_FORMAT, "%s: models[%d].model: expected a model path", path, i);
+    if (strchr(name, '+'))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: models[%d].model: '%s': LoRA adapters (model+lora) are not supported",
+                        path, i, name);
+    return XLE_OK;
+}
+
+static xle_status read_models(xle_merge_config *cfg, const char *path, xle_merge_opts *o, float global_weight,
+                              int have_global_weight, float global_density, int have_global_density,
+                              float *density_out, xle_error *err) {
+    json_t *models = json_object_get(cfg->root, "models");
+    if (!json_is_array(models) || json_array_size(models) == 0)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: models: expected a list of {model: PATH, parameters: {...}}", path);
+    size_t n = json_array_size(models);
+    cfg->models = calloc(n, sizeof *cfg->models);
+    cfg->weights = calloc(n, sizeof *cfg->weights);
+    if (!cfg->models || !cfg->weights) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    int count = 0, have_first_density = 0;
+    float first_density = 1.0f;
+    for (size_t i = 0; i < n; i++) {
+        json_t *entry = json_array_get(models, i);
+        const char *name;
+        xle_status st = model_name(entry, path, (int)i, &name, err);
+        if (st != XLE_OK) return st;
+        const char *key;
+        json_t *v;
+        json_object_foreach(entry, key, v) if (strcmp(key, "model") && strcmp(key, "parameters"))
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: models[%zu].%s: not supported (model, parameters)", path, i, key);
+        /* the base listed among the models has no task vector (mergekit skips it) */
+        if (o->method != XLE_MERGE_LINEAR && o->base && !strcmp(name, o->base)) continue;
+        float weight = global_weight, density = global_density;
+        int have_weight = have_global_weight, have_density = have_global_density, unused_rescale = 1;
+        json_t *params = json_object_get(entry, "parameters");
+        char where[64];
+        snprintf(where, sizeof where, "models[%zu].parameters", i);
+        if (params && (st = read_parameters(params, path, where, 0, o, &weight, &have_weight, &density, &have_density,
+                                            &unused_rescale, NULL, 0, err)) != XLE_OK)
+            return st;
+        if (!have_weight)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.weight: required (as mergekit requires it)", path, where);
+        if (!have_density) density = 1.0f; /* mergekit's default */
+        if (have_first_density && density != first_density)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.density: %g differs from the first model's %g; xledit merges "
+                            "with one density for all models", path, where, (double)density, (double)first_density);
+        first_density = density, have_first_density = 1;
+        cfg->models[count] = name;
+        cfg->weights[count] = weight;
+        count++;
+    }
+    if (count == 0) return xle_fail(err, XLE_ERR_FORMAT, "%s: models: only the base is listed; nothing to merge", path);
+    o->models = cfg->models;
+    o->weights = cfg->weights;
+    o->n_models = count;
+    *density_out = first_density;
+    return XLE_OK;
+}
+
+static xle_status read_recipe(xle_merge_config *cfg, const char *path, xle_merge_opts *o, char *note, size_t note_size,
+                              xle_error *err) {
+    json_t *root = cfg->root;
+    if (!json_is_object(root)) return xle_fail(err, XLE_ERR_FORMAT, "%s: expected a mergekit recipe (a mapping)", path);
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "merge_method") || !strcmp(key, "base_model") || !strcmp(key, "models") ||
+            !strcmp(key, "parameters"))
+            continue;
+        if (!strcmp(key, "dtype") || !strcmp(key, "out_dtype")) {
+            if (!json_is_string(v)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a dtype name", path, key);
+            char what[128];
+            snprintf(what, sizeof what, "%s %s (xledit computes in float32 and writes the base's dtype)", key,
+                     json_string_value(v));
+            note_key(note, note_size, what);
+        } else if (!strcmp(key, "tokenizer_source")) {
+            if (!json_is_string(v) || strcmp(json_string_value(v), "base"))
+                return xle_fail(err, XLE_ERR_FORMAT, "%s: tokenizer_source: only 'base' is supported (xledit keeps the "
+                                "base's tokenizer, or the largest extension's: docs/merging.md)", path);
+        } else if (!strcmp(key, "slices")) {
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: slices: layer slicing is not supported; list whole models", path);
+        } else {
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: not a mergekit key xledit supports (merge_method, base_model, "
+                            "models, parameters, dtype, out_dtype, tokenizer_source)", path, key);
+        }
+    }
+    const char *method = json_string_value(json_object_get(root, "merge_method"));
+    if (!method) return xle_fail(err, XLE_ERR_FORMAT, "%s: merge_method: required", path);
+    if (!xle_merge_method_parse(method, &o->method) || strchr(method, '-'))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: merge_method: '%s' is not supported (linear, task_arithmetic, ties, "
+                        "dare_ties, dare_linear)", path, method);
+    json_t *base = json_object_get(root, "base_model");
+    if (base && !json_is_string(base)) return xle_fail(err, XLE_ERR_FORMAT, "%s: base_model: expected a model path", path);
+    o->base = json_string_value(base);
+    if (o->base && strchr(o->base, '+'))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: base_model: LoRA adapters (model+lora) are not supported", path);
+    if (!o->base && o->method != XLE_MERGE_LINEAR)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: base_model: required for %s", path, method);
+    float gw = 1, gd = 1;
+    int have_gw = 0, have_gd = 0, rescale = 1;
+    o->normalize = -1;
+    o->lambda = 1.0f;
+    json_t *params = json_object_get(root, "parameters");
+    xle_status st = XLE_OK;
+    if (params && (st = read_parameters(params, path, "parameters", 1, o, &gw, &have_gw, &gd, &have_gd, &rescale, note,
+                                        note_size, err)) != XLE_OK)
+        return st;
+    float density = 1.0f;
+    st = read_models(cfg, path, o, gw, have_gw, gd, have_gd, &density, err);
+    if (st != XLE_OK) return st;
+    int dare = o->method == XLE_MERGE_DARE_TIES || o->method == XLE_MERGE_DARE_LINEAR;
+    if (!rescale && dare && density < 1)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: parameters.rescale: false is not supported (DARE divides by density)", path);
+    if (!(density > 0 && density <= 1))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: density: %g is not in (0, 1]", path, (double)density);
+    o->density = density;
+    return XLE_OK;
+}
+
+xle_status xle_merge_config_load(const char *path, xle_merge_opts *opts, xle_merge_config **out, char *note,
+                                 size_t note_size, xle_error *err) {
+    *out = NULL;
+    if (note && note_size) note[0] = '\0';
+    xle_merge_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    cfg->root = xle_yaml_or_json_load(path, err);
+    if (!cfg->root) {
+        xle_merge_config_free(cfg);
+        return err ? err->status : XLE_ERR_FORMAT;
+    }
+    xle_merge_opts o = *opts;
+    xle_status st = read_recipe(cfg, path, &o, note, note_size, err);
+    if (st != XLE_OK) {
+        xle_merge_config_free(cfg);
+        return st;
+    }
+    *opts = o;
+    *out = cfg;
+    return XLE_OK;
+}
