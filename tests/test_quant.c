@@ -119,6 +119,66 @@ static void test_dot(void) {
     }
 }
 
+/* Offsets of the f16 scale fields (d, and dmin or m where the type has one; −1 if not) in a
+ * block: random bytes are a valid block everywhere else. */
+static void half_fields(xle_dtype dt, int *d, int *dmin) {
+    *dmin = -1;
+    switch (dt) {
+    case XLE_Q4_1: case XLE_Q5_1: case XLE_Q4_K: case XLE_Q5_K: *d = 0, *dmin = 2; break;
+    case XLE_Q2_K: *d = 80, *dmin = 82; break;
+    case XLE_Q3_K: *d = 108; break;
+    case XLE_Q6_K: *d = 208; break;
+    default: *d = 0; break;
+    }
+}
+
+/* Every bit pattern a block can hold (random bytes, so the largest values, scales and mins
+ * occur, beyond what llama-quantize makes from smooth weights): the vector kernels (selected
+ * by cpuid for every type) equal the portable product, for rows starting and ending anywhere,
+ * with activations whose quantized values reach ±127. */
+static void test_dot_random_blocks(void) {
+    enum { ROWS = 12, N = 1024 };
+    xle_rng rng;
+    xle_rng_seed(&rng, 11);
+    float x[N];
+    for (int e = 0; e < N; e++) x[e] = xle_rng_normal(&rng) * (e % 97 == 0 ? 8.0f : 1.0f);
+    for (int i = 0; i < N_TYPES; i++) {
+        const xle_dtype dt = TYPES[i];
+        const size_t row_bytes = xle_dtype_row_bytes(dt, N), bb = xle_dtype_block_bytes(dt);
+        uint8_t *blocks = malloc(row_bytes * ROWS);
+        for (size_t b = 0; b < row_bytes * ROWS; b++) blocks[b] = (uint8_t)xle_rng_next(&rng);
+        int fd, fdmin;
+        half_fields(dt, &fd, &fdmin);
+        for (size_t b = 0; b < row_bytes * ROWS; b += bb) {
+            const uint16_t d = xle_f32_to_f16((float)(xle_rng_uniform(&rng) - 0.5) * 0.02f);
+            const uint16_t m = xle_f32_to_f16((float)(xle_rng_uniform(&rng) - 0.5) * 0.02f);
+            memcpy(blocks + b + fd, &d, 2);
+            if (fdmin >= 0) memcpy(blocks + b + fdmin, &m, 2);
+        }
+        xle_tensor w = {0};
+        w.dtype = dt, w.ndim = 2, w.shape[0] = ROWS, w.shape[1] = N, w.data = blocks;
+        void *act = malloc(xle_quant_act_bytes(dt, N));
+        xle_quant_act(dt, x, N, act);
+        float fast[ROWS], deq[N];
+        for (int r = 0; r < ROWS; r++) fast[r] = -1e30f;
+        xle_quant_dot_rows(&w, 3, 11, act, fast);
+        for (int r = 0; r < ROWS; r++) {
+            if (r < 3 || r >= 11) {
+                CHECK_MSG(fast[r] == -1e30f, "%s: row %d outside [3, 11) written", xle_dtype_name(dt), r);
+                continue;
+            }
+            xle_quant_dequantize(dt, blocks + r * row_bytes, N / xle_dtype_block_elems(dt), deq);
+            double mag = 0;
+            for (int e = 0; e < N; e++) mag += fabs(deq[e] * x[e]);
+            const double q8 = xle_quant_dot(dt, blocks + r * row_bytes, act, N);
+            CHECK_MSG(fabs(fast[r] - q8) <= 1e-5 * mag, "%s random row %d: fast %.7g, portable %.7g (Σ|wx| %.3g)",
+                      xle_dtype_name(dt), r, fast[r], q8, mag);
+        }
+        free(act);
+        free(blocks);
+    }
+}
+
 /* Quantizing the dequantized values again: Q8_0 and the 32-blocks with their exact levels come
  * back nearly as they were; every type's re-quantization error stays within its step size. */
 static void test_quantize(void) {
@@ -323,6 +383,7 @@ int main(void) {
     RUN(test_block_sizes);
     RUN(test_dequantize);
     RUN(test_dot);
+    RUN(test_dot_random_blocks);
     RUN(test_quantize);
     RUN(test_model_logits);
     RUN(test_save);
