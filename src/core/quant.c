@@ -209,6 +209,21 @@ static void dequant_q4_K(const uint8_t *b, float *y) {
     }
 }
 
+static void dequant_q5_K(const uint8_t *b, float *y) {
+    const float d = half_at(b), dmin = half_at(b + 2);
+    const uint8_t *qh = b + 16, *qs = b + 48;
+    for (int p = 0; p < 4; p++) {
+        int sc0, mn0, sc1, mn1;
+        qk_scale_min(b + 4, 2 * p, &sc0, &mn0);
+        qk_scale_min(b + 4, 2 * p + 1, &sc1, &mn1);
+        const float s0 = d * (float)sc0, m0 = dmin * (float)mn0, s1 = d * (float)sc1, m1 = dmin * (float)mn1;
+        for (int l = 0; l < 32; l++)
+            y[64 * p + l] = s0 * (float)((qs[32 * p + l] & 15) | ((qh[l] >> (2 * p)) & 1) << 4) - m0;
+        for (int l = 0; l < 32; l++)
+            y[64 * p + 32 + l] = s1 * (float)((qs[32 * p + l] >> 4) | ((qh[l] >> (2 * p + 1)) & 1) << 4) - m1;
+    }
+}
+
 static void dequant_q6_K(const uint8_t *b, float *y) {
     const float d = half_at(b + 208);
     const int8_t *sc = (const int8_t *)(b + 192);
@@ -236,6 +251,7 @@ void xle_quant_dequantize(xle_dtype dt, const void *blocks, int64_t nblocks, flo
         switch (dt) {
         case XLE_Q8_0: dequant_q8_0(p, dst); continue;
         case XLE_Q4_K: dequant_q4_K(p, dst); continue;
+        case XLE_Q5_K: dequant_q5_K(p, dst); continue;
         case XLE_Q6_K: dequant_q6_K(p, dst); continue;
         default: break;
         }
