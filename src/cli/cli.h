@@ -58,11 +58,13 @@ void cli_threads_default(void);
  * on cores shared with other processes a spinning thread uses up its share of the core and is
  * then descheduled for a whole time slice while its team waits for it at the next barrier
  * (docs/performance.md, "Threads on busy cores": two threads were 300x slower than one). When
- * the user has set neither, this sets GOMP_SPINCOUNT=CLI_GOMP_SPINCOUNT (spin a microsecond or
- * two, then sleep) and OPENBLAS_THREAD_TIMEOUT=CLI_OPENBLAS_THREAD_TIMEOUT (2^14 cycles, ~6 us)
+ * the user has set neither, this sets GOMP_SPINCOUNT=CLI_GOMP_SPINCOUNT (spin ~50-100 us, then
+ * sleep: long enough to bridge the serial work between two products of a generated token, so
+ * that the second thread is awake for every product instead of waking from sleep for each;
+ * docs/performance.md, "Quantized GGUF") and OPENBLAS_THREAD_TIMEOUT=CLI_OPENBLAS_THREAD_TIMEOUT (2^14 cycles, ~6 us)
  * and runs the program again from the start (both libraries read them only at load time).
  * Called first thing in main. */
-#define CLI_GOMP_SPINCOUNT "100"
+#define CLI_GOMP_SPINCOUNT "1000"
 #define CLI_OPENBLAS_THREAD_TIMEOUT "14"
 void cli_threads_wait_policy(char **argv);
 /* The -t/--threads paragraph of every computing command's --help. */
