@@ -412,6 +412,26 @@ size_t xle_detok_stream_push(xle_detok_stream *s, int32_t id, char *out, size_t 
 size_t xle_detok_stream_flush(xle_detok_stream *s, char *out, size_t cap);
 void xle_detok_stream_free(xle_detok_stream *s);
 
+/* Chat templates (tokenizer_config.json "chat_template"; docs/tokenizers.md). The common
+ * families' published templates (ChatML, Llama-2, Mistral [INST], Llama-3, Gemma) are
+ * recognised by their exact text and rendered as Jinja renders them; any other template is
+ * refused naming the file. The caller owns *out (xle_chat_template_free). */
+typedef struct xle_chat_template xle_chat_template;
+typedef struct xle_chat_message {
+    const char *role;          /* "system", "user", "assistant" */
+    const char *content;
+} xle_chat_message;
+xle_status xle_chat_template_load(const char *tokenizer_config_path, xle_chat_template **out,
+                                  xle_error *err);
+const char *xle_chat_template_family(const xle_chat_template *t);   /* "chatml", "llama2", ... */
+/* The conversation as the template renders it (with the assistant's header when
+ * add_generation_prompt); the template's own errors (roles must alternate, no system role)
+ * come back as XLE_ERR_ARG. *out is malloc'd (caller frees). Tokenize it without adding BOS
+ * and with special tokens parsed, as transformers' apply_chat_template does. */
+xle_status xle_chat_render(const xle_chat_template *t, const xle_chat_message *msgs, int n,
+                           int add_generation_prompt, char **out, xle_error *err);
+void xle_chat_template_free(xle_chat_template *t);
+
 /* Text for people (src/core/text_width.c): terminal columns of NUL-terminated UTF-8 text as
  * terminals draw it, so that tables line up in every script: 1 per character (2 for East Asian
  * wide ones), 1 per spacing vowel sign (Mc: ि ா), 0 for non-spacing marks (virama, nukta) and

@@ -138,6 +138,25 @@ cmp -s "$T/s_text" "$T/s_p" && cmp -s "$T/s_text" "$T/s_stdin" || fail "score: -
 "$XLEDIT" generate "$MINI" -p "The capital of France is" -n 6 --temp 0.7 --top-p 0.9 --repeat-penalty 1.1 \
   --seed 5 >/dev/null || fail "generate with --top-p and --repeat-penalty"
 
+# --chat: the prompt in the folder's chat template (here Mistral's [INST], on the built-in
+# model) gives the ids of the rendered text tokenized without BOS, special tokens parsed
+mkdir -p "$T/chat"
+cp "$MINI/config.json" "$MINI/model.safetensors" "$MINI/tokenizer.json" "$T/chat/"
+cp "$SRC/tests/fixtures/chat/mistral.json" "$T/chat/tokenizer_config.json"
+ids=$("$XLEDIT" tokenize "$T/chat" --text "<s>[INST] The capital of France is [/INST]" --no-bos --parse-special |
+  awk '{print $1}' | paste -sd, -)
+[ "${ids%%,*}" = 1 ] || fail "tokenize --parse-special: <s> is not id 1: $ids"
+"$XLEDIT" generate "$T/chat" --chat -p "The capital of France is" -n 4 --print-ids >"$T/c_chat" || fail "generate --chat"
+"$XLEDIT" generate "$T/chat" --ids "$ids" -n 4 --print-ids >"$T/c_ids" || fail "generate --ids"
+cmp -s "$T/c_chat" "$T/c_ids" || fail "generate --chat: $(cat "$T/c_chat") vs the rendered ids: $(cat "$T/c_ids")"
+tid=$("$XLEDIT" tokenize "$T/chat" --text "Paris" --no-bos | awk '{print $1}' | paste -sd, -)
+"$XLEDIT" score "$T/chat" --chat -p "The capital of France is" --target "Paris" >"$T/sc_chat" || fail "score --chat"
+"$XLEDIT" score "$T/chat" --ids "$ids" --target-ids "$tid" >"$T/sc_ids" || fail "score --ids"
+cmp -s "$T/sc_chat" "$T/sc_ids" || fail "score --chat: $(cat "$T/sc_chat") vs $(cat "$T/sc_ids")"
+"$XLEDIT" generate "$MINI" --chat -p x >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" -eq 1 ] && grep -q "tokenizer_config.json: chat_template: missing" "$T/err" ||
+  fail "--chat without a template: exit $rc, $(cat "$T/err")"
+
 if [ "$fails" -ne 0 ]; then
   echo "$fails failures" >&2
   exit 1

@@ -164,7 +164,7 @@ typedef struct run_args {
     const char *model, *ids, *text, *target_ids, *target_text;
     const char *prompt_file;   /* -f FILE ("-": stdin) */
     char *file_text;           /* what -f read (owned; a->text points to it) */
-    int all_positions, json, n_new, print_ids, no_bos, top_k, repeat_last_n;
+    int all_positions, json, n_new, print_ids, no_bos, top_k, repeat_last_n, chat;
     xle_precision precision;
     float temp, top_p, repeat_penalty;
     unsigned long long seed;
@@ -214,7 +214,7 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
         {"temp", required_argument, 0, 'e'},       {"top-k", required_argument, 0, 'k'},
         {"prompt", required_argument, 0, 'p'},     {"file", required_argument, 0, 'f'},
         {"top-p", required_argument, 0, 'o'},      {"repeat-penalty", required_argument, 0, 'r'},
-        {"repeat-last-n", required_argument, 0, 'L'},
+        {"repeat-last-n", required_argument, 0, 'L'}, {"chat", no_argument, 0, 'C'},
         {"seed", required_argument, 0, 's'},       {"print-ids", no_argument, 0, 'P'},
         {"no-bos", no_argument, 0, 'B'},           {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, 'R'},  {"help", no_argument, 0, 'h'},
@@ -237,6 +237,7 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
         case 'i': a->ids = optarg; break;
         case 'X': case 'p': a->text = optarg; n_prompts++; break;
         case 'f': a->prompt_file = optarg; n_prompts++; break;
+        case 'C': a->chat = 1; break;
         case 'o':
             a->top_p = strtof(optarg, &end);
             if (*end || !(a->top_p > 0 && a->top_p <= 1))
@@ -297,6 +298,35 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
         a->text = a->file_text;
     }
     return 0;
+}
+
+/* --chat: the prompt as the user's message in the model's chat template (tokenizer_config.json
+ * of its folder), with the assistant's header, tokenized as transformers' apply_chat_template
+ * does (no BOS added, special tokens parsed). Returns 0 or an exit code after one line. */
+static int chat_prompt_ids(const char *cmd, const run_args *a, xle_model *model, int32_t **ids, int *n) {
+    xle_tokenizer *tok = xle_model_tokenizer(model);
+    if (!a->text) return cli_usage_error(cmd, "--chat needs the prompt as text (--text, -p or -f)");
+    if (!tok) return cli_report(cmd, &(xle_error){XLE_ERR_ARG, "--chat: the model has no tokenizer"});
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", a->model);
+    xle_chat_template *t = NULL;
+    xle_error err = {0};
+    char *text = NULL;
+    xle_tokens toks = {0};
+    xle_chat_message msg = {"user", a->text};
+    int rc = 0;
+    if (xle_chat_template_load(path, &t, &err) != XLE_OK || xle_chat_render(t, &msg, 1, 1, &text, &err) != XLE_OK ||
+        xle_tokenize(tok, text, strlen(text), 0, 1, &toks, &err) != XLE_OK) {
+        rc = cli_report(cmd, &err);
+    } else {
+        *ids = toks.ids;
+        *n = toks.n;
+        toks.ids = NULL;
+    }
+    xle_tokens_free(&toks);
+    free(text);
+    xle_chat_template_free(t);
+    return rc;
 }
 
 static void print_floats(const float *v, int n) {
@@ -370,7 +400,8 @@ int cmd_generate(int argc, char **argv) {
     static const char usage[] =
         "usage: xledit generate MODEL (--ids 1,2,3 | --text \"...\" | -p \"...\" | -f FILE) [-n N]\n"
         "                       [--temp T] [--top-k K] [--top-p P] [--repeat-penalty R]\n"
-        "                       [--repeat-last-n N] [--seed S] [--print-ids] [--no-bos] [-t N]\n"
+        "                       [--repeat-last-n N] [--seed S] [--print-ids] [--no-bos] [--chat]\n"
+        "                       [-t N]\n"
         "                       [--precision exact|bf16]\n\n"
         "Continues the prompt by N tokens (default 32) with the KV cache. --temp 0 (default) is\n"
         "greedy; otherwise samples from the top K (0 = all) with the given seed. Stops at EOS.\n"
@@ -379,6 +410,9 @@ int cmd_generate(int argc, char **argv) {
         "multiplies other logits of the last N tokens (--repeat-last-n, default 64, prompt\n"
         "included; greedy too); --top-p P (default 1 = off) keeps the most probable tokens up to P\n"
         "(probabilities before the temperature), after top-k.\n"
+        "--chat wraps the prompt as the user's message in the model's chat template\n"
+        "(tokenizer_config.json: ChatML, Llama-2, Mistral [INST], Llama-3, Gemma) with the\n"
+        "assistant's header after it.\n"
         "Prints the text (with a tokenizer) or the ids (--print-ids, or when there is no tokenizer).\n";
     run_args a;
     int rc = parse_run_args("generate", argc, argv, &a, usage);
@@ -391,7 +425,8 @@ int cmd_generate(int argc, char **argv) {
     xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL, *out = NULL;
     int n = 0, n_out = 0;
-    if ((rc = cli_prompt_ids("generate", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
+    if ((rc = a.chat ? chat_prompt_ids("generate", &a, model, &ids, &n)
+                     : cli_prompt_ids("generate", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
         (rc = cli_check_ids("generate", model, ids, n, "--ids"))) {
         free(ids);
         free(a.file_text);
@@ -439,10 +474,11 @@ int cmd_generate(int argc, char **argv) {
 int cmd_score(int argc, char **argv) {
     static const char usage[] =
         "usage: xledit score MODEL (--ids 1,2 | --text \"...\" | -p \"...\" | -f FILE)\n"
-        "                    (--target-ids 3,4 | --target \"...\") [--json] [--no-bos] [-t N]\n"
+        "                    (--target-ids 3,4 | --target \"...\") [--json] [--no-bos] [--chat] [-t N]\n"
         "                    [--precision exact|bf16]\n\n"
         "-p/--prompt is --text; -f FILE reads the prompt from a file (- is stdin, one trailing\n"
-        "newline dropped), as llama.cpp does.\n"
+        "newline dropped), as llama.cpp does. --chat wraps the prompt as the user's message in the\n"
+        "model's chat template (tokenizer_config.json) and scores the target as the assistant's answer.\n"
         "Prints the log-probability (natural log) of the target continuation given the prompt,\n"
         "summed over its tokens, and per token with --json. With --text and --target the target is\n"
         "tokenized as it follows the prompt (\"Paris\" after \"The capital of France is\" reads \" Paris\");\n"
@@ -460,7 +496,12 @@ int cmd_score(int argc, char **argv) {
     int n = 0, nt = 0;
     float *per = NULL;
     xle_tokenizer *tok = xle_model_tokenizer(model);
-    if (a.text && a.target_text && !a.ids && !a.target_ids && !a.no_bos && tok) {
+    if (a.chat) {
+        /* the answer follows the assistant's header: tokenized on its own, without BOS */
+        if ((rc = chat_prompt_ids("score", &a, model, &ids, &n)) ||
+            (rc = cli_prompt_ids("score", model, a.target_ids, a.target_text, 0, &target, &nt)))
+            goto done;
+    } else if (a.text && a.target_text && !a.ids && !a.target_ids && !a.no_bos && tok) {
         /* both texts: the target's tokens as they follow the prompt (" Paris" after "... is") */
         xle_error terr = {0};
         if (xle_tokenize_continuation(tok, a.text, a.target_text, &ids, &n, &target, &nt, &terr) != XLE_OK) {
