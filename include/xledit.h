@@ -592,7 +592,8 @@ typedef enum xle_edit_method {
     XLE_EDIT_ROME = 0,
     XLE_EDIT_MEMIT,
     XLE_EDIT_FT_L,
-    XLE_EDIT_FT_M
+    XLE_EDIT_FT_M,
+    XLE_EDIT_IKE          /* in-context editing: evaluation only, no weight change (xledit eval) */
 } xle_edit_method;
 
 #define XLE_EDIT_MAX_LAYERS 64
@@ -614,6 +615,8 @@ typedef struct xle_edit_hparams {
     /* context templates sampled from the model: per seed text, how many of each length */
     int ctx_lengths[4], ctx_counts[4], n_ctx_lengths;
     uint64_t seed;
+    /* IKE: demonstrations before the new fact (EasyEdit's "k") */
+    int ike_k;
 } xle_edit_hparams;
 
 /* The method's CLI and file name: "rome", "memit", "ft-l", "ft-m". */

@@ -17,7 +17,7 @@
 
 static const char eval_usage[] =
     "usage: xledit eval MODEL --data CASES.jsonl --out RUN_DIR\n"
-    "                   [--methods rome,memit,ft-l,ft-m] [--edit-langs en,hi,...,all]\n"
+    "                   [--methods rome,memit,ft-l,ft-m,ike] [--edit-langs en,hi,...,all]\n"
     "                   [--test-langs en,hi,...] [--cases N] [--resume] [--stats DIR]\n"
     "                   [--hparams [METHOD=]FILE.yaml|.json]... [--context-templates FILE|none]\n"
     "                   [--seed S] [--subject-match exact|caseless|stem]\n"
@@ -27,7 +27,9 @@ static const char eval_usage[] =
     "locality, portability; CounterFact success/magnitude; exact match and token F1 of greedy\n"
     "answers), restores the weights exactly, and appends one line per (case, method, edit\n"
     "language) to RUN_DIR/results.jsonl. Edit language `all` edits the fact in every listed\n"
-    "language at once (one MEMIT batch; ROME one after another).\n"
+    "language at once (one MEMIT batch; ROME one after another). Method ike changes no weight:\n"
+    "the new fact and k demonstrations (\"k\" in --hparams ike=FILE, default 32) in the edit\n"
+    "language go before every test prompt (in-context editing).\n"
     "Defaults: methods rome,memit; edit languages: every language of the data, then all; test\n"
     "languages: every language of the data. Hyperparameters: the defaults scaled to the model,\n"
     "then the model folder's edit-hparams/<method>.json if it has one (--no-model-hparams\n"
@@ -55,7 +57,8 @@ static int on_progress(void *user, int64_t done, int64_t total) {
 
 static int parse_method(const char *s, size_t n, xle_edit_method *m) {
     static const struct { const char *name; xle_edit_method m; } names[] = {
-        {"rome", XLE_EDIT_ROME}, {"memit", XLE_EDIT_MEMIT}, {"ft-l", XLE_EDIT_FT_L}, {"ft-m", XLE_EDIT_FT_M}};
+        {"rome", XLE_EDIT_ROME}, {"memit", XLE_EDIT_MEMIT}, {"ft-l", XLE_EDIT_FT_L}, {"ft-m", XLE_EDIT_FT_M},
+        {"ike", XLE_EDIT_IKE}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n)) {
             *m = names[i].m;
@@ -158,16 +161,16 @@ int cmd_eval(int argc, char **argv) {
     char *mbuf = NULL, *ebuf = NULL, *tbuf = NULL;
     const char **mitems = NULL, **eitems = NULL, **titems = NULL;
     int n_methods = 0, n_edit = 0, n_test = 0;
-    xle_edit_hparams hps[4];
-    xle_edit_method methods[4];
+    xle_edit_hparams hps[5];
+    xle_edit_method methods[5];
     xle_model *model = NULL;
-    if (split_list(methods_arg, &mbuf, &mitems, &n_methods) || n_methods > 4) {
-        cli_usage_error("eval", "--methods: expected a list of rome, memit, ft-l, ft-m");
+    if (split_list(methods_arg, &mbuf, &mitems, &n_methods) || n_methods > 5) {
+        cli_usage_error("eval", "--methods: expected a list of rome, memit, ft-l, ft-m, ike");
         goto done;
     }
     for (int i = 0; i < n_methods; i++)
         if (parse_method(mitems[i], strlen(mitems[i]), &methods[i])) {
-            cli_usage_error("eval", "--methods: unknown method '%s' (rome, memit, ft-l, ft-m)", mitems[i]);
+            cli_usage_error("eval", "--methods: unknown method '%s' (rome, memit, ft-l, ft-m, ike)", mitems[i]);
             goto done;
         }
     if ((edit_arg && split_list(edit_arg, &ebuf, &eitems, &n_edit)) ||

@@ -21,6 +21,7 @@ const char *xle_edit_method_name(xle_edit_method method) {
     case XLE_EDIT_MEMIT: return "memit";
     case XLE_EDIT_FT_L: return "ft-l";
     case XLE_EDIT_FT_M: return "ft-m";
+    case XLE_EDIT_IKE: return "ike";
     }
     return "?";
 }
@@ -38,6 +39,7 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
     hp->ft_lr = 5e-4f;
     hp->ft_norm_constraint = 5e-5f; /* EasyEdit mistral-7b.yaml; "norm_constraint": false lifts it */
     hp->seed = 42;
+    hp->ike_k = 32; /* EasyEdit hparams/IKE/llama-7b.yaml and the others */
     switch (method) {
     case XLE_EDIT_ROME:
         hp->layers[0] = scale_layer(5, n_layers);
@@ -61,6 +63,8 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
         hp->layers[0] = scale_layer(21, n_layers);
         hp->n_layers = 1;
         hp->n_ctx_lengths = 0;
+        break;
+    case XLE_EDIT_IKE: /* no layers, no templates: the fact goes in the prompt */
         break;
     }
 }

@@ -223,6 +223,7 @@ static xle_status apply_key(xle_edit_hparams *hp, const char *key, json_t *v, co
         {"num_steps", NULL, &hp->ft_steps, NULL},
         {"lr", &hp->ft_lr, NULL, NULL},
         {"norm_constraint", &hp->ft_norm_constraint, NULL, NULL},
+        {"k", NULL, &hp->ike_k, NULL},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strcmp(key, fields[i].name)) continue;

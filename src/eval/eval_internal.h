@@ -48,4 +48,19 @@ xle_status xle_halves_eval(xle_model *model, const xle_tokenizer *tok,
 xle_status xle_half_metrics(const xle_tokenizer *tok, const xle_half_eval *post,
                             const xle_half_eval *pre, double *metrics, xle_error *err);
 
+/* In-context editing (ike.c). The context before every test prompt of case ci edited in
+ * edit_lang: k demonstrations drawn from the other cases by (seed, ci), then the new fact, ending
+ * in "Prompt: "; demonstrations are dropped from the end until it takes at most max_tokens
+ * tokens (with BOS). *out is owned by the caller; *n_demos: how many remain. */
+xle_status xle_ike_context(const xle_tokenizer *tok, const xle_cases *cs, int ci, const char *edit_lang,
+                           int k, uint64_t seed, int max_tokens, char **out, int *n_demos,
+                           xle_error *err);
+/* The most tokens (prompt + answer) any question of the n halves takes. */
+xle_status xle_ike_longest_question(const xle_tokenizer *tok, const xle_case_lang *const *halves, int n,
+                                    int *longest, xle_error *err);
+/* A copy of half l whose every prompt (edit prompt, rephrases, locality, portability) has ctx
+ * before it; answers and targets are borrowed from l. Free with xle_ike_half_free. */
+xle_status xle_ike_half(const char *ctx, const xle_case_lang *l, xle_case_lang *out, xle_error *err);
+void xle_ike_half_free(xle_case_lang *l);
+
 #endif

@@ -363,9 +363,89 @@ static json_t *unit_head(const xle_case *c, int ci, const xle_edit_hparams *hp, 
                      xle_edit_method_name(hp->method), "edit_lang", edit_lang, "status", status);
 }
 
+/* The metrics and answers of every test half: post against pre (shared by edited and
+ * in-context units). */
+static xle_status tests_json(run_ctx *r, const xle_case *c, const xle_case_lang **tests, int n_tests,
+                             const xle_half_eval *post, const xle_half_eval *pre, json_t **out,
+                             xle_error *err) {
+    xle_status st = XLE_OK;
+    json_t *tj = json_object();
+    for (int k = 0; k < n_tests && st == XLE_OK; k++) {
+        double m[XLE_METRIC_COUNT];
+        if ((st = xle_half_metrics(r->tok, &post[k], &pre[k], m, err)) != XLE_OK) break;
+        json_t *probes = json_array();
+        for (int q = 0; q < post[k].n_qa; q++) {
+            const xle_qa_eval *a = &post[k].qa[q], *b = &pre[k].qa[q];
+            if (json_array_append_new(probes, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o}", "kind",
+                                                        xle_qa_kind_name(a->kind), "prompt", b->prompt,
+                                                        "expected", a->answer, "before", b->greedy,
+                                                        "after", a->greedy, "acc", num(a->acc))) != 0)
+                st = xle_fail(err, XLE_ERR_NOMEM, "case %s: cannot encode the answers", c->id);
+        }
+        json_object_set_new(tj, tests[k]->lang, json_pack("{s:o, s:o}", "metrics", metrics_json(m), "probes", probes));
+    }
+    if (st != XLE_OK) json_decref(tj);
+    else *out = tj;
+    return st;
+}
+
+/* An in-context (IKE) unit: no weight changes; the context (new fact in the edit language and
+ * demonstrations from other cases) goes before every test prompt. */
+static xle_status run_ike_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_lang **tests, int n_tests,
+                               const xle_half_eval *pre, xle_error *err) {
+    const xle_case *c = &r->cases->cases[ci];
+    const method_state *ms = &r->methods[mi];
+    const char *edit_lang = r->edit_langs[ei];
+    const xle_case_lang *l = xle_case_lang_find(c, edit_lang);
+    const char *skip = !strcmp(edit_lang, ALL_LANGS) ? "ike: one edit language at a time"
+                       : !l ? "no half in the edit language"
+                       : (!l->prompt[0] || !l->target_new[0]) ? "no prompt or target in the edit language" : NULL;
+    json_t *line = NULL;
+    if (skip) {
+        line = unit_head(c, ci, ms->hp, edit_lang, "skipped");
+        json_object_set_new(line, "reason", json_string(skip));
+        r->sum.n_skipped++;
+        xle_status st = emit_line(r, 0, ci, line, err);
+        json_decref(line);
+        return st;
+    }
+    int n = n_tests > 0 ? n_tests : 1, longest = 0, n_demos = 0;
+    xle_case_lang *halves = calloc((size_t)n, sizeof *halves);
+    const xle_case_lang **hp = calloc((size_t)n, sizeof *hp);
+    xle_half_eval *post = calloc((size_t)n, sizeof *post);
+    char *ctx = NULL;
+    xle_status st = halves && hp && post ? XLE_OK : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK) st = xle_ike_longest_question(r->tok, tests, n_tests, &longest, err);
+    if (st == XLE_OK)
+        st = xle_ike_context(r->tok, r->cases, ci, edit_lang, ms->hp->ike_k, ms->hp->seed,
+                             xle_model_config(r->model)->max_seq_len - longest, &ctx, &n_demos, err);
+    int n_made = 0;
+    for (; st == XLE_OK && n_made < n_tests; n_made++) {
+        st = xle_ike_half(ctx, tests[n_made], &halves[n_made], err);
+        hp[n_made] = &halves[n_made];
+    }
+    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, hp, n_tests, post, err);
+    json_t *tj = NULL;
+    if (st == XLE_OK) st = tests_json(r, c, tests, n_tests, post, pre, &tj, err);
+    if (st == XLE_OK) {
+        line = unit_head(c, ci, ms->hp, edit_lang, "ok");
+        json_object_set_new(line, "edited", json_pack("[s]", edit_lang));
+        json_object_set_new(line, "context", json_string(ctx));
+        json_object_set_new(line, "demos", json_integer(n_demos));
+        json_object_set_new(line, "tests", tj);
+        st = emit_line(r, 0, ci, line, err);
+    }
+    for (int k = 0; k < n_made; k++) xle_ike_half_free(&halves[k]);
+    for (int k = 0; post && k < n_tests; k++) xle_half_eval_free(&post[k]);
+    free(halves), free(hp), free(post), free(ctx);
+    json_decref(line);
+    return st;
+}
+
 /* Runs one unit and appends its line. */
 static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_lang **tests, int n_tests,
                            const xle_half_eval *pre, xle_error *err) {
+    if (r->methods[mi].hp->method == XLE_EDIT_IKE) return run_ike_unit(r, ci, mi, ei, tests, n_tests, pre, err);
     const xle_case *c = &r->cases->cases[ci];
     const method_state *ms = &r->methods[mi];
     const char *edit_lang = r->edit_langs[ei];
@@ -448,21 +528,8 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
     if (st == XLE_OK) st = check_weights(r, err);
     if (st != XLE_OK) goto done;
 
-    json_t *tj = json_object();
-    for (int k = 0; k < n_tests && st == XLE_OK; k++) {
-        double m[XLE_METRIC_COUNT];
-        if ((st = xle_half_metrics(r->tok, &post[k], &pre[k], m, err)) != XLE_OK) break;
-        json_t *probes = json_array();
-        for (int q = 0; q < post[k].n_qa; q++) {
-            const xle_qa_eval *a = &post[k].qa[q], *b = &pre[k].qa[q];
-            if (json_array_append_new(probes, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o}", "kind",
-                                                        xle_qa_kind_name(a->kind), "prompt", a->prompt,
-                                                        "expected", a->answer, "before", b->greedy,
-                                                        "after", a->greedy, "acc", num(a->acc))) != 0)
-                st = xle_fail(err, XLE_ERR_NOMEM, "case %s: cannot encode the answers", c->id);
-        }
-        json_object_set_new(tj, tests[k]->lang, json_pack("{s:o, s:o}", "metrics", metrics_json(m), "probes", probes));
-    }
+    json_t *tj = NULL;
+    if ((st = tests_json(r, c, tests, n_tests, post, pre, &tj, err)) != XLE_OK) goto done;
     line = unit_head(c, ci, ms->hp, edit_lang, "ok");
     json_object_set_new(line, "edited", json_incref(edited));
     json_object_set_new(line, "loss", num(res.final_loss));
@@ -539,7 +606,8 @@ static xle_status method_templates(run_ctx *r, int mi, xle_error *err) {
     method_state *ms = &r->methods[mi];
     const char *spec = r->o->context_templates;
     xle_status st;
-    if (hp->method == XLE_EDIT_FT_L || hp->method == XLE_EDIT_FT_M || (spec && !strcmp(spec, "none")))
+    if (hp->method == XLE_EDIT_FT_L || hp->method == XLE_EDIT_FT_M || hp->method == XLE_EDIT_IKE ||
+        (spec && !strcmp(spec, "none")))
         st = xle_context_templates_none(&ms->ct, err);
     else if (spec)
         st = xle_context_templates_load(spec, &ms->ct, err);
@@ -570,6 +638,7 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
         for (int i = 0; r->methods[mi].ct && i < r->methods[mi].ct->n; i++)
             json_array_append_new(tpl, json_string(r->methods[mi].ct->texts[i]));
         json_t *m = hparams_json(&o->hparams[mi]);
+        if (o->hparams[mi].method == XLE_EDIT_IKE) json_object_set_new(m, "k", json_integer(o->hparams[mi].ike_k));
         json_object_set_new(m, "context_templates", tpl);
         json_array_append_new(methods, m);
     }
