@@ -245,6 +245,8 @@ typedef enum xle_point {
     XLE_POINT_MLP_KEY = 0,   /* input of the down projection: silu(gate x) * up x, width f */
     XLE_POINT_MLP_OUT,       /* output of the MLP (down projection), width d */
     XLE_POINT_BLOCK_OUT,     /* the residual stream after the block, width d */
+    XLE_POINT_EMBED,         /* the token embeddings entering layer 0 (hooked as layer 0), width d */
+    XLE_POINT_ATTN_OUT,      /* output of attention (after the output projection), width d */
     XLE_POINT_COUNT
 } xle_point;
 
@@ -1275,6 +1277,51 @@ xle_status xle_world_write_facts(const xle_world *w, const char *path, long *n_w
  * edited. The caller owns *out (xle_cases_free). */
 xle_status xle_world_make_cases(const xle_world *w, int n, uint64_t seed, xle_cases **out,
                                 xle_error *err);
+
+/* ---- Causal tracing (src/trace/trace.c; docs/tracing.md) ------------------------------------
+ * ROME's corrupted-subject restoration (Meng et al. 2022): the subject's token embeddings get
+ * Gaussian noise, and the probability of the target at the last position is measured with one
+ * state of the clean run restored at a (token, layer): the residual stream after the layer
+ * (hidden), or the output of the MLP or of attention over a window of layers centred on it.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum xle_trace_kind { XLE_TRACE_HIDDEN = 0, XLE_TRACE_MLP, XLE_TRACE_ATTN, XLE_TRACE_KINDS } xle_trace_kind;
+const char *xle_trace_kind_name(xle_trace_kind kind); /* "hidden", "mlp", "attn" */
+
+typedef struct xle_trace_opts {
+    int samples;          /* corrupted copies averaged (ROME: 10) */
+    double noise_level;   /* standard deviation of the noise (ROME: 3 x the subject embeddings') */
+    uint64_t seed;        /* draws the noise when noise is NULL */
+    const float *noise;   /* NULL, or [samples][subject tokens][dim] unit-variance draws, scaled by
+                           * noise_level (the same noise for every restoration, as ROME) */
+    int window;           /* MLP / attention: layers [l - window/2, l + ceil(window/2)) restored
+                           * together (ROME: 10) */
+    int32_t target;       /* the token scored; < 0: the clean run's top token */
+} xle_trace_opts;
+void xle_trace_opts_default(xle_trace_opts *o); /* samples 10, window 10, seed 1, target -1 */
+
+typedef struct xle_trace_result {
+    int n_tokens, n_layers;
+    int32_t target;
+    double p_clean, p_corrupt;           /* p(target): clean run; corrupted, nothing restored */
+    double *scores[XLE_TRACE_KINDS];     /* [n_tokens x n_layers] p(target) with the state restored */
+} xle_trace_result;
+void xle_trace_result_free(xle_trace_result *r);
+
+/* Traces tokens[0..n) (BOS included as the model reads them) with the subject at tokens
+ * [subject_begin, subject_end). The model is not changed; it runs in exact precision. */
+xle_status xle_trace(xle_model *model, const int32_t *tokens, int n, int subject_begin, int subject_end,
+                     const xle_trace_opts *opts, xle_trace_result *out, xle_error *err);
+
+/* The standard deviation of all elements of the embedding rows of ids[0..n) (ROME's noise is
+ * 3 x this over the subjects traced). */
+xle_status xle_embedding_std(xle_model *model, const int32_t *ids, int n, double *std, xle_error *err);
+
+/* The tokens of prompt (with BOS as the tokenizer's files say) and the token range
+ * [*begin, *end) of the tokens that overlap the first exact occurrence of subject (ROME's
+ * find_token_range). XLE_ERR_NOT_FOUND when subject is not in prompt. */
+xle_status xle_trace_tokens(const xle_tokenizer *tok, const char *prompt, const char *subject, xle_tokens *out,
+                            int *begin, int *end, xle_error *err);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop

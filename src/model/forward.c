@@ -260,6 +260,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
 
     /* Embedding lookup. */
     for (int t = 0; t < T; t++) xle_tensor_row_to_f32(&m->w.tok_embd, (int64_t)b->tokens[t] * d, d, x + t * d);
+    if (run_hooks(o, XLE_POINT_EMBED, 0, x, T, (int)d)) goto stopped;
 
     for (int l = 0; l < c->n_layers; l++) {
         const xle_layer_weights *L = &m->w.layers[l];
@@ -294,6 +295,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
             }
         }
         xle_matmul_forward(tmp, latt, &L->wo, &L->bo, T, scratch, m->precision);
+        if (run_hooks(o, XLE_POINT_ATTN_OUT, l, tmp, T, (int)d)) goto stopped;
         for (int64_t i = 0; i < T * d; i++) x[i] += tmp[i];
         if (la) memcpy(la->h_mid, x, (size_t)(T * d) * sizeof(float));
 
