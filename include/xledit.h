@@ -1318,10 +1318,32 @@ xle_status xle_trace(xle_model *model, const int32_t *tokens, int n, int subject
 xle_status xle_embedding_std(xle_model *model, const int32_t *ids, int n, double *std, xle_error *err);
 
 /* The tokens of prompt (with BOS as the tokenizer's files say) and the token range
- * [*begin, *end) of the tokens that overlap the first exact occurrence of subject (ROME's
- * find_token_range). XLE_ERR_NOT_FOUND when subject is not in prompt. */
+ * [*begin, *end) of the tokens that overlap the subject (ROME's find_token_range; the subject
+ * found as xle_subject_locate does, up to XLE_MATCH_STEM). XLE_ERR_NOT_FOUND when it is not. */
 xle_status xle_trace_tokens(const xle_tokenizer *tok, const char *prompt, const char *subject, xle_tokens *out,
                             int *begin, int *end, xle_error *err);
+
+/* One fact to trace: the subject must be in the prompt; target NULL: the model's top token. */
+typedef struct xle_trace_fact {
+    const char *lang, *prompt, *subject, *target;
+} xle_trace_fact;
+
+/* Traces facts[0..n) (e.g. one fact in every language) and writes OUT_DIR/trace.json and
+ * OUT_DIR/trace.svg (heatmaps: a column per fact, a row per kind), each atomically. The noise
+ * level is opts->noise_level when positive, else noise_scale x the standard deviation of all
+ * the facts' subject-token embeddings (one level for all, so languages compare). A fact whose
+ * subject is not found is listed as skipped. progress (may be NULL) is called after each fact. */
+xle_status xle_trace_facts(xle_model *model, const xle_trace_fact *facts, int n, const xle_trace_opts *opts,
+                           double noise_scale, const char *out_dir, xle_progress_fn progress, void *user,
+                           xle_error *err);
+
+/* Over the first max_cases (0: all) cases of a case file, in each of langs[0..n_langs) (NULL:
+ * every language of the file): the mean indirect effect (score - p_corrupt) per kind and layer
+ * at the subject's last token and at the last token, per language, of the model's own answer.
+ * Writes OUT_DIR/summary.json and OUT_DIR/summary.svg (one line per language), atomically. */
+xle_status xle_trace_cases(xle_model *model, const char *cases_path, const char *const *langs, int n_langs,
+                           int max_cases, const xle_trace_opts *opts, double noise_scale, const char *out_dir,
+                           xle_progress_fn progress, void *user, xle_error *err);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop

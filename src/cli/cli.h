@@ -32,6 +32,7 @@ int cmd_train(int argc, char **argv);           /* cmd_train.c */
 int cmd_facts_check(int argc, char **argv);     /* cmd_train.c */
 int cmd_world(int argc, char **argv);           /* cmd_world.c */
 int cmd_bench(int argc, char **argv);           /* cmd_bench.c */
+int cmd_trace(int argc, char **argv);           /* cmd_trace.c */
 
 /* Prints "xledit <cmd>: <err->msg>" to stderr and returns 1. */
 int cli_report(const char *cmd, const xle_error *err);

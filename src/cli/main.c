@@ -29,6 +29,7 @@ static const command commands[] = {
     {"validate", cmd_validate, "check a cases file; count usable cases per language"},
     {"eval", cmd_eval, "edit and evaluate cases across languages (ELFI/ELFO matrix), resumable"},
     {"report", cmd_report, "tables and an HTML report of an evaluation run"},
+    {"trace", cmd_trace, "causal tracing: where each language keeps a fact (per layer and token)"},
     {"merge", cmd_merge, "merge models: linear, task arithmetic, TIES, DARE-TIES (streamed)"},
     {"train-tokenizer", cmd_train_tokenizer, "learn a byte-fallback BPE tokenizer.json from text"},
     {"train", cmd_train, "train a small Llama-family model from scratch (HF folder)"},

@@ -268,13 +268,16 @@ xle_status xle_embedding_std(xle_model *m, const int32_t *ids, int n, double *st
 xle_status xle_trace_tokens(const xle_tokenizer *tok, const char *prompt, const char *subject, xle_tokens *out,
                             int *begin, int *end, xle_error *err) {
     memset(out, 0, sizeof *out);
-    const char *at = subject && *subject ? strstr(prompt, subject) : NULL;
-    if (!at)
+    xle_match how = XLE_MATCH_NONE;
+    size_t sa = 0, sz = 0;
+    xle_status st = subject && *subject ? xle_subject_locate(prompt, subject, XLE_MATCH_STEM, &how, &sa, &sz, err)
+                                        : XLE_OK;
+    if (st != XLE_OK) return st;
+    if (how == XLE_MATCH_NONE)
         return xle_fail(err, XLE_ERR_NOT_FOUND, "trace: subject '%.80s' not found in prompt '%.120s'",
                         subject ? subject : "", prompt);
-    xle_status st = xle_tokenize(tok, prompt, strlen(prompt), -1, 0, out, err);
-    if (st != XLE_OK) return st;
-    const int32_t a = (int32_t)(at - prompt), b = a + (int32_t)strlen(subject);
+    if ((st = xle_tokenize(tok, prompt, strlen(prompt), -1, 0, out, err)) != XLE_OK) return st;
+    const int32_t a = (int32_t)sa, b = (int32_t)sz;
     *begin = *end = -1;
     for (int i = 0; i < out->n; i++) {
         if (out->lengths[i] <= 0) continue;
