@@ -267,6 +267,22 @@ static void summary(const xle_report *r, xle_sb *b) {
     xle_sb_puts(b, "</table>");
 }
 
+/* The headline per test language of each method, as the text report writes it. */
+static void headlines(const xle_report *r, xle_sb *b) {
+    xle_sb_puts(b, "<h2>Headline per test language</h2>");
+    for (int m = 0; m < r->n_methods; m++) {
+        xle_sb t = {0};
+        xle_render_headline(r, m, 0, &t);
+        xle_sb_puts(b, "<h3>");
+        xle_sb_html(b, r->methods[m]);
+        xle_sb_puts(b, "</h3><pre>");
+        if (t.p) xle_sb_html(b, t.p);
+        if (t.oom) b->oom = 1;
+        xle_sb_puts(b, "</pre>");
+        free(t.p);
+    }
+}
+
 static int metric_has_values(const xle_report *r, int m, int k) {
     for (int e = 0; e < r->n_edit; e++)
         for (int t = 0; t < r->n_test; t++)
@@ -339,6 +355,7 @@ xle_status xle_render_html(const xle_report *r, xle_sb *b, xle_error *err) {
     xle_sb_printf(b, "<tr><th class=\"l\">cases</th><td class=\"l\">%d</td></tr></table>", r->n_cases);
     counts(r, b);
     summary(r, b);
+    headlines(r, b);
     xle_sb_puts(b, "<h2>Matrices</h2><p class=\"note\">Rows: edit language (then the unedited model, "
                    "<i>pre</i>); columns: test language; cells framed in black and white are ELFI (edit and "
                    "test language the same). Values x100; hover a cell for the number of units behind it.</p><div><span class=\"legend\">Rates x100 ");

@@ -85,6 +85,9 @@ static inline xle_cell *xle_report_cell(const xle_report *r, int method, int met
 int xle_metric_is_signed(xle_metric m);
 
 xle_status xle_render_text(const xle_report *r, int markdown, xle_sb *b, xle_error *err);
+/* The headline per test language of method m (exact match edited in / out of the language,
+ * unedited, change), with the reason it is there (render_tables.c; HTML: md = 1 inside <pre>). */
+void xle_render_headline(const xle_report *r, int m, int md, xle_sb *b);
 xle_status xle_render_csv(const xle_report *r, xle_sb *b, xle_error *err);
 xle_status xle_render_json(const xle_report *r, xle_sb *b, xle_error *err);
 xle_status xle_render_html(const xle_report *r, xle_sb *b, xle_error *err);
