@@ -20,7 +20,9 @@ edit() { "$XLEDIT" edit "$MODEL" --prompt "The capital of France is" --subject F
 "$XLEDIT" stats "$MODEL" --layers 0 --corpus "$SRC/docs/editing.md" --out "$T/stats" >/dev/null 2>&1 ||
   fail "stats"
 
-for pair in rome:ROME memit:MEMIT ft-l:FT; do
+PAIRS="rome:ROME memit:MEMIT ft-l:FT"
+[ "${XLE_SANITIZED:-OFF}" = "ON" ] && PAIRS="rome:ROME" # sanitizers: one method (seconds, not minutes)
+for pair in $PAIRS; do
   m="${pair%%:*}" d="${pair##*:}"
   edit --method "$m" --hparams "$FIX/hparams/$d/llama-7b.yaml" --patch "$T/$m-yaml.xlpatch" \
     >/dev/null 2>"$T/$m.err" || fail "$m: the YAML file: $(cat "$T/$m.err")"

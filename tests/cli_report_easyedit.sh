@@ -21,7 +21,9 @@ cat > "$T/cases.jsonl" <<'CASES'
 {"id":"c3","source":"test","langs":{"en":{"prompt":"The sun was hot and the sky was","subject":"the sky","target_new":"green","target_true":"blue","rephrases":[],"locality":[{"prompt":"Mom said they could have a","answer":"cake"}],"portability":[]},"hi":{"prompt":"सूरज गरम था और आसमान","subject":"आसमान","target_new":"हरा","target_true":"नीला","rephrases":[],"locality":[],"portability":[]}}}
 CASES
 echo '{"v_num_grad_steps": 6, "num_steps": 6}' > "$T/fast.json"
-"$X" eval "$M" --data "$T/cases.jsonl" --methods rome,ft-l --edit-langs en,de,all --hparams "$T/fast.json" --no-model-hparams \
+METHODS=rome,ft-l EDIT=en,de,all
+[ "${XLE_SANITIZED:-OFF}" = "ON" ] && METHODS=rome EDIT=en # sanitizers: 3 units, not 18
+"$X" eval "$M" --data "$T/cases.jsonl" --methods $METHODS --edit-langs $EDIT --hparams "$T/fast.json" --no-model-hparams \
   --context-templates none --out "$T/run" --quiet >/dev/null 2>"$T/eval.err" || fail "eval: $(cat "$T/eval.err")"
 "$X" report "$T/run" --format easyedit --out "$T/rep" >/dev/null || fail "report --format easyedit --out"
 "$X" report "$T/run" --format json --out "$T/rep" >/dev/null || fail "report --format json"
@@ -44,7 +46,7 @@ assert len(r["pre"]["locality"]["neighborhood_output"]) == 2, r["pre"]
 assert len(r["post"]["rewrite_acc"]) == 1 and "neighborhood_acc" in r["post"]["locality"], r["post"]
 assert "one_hop_acc" in r["post"]["portability"], r["post"]
 assert d["rome/en/hi"][0]["requested_rewrite"]["subject"] == "लिली"
-assert set(k.split("/")[0] for k in d) == {"rome", "ft-l"}
+assert {"rome"} <= set(k.split("/")[0] for k in d) <= {"rome", "ft-l"}
 PYCHECK
 
 "$X" report "$T" --format easyedit >"$T/out" 2>"$T/err" && fail "a directory without a run was accepted"
