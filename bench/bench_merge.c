@@ -204,7 +204,7 @@ static int child_main(int argc, char **argv) {
     const char *models[2] = {argv[5], argv[6]};
     o.models = models;
     o.n_models = 2;
-    o.density = 0.2f;
+    o.density = 0.2;
     xle_merge_stats st;
     xle_error err = {0};
     double t0 = now_s();

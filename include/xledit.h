@@ -212,6 +212,10 @@ xle_status xle_model_make_writable_f32(xle_model *model, xle_tensor *t, xle_erro
  * output. Tensors never made writable are copied byte for byte from the source files; tensors
  * made writable (f32) are stored as F32. Never writes to the source files. */
 xle_status xle_model_save(const xle_model *model, const char *out_path, xle_error *err);
+/* Whether xle_model_save could write out_path (not the model's source; a folder output new or
+ * empty, a GGUF file output not a folder; the parent folder exists and is writable), checked
+ * before long work so that it fails at once. Writes nothing. */
+xle_status xle_model_save_check(const xle_model *model, const char *out_path, xle_error *err);
 
 /* How xle_model_save stores a changed tensor whose source was block-quantized (GGUF Q4_0 ..
  * Q6_K): as F16 (the default), BF16, F32 (exact), or quantized again to its source type
@@ -878,7 +882,9 @@ typedef struct xle_merge_opts {
     const char *const *models;     /* n_models >= 1 model paths (HF folder, .gguf, llama2.c) */
     int n_models;
     const float *weights;          /* n_models weights; NULL: all 1 */
-    float density;                 /* TIES / DARE-TIES: fraction kept, in (0, 1] */
+    double density;                /* TIES / DARE-TIES: fraction kept, in (0, 1]; TIES keeps
+                                    * max(1, floor(density * N)) of N entries, with density
+                                    * read as its shortest decimal (0.7 is 7/10 exactly) */
     float lambda;                  /* scale of the merged task vector (not used by linear) */
     int normalize;                 /* -1: the method's mergekit default; 0 or 1 */
     uint64_t seed;                 /* DARE-TIES drop mask */

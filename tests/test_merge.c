@@ -216,7 +216,7 @@ static void case_get(int i, gcase *c) {
     }
     c->o.models = c->model_ptrs;
     c->o.weights = c->weights;
-    c->o.density = (float)json_number_value(json_object_get(j, "density"));
+    c->o.density = json_number_value(json_object_get(j, "density"));
     c->o.lambda = (float)json_number_value(json_object_get(j, "lambda"));
     c->o.normalize = json_is_true(json_object_get(j, "normalize"));
     c->o.seed = (uint64_t)json_integer_value(json_object_get(j, "seed"));
@@ -750,7 +750,7 @@ static void test_bad_options(void) {
     o.density = 0;
     expect_failure(&o, "opt_density", XLE_ERR_ARG, NULL, "density");
     o = c.o;
-    o.density = 1.5f;
+    o.density = 1.5;
     expect_failure(&o, "opt_density2", XLE_ERR_ARG, NULL, "density");
     o = c.o;
     o.base = NULL;
@@ -789,6 +789,69 @@ static void test_bad_options(void) {
     CHECK(xle_merge_method_normalizes(XLE_MERGE_TIES) && !xle_merge_method_normalizes(XLE_MERGE_DARE_TIES));
 }
 
+/* TIES keeps max(1, floor(density · N)) of N entries, exactly for the decimal density: the
+ * issue's two counts (an f32 density gave 19,039 and 52,533,658), the rule's edges, and one
+ * merge whose 27,200-entry embedding (vocab 3400 x dim 8) keeps 19,040 entries at 0.7. */
+static void test_ties_keep_count(void) {
+    CHECK(xle_merge_keep_count(0.7, 27200) == 19040);
+    CHECK(xle_merge_keep_count(0.2, (int64_t)128256 * 2048) == 52533657);
+    CHECK(xle_merge_keep_count(0.1, 30) == 3);           /* 0.1 · 30 = 3 exactly */
+    CHECK(xle_merge_keep_count(0.3, 10) == 3);
+    CHECK(xle_merge_keep_count(0.29, 100) == 29);
+    CHECK(xle_merge_keep_count(0.55, 20) == 11);
+    CHECK(xle_merge_keep_count(1.0, 77) == 77);
+    CHECK(xle_merge_keep_count(1e-9, 77) == 1);           /* at least one */
+    CHECK(xle_merge_keep_count(0.123456789012345, 1000000000000000) == 123456789012345);
+    CHECK(xle_merge_keep_count(0.25, 7) == 1);            /* 1.75 */
+
+    rnd_spec s = spec_like_fixture();
+    s.vocab = 3400;
+    s.layers = 1;
+    CHECK(write_random_hf(tmp_path("keep_base"), &s, -1));
+    s.seed = 5;
+    CHECK(write_random_hf(tmp_path("keep_m"), &s, -1));
+    char *models[1] = {strdup(tmp_path("keep_m"))};
+    char *base = strdup(tmp_path("keep_base"));
+    xle_merge_opts o;
+    xle_merge_opts_default(&o);
+    o.method = XLE_MERGE_TIES;
+    o.base = base;
+    o.models = (const char *const *)models;
+    o.n_models = 1;
+    o.density = 0.7;
+    xle_error err = {0};
+    CHECK_OK(xle_merge(&o, tmp_path("keep_out/"), NULL, &err), &err); /* a trailing slash too */
+    st_file got, b;
+    char gp[300], bp[300];
+    snprintf(gp, sizeof gp, "%s", tmp_path("keep_out/model.safetensors"));
+    snprintf(bp, sizeof bp, "%s", tmp_path("keep_base/model.safetensors"));
+    CHECK(st_read(gp, &got) && st_read(bp, &b));
+    const xle_st_entry *ge = NULL, *be = NULL;
+    for (int i = 0; got.st && i < got.st->n; i++)
+        if (!strcmp(got.st->entries[i].name, "model.embed_tokens.weight")) ge = &got.st->entries[i];
+    for (int i = 0; b.st && i < b.st->n; i++)
+        if (!strcmp(b.st->entries[i].name, "model.embed_tokens.weight")) be = &b.st->entries[i];
+    CHECK(ge && be && st_numel(ge) == 27200);
+    int64_t changed = 0;
+    for (int64_t i = 0; ge && be && i < st_numel(ge); i++) changed += st_value(ge, i) != st_value(be, i);
+    CHECK_MSG(changed == 19040, "TIES at density 0.7 kept %lld of 27200 entries, want 19040", (long long)changed);
+    st_close(&got);
+    st_close(&b);
+    /* the output may not go inside an input folder */
+    char inside[300];
+    snprintf(inside, sizeof inside, "%s", tmp_path("keep_m/merged"));
+    xle_error e2 = {0};
+    CHECK(xle_merge(&o, inside, NULL, &e2) == XLE_ERR_ARG);
+    CHECK_MSG(strstr(e2.msg, "inside the input folder"), "%s", e2.msg);
+    CHECK(!xle_path_exists(inside));
+    mkdir(tmp_path("keep_base/sub"), 0755);
+    snprintf(inside, sizeof inside, "%s", tmp_path("keep_base/sub/../sub/merged/"));
+    CHECK(xle_merge(&o, inside, NULL, &e2) == XLE_ERR_ARG);
+    CHECK(xle_merge(&o, tmp_path("keep_m"), NULL, &e2) == XLE_ERR_ARG);
+    free(models[0]);
+    free(base);
+}
+
 static int stop_at_once(void *user, int64_t done, int64_t total) {
     (void)user; (void)done; (void)total;
     return 1;
@@ -808,7 +871,7 @@ static void test_nonfinite_and_interrupt(void) {
     o.n_models = 1;
     expect_failure(&o, "nf_out", XLE_ERR_NUMERIC, "nf_nan", "model.layers.0.self_attn.q_proj.weight");
     o.method = XLE_MERGE_DARE_TIES;
-    o.density = 0.99f;
+    o.density = 0.99;
     expect_failure(&o, "nf_out2", XLE_ERR_NUMERIC, "nf_nan", "q_proj");
     gcase c;
     CHECK(find_case("ties_bf16", &c));
@@ -889,6 +952,7 @@ int main(void) {
     RUN(test_tokenizer_mismatch);
     RUN(test_bad_options);
     RUN(test_nonfinite_and_interrupt);
+    RUN(test_ties_keep_count);
     json_decref(g_cases);
     rm_rf(g_tmp);
     return check_summary();

@@ -62,6 +62,15 @@ static int show_progress(void *user, int64_t done, int64_t total) {
     return interrupted;
 }
 
+static int parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
 static int parse_float(const char *s, float *out) {
     char *end;
     errno = 0;
@@ -166,7 +175,7 @@ int cmd_merge(int argc, char **argv) {
             break;
         case 'w': weights_arg = optarg; break;
         case 'd':
-            if (!parse_float(optarg, &mo.density) || !(mo.density > 0 && mo.density <= 1))
+            if (!parse_double(optarg, &mo.density) || !(mo.density > 0 && mo.density <= 1))
                 rc = cli_usage_error("merge", "--density: '%s' is not a number in (0, 1]", optarg);
             break;
         case 'l':

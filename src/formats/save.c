@@ -6,8 +6,10 @@
  * tensors are written in their current dtype (f32 after xle_model_make_writable_f32), except
  * a changed tensor of a block-quantized GGUF source, stored as the model's quant_save says
  * (F16 by default, BF16, F32, or quantized again to its source type). Everything goes to
- * "OUT.tmp-<pid>" beside OUT, is fsynced, and is renamed into place at the end; on failure the
- * temporary is removed. Also the small file-system helpers the formats module shares.
+ * "OUT.tmp-<pid>" beside OUT (core/outpath.h: OUT may end in "/"; stale temporaries of killed
+ * runs are removed first), is fsynced, and is renamed into place at the end; on failure the
+ * temporary is removed and the error names OUT. Also the small file-system helpers the formats
+ * module shares.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "core/quant.h"
 #include "formats/formats_internal.h"
 
@@ -433,48 +436,45 @@ static int same_file(const char *a, const char *b) {
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-static int dir_is_empty(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    return empty;
+xle_status xle_model_save_check(const xle_model *m, const char *out, xle_error *err) {
+    if (!m || !out || !*out) return xle_fail(err, XLE_ERR_ARG, "save: no model or output path");
+    if (!m->format_state) return xle_fail(err, XLE_ERR_ARG, "%s: model has no source format state", out);
+    char trimmed[PATH_MAX];
+    if (!xle_out_trim(out, trimmed, sizeof trimmed)) return xle_fail(err, XLE_ERR_ARG, "%s: path too long", out);
+    if (same_file(trimmed, m->path))
+        return xle_fail(err, XLE_ERR_ARG, "%s: output is the model's own source; choose another path", out);
+    int to_dir = m->format != XLE_FORMAT_GGUF;
+    if (!to_dir && xle_path_is_dir(trimmed))
+        return xle_fail(err, XLE_ERR_ARG, "%s: is a folder (a GGUF model is saved as a file)", out);
+    return xle_out_check(out, to_dir ? XLE_OUT_DIR : XLE_OUT_FILE, err);
 }
 
 xle_status xle_model_save(const xle_model *m, const char *out, xle_error *err) {
-    if (!m || !out || !*out) return xle_fail(err, XLE_ERR_ARG, "save: no model or output path");
-    if (!m->format_state) return xle_fail(err, XLE_ERR_ARG, "%s: model has no source format state", out);
-    if (same_file(out, m->path))
-        return xle_fail(err, XLE_ERR_ARG, "%s: output is the model's own source; choose another path", out);
+    xle_status st = xle_model_save_check(m, out, err);
+    if (st != XLE_OK) return st;
     int to_dir = m->format != XLE_FORMAT_GGUF;
-    if (to_dir && xle_path_exists(out) && !(xle_path_is_dir(out) && dir_is_empty(out)))
-        return xle_fail(err, XLE_ERR_ARG, "%s: already exists (the output folder must be new or empty)", out);
-    if (!to_dir && xle_path_is_dir(out))
-        return xle_fail(err, XLE_ERR_ARG, "%s: is a folder (a GGUF model is saved as a file)", out);
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid()) >= (int)sizeof tmp)
+    char trimmed[PATH_MAX], tmp[PATH_MAX];
+    if (!xle_out_trim(out, trimmed, sizeof trimmed) || !xle_out_tmp_name(out, tmp, sizeof tmp))
         return xle_fail(err, XLE_ERR_ARG, "%s: path too long", out);
-    xle_path_remove(tmp);
-    xle_status st;
-    if (to_dir && mkdir(tmp, 0755) != 0)
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    xle_out_clean_stale(trimmed);
+    xle_out_remove_tree(tmp);
+    if (to_dir && mkdir(tmp, 0777) != 0)
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
     switch (m->format) {
-    case XLE_FORMAT_GGUF: st = save_gguf(m, tmp, out, err); break;
+    case XLE_FORMAT_GGUF: st = save_gguf(m, tmp, trimmed, err); break;
     case XLE_FORMAT_HF: st = save_hf(m, tmp, err); break;
     default: st = save_llama2c_as_hf(m, tmp, err); break;
     }
     if (st == XLE_OK && to_dir) xle_dir_sync(tmp);
-    if (st == XLE_OK && rename(tmp, out) != 0)
+    if (st == XLE_OK && rename(tmp, trimmed) != 0)
         st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename the finished output into place: %s", out,
                       strerror(errno));
     if (st != XLE_OK) {
-        xle_path_remove(tmp);
+        xle_out_error_rename(err, tmp, trimmed);
+        xle_out_remove_tree(tmp);
         return st;
     }
-    char *parent = parent_dir(out);
+    char *parent = parent_dir(trimmed);
     if (parent) xle_dir_sync(parent);
     free(parent);
     return XLE_OK;

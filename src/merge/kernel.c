@@ -7,6 +7,8 @@
  * Summation order over models is fixed (model 0 first), in f32 (docs/merging.md).
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "merge/merge_internal.h"
@@ -37,12 +39,56 @@ static inline uint64_t dare_hash(uint64_t stream, uint64_t index) {
 /* With u = (h >> 11) / 2^53 uniform in [0, 1), an entry is kept when u < density. For the
  * integer x = h >> 11 that is x < density * 2^53 (exact in double), i.e. x < ceil(density * 2^53):
  * an integer comparison, which the loops below can vectorize. */
-static inline uint64_t dare_threshold(float density) {
-    return (uint64_t)ceil((double)density * 9007199254740992.0);
+static inline uint64_t dare_threshold(double density) {
+    return (uint64_t)ceil(density * 9007199254740992.0);
 }
 
-int xle_merge_dare_keep(uint64_t stream, int64_t index, float density) {
+int xle_merge_dare_keep(uint64_t stream, int64_t index, double density) {
     return (dare_hash(stream, (uint64_t)index) >> 11) < dare_threshold(density);
+}
+
+/* ---- TIES: how many entries a trim keeps -------------------------------------------------- */
+
+/* max(1, floor(density · n)) computed exactly for the decimal the user wrote: the shortest
+ * decimal that reads back as this double (0.7, not 0.6999999999999999555910790149937...) as
+ * mantissa · 10^exp, then an integer product and division. In plain double arithmetic the
+ * rounding of density can put density · n just below an integer it equals (0.7 · 27200 is
+ * 19040; the f32 0.7 gives 19039.9996...). */
+int64_t xle_merge_keep_count(double density, int64_t n) {
+    if (n <= 0) return 0;
+    if (!(density > 0)) return 1;
+    if (density >= 1) return n;
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec - 1, density);
+        if (strtod(buf, NULL) == density) break;
+    }
+    /* buf is "d.ddddde-XX": digits into an integer mantissa, exponent adjusted for them */
+    unsigned __int128 mant = 0;
+    int digits_after_point = 0, seen_point = 0;
+    const char *p = buf;
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') {
+            seen_point = 1;
+            continue;
+        }
+        mant = mant * 10 + (unsigned)(*p - '0');
+        digits_after_point += seen_point;
+    }
+    int exp10 = (*p == 'e' ? atoi(p + 1) : 0) - digits_after_point; /* density = mant · 10^exp10 */
+    unsigned __int128 prod = mant * (unsigned __int128)n, keep;
+    if (exp10 >= 0) {
+        keep = (unsigned __int128)n; /* density >= 1: handled above */
+    } else if (exp10 < -38) {
+        keep = 0;
+    } else {
+        unsigned __int128 div = 1;
+        for (int i = 0; i < -exp10; i++) div *= 10;
+        keep = prod / div;
+    }
+    if (keep < 1) keep = 1;
+    if (keep > (unsigned __int128)n) keep = (unsigned __int128)n;
+    return (int64_t)keep;
 }
 
 /* ---- reading and writing rows ------------------------------------------------------------- */
@@ -182,8 +228,9 @@ static int block_task_vectors(const xle_merge_plan *p, float *in, int64_t nb) {
 /* DARE: weighted, randomly dropped and rescaled task vectors (in place). */
 static void block_dare(const xle_merge_kernel *k, int64_t c, int64_t col0, int64_t nb, float *in) {
     const xle_merge_plan *p = k->plan;
-    float density = p->opts.density;
-    uint64_t thr = dare_threshold(density), first = (uint64_t)(c * k->t->cols + col0);
+    /* the rescale divides in f32 like mergekit's f32 tensor by a Python float */
+    float density = (float)p->opts.density;
+    uint64_t thr = dare_threshold(p->opts.density), first = (uint64_t)(c * k->t->cols + col0);
     for (int i = 0; i < p->n_models; i++) {
         float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
         float w = weight_of(p, i);

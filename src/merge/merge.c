@@ -26,7 +26,7 @@ static const char *const METHOD_NAMES[XLE_MERGE_METHOD_COUNT] = {"linear", "task
 void xle_merge_opts_default(xle_merge_opts *o) {
     memset(o, 0, sizeof *o);
     o->method = XLE_MERGE_TIES;
-    o->density = 0.2f;
+    o->density = 0.2;
     o->lambda = 1.0f;
     o->normalize = -1;
     o->out_format = XLE_FORMAT_HF;
@@ -185,9 +185,7 @@ static xle_status select_trims(runner *r, xle_merge_kernel *k, xle_merge_trim *t
     const xle_merge_tensor *t = k->t;
     int n = r->p->n_models;
     int64_t total = t->shared_rows * t->cols;
-    double kd = (double)r->p->opts.density * (double)total;
-    int64_t keep = (int64_t)kd;
-    if (keep < 1) keep = 1;
+    int64_t keep = xle_merge_keep_count(r->p->opts.density, total);
     for (int i = 0; i < n; i++) trims[i].active = keep < total;
     if (keep >= total) return XLE_OK;
     uint64_t *hists = malloc((size_t)r->n_threads * (size_t)n * 65536 * sizeof *hists);

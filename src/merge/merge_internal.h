@@ -75,7 +75,10 @@ uint64_t xle_merge_name_hash(const char *name);
 /* The per (seed, model, tensor) stream key of the DARE mask. */
 uint64_t xle_merge_dare_stream(uint64_t seed, int model, uint64_t name_hash);
 /* Whether entry `index` (canonical flat index) is kept with probability density. */
-int xle_merge_dare_keep(uint64_t stream, int64_t index, float density);
+int xle_merge_dare_keep(uint64_t stream, int64_t index, double density);
+/* TIES: the entries a trim keeps of n, max(1, floor(density · n)), exact for the decimal
+ * density (docs/merging.md). */
+int64_t xle_merge_keep_count(double density, int64_t n);
 
 /* ---- TIES trim thresholds ---------------------------------------------------------------- */
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "merge/merge_internal.h"
 
 struct xle_merge_sink {
@@ -156,7 +157,7 @@ static xle_status hf_side_files(const xle_merge_plan *p, const char *dir, xle_er
 }
 
 static xle_status open_hf(xle_merge_sink *s, const xle_merge_plan *p, xle_error *err) {
-    if (mkdir(s->tmp, 0755) != 0)
+    if (mkdir(s->tmp, 0777) != 0)
         return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", s->tmp, strerror(errno));
     xle_status st = hf_side_files(p, s->tmp, err);
     if (st != XLE_OK) return st;
@@ -250,14 +251,16 @@ xle_status xle_merge_sink_open(const xle_merge_plan *p, const char *out_path, xl
         free(s);
         return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
     }
-    if (snprintf(s->tmp, sizeof s->tmp, "%s.tmp-%ld", out_path, (long)getpid()) >= (int)sizeof s->tmp) {
+    if (!xle_out_trim(out_path, s->out, strlen(s->out) + 1) || !xle_out_tmp_name(out_path, s->tmp, sizeof s->tmp)) {
         free(s->out);
         free(s);
         return xle_fail(err, XLE_ERR_ARG, "%s: path too long", out_path);
     }
-    xle_path_remove(s->tmp);
+    xle_out_clean_stale(s->out);
+    xle_out_remove_tree(s->tmp);
     xle_status st = p->opts.out_format == XLE_FORMAT_GGUF ? open_gguf(s, p, err) : open_hf(s, p, err);
     if (st != XLE_OK) {
+        xle_out_error_rename(err, s->tmp, s->out);
         xle_merge_sink_abort(s);
         return st;
     }
@@ -266,14 +269,16 @@ xle_status xle_merge_sink_open(const xle_merge_plan *p, const char *out_path, xl
 }
 
 xle_status xle_merge_sink_write(xle_merge_sink *s, const void *data, size_t n, xle_error *err) {
-    return s->st ? xle_st_stream_write(s->st, data, n, err) : xle_gguf_stream_write(s->gg, data, n, err);
+    xle_status st = s->st ? xle_st_stream_write(s->st, data, n, err) : xle_gguf_stream_write(s->gg, data, n, err);
+    if (st != XLE_OK) xle_out_error_rename(err, s->tmp, s->out);
+    return st;
 }
 
 void xle_merge_sink_abort(xle_merge_sink *s) {
     if (!s) return;
     xle_st_stream_abort(s->st);
     xle_gguf_stream_abort(s->gg);
-    xle_path_remove(s->tmp);
+    xle_out_remove_tree(s->tmp);
     free(s->out);
     free(s);
 }
@@ -292,6 +297,7 @@ xle_status xle_merge_sink_commit(xle_merge_sink *s, xle_error *err) {
         st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename the finished output into place: %s", s->out,
                       strerror(errno));
     if (st != XLE_OK) {
+        xle_out_error_rename(err, s->tmp, s->out);
         xle_merge_sink_abort(s);
         return st;
     }

@@ -5,12 +5,14 @@
  * rule (docs/merging.md), and the list of output tensors with their sources and dtypes.
  */
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/outpath.h"
 #include "merge/merge_internal.h"
 
 void xle_merge_plan_free(xle_merge_plan *p) {
@@ -58,23 +60,61 @@ static xle_status check_opts(xle_merge_opts *o, xle_error *err) {
     return XLE_OK;
 }
 
-static int dir_is_empty(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return 0;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    return empty;
+/* The absolute form of path, which need not exist: realpath of its folder + its last name.
+ * Caller frees; NULL when the folder cannot be resolved. */
+static char *absolute_path(const char *path) {
+    char trimmed[PATH_MAX];
+    if (!xle_out_trim(path, trimmed, sizeof trimmed)) return NULL;
+    char *r = realpath(trimmed, NULL);
+    if (r) return r;
+    char *slash = strrchr(trimmed, '/');
+    const char *dir = ".", *base = trimmed;
+    if (slash) {
+        *slash = 0;
+        dir = slash == trimmed ? "/" : trimmed;
+        base = slash + 1;
+    }
+    char *d = realpath(dir, NULL);
+    if (!d) return NULL;
+    size_t n = strlen(d) + strlen(base) + 2;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%s/%s", strcmp(d, "/") ? d : "", base);
+    free(d);
+    return out;
 }
 
-static xle_status check_out_path(const char *out, xle_format fmt, xle_error *err) {
+/* The output may not be an input, nor lie inside an input's folder (it would change the model
+ * folder the user gave, and a later load of that folder would see an extra file). */
+static xle_status check_out_not_in_inputs(const xle_merge_opts *o, const char *out, xle_error *err) {
+    char *abs_out = absolute_path(out);
+    if (!abs_out) return XLE_OK; /* an unresolvable folder fails later with a clear message */
+    xle_status st = XLE_OK;
+    for (int i = -1; i < o->n_models && st == XLE_OK; i++) {
+        const char *in = i < 0 ? o->base : o->models[i];
+        if (!in) continue;
+        char *abs_in = realpath(in, NULL);
+        if (!abs_in) continue;
+        size_t n = strlen(abs_in);
+        if (!strcmp(abs_in, abs_out))
+            st = xle_fail(err, XLE_ERR_ARG, "%s: the output is the input %s", out, in);
+        else if (xle_path_is_dir(abs_in) && !strncmp(abs_out, abs_in, n) && abs_out[n] == '/')
+            st = xle_fail(err, XLE_ERR_ARG, "%s: the output is inside the input folder %s; choose a path "
+                          "outside it", out, in);
+        free(abs_in);
+    }
+    free(abs_out);
+    return st;
+}
+
+static xle_status check_out_path(const xle_merge_opts *o, const char *out, xle_error *err) {
     if (!out || !*out) return xle_fail(err, XLE_ERR_ARG, "merge: output path: empty");
-    if (!xle_path_exists(out)) return XLE_OK;
-    if (fmt == XLE_FORMAT_HF && xle_path_is_dir(out) && dir_is_empty(out)) return XLE_OK;
-    return xle_fail(err, XLE_ERR_ARG, "%s: already exists (the output must be new%s)", out,
-                    fmt == XLE_FORMAT_HF ? " or an empty folder" : "");
+    xle_status st = check_out_not_in_inputs(o, out, err);
+    if (st != XLE_OK) return st;
+    char trimmed[PATH_MAX];
+    if (o->out_format != XLE_FORMAT_HF && xle_out_trim(out, trimmed, sizeof trimmed) &&
+        xle_path_exists(trimmed))
+        return xle_fail(err, XLE_ERR_ARG, "%s: already exists (the output must be new)", out);
+    return xle_out_check(out, o->out_format == XLE_FORMAT_HF ? XLE_OUT_DIR : XLE_OUT_FILE, err);
 }
 
 /* ---- agreement of the inputs --------------------------------------------------------------- */
@@ -294,7 +334,7 @@ xle_status xle_merge_plan_build(const xle_merge_opts *opts, const char *out_path
     p->opts = *opts;
     p->n_models = opts->n_models;
     xle_status st = check_opts(&p->opts, err);
-    if (st == XLE_OK) st = check_out_path(out_path, p->opts.out_format, err);
+    if (st == XLE_OK) st = check_out_path(&p->opts, out_path, err);
     if (st == XLE_OK) st = load_inputs(p, err);
     for (int i = 0; i < p->n_models && st == XLE_OK; i++)
         if (p->models[i] != p->ref) st = check_against(p->models[i], p->ref, err);

@@ -1,0 +1,36 @@
+/*
+ * outpath.h: the rules every writer of a user-named output shares (outpath.c). A path may end
+ * in "/" (`--out edited/`); the temporary sibling is "OUT.tmp-PID" of the path without it;
+ * temporaries left by a killed process are removed by the next writer of the same output;
+ * errors raised while writing the temporary name the user's path; and an output is checked
+ * before any work, so that a bad one fails at once.
+ */
+#ifndef XLE_OUTPATH_H
+#define XLE_OUTPATH_H
+
+#include "xledit.h"
+
+typedef enum xle_out_kind {
+    XLE_OUT_FILE = 0,    /* a file: not a folder, not ending in "/" */
+    XLE_OUT_DIR          /* a folder: new, or existing and empty */
+} xle_out_kind;
+
+/* path without trailing slashes ("/" stays "/") into buf; returns 0 if it does not fit. */
+int xle_out_trim(const char *path, char *buf, size_t cap);
+/* The temporary sibling "OUT.tmp-PID" of out (trimmed); returns 0 if it does not fit. */
+int xle_out_tmp_name(const char *out, char *buf, size_t cap);
+/* Removes every "OUT.tmp-N" beside out (file or folder tree) whose process N is gone. */
+void xle_out_clean_stale(const char *out);
+/* Whether out can be written as kind: its parent folder exists; a file output is not a folder
+ * and does not end in "/"; a folder output is new or an empty folder. Writes nothing. */
+xle_status xle_out_check(const char *out, xle_out_kind kind, xle_error *err);
+/* Rewrites err->msg so that it names out where it named tmp. */
+void xle_out_error_rename(xle_error *err, const char *tmp, const char *out);
+/* Removes a file or a whole folder tree (no error when absent). */
+void xle_out_remove_tree(const char *path);
+/* Mode bits a new file gets under the current umask (0666 & ~umask), read without changing
+ * the process's umask (from /proc/self/status; 0644 when unreadable). For files made by
+ * mkstemp, which creates them 0600. */
+unsigned xle_out_file_mode(void);
+
+#endif
