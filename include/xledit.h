@@ -836,9 +836,16 @@ xle_status xle_stats_build(xle_model *model, const struct xle_tokenizer *tok,
 xle_status xle_stats_build_shared(xle_model *model, const struct xle_tokenizer *tok,
                                   const xle_stats_opts *opts, const xle_comm *comm,
                                   xle_error *err);
-/* Loads one layer's complete statistics from dir, checking the model's fingerprint. */
+/* Loads one layer's complete statistics from dir, checking the model's fingerprint. When dir
+ * itself does not serve the layer (no stats.json, other model, incomplete, other layers), its
+ * subfolders are searched as a cache of option sets: among those of this model, complete and
+ * listing the layer, the one with the most tokens (ties: the first name in byte order). */
 xle_status xle_stats_load(xle_model *model, const char *dir, int layer, xle_layer_stats **out,
                           xle_error *err);
+/* The subfolder name of opts's option set in a per-model cache, e.g.
+ * "layers-0_tokens-100000_3f9a0c12d4e5" (the hash covers layers, corpus paths and sizes, limits),
+ * so that statistics made with other options sit beside each other. */
+void xle_stats_set_name(const xle_model *model, const xle_stats_opts *opts, char *out, size_t cap);
 
 /* ---- Patches (src/edit/patch.c): an edit as a file ----------------------------------------- */
 

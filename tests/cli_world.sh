@@ -31,7 +31,7 @@ grep -q "^languages: 8 (en de fr it es hi ta kn)" "$T/info" || fail "info langua
 subjects=$(sed -n 's/^entities: [0-9]* (\([0-9]*\) with facts)/\1/p' "$T/info")
 [ "${subjects:-0}" -ge 300 ] || fail "want >= 300 subjects, got '$subjects'"
 
-"$XLEDIT" world corpus --data "$DATA" --out "$T/c1.txt" >"$T/log1" || fail "corpus"
+"$XLEDIT" world corpus --data "$DATA" --out "$T/c1.txt" 2>"$T/log1" || fail "corpus"
 "$XLEDIT" world corpus --data "$DATA" --out "$T/c2.txt" --seed 1 >/dev/null || fail "corpus again"
 "$XLEDIT" world corpus --data "$DATA" --out "$T/c3.txt" --seed 2 >/dev/null || fail "corpus seed 2"
 "$XLEDIT" world corpus --data "$DATA" --out "$T/c4.txt" --epochs-copies 2 >/dev/null || fail "corpus copies"
@@ -44,12 +44,12 @@ grep -q "wrote $T/c1.txt: $lines lines" "$T/log1" || fail "corpus report: $(cat 
 grep -q "sentences per language: en [0-9]* de [0-9]* fr [0-9]* it [0-9]* es [0-9]* hi [0-9]* ta [0-9]* kn [0-9]*" \
   "$T/log1" || fail "no per-language counts: $(cat "$T/log1")"
 
-"$XLEDIT" world facts --data "$DATA" --out "$T/facts.jsonl" >"$T/flog" || fail "facts"
+"$XLEDIT" world facts --data "$DATA" --out "$T/facts.jsonl" 2>"$T/flog" || fail "facts"
 sentences=$(sed -n 's/.* of \([0-9]*\) fact sentences.*/\1/p' "$T/log1")
 [ "$(wc -l <"$T/facts.jsonl")" -eq "${sentences:-0}" ] || fail "facts lines != corpus sentences ($sentences)"
 head -1 "$T/facts.jsonl" | grep -q '"lang":"en".*"prompt":.*"object":' || fail "facts format: $(head -1 "$T/facts.jsonl")"
 
-"$XLEDIT" world cases --data "$DATA" --out "$T/cases.jsonl" >"$T/clog" || fail "cases"
+"$XLEDIT" world cases --data "$DATA" --out "$T/cases.jsonl" 2>"$T/clog" || fail "cases"
 grep -q "600 cases in 8 languages" "$T/clog" || fail "cases report: $(cat "$T/clog")"
 cmp -s "$T/cases.jsonl" "$DATA/cases.jsonl" || fail "data/world/cases.jsonl differs from xledit world cases"
 "$XLEDIT" validate "$T/cases.jsonl" >"$T/val" || fail "validate"

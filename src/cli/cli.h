@@ -90,4 +90,7 @@ int cli_stats_dir(xle_model *model, const char *given, char *out, size_t cap);
 int cli_mpi_start(const char *cmd, xle_comm *comm);
 void cli_mpi_finish(const xle_comm *comm, int failed);
 
+/* mkdir -p of the folder holding path (nothing when it has none); 0 or -1 with errno. */
+int cli_make_parent_dirs(const char *path);
+
 #endif

@@ -299,8 +299,13 @@ int cmd_demo(int argc, char **argv) {
     int n_stats_layers = xle_edit_stats_layers(hps, 2, layers);
     const char *corpus[1] = {corpus_path};
     cli_progress_begin(&progress, "demo: statistics", "tokens");
-    xle_stats_opts so = {layers, n_stats_layers, corpus, 1, DEMO_STATS_TOKENS, 0, stats_dir,
+    /* built into the cache folder of its option set; loaded from the model's cache, which
+     * serves each layer from whichever set has it (xle_stats_load) */
+    char build_dir[PATH_MAX + 128];
+    xle_stats_opts so = {layers, n_stats_layers, corpus, 1, DEMO_STATS_TOKENS, 0, build_dir,
                          demo_progress, &progress};
+    int bk = snprintf(build_dir, sizeof build_dir, "%s/", stats_dir);
+    xle_stats_set_name(model, &so, build_dir + bk, sizeof build_dir - (size_t)bk);
     double t_stats = now_s();
     /* A cache made earlier for this model (by another demo or `xledit stats`) is reused as it
      * is; only a missing or unfinished one is built here. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/outpath.h"
 #include "cli/progress.h"
 
 /* Set by SIGINT so that long work stops at its next checkpoint (signal handlers may only
@@ -54,22 +55,6 @@ static int parse_layers(const char *s, int *layers, int *n) {
     return *n == 0;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == 0) {
-            char c = buf[i];
-            buf[i] = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-            buf[i] = c;
-        }
-    return 0;
-}
-
 int cli_stats_dir(xle_model *model, const char *given, char *out, size_t cap) {
     if (given) {
         snprintf(out, cap, "%s", given);
@@ -90,9 +75,12 @@ static const char stats_usage[] =
     "                    [--max-tokens N] [--max-len N] [--out DIR] [-t N]\n\n"
     "Computes the second moment E[k k^T] of the down-projection input at each layer over a\n"
     "corpus (plain text: one document per line; .jsonl: a \"text\" field per line),\n"
-    "in float64, and stores it with the model's fingerprint in DIR (default: the cache\n"
-    "~/.cache/xledit/stats/<fingerprint>, where `xledit edit` looks). Interrupted (Ctrl-C or\n"
-    "killed), it resumes from its last checkpoint when run again with the same arguments.\n"
+    "in float64, and stores it with the model's fingerprint in DIR. Default: the model's\n"
+    "cache ~/.cache/xledit/stats/<fingerprint>/, one folder per set of options (layers,\n"
+    "corpus, limits), where edit, eval and demo look for the layers they need (the set with\n"
+    "the most tokens). With --out DIR, give the same DIR to them as --stats DIR.\n"
+    "Interrupted (Ctrl-C or killed), it resumes from its last checkpoint when run again\n"
+    "with the same arguments. Prints the folder on stdout.\n"
     "Under mpirun (mpirun -np N xledit stats ...) the N processes share the corpus and rank 0\n"
     "writes DIR. (docs/scale.md)\n";
 
@@ -151,7 +139,16 @@ int cmd_stats(int argc, char **argv) {
     }
     char dir[4096];
     cli_stats_dir(model, out, dir, sizeof dir);
-    if (make_dirs(dir) != 0) {
+    xle_stats_opts so = {layers, n_layers, corpus, n_corpus, max_tokens, (int)max_len, dir, NULL, NULL};
+    if (out) { /* --out stats/ is the folder stats */
+        size_t k = strlen(dir);
+        while (k > 1 && dir[k - 1] == '/') dir[--k] = 0;
+    } else { /* the cache: one folder per option set, beside those of other options */
+        size_t k = strlen(dir);
+        dir[k++] = '/';
+        xle_stats_set_name(model, &so, dir + k, sizeof dir - k);
+    }
+    if (cli_make_parent_dirs(dir) != 0) {
         xle_model_free(model);
         fprintf(stderr, "xledit stats: %s: cannot create: %s\n", dir, strerror(errno));
         cli_mpi_finish(&comm, 1);
@@ -160,8 +157,8 @@ int cmd_stats(int argc, char **argv) {
     cli_progress ps;
     cli_progress_begin(&ps, "stats", "tokens");
     if (comm.rank > 0) cli_progress_quiet(&ps); /* rank 0 speaks for the job */
-    xle_stats_opts so = {layers, n_layers, corpus, n_corpus, max_tokens, (int)max_len, dir,
-                         print_progress, &ps};
+    so.progress = print_progress;
+    so.progress_user = &ps;
     signal(SIGINT, on_sigint);
     xle_status st = xle_stats_build_shared(model, xle_model_tokenizer(model), &so, shared ? &comm : NULL, &err);
     signal(SIGINT, SIG_DFL);
@@ -417,6 +414,7 @@ int cmd_edit(int argc, char **argv) {
     xle_layer_stats *stats[XLE_EDIT_MAX_LAYERS] = {0};
     xle_edit_result result = {0};
     char **before = NULL;
+    char patch_tmp[4096] = "";
     if (xle_model_load(argv[optind], &model, &err) != XLE_OK) goto report;
     xle_tokenizer *tok = xle_model_tokenizer(model);
     if (!tok) {
@@ -424,6 +422,9 @@ int cmd_edit(int argc, char **argv) {
                  argv[optind]);
         goto report;
     }
+    /* both outputs are checked before the work, so that a bad path fails at once */
+    if (out && xle_model_save_check(model, out, &err) != XLE_OK) goto report;
+    if (patch && xle_out_check(patch, XLE_OUT_FILE, &err) != XLE_OK) goto report;
     xle_edit_hparams hp;
     int from_folder = 0;
     if (xle_edit_hparams_for_model_path(&hp, m, model, model_hparams ? argv[optind] : NULL, &from_folder,
@@ -492,9 +493,20 @@ int cmd_edit(int argc, char **argv) {
     json_t *info = info_json(argv[optind], model, &hp, &rl, ct);
     char *info_text = json_dumps(info, JSON_COMPACT);
     json_decref(info);
-    xle_status pst = patch ? xle_patch_write(model, &result, info_text, patch, &err) : XLE_OK;
+    if (!info_text) {
+        xle_fail(&err, XLE_ERR_NOMEM, "out of memory");
+        goto report;
+    }
+    /* the patch is made from the unedited model (it records the original bytes) into a
+     * temporary name, and renamed into place only once the edited model is saved: one
+     * failing output leaves neither */
+    if (patch && (!xle_out_tmp_name(patch, patch_tmp, sizeof patch_tmp) ||
+                  xle_patch_write(model, &result, info_text, patch_tmp, &err) != XLE_OK)) {
+        xle_out_error_rename(&err, patch_tmp, patch);
+        free(info_text);
+        goto report;
+    }
     free(info_text);
-    if (pst != XLE_OK) goto report;
     if (xle_edit_apply(model, &result, +1, &err) != XLE_OK) goto report;
     if (!quiet)
         for (int i = 0; i < rl.n; i++) {
@@ -514,13 +526,21 @@ int cmd_edit(int argc, char **argv) {
                result.n_deltas, result.final_loss, result.steps);
     if (quant_save >= 0) xle_model_set_quant_save(model, (xle_quant_save)quant_save);
     if (out && xle_model_save(model, out, &err) != XLE_OK) goto report;
+    if (patch && rename(patch_tmp, patch) != 0) {
+        xle_fail(&err, XLE_ERR_IO, "%s: cannot rename the finished patch into place: %s", patch,
+                 strerror(errno));
+        if (out) xle_out_remove_tree(out);
+        goto report;
+    }
+    patch_tmp[0] = 0;
     if (!quiet) {
-        if (out) printf("wrote %s\n", out);
-        if (patch) printf("wrote %s\n", patch);
+        if (out) fprintf(stderr, "wrote %s\n", out);
+        if (patch) fprintf(stderr, "wrote %s\n", patch);
     }
     rc = 0;
 report:
     if (rc) rc = cli_report("edit", &err);
+    if (patch_tmp[0]) unlink(patch_tmp);
     for (int i = 0; toks && i < rl.n; i++) xle_edit_request_tok_free(&toks[i]);
     for (int i = 0; before && i < rl.n; i++) free(before[i]);
     free(before);
@@ -606,7 +626,7 @@ int cmd_patch(int argc, char **argv) {
     xle_patch_free(p);
     xle_model_free(model);
     if (st != XLE_OK) return cli_report("patch", &err);
-    printf("wrote %s\n", out);
+    fprintf(stderr, "wrote %s\n", out);
     return 0;
 }
 
@@ -629,6 +649,6 @@ int cmd_convert(int argc, char **argv) {
     if (st == XLE_OK) st = xle_model_save(model, out, &err);
     xle_model_free(model);
     if (st != XLE_OK) return cli_report("convert", &err);
-    printf("wrote %s\n", out);
+    fprintf(stderr, "wrote %s\n", out);
     return 0;
 }

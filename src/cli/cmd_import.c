@@ -83,13 +83,13 @@ int cmd_import(int argc, char **argv) {
     } else {
         char codes[64][XLE_LANG_MAX];
         int nl = xle_cases_lang_list(cs, codes, 64);
-        printf("wrote %d cases to %s; languages:", cs->n, out);
+        fprintf(stderr, "wrote %d cases to %s; languages:", cs->n, out);
         for (int i = 0; i < nl && i < 64; i++) {
             int n = 0;
             for (int k = 0; k < cs->n; k++) n += xle_case_lang_find(&cs->cases[k], codes[i]) != NULL;
-            printf(" %s %d", codes[i], n);
+            fprintf(stderr, " %s %d", codes[i], n);
         }
-        printf("\n");
+        fprintf(stderr, "\n");
     }
     xle_cases_free(cs);
     free(copy);

@@ -119,7 +119,7 @@ static int run_merge(xle_merge_opts *mo, const char *out) {
     signal(SIGINT, SIG_DFL);
     cli_progress_end(&progress);
     if (st != XLE_OK) return cli_report("merge", &err);
-    printf("merged %d tensors (%s, %d models) into %s: %.1f MB read, %.1f MB written, vocab %d%s\n",
+    fprintf(stderr, "merged %d tensors (%s, %d models) into %s: %.1f MB read, %.1f MB written, vocab %d%s\n",
            stats.n_tensors, xle_merge_method_name(mo->method), mo->n_models, out,
            (double)stats.input_bytes / 1e6, (double)stats.output_bytes / 1e6, stats.out_vocab,
            stats.vocab_donor >= 0 ? " (extended)" : "");

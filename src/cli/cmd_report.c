@@ -128,7 +128,7 @@ int cmd_report(int argc, char **argv) {
         else if (fwrite(text, 1, len, stdout) != len) rc = 1;
         free(text);
     }
-    if (out && !rc) printf("wrote %s/report.*\n", out);
+    if (out && !rc) fprintf(stderr, "wrote %s/report.*\n", out);
     xle_report_free(r);
     return rc;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/outpath.h"
 #include "cli/progress.h"
 
 static int parse_int_opt(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
@@ -35,7 +36,8 @@ static void train_tokenizer_usage(FILE *out) {
             "                              [--vocab-size N] [--min-char-count K]\n\n"
             "Learns a SentencePiece-style BPE vocabulary with byte fallback (Llama-2 style) from\n"
             "text files (one sentence or document per line) and writes a Hugging Face\n"
-            "tokenizer.json plus tokenizer_config.json beside it.\n\n"
+            "tokenizer.json plus tokenizer_config.json beside it (the folder is created when\n"
+            "missing).\n\n"
             "  --vocab-size N       tokens in all, with <unk> <s> </s> and 256 byte tokens (4000)\n"
             "  --min-char-count K   characters seen fewer than K times become bytes (2)\n");
 }
@@ -77,11 +79,23 @@ int cmd_train_tokenizer(int argc, char **argv) {
         return rc;
     }
     xle_error err = {0};
+    /* the output is checked before the work; its folder (tok/ of tok/tokenizer.json, which
+     * also receives tokenizer_config.json) is made after it, when missing */
+    int folder_missing = 0;
+    if (xle_out_check(out, XLE_OUT_FILE, &err) != XLE_OK) {
+        folder_missing = strstr(err.msg, "does not exist") != NULL;
+        if (!folder_missing) {
+            free(corpus);
+            return cli_report(cmd, &err);
+        }
+    }
     xle_bpe_vocab *v = NULL;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     xle_status st = xle_bpe_train_files(corpus, n_corpus, &opts, &v, &err);
     free(corpus);
+    if (st == XLE_OK && folder_missing && cli_make_parent_dirs(out) != 0)
+        st = xle_fail(&err, XLE_ERR_IO, "%s: cannot create its folder: %s", out, strerror(errno));
     if (st == XLE_OK) st = xle_bpe_save_hf(v, out, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (st != XLE_OK) {
@@ -285,7 +299,12 @@ int cmd_facts_check(int argc, char **argv) {
         fprintf(stderr, "xledit %s: %s: the model has no tokenizer\n", cmd, model_path);
         return 1;
     }
-    FILE *f = fopen(facts, "r");
+    xle_error in_err = {0};
+    FILE *f = xle_in_check_file(facts, &in_err) == XLE_OK ? fopen(facts, "r") : NULL;
+    if (!f && in_err.msg[0]) {
+        xle_model_free(m);
+        return cli_report(cmd, &in_err);
+    }
     if (!f) {
         xle_model_free(m);
         fprintf(stderr, "xledit %s: %s: cannot open: %s\n", cmd, facts, strerror(errno));

@@ -133,16 +133,16 @@ int cmd_world(int argc, char **argv) {
         } else {
             xle_world_counts cn;
             xle_world_get_counts(w, &cn);
-            printf("wrote %s: %ld lines (%d cop%s of %ld fact sentences + %ld name lines)\n", out,
-                   st.n_lines, copies, copies == 1 ? "y" : "ies", st.n_sentences, st.n_name_lines);
-            printf("sentences per language:");
-            for (int l = 0; l < cn.n_langs; l++) printf(" %s %ld", cn.langs[l], st.n_sentences_lang[l]);
-            printf("\n");
+            fprintf(stderr, "wrote %s: %ld lines (%d cop%s of %ld fact sentences + %ld name lines)\n",
+                    out, st.n_lines, copies, copies == 1 ? "y" : "ies", st.n_sentences, st.n_name_lines);
+            fprintf(stderr, "sentences per language:");
+            for (int l = 0; l < cn.n_langs; l++) fprintf(stderr, " %s %ld", cn.langs[l], st.n_sentences_lang[l]);
+            fprintf(stderr, "\n");
         }
     } else if (is_facts) {
         long n = 0;
         if (xle_world_write_facts(w, out, &n, &err) != XLE_OK) rc = cli_report(cmd, &err);
-        else printf("wrote %s: %ld facts (fact x language x training template)\n", out, n);
+        else fprintf(stderr, "wrote %s: %ld facts (fact x language x training template)\n", out, n);
     } else {
         xle_cases *cs = NULL;
         if (xle_world_make_cases(w, n_cases, seed, &cs, &err) != XLE_OK ||
@@ -151,7 +151,7 @@ int cmd_world(int argc, char **argv) {
         } else {
             char langs[XLE_WORLD_MAX_LANGS][XLE_LANG_MAX];
             int nl = xle_cases_lang_list(cs, langs, XLE_WORLD_MAX_LANGS);
-            printf("wrote %s: %d cases in %d languages\n", out, cs->n, nl);
+            fprintf(stderr, "wrote %s: %d cases in %d languages\n", out, cs->n, nl);
         }
         xle_cases_free(cs);
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -157,4 +158,24 @@ void cli_threads_wait_policy(char **argv) {
      * settings take effect in a fresh image of this program, which finds them set and goes on.
      * When the exec fails, this process goes on with the libraries' own waiting. */
     if (again) execv("/proc/self/exe", argv);
+}
+
+int cli_make_parent_dirs(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] != '/') n--; /* keep the folder part, with its slash */
+    if (n == 0) return 0;
+    if (n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n);
+    buf[n] = 0;
+    for (size_t i = 1; i < n; i++)
+        if (buf[i] == '/') {
+            buf[i] = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+            buf[i] = '/';
+        }
+    return 0;
 }

@@ -159,3 +159,11 @@ unsigned xle_out_file_mode(void) {
     if (f) fclose(f);
     return 0666u & ~mask;
 }
+
+xle_status xle_in_check_file(const char *path, xle_error *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return xle_fail(err, XLE_ERR_IO, "%s: is a directory (a file is expected)", path);
+    if (access(path, R_OK) != 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return XLE_OK;
+}

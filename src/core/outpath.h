@@ -3,7 +3,7 @@
  * in "/" (`--out edited/`); the temporary sibling is "OUT.tmp-PID" of the path without it;
  * temporaries left by a killed process are removed by the next writer of the same output;
  * errors raised while writing the temporary name the user's path; and an output is checked
- * before any work, so that a bad one fails at once.
+ * before any work, so that a bad one fails at once. And the matching check of an input file.
  */
 #ifndef XLE_OUTPATH_H
 #define XLE_OUTPATH_H
@@ -26,6 +26,10 @@ void xle_out_clean_stale(const char *out);
 xle_status xle_out_check(const char *out, xle_out_kind kind, xle_error *err);
 /* Rewrites err->msg so that it names out where it named tmp. */
 void xle_out_error_rename(xle_error *err, const char *tmp, const char *out);
+/* Whether path can be read as a file: XLE_ERR_IO "PATH: cannot open: <reason>" when it cannot
+ * be opened, "PATH: is a directory (a file is expected)" for a folder. For inputs, before a
+ * reader whose own error for a folder would be "read error" or "invalid JSON". */
+xle_status xle_in_check_file(const char *path, xle_error *err);
 /* Removes a file or a whole folder tree (no error when absent). */
 void xle_out_remove_tree(const char *path);
 /* Mode bits a new file gets under the current umask (0666 & ~umask), read without changing

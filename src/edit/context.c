@@ -7,11 +7,13 @@
  * seed word (it stopped at once: "Because. {}").
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "xledit.h"
 
 void xle_context_templates_free(xle_context_templates *ct) {
@@ -95,6 +97,8 @@ xle_status xle_context_templates_load(const char *path, xle_context_templates **
 
 xle_status xle_context_templates_save(const xle_context_templates *ct, const char *path,
                                       xle_error *err) {
+    xle_status checked = xle_out_check(path, XLE_OUT_FILE, err);
+    if (checked != XLE_OK) return checked;
     size_t n = strlen(path);
     char *tmp = malloc(n + 16);
     if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
@@ -102,7 +106,7 @@ xle_status xle_context_templates_save(const xle_context_templates *ct, const cha
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         free(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot create", path);
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     }
     int ok = 1;
     for (int i = 0; i < ct->n; i++) ok = ok && fprintf(f, "%s\n", ct->texts[i]) >= 0;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "edit/edit_internal.h"
 #include "formats/safetensors.h"
 #include "model/model_internal.h"
@@ -142,6 +143,10 @@ xle_status xle_patch_write(xle_model *model, const xle_edit_result *r, const cha
         json_object_set_new(meta, key, json_string(h));
     }
     char *meta_text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    if ((st = xle_out_check(path, XLE_OUT_FILE, err)) != XLE_OK) {
+        free(meta_text);
+        goto done;
+    }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 24);
     if (!meta_text || !tmp) {
@@ -153,7 +158,10 @@ xle_status xle_patch_write(xle_model *model, const xle_edit_result *r, const cha
     st = xle_safetensors_write(tmp, ts, (size_t)n, meta_text, NULL, err);
     if (st == XLE_OK && rename(tmp, path) != 0)
         st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename the temporary file into place", path);
-    if (st != XLE_OK) remove(tmp);
+    if (st != XLE_OK) {
+        xle_out_error_rename(err, tmp, path);
+        remove(tmp);
+    }
     free(tmp);
     free(meta_text);
 done:

@@ -13,7 +13,12 @@
  * corpus and forms the same batches, process r runs the model on batches r, r+size, ...; at
  * each checkpoint and at the end the sums are added on process 0 (xle_comm.sum_f64), which
  * alone writes DIR, so the files and their resumption are those of one process.
+ *
+ * The per-model cache (`xledit stats` without --out) keeps one such folder per option set,
+ * named by xle_stats_set_name, under the model's folder; xle_stats_load given that folder picks
+ * the set that serves the layer (editing.md, "Key statistics").
  */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -22,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
+#include "core/outpath.h"
 #include "xledit.h"
 
 #define STATS_FORMAT "xledit-stats-1"
@@ -175,6 +182,8 @@ static xle_status corpus_next(corpus_reader *r, int *got, xle_error *err) {
         if (!r->f) {
             if (r->current >= r->n_paths) return XLE_OK;
             const char *p = r->paths[r->current];
+            xle_status in = xle_in_check_file(p, err);
+            if (in != XLE_OK) return in;
             r->f = fopen(p, "rb");
             if (!r->f) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", p, strerror(errno));
             r->jsonl = ends_with(p, ".jsonl") || ends_with(p, ".json");
@@ -240,6 +249,34 @@ static json_t *options_json(const xle_stats_opts *o, int dim, int max_len) {
     return json_pack("{s:o, s:o, s:i, s:I, s:i, s:i}", "layers", layers, "corpus", corpus, "dim",
                      dim, "max_tokens", (json_int_t)o->max_tokens, "max_len", max_len,
                      "batch_tokens", BATCH_TOKENS);
+}
+
+/* The max_len a build uses: the option, else the model's context, at most one batch. */
+static int effective_max_len(const xle_model *model, const xle_stats_opts *o) {
+    const xle_config *c = xle_model_config((xle_model *)model);
+    int max_len = o->max_len > 0 ? o->max_len : c->max_seq_len;
+    return max_len > BATCH_TOKENS ? BATCH_TOKENS : max_len;
+}
+
+void xle_stats_set_name(const xle_model *model, const xle_stats_opts *o, char *out, size_t cap) {
+    const xle_config *c = xle_model_config((xle_model *)model);
+    json_t *options = options_json(o, c->ffn_dim, effective_max_len(model, o));
+    char *text = options ? json_dumps(options, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(options);
+    hasher hs = {{0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull,
+                  0x2545f4914f6cdd1dull}};
+    if (text) hash_bytes(&hs, text, strlen(text));
+    free(text);
+    char layers[64] = "";
+    size_t k = 0;
+    for (int i = 0; i < o->n_layers && k + 12 < sizeof layers; i++)
+        k += (size_t)snprintf(layers + k, sizeof layers - k, "%s%d", i ? "," : "", o->layers[i]);
+    if (o->n_layers && k + 12 >= sizeof layers) snprintf(layers + k, sizeof layers - k, ",...");
+    char tokens[32];
+    if (o->max_tokens > 0) snprintf(tokens, sizeof tokens, "%lld", (long long)o->max_tokens);
+    else snprintf(tokens, sizeof tokens, "all");
+    snprintf(out, cap, "layers-%s_tokens-%s_%012llx", layers, tokens,
+             (unsigned long long)(hs.h[0] & 0xffffffffffffull));
 }
 
 static xle_status write_state(const char *dir, const stats_state *s, json_t *options,
@@ -402,9 +439,13 @@ xle_status xle_stats_build_shared(xle_model *model, const xle_tokenizer *tok, co
             if (o->layers[j] == o->layers[i])
                 return xle_fail(err, XLE_ERR_ARG, "stats: layer %d given twice", o->layers[i]);
     }
-    int max_len = o->max_len > 0 ? o->max_len : c->max_seq_len;
-    if (max_len > BATCH_TOKENS) max_len = BATCH_TOKENS;
-    if (mkdir(o->dir, 0777) != 0 && errno != EEXIST)
+    int max_len = effective_max_len(model, o);
+    for (int i = 0; i < o->n_corpus; i++) {
+        xle_status in = xle_in_check_file(o->corpus[i], err);
+        if (in != XLE_OK) return in;
+    }
+    int made_dir = mkdir(o->dir, 0777) == 0;
+    if (!made_dir && errno != EEXIST)
         return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", o->dir, strerror(errno));
 
     stats_state s = {0};
@@ -422,7 +463,8 @@ xle_status xle_stats_build_shared(xle_model *model, const xle_tokenizer *tok, co
                           s.fingerprint);
         else if (!json_equal(stored, options))
             st = xle_fail(err, XLE_ERR_ARG, "%s/stats.json: options: made with other layers, corpus "
-                          "or limits; use another --out directory", o->dir);
+                          "or limits; use another --out folder (and give it to edit/eval as --stats), "
+                          "or no --out: the cache keeps each option set apart", o->dir);
     }
     size_t per = (size_t)c->ffn_dim * c->ffn_dim;
     for (int i = 0; st == XLE_OK && i < o->n_layers; i++) {
@@ -540,6 +582,7 @@ xle_status xle_stats_build_shared(xle_model *model, const xle_tokenizer *tok, co
     if (st == XLE_OK && lead) st = save_complete(o->dir, &s, options, stats, o->n_layers, err);
     if (st == XLE_OK && shared) st = share_status(comm, st, err);
 done:
+    if (st != XLE_OK && made_dir) rmdir(o->dir); /* only when nothing was written into it */
     for (int i = 0; stats && i < o->n_layers; i++) free(stats[i].sum);
     free(stats);
     json_decref(options);
@@ -547,9 +590,78 @@ done:
     return st;
 }
 
+/* A folder of statistics that can serve `layer` for this model: found, same fingerprint,
+ * complete, listing the layer. *tokens gets its token count. */
+static int serves_layer(const char *dir, const char *fp, int layer, int64_t *tokens) {
+    stats_state s = {0};
+    json_t *options = NULL;
+    int found = 0, listed = 0;
+    xle_error ignored = {0};
+    if (read_state(dir, &s, &options, &found, &ignored) != XLE_OK || !found) return 0;
+    json_t *layers = json_object_get(options, "layers");
+    for (size_t i = 0; i < json_array_size(layers); i++)
+        listed |= json_integer_value(json_array_get(layers, i)) == layer;
+    json_decref(options);
+    *tokens = s.tokens_done;
+    return listed && s.complete && !strcmp(s.fingerprint, fp);
+}
+
+/* In a cache folder holding one subfolder per option set (xledit stats without --out), the
+ * set that serves `layer` with the most tokens (ties: the first name in byte order), or NULL.
+ * Caller frees. */
+static char *cache_pick(const char *dir, const char *fp, int layer) {
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char *best = NULL, *best_name = NULL;
+    int64_t best_tokens = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *sub = path_join(dir, e->d_name);
+        int64_t tokens = 0;
+        int better = sub && serves_layer(sub, fp, layer, &tokens) &&
+                     (tokens > best_tokens ||
+                      (tokens == best_tokens && strcmp(e->d_name, best_name) < 0));
+        if (better) {
+            free(best), free(best_name);
+            best = sub, best_name = strdup(e->d_name), best_tokens = tokens;
+            if (!best_name) {
+                free(best);
+                best = NULL;
+                best_tokens = -1;
+            }
+        } else {
+            free(sub);
+        }
+    }
+    closedir(d);
+    free(best_name);
+    return best;
+}
+
 xle_status xle_stats_load(xle_model *model, const char *dir, int layer, xle_layer_stats **out,
                           xle_error *err) {
     *out = NULL;
+    char fp_here[65];
+    xle_model_fingerprint(model, fp_here);
+    int64_t ignored_tokens;
+    if (!serves_layer(dir, fp_here, layer, &ignored_tokens)) {
+        char *picked = cache_pick(dir, fp_here, layer);
+        if (picked) {
+            xle_status st = xle_stats_load(model, picked, layer, out, err);
+            free(picked);
+            return st;
+        }
+        stats_state s0 = {0};
+        json_t *o0 = NULL;
+        int found0 = 0;
+        xle_status st0 = read_state(dir, &s0, &o0, &found0, err);
+        json_decref(o0);
+        if (st0 != XLE_OK) return st0;
+        if (!found0)
+            return xle_fail(err, XLE_ERR_NOT_FOUND, "%s: no key statistics of layer %d for this model "
+                            "here (make them with xledit stats)", dir, layer);
+    }
     stats_state s = {0};
     json_t *options = NULL;
     int found = 0;

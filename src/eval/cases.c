@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <utf8proc.h>
 
+#include "core/outpath.h"
 #include "eval/cases.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -501,6 +503,8 @@ done:
 
 xle_status xle_cases_load(const char *path, xle_cases **out, xle_error *err) {
     *out = NULL;
+    xle_status in = xle_in_check_file(path, err);
+    if (in != XLE_OK) return in;
     FILE *f = fopen(path, "rb");
     if (!f) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     xle_cases *cs;
@@ -608,6 +612,7 @@ fail:
 
 xle_status xle_cases_write_jsonl(const xle_cases *cs, const char *path, xle_error *err) {
     xle_status st = xle_cases_check(cs, path, err);
+    if (!st) st = xle_out_check(path, XLE_OUT_FILE, err);
     if (st) return st;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
@@ -619,6 +624,7 @@ xle_status xle_cases_write_jsonl(const xle_cases *cs, const char *path, xle_erro
         free(tmp);
         return st;
     }
+    fchmod(fd, (mode_t)xle_out_file_mode()); /* mkstemp makes 0600; a written file follows umask */
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         close(fd);

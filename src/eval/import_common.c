@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/outpath.h"
 #include "eval/cases.h"
 
 typedef struct importer {
@@ -36,11 +37,11 @@ xle_status xle_cases_import(const char *format, const char *const *paths, int n_
                             xle_cases **out, xle_error *err) {
     *out = NULL;
     if (!format || n_paths < 1 || !paths)
-        return xle_fail(err, XLE_ERR_ARG, "import: a format and at least one file are required");
+        return xle_fail(err, XLE_ERR_ARG, "a format and at least one file are required");
     const importer *imp = NULL;
     for (size_t i = 0; i < N_IMPORTERS && !imp; i++)
         if (strcmp(importers[i].name, format) == 0) imp = &importers[i];
-    if (!imp) return xle_fail(err, XLE_ERR_ARG, "import: --format: unknown format \"%.60s\"", format);
+    if (!imp) return xle_fail(err, XLE_ERR_ARG, "--format: unknown format \"%.60s\"", format);
     xle_cases *cs;
     xle_status st = xle_cases_new(&cs, err);
     if (st) return st;
@@ -56,6 +57,8 @@ xle_status xle_cases_import(const char *format, const char *const *paths, int n_
 xle_status xle_imp_load_array(const char *path, json_t **out, xle_error *err) {
     json_error_t jerr;
     *out = NULL;
+    xle_status in = xle_in_check_file(path, err);
+    if (in != XLE_OK) return in;
     json_t *root = json_load_file(path, 0, &jerr);
     if (!root) {
         if (jerr.line < 0)

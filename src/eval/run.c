@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "edit/edit_internal.h"
 #include "eval/eval_internal.h"
 #include "eval/run_files.h"
@@ -1029,6 +1030,8 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
                 return xle_fail(err, XLE_ERR_ARG, "evaluation: method %s given twice", xle_edit_method_name(o->hparams[i].method));
 
     size_t data_len = 0;
+    xle_status in = xle_in_check_file(o->data_path, err);
+    if (in != XLE_OK) return in;
     if (!(data = xle_read_all(o->data_path, &data_len)))
         return xle_fail(err, XLE_ERR_IO, "%s: cannot read: %s", o->data_path, strerror(errno));
     char data_hash[33], fingerprint[65];

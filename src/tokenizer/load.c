@@ -16,12 +16,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "formats/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
 
 xle_status xle_tok_read_file(const char *path, char **data, size_t *size, xle_error *err) {
     *data = NULL;
     *size = 0;
+    xle_status in = xle_in_check_file(path, err);
+    if (in != XLE_OK) return in;
     FILE *f = fopen(path, "rb");
     if (!f) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;

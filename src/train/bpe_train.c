@@ -894,7 +894,7 @@ xle_status xle_json_write_atomic(json_t *root, const char *path, xle_error *err)
         return xle_fail(err, XLE_ERR_ARG, "%s: path too long", path);
     if (json_dump_file(root, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
         unlink(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot write", tmp);
+        return xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     }
     int fd = open(tmp, O_RDONLY);
     int synced = fd >= 0 && fsync(fd) == 0;

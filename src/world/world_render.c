@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "core/outpath.h"
 #include "world/world.h"
 
 const char *world_name_for(const xle_world *w, int entity, int lang, int about) {
@@ -52,6 +54,8 @@ xle_status world_render(const xle_world *w, const world_template *t, int lang, i
 }
 
 xle_status world_write_lines(const char *path, char *const *lines, size_t n, xle_error *err) {
+    xle_status checked = xle_out_check(path, XLE_OUT_FILE, err);
+    if (checked != XLE_OK) return checked;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
@@ -63,6 +67,7 @@ xle_status world_write_lines(const char *path, char *const *lines, size_t n, xle
         free(tmp);
         return st;
     }
+    fchmod(fd, (mode_t)xle_out_file_mode()); /* mkstemp makes 0600; a written file follows umask */
     FILE *f = fdopen(fd, "wb");
     if (!f) {
         close(fd);
