@@ -221,6 +221,13 @@ static xle_status read_config(const char *path, xle_config *c, int *attn_bias, x
         (st = cfg_token_id(&r, "bos_token_id", &c->bos_id)) ||
         (st = cfg_token_id(&r, "eos_token_id", &c->eos_id)))
         goto done;
+    if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size) {
+        int bos_bad = c->bos_id >= c->vocab_size;
+        st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s: %d is outside the vocabulary (vocab_size %d)", path,
+                      bos_bad ? "bos_token_id" : "eos_token_id", bos_bad ? c->bos_id : c->eos_id,
+                      c->vocab_size);
+        goto done;
+    }
     *attn_bias = 0;
     if (c->arch == XLE_ARCH_QWEN2) *attn_bias = 1; /* q, k, v */
     if (c->arch == XLE_ARCH_LLAMA) {
@@ -405,6 +412,22 @@ static xle_dtype dominant_dtype(const xle_hf_state *s) {
     return best;
 }
 
+/* Whether a tokenizer.json the loader calls unsupported is at least a JSON object with a
+ * "model" object (a tokenizer of another kind, e.g. Unigram: the model loads without one);
+ * else fills err with what is wrong with the file. */
+static int tokenizer_json_plausible(const char *path, xle_error *err) {
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    int ok = j && json_is_object(j) && json_is_object(json_object_get(j, "model"));
+    if (!j)
+        xle_fail(err, XLE_ERR_FORMAT, "%s: %s: %s", path,
+                 je.position == 0 ? "empty file" : "not valid JSON", je.text);
+    else if (!ok)
+        xle_fail(err, XLE_ERR_FORMAT, "%s: model: missing or not an object (not a tokenizer.json)", path);
+    json_decref(j);
+    return ok;
+}
+
 /* tokenizer.json first (what transformers reads), then SentencePiece's tokenizer.model (some
  * Llama-2-derived folders ship only that), then llama2.c's tokenizer.bin (written by save). */
 static xle_status attach_tokenizer(xle_model *m, const char *dir, xle_error *err) {
@@ -416,7 +439,10 @@ static xle_status attach_tokenizer(xle_model *m, const char *dir, xle_error *err
     else if (xle_path_exists(tj)) st = xle_tokenizer_load(tj, &m->tokenizer, &terr);
     else if (xle_path_exists(tm)) st = xle_tokenizer_load(tm, &m->tokenizer, &terr);
     else if (xle_path_exists(tb)) st = xle_tokenizer_load_llama2c(tb, m->cfg.vocab_size, &m->tokenizer, &terr);
-    if (st == XLE_ERR_UNSUPPORTED) {
+    if (st == XLE_ERR_UNSUPPORTED && tj && xle_path_exists(tj) && !tokenizer_json_plausible(tj, &terr)) {
+        st = XLE_ERR_FORMAT; /* an empty or broken tokenizer.json is an error, not "no tokenizer" */
+        if (err) *err = terr;
+    } else if (st == XLE_ERR_UNSUPPORTED) {
         m->tokenizer = NULL;
         st = XLE_OK;
     } else if (st != XLE_OK && st != XLE_ERR_NOMEM && err) {
