@@ -78,7 +78,7 @@ cmp -s "$T/m_dare-ties/model.safetensors" "$T/dare_again/model.safetensors" || f
   --out "$T/dare_other" >/dev/null || fail "dare other seed"
 cmp -s "$T/m_dare-ties/model.safetensors" "$T/dare_other/model.safetensors" && fail "seed has no effect"
 # linear needs no base; the extended vocabulary comes from the donor
-"$XLEDIT" merge --method linear --models "$FIX/a" "$FIX/ext" --out "$T/lin_ext" >"$T/log" || fail "linear ext"
+"$XLEDIT" merge --method linear --models "$FIX/a" "$FIX/ext" --out "$T/lin_ext" 2>"$T/log" || fail "linear ext"
 grep -q "vocab 30 (extended)" "$T/log" || fail "extended vocabulary not reported: $(cat "$T/log")"
 "$XLEDIT" info "$T/lin_ext" | grep -q "vocab *30" || fail "extended output vocab"
 
