@@ -38,8 +38,15 @@ cat >"$T/facts.jsonl" <<'EOF'
 EOF
 
 # ---- train-tokenizer
+# a missing output folder is made (it receives tokenizer_config.json too); a file in its place
+# is one error line, before the training
 "$XLEDIT" train-tokenizer --corpus "$T/corpus.txt" --vocab-size 400 --min-char-count 1 \
-  --out "$T/tok/tokenizer.json" 2>"$T/err" && fail "train-tokenizer into a missing folder succeeded"
+  --out "$T/newtok/tokenizer.json" 2>"$T/err" || fail "train-tokenizer into a missing folder: $(cat "$T/err")"
+[ -f "$T/newtok/tokenizer.json" ] && [ -f "$T/newtok/tokenizer_config.json" ] || fail "no newtok/ files"
+touch "$T/afile"
+"$XLEDIT" train-tokenizer --corpus "$T/corpus.txt" --vocab-size 400 --out "$T/afile/tokenizer.json" \
+  2>"$T/err" && fail "train-tokenizer under a file succeeded"
+[ "$(wc -l <"$T/err")" -eq 1 ] || fail "want one error line: $(cat "$T/err")"
 mkdir -p "$T/tok"
 "$XLEDIT" train-tokenizer --corpus "$T/corpus.txt" --vocab-size 400 --min-char-count 1 \
   --out "$T/tok/tokenizer.json" 2>"$T/tok.log" || fail "train-tokenizer: $(cat "$T/tok.log")"
