@@ -7,7 +7,7 @@
 # leaves no folder; statistics of two option sets coexist in the cache and edit finds them;
 # an empty or broken tokenizer.json and an out-of-vocabulary bos_token_id are errors.
 set -u
-XLEDIT="$1"
+XLEDIT="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 SRC="$2"
 M="$SRC/models/xledit-mini"
 T="$(mktemp -d /tmp/xle_cli_rough.XXXXXX)"
