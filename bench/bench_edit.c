@@ -9,9 +9,13 @@
  *   memit  10 requests, layers 2-4, z at layer 4 with 25 steps, 6 prompts each, λ = 15000,
  *          C = I (the solve costs the same for any positive definite matrix);
  *   stats  Σ k kᵀ at layer 3 over 100,000 tokens: random documents of 512 tokens (BOS + 511),
- *          8 per forward pass, the pass stopped after the layer, float64 accumulation.
+ *          8 per forward pass, the pass stopped after the layer, float64 accumulation;
+ *          --precision bf16: the model's bf16 precision, under which the statistics' forward
+ *          pass uses bf16 arithmetic and each batch's Kᵀ K float32 (src/edit/stats.c; editing
+ *          is exact whatever the setting).
  *
- *   bench_edit --workload rome|memit|stats [--dir DIR] [--steps N] [--stats-tokens N] [--json]
+ *   bench_edit --workload rome|memit|stats [--dir DIR] [--steps N] [--stats-tokens N]
+ *              [--precision exact|bf16] [--json]
  * Each workload runs in its own process so that its peak RSS is its own.
  */
 #include <cblas.h>
@@ -107,7 +111,7 @@ static double measure_sgemm_gflops(void) {
 
 int main(int argc, char **argv) {
     const char *dir = "/tmp/xledit-bench-llama3.2-1b-bf16", *workload = NULL;
-    int steps = 25, json = 0;
+    int steps = 25, json = 0, bf16 = 0;
     long stats_tokens = 100000;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
@@ -115,10 +119,14 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--workload")) workload = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--stats-tokens")) stats_tokens = atol(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--precision") &&
+                 (!strcmp(argv[i + 1], "exact") || !strcmp(argv[i + 1], "bf16")))
+            bf16 = !strcmp(argv[++i], "bf16");
         else workload = NULL, i = argc;
     }
     if (!workload || (strcmp(workload, "rome") && strcmp(workload, "memit") && strcmp(workload, "stats"))) {
-        fprintf(stderr, "usage: bench_edit --workload rome|memit|stats [--dir DIR] [--steps N] [--stats-tokens N] [--json]\n"
+        fprintf(stderr, "usage: bench_edit --workload rome|memit|stats [--dir DIR] [--steps N] [--stats-tokens N]\n"
+                        "                  [--precision exact|bf16] [--json]\n"
                         "(DIR holds the 1B-shaped model bench_engine writes)\n");
         return 2;
     }
@@ -129,6 +137,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_edit: %s (run bench_engine --dir %s first)\n", err.msg, dir);
         return 1;
     }
+    xle_model_set_precision(m, bf16 ? XLE_PRECISION_BF16 : XLE_PRECISION_EXACT);
     const xle_config *c = xle_model_config(m);
     double load_s = now_s() - t0, secs = 0, flops = 0, loss = 0, cpu0 = cpu_s();
     int done_steps = 0;
@@ -230,8 +239,8 @@ int main(int argc, char **argv) {
     if (json)
         printf("{\"workload\": \"%s\", \"seconds\": %.3f, \"cpu_seconds\": %.3f, \"load_seconds\": %.3f, "
                "\"gflops\": %.2f, \"sgemm_gflops\": %.2f, \"peak_rss_mb\": %.1f, \"steps\": %d, "
-               "\"loss\": %.4f, \"threads\": %d}\n", workload, secs, cpu, load_s, gflops, sgemm, rss,
-               done_steps, loss, omp_get_max_threads());
+               "\"loss\": %.4f, \"threads\": %d, \"precision\": \"%s\"}\n", workload, secs, cpu, load_s, gflops,
+               sgemm, rss, done_steps, loss, omp_get_max_threads(), bf16 ? "bf16" : "exact");
     else
         printf("%-6s %8.2f s (cpu %.2f s)  %7.1f GFLOP/s (%4.1f%% of sgemm %.1f)  peak RSS %7.1f MB  "
                "steps %d  loss %.4f  threads %d\n", workload, secs, cpu, gflops, 100 * gflops / sgemm,

@@ -731,7 +731,10 @@ typedef struct xle_comm {
 } xle_comm;
 
 /* Accumulates Σ k kᵀ (float64) at the given layers over token sequences (each already
- * truncated), adding to stats[i] for layers[i]. Stops the pass after the highest layer. */
+ * truncated), adding to stats[i] for layers[i]. One forward pass serves all layers and stops
+ * after the highest. With the model's precision XLE_PRECISION_BF16 the pass uses bf16
+ * arithmetic and each batch's Kᵀ K is summed in float32 (faster; the sums move by ~2e-3 and
+ * the edits by ~1e-3: docs/editing.md); the default, exact, is float64 throughout. */
 xle_status xle_stats_accumulate(xle_model *model, const int *layers, int n_layers,
                                 const int32_t *const *seqs, const int *lens, int n_seqs,
                                 xle_layer_stats *stats, xle_error *err);

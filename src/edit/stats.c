@@ -1,33 +1,98 @@
 /*
  * stats.c: the key statistics ROME (mom2_adjustment) and MEMIT need: the uncentred second
- * moment E[k kᵀ] of the down-projection input at chosen layers over a text corpus,
- * accumulated in float64 with BLAS dsyrk (editing.md §1.4). Every non-padding position counts,
- * the BOS position included. The file cache and resumption live in stats_file.c.
+ * moment E[k kᵀ] of the down-projection input at chosen layers over a text corpus (editing.md
+ * §1.4). Every non-padding position counts, the BOS position included. One forward pass serves
+ * all requested layers and stops after the highest one. Each batch's Kᵀ K is a symmetric
+ * rank-k update of the lower triangle only (half the multiply-adds of the full product):
+ *   exact precision (the default): BLAS dsyrk on the keys as float64, everything in float64;
+ *   XLE_PRECISION_BF16 (the model's setting): the forward pass's products with bf16 weights in
+ *     bf16 arithmetic (tensor/matmul.c), and Kᵀ K with the engine's float32 product, block row
+ *     by block row, each block added to the float64 sums: the products of one batch (at most
+ *     BATCH_TOKENS keys) are summed in float32, the batches in float64 (docs/editing.md gives
+ *     what this changes in the sums and in the edits).
+ * The file cache and resumption live in stats_cache.c.
  */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
+#include "tensor/gemm.h"
 #include "xledit.h"
+
+enum {
+    BATCH_TOKENS = 2048,  /* keys per forward pass (whole sequences; longer ones alone) */
+    ROW_BLOCK = 512,      /* rows of Σ k kᵀ computed per product */
+    TILE = 64             /* transpose and mirror tiles */
+};
 
 typedef struct stats_ctx {
     const int *layers;
     int n_layers, max_layer;
     xle_layer_stats *stats;
-    double *kd;      /* keys of the batch as float64 */
+    double *keys_f64;    /* exact: the batch's keys as float64, n_tokens x width */
+    float *keys_t;       /* the batch's keys transposed, width x n_tokens */
+    float *block;        /* ROW_BLOCK x width: one block row of the batch's Kᵀ K */
+    float *scratch;      /* packing buffers of the product */
+    size_t scratch_floats;
 } stats_ctx;
+
+/* dst[c][r] = src[r][c] for src n x w (row-major), in tiles. */
+static void transpose(float *dst, const float *src, int n, int w) {
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < w; c0 += TILE)
+        for (int r0 = 0; r0 < n; r0 += TILE) {
+            const int c1 = c0 + TILE < w ? c0 + TILE : w, r1 = r0 + TILE < n ? r0 + TILE : n;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++) dst[(int64_t)c * n + r] = src[(int64_t)r * w + c];
+        }
+}
+
+/* Lower triangle of sum (w x w) += Kᵀ K for the keys K (n x w, float32), in float64. */
+static void accumulate_lower_f64(stats_ctx *c, double *sum, const float *keys, int n, int w) {
+    for (int64_t j = 0; j < (int64_t)n * w; j++) c->keys_f64[j] = keys[j];
+    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, w, n, 1.0, c->keys_f64, w, 1.0, sum, w);
+}
+
+/* Lower triangle of sum (w x w, float64) += Kᵀ K for the keys K (n x w, float32), the batch's
+ * products summed in float32. */
+static void accumulate_lower_f32(stats_ctx *c, double *sum, const float *keys, int n, int w) {
+    transpose(c->keys_t, keys, n, w);
+    const xle_gemm_rhs rhs = {keys, XLE_F32, w, 0}; /* K as the right operand, [n x w] */
+    for (int r0 = 0; r0 < w; r0 += ROW_BLOCK) {
+        const int r1 = r0 + ROW_BLOCK < w ? r0 + ROW_BLOCK : w;
+        /* rows r0..r1 of Kᵀ K, columns 0..r1 (the lower triangle and the diagonal block) */
+        xle_gemm_parallel(r1 - r0, r1, n, c->keys_t + (int64_t)r0 * n, n, &rhs, c->block, r1, 0,
+                          c->scratch, c->scratch_floats);
+#pragma omp parallel for schedule(static)
+        for (int r = r0; r < r1; r++) {
+            double *dst = sum + (int64_t)r * w;
+            const float *src = c->block + (int64_t)(r - r0) * r1;
+            for (int col = 0; col <= r; col++) dst[col] += src[col];
+        }
+    }
+}
+
+/* The upper triangle of a w x w matrix copied from its lower triangle, in tiles. */
+static void mirror_lower(double *sum, int w) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c0 = 0; c0 < w; c0 += TILE)
+        for (int r0 = 0; r0 <= c0; r0 += TILE) /* tile of the upper triangle: rows r0.., cols c0.. */
+            for (int r = r0; r < r0 + TILE && r < w; r++)
+                for (int col = c0 > r + 1 ? c0 : r + 1; col < c0 + TILE && col < w; col++)
+                    sum[(int64_t)r * w + col] = sum[(int64_t)col * w + r];
+}
 
 static int accumulate_hook(void *user, xle_point point, int layer, float *act, int n_tokens, int width) {
     (void)point;
     stats_ctx *c = user;
     for (int i = 0; i < c->n_layers; i++) {
         if (c->layers[i] != layer) continue;
-        xle_layer_stats *s = &c->stats[i];
-        for (int64_t j = 0; j < (int64_t)n_tokens * width; j++) c->kd[j] = act[j];
-        /* upper triangle of Σ k kᵀ += Kᵀ K */
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, width, n_tokens, 1.0, c->kd, width, 1.0,
-                    s->sum, width);
-        s->count += n_tokens;
+        if (c->keys_f64) accumulate_lower_f64(c, c->stats[i].sum, act, n_tokens, width);
+        else accumulate_lower_f32(c, c->stats[i].sum, act, n_tokens, width);
+        c->stats[i].count += n_tokens;
     }
     return layer == c->max_layer;
 }
@@ -45,18 +110,26 @@ xle_status xle_stats_accumulate(xle_model *m, const int *layers, int n_layers,
             return xle_fail(err, XLE_ERR_ARG, "stats: layer %d: accumulator is not %dx%d", layers[i], f, f);
         if (layers[i] > max_layer) max_layer = layers[i];
     }
-    enum { BATCH_TOKENS = 2048 };
     int max_len = 0;
     for (int s = 0; s < n_seqs; s++) max_len = lens[s] > max_len ? lens[s] : max_len;
     const int cap = max_len > BATCH_TOKENS ? max_len : BATCH_TOKENS;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    const int fast = xle_model_precision(m) == XLE_PRECISION_BF16;
+    const size_t scratch_floats = fast ? (size_t)XLE_GEMM_PACK_FLOATS * (size_t)threads : 0;
     int32_t *ids = malloc((size_t)cap * sizeof(int32_t));
     int *start = malloc((size_t)(n_seqs + 1) * sizeof(int));
-    double *kd = malloc((size_t)cap * f * sizeof(double));
-    if (!ids || !start || !kd) {
-        free(ids), free(start), free(kd);
+    double *keys_f64 = fast ? NULL : malloc((size_t)cap * f * sizeof(double));
+    float *keys_t = fast ? malloc((size_t)cap * f * sizeof(float)) : NULL;
+    float *block = fast ? malloc((size_t)ROW_BLOCK * f * sizeof(float)) : NULL;
+    float *scratch = fast ? malloc(scratch_floats * sizeof(float)) : NULL;
+    if (!ids || !start || (fast ? !keys_t || !block || !scratch : !keys_f64)) {
+        free(ids), free(start), free(keys_f64), free(keys_t), free(block), free(scratch);
         return xle_fail(err, XLE_ERR_NOMEM, "stats: out of memory");
     }
-    stats_ctx ctx = {layers, n_layers, max_layer, stats, kd};
+    stats_ctx ctx = {layers, n_layers, max_layer, stats, keys_f64, keys_t, block, scratch, scratch_floats};
     xle_hook hooks[XLE_EDIT_MAX_LAYERS];
     int n_hooks = 0;
     for (int i = 0; i < n_layers && n_hooks < XLE_EDIT_MAX_LAYERS; i++) {
@@ -81,10 +154,8 @@ xle_status xle_stats_accumulate(xle_model *m, const int *layers, int n_layers,
         xle_forward_opts o = {.hooks = hooks, .n_hooks = n_hooks};
         st = xle_forward(m, &b, &o, NULL, err);
     }
-    /* Mirror the upper triangle so the sums are full symmetric matrices. */
-    for (int i = 0; i < n_layers; i++)
-        for (int r = 0; r < f; r++)
-            for (int col = 0; col < r; col++) stats[i].sum[(int64_t)r * f + col] = stats[i].sum[(int64_t)col * f + r];
-    free(ids), free(start), free(kd);
+    /* The sums as full symmetric matrices again. */
+    for (int i = 0; i < n_layers; i++) mirror_lower(stats[i].sum, f);
+    free(ids), free(start), free(keys_f64), free(keys_t), free(block), free(scratch);
     return st;
 }

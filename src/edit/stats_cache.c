@@ -424,8 +424,23 @@ xle_status xle_stats_build(xle_model *model, const xle_tokenizer *tok, const xle
     return xle_stats_build_shared(model, tok, o, NULL, err);
 }
 
+static xle_status build_shared(xle_model *model, const xle_tokenizer *tok, const xle_stats_opts *o,
+                               const xle_comm *comm, xle_error *err);
+
 xle_status xle_stats_build_shared(xle_model *model, const xle_tokenizer *tok, const xle_stats_opts *o,
                                   const xle_comm *comm, xle_error *err) {
+    /* The cache holds exact statistics whatever precision the model runs inference in (the
+     * files do not record it, and the bf16 mode of xle_stats_accumulate moves the edits by
+     * more than the goldens' 1e-3: docs/editing.md). */
+    const xle_precision keep = xle_model_precision(model);
+    xle_model_set_precision(model, XLE_PRECISION_EXACT);
+    xle_status st = build_shared(model, tok, o, comm, err);
+    xle_model_set_precision(model, keep);
+    return st;
+}
+
+static xle_status build_shared(xle_model *model, const xle_tokenizer *tok, const xle_stats_opts *o,
+                               const xle_comm *comm, xle_error *err) {
     const xle_config *c = xle_model_config(model);
     const int shared = comm && comm->size > 1, lead = !shared || comm->rank == 0;
     if (!tok) return xle_fail(err, XLE_ERR_ARG, "stats: the model has no tokenizer");
