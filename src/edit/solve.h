@@ -6,7 +6,7 @@
 
 #include "xledit.h"
 
-/* Solves (sym. positive definite A, n x n, row-major, overwritten) X = A^-1 B for B n x nrhs
+/* Solves (sym. positive definite A, n x n, both triangles filled, overwritten) X = A^-1 B for B n x nrhs
  * (overwritten by X) in float64 with LAPACK; XLE_ERR_NUMERIC when A is not positive definite. */
 xle_status xle_solve_spd(double *a, double *b, int n, int nrhs, const char *what, xle_error *err);
 
