@@ -7,7 +7,8 @@
  *   rome   one request at layer 3: 25 steps of v*, 21 prompts (bare + 10 with 5-token and 10
  *          with 10-token prefixes), 2 target tokens, mom2_adjustment false;
  *   memit  10 requests, layers 2-4, z at layer 4 with 25 steps, 6 prompts each, λ = 15000,
- *          C = I (the solve costs the same for any positive definite matrix);
+ *          C = I, one matrix for the three layers as the reference shares one torch.eye (the
+ *          solve costs the same for any positive definite matrix);
  *   stats  Σ k kᵀ at layer 3 over 100,000 tokens: random documents of 512 tokens (BOS + 511),
  *          8 per forward pass, the pass stopped after the layer, float64 accumulation;
  *          --precision bf16: the model's bf16 precision, under which the statistics' forward
@@ -177,12 +178,14 @@ int main(int argc, char **argv) {
             make_request(&rs[i], &rng, c->vocab_size, lens, 5);
             reqs[i] = rs[i].req;
         }
+        /* C = I for every layer, one matrix shared as the reference shares its one torch.eye
+         * (memit only reads the statistics) */
         xle_layer_stats stats[XLE_EDIT_MAX_LAYERS];
         xle_layer_stats *sp[XLE_EDIT_MAX_LAYERS];
+        double *identity = calloc((size_t)c->ffn_dim * c->ffn_dim, sizeof(double));
+        for (int j = 0; identity && j < c->ffn_dim; j++) identity[(size_t)j * c->ffn_dim + j] = 1;
         for (int i = 0; i < hp.n_layers; i++) {
-            stats[i] = (xle_layer_stats){hp.layers[i], c->ffn_dim, 1,
-                                         calloc((size_t)c->ffn_dim * c->ffn_dim, sizeof(double))};
-            for (int j = 0; j < c->ffn_dim; j++) stats[i].sum[(size_t)j * c->ffn_dim + j] = 1;
+            stats[i] = (xle_layer_stats){hp.layers[i], c->ffn_dim, 1, identity};
             sp[i] = &stats[i];
         }
         xle_edit_result res = {0};
@@ -198,7 +201,7 @@ int main(int argc, char **argv) {
         flops = pass_flops(c, tokens, 1) * res.steps +
                 hp.n_layers * ((double)c->ffn_dim * c->ffn_dim * c->ffn_dim / 3.0);
         loss = res.final_loss, done_steps = res.steps;
-        for (int i = 0; i < hp.n_layers; i++) free(stats[i].sum);
+        free(identity);
         xle_edit_result_free(&res);
         free(rs);
     } else {

@@ -61,7 +61,7 @@ xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edi
     int *steps = malloc((size_t)n * sizeof(int));
     float *cur = malloc((size_t)n * d * sizeof(float));
     double *K = malloc((size_t)f * n * sizeof(double));
-    double *A = malloc((size_t)f * f * sizeof(double));
+    double *A = malloc((size_t)f * (f + 1) / 2 * sizeof(double)); /* lower triangle, packed */
     double *KK = malloc((size_t)f * n * sizeof(double));
     xle_edit_prompt *bare = malloc((size_t)n * sizeof *bare);
     out->deltas = calloc((size_t)L, sizeof *out->deltas);
@@ -93,18 +93,19 @@ xle_status xle_memit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edi
         /* Current block output at the last layer (with the layers edited so far). */
         st = xle_edit_read_point(m, XLE_POINT_BLOCK_OUT, last, bare, n, cur, err);
         if (st != XLE_OK) goto done;
-        /* A = (λ C + K Kᵀ)⁻¹ K in float64. */
+        /* A = (λ C + K Kᵀ)⁻¹ K in float64; the symmetric system is kept as its lower triangle
+         * in packed form (half the memory of the full f x f matrix: MEMIT's peak). */
         const xle_layer_stats *s = stats[li];
         const double lambda = hp->mom2_update_weight;
-#pragma omp parallel for schedule(static) if((int64_t)f * f * n > XLE_PAR_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 64) if((int64_t)f * f * n > XLE_PAR_MIN_WORK)
         for (int i = 0; i < f; i++)
-            for (int j = 0; j < f; j++) {
+            for (int j = 0; j <= i; j++) {
                 double kk = 0;
                 for (int r = 0; r < n; r++) kk += K[(int64_t)i * n + r] * K[(int64_t)j * n + r];
-                A[(int64_t)i * f + j] = lambda * s->sum[(int64_t)i * f + j] / (double)s->count + kk;
+                A[xle_rfp_index(f, i, j)] = lambda * s->sum[(int64_t)i * f + j] / (double)s->count + kk;
             }
         memcpy(KK, K, (size_t)f * n * sizeof(double));
-        st = xle_solve_spd(A, KK, f, n, "memit: λC + KKᵀ", err);
+        st = xle_solve_spd_rfp(A, KK, f, n, "memit: λC + KKᵀ", err);
         if (st != XLE_OK) goto done;
         /* Δ = (R / (L − li)) · Aᵀ: left[d, n] = residuals / (L − li), right[f, n] = A. */
         xle_layer_delta *ld = &out->deltas[out->n_deltas];
