@@ -62,6 +62,7 @@ expect_error 2 "out is required" "$XLEDIT" train-tokenizer --corpus "$T/corpus.t
 expect_error 1 "characters" "$XLEDIT" train-tokenizer --corpus "$T/corpus.txt" --vocab-size 270 \
   --min-char-count 1 --out "$T/tok/x.json"
 [ -e "$T/tok/x.json" ] && fail "a failed train-tokenizer left output"
+grep -q "train-tokenizer: train-tokenizer:" "$T/err" && fail "doubled prefix: $(cat "$T/err")"
 
 # ---- train
 cat >"$T/cfg.json" <<'EOF'

@@ -848,6 +848,25 @@ static void test_ties_keep_count(void) {
     snprintf(inside, sizeof inside, "%s", tmp_path("keep_base/sub/../sub/merged/"));
     CHECK(xle_merge(&o, inside, NULL, &e2) == XLE_ERR_ARG);
     CHECK(xle_merge(&o, tmp_path("keep_m"), NULL, &e2) == XLE_ERR_ARG);
+
+    /* a mergekit recipe's density is the same double as the flag's: 0.7 keeps 19,040 again */
+    char recipe[300];
+    snprintf(recipe, sizeof recipe, "%s", tmp_path("keep.yml"));
+    FILE *f = fopen(recipe, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fprintf(f, "merge_method: ties\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: 1, "
+                   "density: 0.7}\n", base, models[0]);
+        fclose(f);
+    }
+    xle_merge_opts from_recipe;
+    xle_merge_opts_default(&from_recipe);
+    xle_merge_config *cfg = NULL;
+    xle_error e3 = {0};
+    CHECK_OK(xle_merge_config_load(recipe, &from_recipe, &cfg, NULL, 0, &e3), &e3);
+    CHECK_MSG(from_recipe.density == 0.7, "recipe density %.17g, want 0.7 exactly", from_recipe.density);
+    CHECK(xle_merge_keep_count(from_recipe.density, 27200) == 19040);
+    xle_merge_config_free(cfg);
     free(models[0]);
     free(base);
 }

@@ -14,7 +14,11 @@
 #include "cli/cli.h"
 
 int cli_report(const char *cmd, const xle_error *err) {
-    fprintf(stderr, "xledit %s: %s\n", cmd, err->msg[0] ? err->msg : xle_status_name(err->status));
+    const char *msg = err->msg[0] ? err->msg : xle_status_name(err->status);
+    /* library messages of a subsystem named like the command start with its name: say it once */
+    size_t n = strlen(cmd);
+    if (!strncmp(msg, cmd, n) && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
+    fprintf(stderr, "xledit %s: %s\n", cmd, msg);
     return 1;
 }
 

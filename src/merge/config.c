@@ -36,20 +36,20 @@ static void note_key(char *note, size_t note_size, const char *what) {
 }
 
 /* A number, or an error: a list is mergekit's per-layer gradient, which xledit does not do. */
-static xle_status read_number(json_t *v, const char *path, const char *where, float *out, xle_error *err) {
+static xle_status read_number(json_t *v, const char *path, const char *where, double *out, xle_error *err) {
     if (json_is_array(v))
         return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: per-layer value lists (gradients) are not supported; give one number",
                         path, where);
     if (!json_is_number(v) || !isfinite(json_number_value(v)))
         return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a number", path, where);
-    *out = (float)json_number_value(v);
+    *out = json_number_value(v);
     return XLE_OK;
 }
 
 /* A parameters mapping: weight and density (per model or global); with global, also
  * normalize, lambda, int8_mask and rescale. Found values are set in *weight / *density. */
 static xle_status read_parameters(json_t *params, const char *path, const char *where, int global,
-                                  xle_merge_opts *o, float *weight, int *have_weight, float *density,
+                                  xle_merge_opts *o, double *weight, int *have_weight, double *density,
                                   int *have_density, int *rescale, char *note, size_t note_size, xle_error *err) {
     if (!json_is_object(params)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a mapping", path, where);
     const char *key;
@@ -65,7 +65,9 @@ static xle_status read_parameters(json_t *params, const char *path, const char *
             st = read_number(v, path, at, density, err);
             *have_density = 1;
         } else if (global && !strcmp(key, "lambda")) {
-            st = read_number(v, path, at, &o->lambda, err);
+            double lambda = 1;
+            st = read_number(v, path, at, &lambda, err);
+            o->lambda = (float)lambda;
         } else if (global && (!strcmp(key, "normalize") || !strcmp(key, "int8_mask") || !strcmp(key, "rescale"))) {
             if (!json_is_boolean(v)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected true or false", path, at);
             if (!strcmp(key, "normalize")) o->normalize = json_is_true(v);
@@ -91,9 +93,9 @@ static xle_status model_name(json_t *entry, const char *path, int i, const char 
     return XLE_OK;
 }
 
-static xle_status read_models(xle_merge_config *cfg, const char *path, xle_merge_opts *o, float global_weight,
-                              int have_global_weight, float global_density, int have_global_density,
-                              float *density_out, xle_error *err) {
+static xle_status read_models(xle_merge_config *cfg, const char *path, xle_merge_opts *o, double global_weight,
+                              int have_global_weight, double global_density, int have_global_density,
+                              double *density_out, xle_error *err) {
     json_t *models = json_object_get(cfg->root, "models");
     if (!json_is_array(models) || json_array_size(models) == 0)
         return xle_fail(err, XLE_ERR_FORMAT, "%s: models: expected a list of {model: PATH, parameters: {...}}", path);
@@ -102,7 +104,7 @@ static xle_status read_models(xle_merge_config *cfg, const char *path, xle_merge
     cfg->weights = calloc(n, sizeof *cfg->weights);
     if (!cfg->models || !cfg->weights) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     int count = 0, have_first_density = 0;
-    float first_density = 1.0f;
+    double first_density = 1.0; /* a double, as the flags' --density: TIES keeps floor(density * N) */
     for (size_t i = 0; i < n; i++) {
         json_t *entry = json_array_get(models, i);
         const char *name;
@@ -114,7 +116,7 @@ static xle_status read_models(xle_merge_config *cfg, const char *path, xle_merge
             return xle_fail(err, XLE_ERR_FORMAT, "%s: models[%zu].%s: not supported (model, parameters)", path, i, key);
         /* the base listed among the models has no task vector (mergekit skips it) */
         if (o->method != XLE_MERGE_LINEAR && o->base && !strcmp(name, o->base)) continue;
-        float weight = global_weight, density = global_density;
+        double weight = global_weight, density = global_density;
         int have_weight = have_global_weight, have_density = have_global_density, unused_rescale = 1;
         json_t *params = json_object_get(entry, "parameters");
         char where[64];
@@ -124,13 +126,13 @@ static xle_status read_models(xle_merge_config *cfg, const char *path, xle_merge
             return st;
         if (!have_weight)
             return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.weight: required (as mergekit requires it)", path, where);
-        if (!have_density) density = 1.0f; /* mergekit's default */
+        if (!have_density) density = 1.0; /* mergekit's default */
         if (have_first_density && density != first_density)
             return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.density: %g differs from the first model's %g; xledit merges "
-                            "with one density for all models", path, where, (double)density, (double)first_density);
+                            "with one density for all models", path, where, density, first_density);
         first_density = density, have_first_density = 1;
         cfg->models[count] = name;
-        cfg->weights[count] = weight;
+        cfg->weights[count] = (float)weight;
         count++;
     }
     if (count == 0) return xle_fail(err, XLE_ERR_FORMAT, "%s: models: only the base is listed; nothing to merge", path);
@@ -180,7 +182,7 @@ static xle_status read_recipe(xle_merge_config *cfg, const char *path, xle_merge
         return xle_fail(err, XLE_ERR_FORMAT, "%s: base_model: LoRA adapters (model+lora) are not supported", path);
     if (!o->base && o->method != XLE_MERGE_LINEAR)
         return xle_fail(err, XLE_ERR_FORMAT, "%s: base_model: required for %s", path, method);
-    float gw = 1, gd = 1;
+    double gw = 1, gd = 1;
     int have_gw = 0, have_gd = 0, rescale = 1;
     o->normalize = -1;
     o->lambda = 1.0f;
@@ -189,14 +191,14 @@ static xle_status read_recipe(xle_merge_config *cfg, const char *path, xle_merge
     if (params && (st = read_parameters(params, path, "parameters", 1, o, &gw, &have_gw, &gd, &have_gd, &rescale, note,
                                         note_size, err)) != XLE_OK)
         return st;
-    float density = 1.0f;
+    double density = 1.0;
     st = read_models(cfg, path, o, gw, have_gw, gd, have_gd, &density, err);
     if (st != XLE_OK) return st;
     int dare = o->method == XLE_MERGE_DARE_TIES || o->method == XLE_MERGE_DARE_LINEAR;
     if (!rescale && dare && density < 1)
         return xle_fail(err, XLE_ERR_FORMAT, "%s: parameters.rescale: false is not supported (DARE divides by density)", path);
     if (!(density > 0 && density <= 1))
-        return xle_fail(err, XLE_ERR_FORMAT, "%s: density: %g is not in (0, 1]", path, (double)density);
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: density: %g is not in (0, 1]", path, density);
     o->density = density;
     return XLE_OK;
 }
