@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer/merge_queue.h"
 #include "tokenizer/tokenizer_internal.h"
 
 typedef struct bpe_symbol {
@@ -18,54 +19,6 @@ typedef struct bpe_symbol {
     int32_t start, len;    /* bytes of the piece; len 0 once merged away */
     int32_t prev, next;
 } bpe_symbol;
-
-typedef struct bpe_pair {
-    int32_t rank, left, right;
-    int32_t left_id, right_id, merged;
-} bpe_pair;
-
-typedef struct bpe_heap {
-    bpe_pair *a;
-    size_t n, cap;
-} bpe_heap;
-
-static int pair_before(const bpe_pair *x, const bpe_pair *y) {
-    return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
-}
-
-static int heap_push(bpe_heap *h, bpe_pair p) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bpe_pair *a = realloc(h->a, cap * sizeof *a);
-        if (!a) return -1;
-        h->a = a;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pair_before(&p, &h->a[parent])) break;
-        h->a[i] = h->a[parent];
-        i = parent;
-    }
-    h->a[i] = p;
-    return 0;
-}
-
-static bpe_pair heap_pop(bpe_heap *h) {
-    bpe_pair top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && pair_before(&h->a[c + 1], &h->a[c])) c++;
-        if (!pair_before(&h->a[c], &last)) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n) h->a[i] = last;
-    return top;
-}
 
 /* Scratch space reused across the pieces of one call. */
 typedef struct bpe_work {
@@ -75,7 +28,7 @@ typedef struct bpe_work {
     xle_tok_out *out;
     bpe_symbol *sym;
     size_t sym_cap;
-    bpe_heap heap;
+    xle_merge_queue heap;
     int32_t *ids, *lens;      /* the tokens of the piece being encoded */
     size_t ids_cap;
     int have_orphan;          /* input bytes before the first token that no token covers */
@@ -91,7 +44,9 @@ static int try_pair(bpe_work *w, int32_t left) {
     if (l->id < 0 || r->id < 0) return 0;
     int32_t rank, merged;
     if (!xle_pairmap_get(&w->tok->merges, l->id, r->id, &rank, &merged)) return 0;
-    return heap_push(&w->heap, (bpe_pair){rank, left, l->next, l->id, r->id, merged});
+    xle_merge_pair p = {.order = rank, .left = left, .right = l->next, .left_id = l->id, .right_id = r->id,
+                         .merged = merged};
+    return xle_merge_queue_push(&w->heap, p);
 }
 
 /* Merges piece[0, len) into w->sym; returns the first live symbol or -2 on OOM. */
@@ -110,7 +65,7 @@ static int32_t merge_piece(bpe_work *w, const char *piece, int32_t len) {
     for (int32_t i = 0; i + 1 < len; i++)
         if (try_pair(w, i)) return -2;
     while (w->heap.n > 0) {
-        bpe_pair p = heap_pop(&w->heap);
+        xle_merge_pair p = xle_merge_queue_pop(&w->heap);
         bpe_symbol *l = &sym[p.left], *r = &sym[p.right];
         if (l->len == 0 || r->len == 0 || l->next != p.right || l->id != p.left_id || r->id != p.right_id)
             continue; /* stale: one side changed since the pair was queued */
@@ -190,6 +145,6 @@ int xle_bpe_encode(const xle_tokenizer *tok, const char *text, size_t len, const
     free(w.ids);
     free(w.lens);
     free(w.sym);
-    free(w.heap.a);
+    xle_merge_queue_free(&w.heap);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer/merge_queue.h"
 #include "tokenizer/tokenizer_internal.h"
 
 typedef struct spm_symbol {
@@ -18,57 +19,6 @@ typedef struct spm_symbol {
     int32_t start, len;   /* bytes of the normalized text; len 0 once merged away */
     int32_t prev, next;   /* -1 at the ends */
 } spm_symbol;
-
-typedef struct spm_pair {
-    float score;
-    int32_t left;         /* symbol index */
-    int32_t len;          /* combined length when queued: stale if the symbols changed */
-    int32_t merged;       /* the piece the pair becomes */
-} spm_pair;
-
-typedef struct spm_heap {
-    spm_pair *a;
-    size_t n, cap;
-} spm_heap;
-
-/* Higher score first; equal scores: leftmost first. */
-static int pair_before(const spm_pair *x, const spm_pair *y) {
-    return x->score > y->score || (x->score == y->score && x->left < y->left);
-}
-
-static int heap_push(spm_heap *h, spm_pair p) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 256;
-        spm_pair *a = realloc(h->a, cap * sizeof *a);
-        if (!a) return -1;
-        h->a = a;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pair_before(&p, &h->a[parent])) break;
-        h->a[i] = h->a[parent];
-        i = parent;
-    }
-    h->a[i] = p;
-    return 0;
-}
-
-static spm_pair heap_pop(spm_heap *h) {
-    spm_pair top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && pair_before(&h->a[c + 1], &h->a[c])) c++;
-        if (!pair_before(&h->a[c], &last)) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n) h->a[i] = last;
-    return top;
-}
 
 /* UTF-8 length from the lead byte, clamped to what is left (invalid bytes count as one). */
 static int32_t char_len(const char *s, size_t left) {
@@ -78,17 +28,18 @@ static int32_t char_len(const char *s, size_t left) {
 }
 
 static int try_pair(const xle_tokenizer *tok, const char *text, const spm_symbol *sym, int32_t left,
-                    spm_heap *h) {
+                    xle_merge_queue *h) {
     if (left < 0 || sym[left].next < 0) return 0;
     const spm_symbol *l = &sym[left], *r = &sym[l->next];
     int32_t len = l->len + r->len, id, rank;
     if (tok->spm_rank_merges) { /* merge list: rank order, only listed pairs */
         if (l->id < 0 || r->id < 0 || !xle_pairmap_get(&tok->merges, l->id, r->id, &rank, &id)) return 0;
-        return heap_push(h, (spm_pair){-(float)rank, left, len, id});
+        return xle_merge_queue_push(h, (xle_merge_pair){.order = rank, .left = left, .len = len, .merged = id});
     }
     id = xle_strmap_get(&tok->piece_to_id, text + l->start, (uint32_t)len);
     if (id < 0) return 0;
-    return heap_push(h, (spm_pair){tok->entries[id].score, left, len, id});
+    return xle_merge_queue_push(h, (xle_merge_pair){.order = -(double)tok->entries[id].score, .left = left,
+                                                  .len = len, .merged = id});
 }
 
 /* Scratch space reused across the words of one call; tokens of the word being encoded are
@@ -96,7 +47,7 @@ static int try_pair(const xle_tokenizer *tok, const char *text, const spm_symbol
 typedef struct spm_work {
     spm_symbol *sym;
     size_t sym_cap;
-    spm_heap heap;
+    xle_merge_queue heap;
     int32_t *ids, *starts, *lens;
     size_t n, cap;
 } spm_work;
@@ -151,12 +102,12 @@ static int encode_range(const xle_tokenizer *tok, const char *text, size_t start
         n++;
         off += (size_t)cl;
     }
-    spm_heap *h = &w->heap;
+    xle_merge_queue *h = &w->heap;
     h->n = 0;
     for (int32_t i = 0; i + 1 < n; i++)
         if (try_pair(tok, text, sym, i, h)) return -1;
     while (h->n > 0) {
-        spm_pair p = heap_pop(h);
+        xle_merge_pair p = xle_merge_queue_pop(h);
         spm_symbol *l = &sym[p.left];
         if (l->len == 0 || l->next < 0) continue;
         spm_symbol *r = &sym[l->next];
@@ -221,7 +172,7 @@ int xle_spm_encode(const xle_tokenizer *tok, const char *text, size_t len, const
         xle_tok_cache_free(&cache);
     }
     free(w.sym);
-    free(w.heap.a);
+    xle_merge_queue_free(&w.heap);
     free(w.ids);
     free(w.starts);
     free(w.lens);
