@@ -17,25 +17,15 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_reference as ref  # noqa: E402
+import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
     out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = e["data_offsets"]
-        if e["dtype"] == "F32":
-            arr = np.frombuffer(data[a:b], dtype=np.float32)
-        elif e["dtype"] == "BF16":
-            arr = (np.frombuffer(data[a:b], dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-        else:
-            raise SystemExit(f"{name}: unexpected dtype {e['dtype']}")
-        out[name] = torch.tensor(arr.reshape(e["shape"]).astype(np.float64))
+    for name, (dtype, arr) in safetensors_io.read_safetensors(path).items():
+        if dtype not in ("F32", "BF16"):
+            raise SystemExit(f"{name}: unexpected dtype {dtype}")
+        out[name] = torch.tensor(arr.astype(np.float64))
     return out
 
 

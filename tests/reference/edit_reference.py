@@ -32,6 +32,7 @@ import struct
 import sys
 
 import torch
+import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
 
 DT = torch.float64
 
@@ -382,21 +383,8 @@ def finetune(model, reqs, hp, objective):
 
 def write_safetensors(path, tensors, dtype_name):
     """tensors: list of (name, tensor); dtype_name 'F32' or 'F64'."""
-    np_dtype = {"F32": torch.float32, "F64": torch.float64}[dtype_name]
-    header, blobs, off = {}, [], 0
-    for name, t in tensors:
-        b = t.to(np_dtype).contiguous().numpy().astype("<" + ("f4" if dtype_name == "F32" else "f8")).tobytes()
-        header[name] = {"dtype": dtype_name, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    safetensors_io.write_safetensors(path, [(n, dtype_name, safetensors_io.encode(t, dtype_name)) for n, t in tensors],
+                                     metadata_last=True)
 
 
 def make_requests():

@@ -65,6 +65,7 @@ import sys
 
 import numpy as np
 import torch
+import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
 
 DT = torch.float64
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -387,21 +388,8 @@ def tensor_bytes(t, dtype):
 
 def write_safetensors(path, tensors, dtype):
     """tensors: name -> float32 tensor; all stored as dtype. Returns the data size."""
-    names = sorted(tensors)
-    header = {"__metadata__": {"format": "pt"}}
-    blobs, off = [], 0
-    for n in names:
-        b = tensor_bytes(tensors[n], dtype)
-        header[n] = {"dtype": dtype, "shape": list(tensors[n].shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(hj)) + hj)
-        for b in blobs:
-            fh.write(b)
-    return off
+    return safetensors_io.write_safetensors(
+        path, [(n, dtype, safetensors_io.encode(tensors[n], dtype)) for n in sorted(tensors)])
 
 
 def write_config(folder, cfg, torch_dtype):

@@ -39,6 +39,7 @@ import zipfile
 
 import numpy as np
 import torch
+import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "fixtures")
@@ -49,23 +50,10 @@ ST_DTYPES = {"F32": (np.float32, torch.float32), "BF16": (np.int16, torch.bfloat
 
 
 def read_safetensors(path):
-    """{name: tensor} in header order, from a safetensors file."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    data = blob[8 + n:]
+    """{name: tensor} in header order, from a safetensors file (bf16 stays bf16: exact)."""
     out = collections.OrderedDict()
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        np_dt, t_dt = ST_DTYPES[e["dtype"]]
-        b, end = e["data_offsets"]
-        arr = np.frombuffer(data[b:end], dtype=np_dt).copy().reshape(e["shape"])
-        t = torch.from_numpy(arr)
-        if t_dt == torch.bfloat16:
-            t = t.view(torch.bfloat16)
-        out[name] = t
+    for name, (dtype, arr) in safetensors_io.read_safetensors(path).items():
+        out[name] = torch.from_numpy(arr.copy()).to(ST_DTYPES[dtype][1])
     return out
 
 

@@ -19,6 +19,7 @@ import shutil
 import struct
 
 import numpy as np
+import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "merge")
@@ -59,43 +60,17 @@ def f32_to_bf16_bits(x):
     return r.astype(np.uint16)
 
 
-def bf16_bits_to_f32(u):
-    return (u.astype(np.uint32) << 16).view(np.float32)
+bf16_bits_to_f32 = safetensors_io.bf16_bits_to_f32
 
 
 def write_safetensors(path, tensors):
-    """tensors: list of (name, dtype 'F32'|'BF16', array) in file order."""
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, dt, arr in tensors:
-        raw = (np.ascontiguousarray(arr, dtype=np.float32).tobytes() if dt == "F32"
-               else np.ascontiguousarray(arr, dtype=np.uint16).tobytes())
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    """tensors: list of (name, dtype 'F32'|'BF16', array in that storage type) in file order."""
+    safetensors_io.write_safetensors(
+        path, [(n, dt, np.asarray(a, dtype=np.float32 if dt == "F32" else np.uint16)) for n, dt, a in tensors])
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = e["data_offsets"]
-        if e["dtype"] == "F32":
-            out[name] = np.frombuffer(data[a:b], dtype=np.float32).reshape(e["shape"])
-        else:
-            out[name] = bf16_bits_to_f32(np.frombuffer(data[a:b], dtype=np.uint16)).reshape(e["shape"])
-    return out
+    return {name: arr for name, (dtype, arr) in safetensors_io.read_safetensors(path).items()}
 
 
 def write_model(name, weights, dtype, vocab, side=None):

@@ -26,6 +26,7 @@ import struct
 import sys
 
 import torch
+import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
 
 DT = torch.float64
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,18 +34,10 @@ MODEL = os.path.join(HERE, "..", "fixtures", "edit", "model")
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
     out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", name
-        a, b = info["data_offsets"]
-        t = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(info["shape"])
-        out[name] = t.to(DT)
+    for name, (dtype, arr) in safetensors_io.read_safetensors(path).items():
+        assert dtype == "F32", name
+        out[name] = torch.from_numpy(arr.copy()).to(DT)
     return out
 
 

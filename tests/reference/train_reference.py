@@ -21,6 +21,7 @@ import struct
 
 import numpy as np
 import torch
+import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "train")
@@ -123,21 +124,11 @@ def forward(P, tokens, seq_start, tied):
 
 
 def write_safetensors(path, tensors):
-    """A minimal safetensors writer (header JSON padded to 8 bytes, then the data)."""
-    header, blobs, off = {}, [], 0
-    for name, (dtype, arr) in tensors.items():
-        b = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"hparams": json.dumps(HP), "config": json.dumps(CFG)}
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    """tensors: name -> (dtype, array in that storage type); the run's hyperparameters and
+    config go in the metadata."""
+    safetensors_io.write_safetensors(path, [(n, dt, a) for n, (dt, a) in tensors.items()],
+                                     metadata={"hparams": json.dumps(HP), "config": json.dumps(CFG)},
+                                     metadata_last=True, compact=False)
 
 
 def run(tied):
