@@ -31,6 +31,13 @@ typedef struct xle_imp_where {
 /* Loads path as JSON and requires a top-level array. The caller owns *out (json_decref). */
 xle_status xle_imp_load_array(const char *path, json_t **out, xle_error *err);
 
+/* Maps one top-level array record into the set (an importer's record mapper). */
+typedef xle_status (*xle_imp_record_fn)(xle_cases *cs, const json_t *rec, const xle_imp_where *w,
+                                        xle_error *err);
+/* Loads each file as a top-level array and maps its records in order; stops at the first error. */
+xle_status xle_imp_each_record(const char *const *paths, int n_paths, xle_imp_record_fn map,
+                               xle_cases *cs, xle_error *err);
+
 /* Reads obj[key] as a string. Absent or null gives "" (never invent); any other non-string
  * type is an error. *out is borrowed from obj. */
 xle_status xle_imp_str(const json_t *obj, const char *key, const xle_imp_where *w,

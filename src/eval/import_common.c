@@ -74,6 +74,21 @@ xle_status xle_imp_load_array(const char *path, json_t **out, xle_error *err) {
     return XLE_OK;
 }
 
+xle_status xle_imp_each_record(const char *const *paths, int n_paths, xle_imp_record_fn map,
+                               xle_cases *cs, xle_error *err) {
+    xle_status st = XLE_OK;
+    for (int f = 0; f < n_paths && !st; f++) {
+        json_t *root;
+        if ((st = xle_imp_load_array(paths[f], &root, err))) break;
+        for (size_t i = 0; i < json_array_size(root) && !st; i++) {
+            xle_imp_where w = {paths[f], i, NULL};
+            st = map(cs, json_array_get(root, i), &w, err);
+        }
+        json_decref(root);
+    }
+    return st;
+}
+
 xle_status xle_imp_fail(xle_error *err, xle_status st, const xle_imp_where *w, const char *field,
                         const char *what) {
     if (w->lang)

@@ -122,29 +122,12 @@ static xle_status map_edit(xle_cases *cs, const json_t *rec, const xle_imp_where
     return xle_imp_add_new_questions(l, rec, w, err);
 }
 
-typedef xle_status (*map_fn)(xle_cases *, const json_t *, const xle_imp_where *, xle_error *);
-
-static xle_status import_each(map_fn map, const char *const *paths, int n_paths, xle_cases *cs,
-                              xle_error *err) {
-    xle_status st = XLE_OK;
-    for (int f = 0; f < n_paths && !st; f++) {
-        json_t *root;
-        if ((st = xle_imp_load_array(paths[f], &root, err))) break;
-        for (size_t i = 0; i < json_array_size(root) && !st; i++) {
-            xle_imp_where w = {paths[f], i, NULL};
-            st = map(cs, json_array_get(root, i), &w, err);
-        }
-        json_decref(root);
-    }
-    return st;
-}
-
 xle_status xle_import_counterfact(const char *const *paths, int n_paths, xle_cases *cs,
                                   xle_error *err) {
-    return import_each(map_rome, paths, n_paths, cs, err);
+    return xle_imp_each_record(paths, n_paths, map_rome, cs, err);
 }
 
 xle_status xle_import_counterfact_edit(const char *const *paths, int n_paths, xle_cases *cs,
                                        xle_error *err) {
-    return import_each(map_edit, paths, n_paths, cs, err);
+    return xle_imp_each_record(paths, n_paths, map_edit, cs, err);
 }

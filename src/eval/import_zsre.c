@@ -33,15 +33,5 @@ static xle_status map_record(xle_cases *cs, const json_t *rec, const xle_imp_whe
 }
 
 xle_status xle_import_zsre(const char *const *paths, int n_paths, xle_cases *cs, xle_error *err) {
-    xle_status st = XLE_OK;
-    for (int f = 0; f < n_paths && !st; f++) {
-        json_t *root;
-        if ((st = xle_imp_load_array(paths[f], &root, err))) break;
-        for (size_t i = 0; i < json_array_size(root) && !st; i++) {
-            xle_imp_where w = {paths[f], i, NULL};
-            st = map_record(cs, json_array_get(root, i), &w, err);
-        }
-        json_decref(root);
-    }
-    return st;
+    return xle_imp_each_record(paths, n_paths, map_record, cs, err);
 }
