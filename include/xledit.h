@@ -198,6 +198,9 @@ xle_dtype xle_model_weight_dtype(const xle_model *model);
 /* The tensor types as the files store them, with counts, e.g. "BF16 x19" or "Q8_0 x15, F32 x5"
  * (Q8_0 is dequantized to f32 in memory). Written into buf (cap bytes); returns buf. */
 const char *xle_model_stored_dtypes(const xle_model *model, char *buf, size_t cap);
+/* How the weights are stored: "hf-safetensors", "hf-pytorch-bin" (a folder of torch.save
+ * archives), "gguf" or "llama2c". A static string. */
+const char *xle_model_file_layout(const xle_model *model);
 /* What the model's tokenizer is and where it came from, e.g. "SentencePiece BPE, 512 tokens,
  * from tokenizer.ggml.* (GGUF)"; "none" without one. Written into buf; returns buf. */
 const char *xle_model_tokenizer_desc(const xle_model *model, char *buf, size_t cap);

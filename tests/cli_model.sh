@@ -46,6 +46,8 @@ expect_info "$STORIES/stories260K.gguf" "^format  *gguf" "^context  *128" "store
 expect_info "$FIX/llama_gqa/hf_bf16_sharded" "^format  *hf-safetensors" "^architecture  *llama" \
   "^heads  *4 (kv heads 2, head dim 8)" "BF16 in memory; stored as BF16 x21" "^rope  *rotate-half" \
   "^tokenizer  *none"
+expect_info "$FIX/llama_gqa/hf_bin_f32" "^format  *hf-pytorch-bin" "stored as F32 x21"
+expect_info "$FIX/llama_gqa/hf_bin_bf16_sharded" "^format  *hf-pytorch-bin" "stored as BF16 x21"
 expect_info "$FIX/llama_gqa/llama_gqa_q8_0.gguf" "stored as Q8_0 x16, F32 x5" "^rope  *interleaved"
 expect_info "$FIX/mistral_window/hf_f32" "^architecture  *mistral" "^sliding window 4" "^rope  *rotate-half"
 expect_info "$FIX/mistral_window/mistral_window_f32.gguf" "^architecture  *llama" "^sliding window 4" \

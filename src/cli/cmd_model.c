@@ -19,15 +19,6 @@ static const char *arch_name(xle_arch a) {
     return "?";
 }
 
-static const char *format_name(xle_format f) {
-    switch (f) {
-    case XLE_FORMAT_HF: return "hf-safetensors";
-    case XLE_FORMAT_GGUF: return "gguf";
-    case XLE_FORMAT_LLAMA2C: return "llama2c";
-    }
-    return "?";
-}
-
 static int64_t count_params(xle_model *model) {
     const xle_config *c = xle_model_config(model);
     const xle_weights *w = xle_model_weights(model);
@@ -74,7 +65,7 @@ static int print_info_json(xle_model *model, int64_t params, const char *dtypes,
     const xle_weights *w = xle_model_weights(model);
     json_t *o = json_object();
     json_object_set_new(o, "path", json_string(xle_model_path(model)));
-    json_object_set_new(o, "format", json_string(format_name(xle_model_format(model))));
+    json_object_set_new(o, "format", json_string(xle_model_file_layout(model)));
     json_object_set_new(o, "architecture", json_string(arch_name(cf->arch)));
     json_object_set_new(o, "parameters", json_integer(params));
     json_object_set_new(o, "weight_dtype", json_string(xle_dtype_name(xle_model_weight_dtype(model))));
@@ -134,7 +125,7 @@ int cmd_info(int argc, char **argv) {
         rc = print_info_json(model, params, dtypes, tok_desc);
     } else {
         printf("model          %s\n", xle_model_path(model));
-        printf("format         %s\n", format_name(xle_model_format(model)));
+        printf("format         %s\n", xle_model_file_layout(model));
         printf("architecture   %s\n", arch_name(cf->arch));
         printf("parameters     %lld (%.2f M)\n", (long long)params, params / 1e6);
         printf("weights        %s in memory; stored as %s\n",

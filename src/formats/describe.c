@@ -24,6 +24,14 @@ static void count_type(type_count *counts, int *n_types, int cap, const char *na
     if (*n_types < cap) counts[(*n_types)++] = (type_count){name, 1};
 }
 
+const char *xle_model_file_layout(const xle_model *m) {
+    if (m->format == XLE_FORMAT_GGUF) return "gguf";
+    if (m->format == XLE_FORMAT_LLAMA2C) return "llama2c";
+    /* A model built in memory (xle_model_init_random) has no files and no state. */
+    const xle_hf_state *s = m->format_state;
+    return s && s->torch_bin ? "hf-pytorch-bin" : "hf-safetensors";
+}
+
 const char *xle_model_stored_dtypes(const xle_model *m, char *buf, size_t cap) {
     enum { CAP = 16 };
     type_count counts[CAP];
