@@ -196,7 +196,7 @@ struct xle_tokenizer *xle_model_tokenizer(xle_model *model);
 /* The stored dtype of most weights (what `info` reports). */
 xle_dtype xle_model_weight_dtype(const xle_model *model);
 /* The tensor types as the files store them, with counts, e.g. "BF16 x19" or "Q8_0 x15, F32 x5"
- * (Q8_0 is dequantized to f32 in memory). Written into buf (cap bytes); returns buf. */
+ * (quantized types stay in their blocks in memory). Written into buf (cap bytes); returns buf. */
 const char *xle_model_stored_dtypes(const xle_model *model, char *buf, size_t cap);
 /* How the weights are stored: "hf-safetensors", "hf-pytorch-bin" (a folder of torch.save
  * archives), "gguf" or "llama2c". A static string. */
