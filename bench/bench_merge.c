@@ -82,6 +82,7 @@ static int list_tensors(const xle_config *c, tensor_desc *out) {
     int n = 0;
     for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
         if (k == XLE_W_ROPE_FREQS || k == XLE_W_LM_HEAD || (k >= XLE_W_BQ && k <= XLE_W_BO)) continue;
+        if (xle_family_of(XLE_ARCH_LLAMA)->has[k] == XLE_ABSENT) continue; /* other families' kinds */
         int nl = xle_wkind_per_layer((xle_wkind)k) ? c->n_layers : 1;
         for (int l = 0; l < nl; l++) {
             tensor_desc *t = &out[n++];

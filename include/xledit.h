@@ -132,10 +132,10 @@ float xle_bf16_to_f32(uint16_t h);
 uint16_t xle_f32_to_bf16(float f);      /* round to nearest even, NaN kept */
 
 /* ---------------------------------------------------------------------------------------------
- * Models: the Llama family (Llama-2, Llama-3.x, Mistral, Qwen2) in one description.
+ * Models: the Llama family (Llama-2, Llama-3.x, Mistral, Qwen2) and GPT-2 (docs/families.md).
  * ------------------------------------------------------------------------------------------- */
 
-typedef enum xle_arch { XLE_ARCH_LLAMA = 0, XLE_ARCH_MISTRAL, XLE_ARCH_QWEN2 } xle_arch;
+typedef enum xle_arch { XLE_ARCH_LLAMA = 0, XLE_ARCH_MISTRAL, XLE_ARCH_QWEN2, XLE_ARCH_GPT2 } xle_arch;
 typedef enum xle_format { XLE_FORMAT_HF = 0, XLE_FORMAT_GGUF, XLE_FORMAT_LLAMA2C } xle_format;
 typedef enum xle_rope_scaling { XLE_ROPE_NONE = 0, XLE_ROPE_LLAMA3, XLE_ROPE_LINEAR } xle_rope_scaling;
 
@@ -167,6 +167,8 @@ typedef struct xle_layer_weights {
     xle_tensor bq, bk, bv, bo;           /* optional biases */
     xle_tensor ffn_norm;                 /* [d] */
     xle_tensor w_gate, w_up, w_down;     /* [f, d], [f, d], [d, f] */
+    xle_tensor attn_norm_b, ffn_norm_b;  /* LayerNorm biases [d] (GPT-2) */
+    xle_tensor b_up, b_down;             /* MLP biases [f], [d] (GPT-2) */
 } xle_layer_weights;
 
 typedef struct xle_weights {
@@ -175,6 +177,8 @@ typedef struct xle_weights {
     xle_tensor lm_head;                  /* [V, d]; same data as tok_embd when tied */
     xle_tensor rope_freqs;               /* optional [hd/2] divisors (GGUF Llama-3.x) */
     xle_layer_weights *layers;           /* n_layers entries */
+    xle_tensor pos_embd;                 /* learned positions [max_seq_len, d] (GPT-2) */
+    xle_tensor out_norm_b;               /* final LayerNorm bias [d] (GPT-2) */
 } xle_weights;
 
 typedef struct xle_model xle_model;       /* opaque owner of mappings and buffers */

@@ -626,7 +626,8 @@ static void test_hf_config(void) {
         {"rope_theta", "-10000.0", "rope_theta"},
         {"rope_theta", "1e300", "rope_theta"}, /* inf as a float */
         {"max_position_embeddings", "0", "max_position_embeddings"},
-        {"model_type", "\"gpt2\"", "model_type"},
+        {"model_type", "\"gpt_neox\"", "model_type"},
+        {"model_type", "\"gpt2\"", "n_embd: missing"}, /* read as GPT-2, whose sizes are named otherwise */
         {"model_type", NULL, "model_type"},
         {"model_type", "7", "model_type"},
         {"hidden_act", "\"gelu\"", "hidden_act"},

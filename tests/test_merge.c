@@ -553,6 +553,7 @@ static int write_random_hf(const char *dir, const rnd_spec *s, int tok_odd) {
     for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
         if (k == XLE_W_ROPE_FREQS || (k == XLE_W_LM_HEAD && s->tied)) continue;
         if (k >= XLE_W_BQ && k <= XLE_W_BO && !s->bias) continue;
+        if (xle_family_of(XLE_ARCH_LLAMA)->has[k] == XLE_ABSENT) continue; /* other families' kinds */
         int nl = xle_wkind_per_layer((xle_wkind)k) ? s->layers : 1;
         for (int l = 0; l < nl; l++) {
             int nd;

@@ -15,6 +15,7 @@ static const char *arch_name(xle_arch a) {
     case XLE_ARCH_LLAMA: return "llama";
     case XLE_ARCH_MISTRAL: return "mistral";
     case XLE_ARCH_QWEN2: return "qwen2";
+    case XLE_ARCH_GPT2: return "gpt2";
     }
     return "?";
 }

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "edit/edit_internal.h"
+#include "model/family.h"
 #include "formats/yaml_json.h"
 
 /* Keys EasyEdit's files carry that do not change what xledit computes: where EasyEdit finds its
@@ -22,20 +23,35 @@ static const char *const unused_keys[] = {
     "model_name", "device", "stats_dir", "model_parallel", "fp16", "max_length", "batch_size",
     "v_loss_layer", "mom2_dataset", "mom2_n_samples", "mom2_dtype", NULL};
 
+/* The module-name keys of EasyEdit's files; the names this model must have come from its
+ * family's description (model/family.h). */
+typedef enum module_field { MOD_REWRITE, MOD_LAYER, MOD_MLP, MOD_ATTN, MOD_LN_F, MOD_LM_HEAD } module_field;
+
 typedef struct module_key {
     const char *key;
-    const char *llama;     /* the name in a Llama-family model (Llama, Mistral, Qwen2) */
-    const char *llama_alt; /* also accepted: FT's parameter name, or the tied embedding */
+    module_field field;
 } module_key;
 
 static const module_key module_keys[] = {
-    {"rewrite_module_tmp", "model.layers.{}.mlp.down_proj", "model.layers.{}.mlp.down_proj.weight"},
-    {"layer_module_tmp", "model.layers.{}", NULL},
-    {"mlp_module_tmp", "model.layers.{}.mlp", NULL},
-    {"attn_module_tmp", "model.layers.{}.self_attn", NULL},
-    {"ln_f_module", "model.norm", NULL},
-    {"lm_head_module", "lm_head", "model.embed_tokens"},
+    {"rewrite_module_tmp", MOD_REWRITE}, {"layer_module_tmp", MOD_LAYER}, {"mlp_module_tmp", MOD_MLP},
+    {"attn_module_tmp", MOD_ATTN},       {"ln_f_module", MOD_LN_F},       {"lm_head_module", MOD_LM_HEAD},
 };
+
+/* The family's name for a key, and the other name also accepted (FT's parameter name; the tied
+ * embedding for the head), or NULL. */
+static void module_names(const xle_family *fam, module_field f, const char **name, const char **alt) {
+    const xle_module_names *n = &fam->modules;
+    *alt = NULL;
+    switch (f) {
+    case MOD_REWRITE: *name = n->rewrite, *alt = n->rewrite_param; return;
+    case MOD_LAYER: *name = n->layer; return;
+    case MOD_MLP: *name = n->mlp; return;
+    case MOD_ATTN: *name = n->attn; return;
+    case MOD_LN_F: *name = n->ln_f; return;
+    case MOD_LM_HEAD: *name = n->lm_head, *alt = n->lm_head_tied; return;
+    }
+    *name = "";
+}
 
 static const char *arch_name(const xle_model *model) {
     if (!model) return "Llama-family";
@@ -43,6 +59,7 @@ static const char *arch_name(const xle_model *model) {
     case XLE_ARCH_LLAMA: return "Llama";
     case XLE_ARCH_MISTRAL: return "Mistral";
     case XLE_ARCH_QWEN2: return "Qwen2";
+    case XLE_ARCH_GPT2: return "GPT-2";
     }
     return "Llama-family";
 }
@@ -52,6 +69,7 @@ static const char *family_of(const char *name) {
     if (strstr(name, "fc_out") || strstr(name, "fc_in")) return "GPT-J's";
     if (!strncmp(name, "transformer.", 12)) return "a GPT-2, GPT-J or Qwen-1 name";
     if (!strncmp(name, "gpt_neox.", 9)) return "GPT-NeoX's";
+    if (!strncmp(name, "model.layers.", 13)) return "a Llama, Mistral or Qwen2 name";
     return NULL;
 }
 
@@ -59,14 +77,17 @@ static xle_status check_module(const module_key *mk, json_t *v, const xle_model 
                                xle_error *err) {
     if (!json_is_string(v)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected a module name", path, mk->key);
     const char *name = json_string_value(v);
-    int tied = model && xle_model_config((xle_model *)model)->tied_embeddings;
-    int lm_head = !strcmp(mk->key, "lm_head_module");
-    if (!strcmp(name, mk->llama) || (mk->llama_alt && !strcmp(name, mk->llama_alt) && (!lm_head || tied)))
+    const xle_config *cfg = model ? xle_model_config((xle_model *)model) : NULL;
+    int tied = cfg && cfg->tied_embeddings;
+    int lm_head = mk->field == MOD_LM_HEAD;
+    const char *want, *alt;
+    module_names(xle_family_of(cfg ? cfg->arch : XLE_ARCH_LLAMA), mk->field, &want, &alt);
+    if (!strcmp(name, want) || (alt && !strcmp(name, alt) && (!lm_head || tied)))
         return XLE_OK;
     const char *family = family_of(name);
     return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: '%s' is %s%s; this %s model's is '%s' (the file is for another model family)",
                     path, mk->key, name, family ? family : "not a module of this model",
-                    family && strstr(family, "'s") ? " module" : "", arch_name(model), mk->llama);
+                    family && strstr(family, "'s") ? " module" : "", arch_name(model), want);
 }
 
 /* A number, or a string that reads whole as one (EasyEdit turns such strings into floats). */

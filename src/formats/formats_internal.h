@@ -1,35 +1,32 @@
 /*
- * formats_internal.h: what the format loaders (gguf_model.c, hf.c, llama2c.c) share with
- * load.c and save.c: the table of weight kinds with their names in each format and their
- * expected shapes, the per-format state kept in model->format_state so that xle_model_save can
- * copy untouched tensors byte for byte, and the small file-system helpers of atomic saving.
+ * formats_internal.h: what the format loaders (gguf_model.c, hf.c, llama2c.c), save.c and the
+ * writers elsewhere share, defined in model_layout.c (the table of weight kinds with their
+ * names in each format and their expected shapes, the shape check, tensor views),
+ * config_check.c (configuration validation) and paths.c (file-system helpers of atomic
+ * saving); and the per-format state kept in model->format_state so that xle_model_save can
+ * copy untouched tensors byte for byte. load.c only dispatches to the loaders.
  */
 #ifndef XLE_FORMATS_INTERNAL_H
 #define XLE_FORMATS_INTERNAL_H
 
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "model/family.h"
 #include "model/model_internal.h"
 
 /* ---- weight kinds ------------------------------------------------------------------------ */
 
-typedef enum xle_wkind {
-    XLE_W_TOK_EMBD = 0, XLE_W_OUT_NORM, XLE_W_LM_HEAD, XLE_W_ROPE_FREQS,
-    /* per layer: */
-    XLE_W_ATTN_NORM, XLE_W_Q, XLE_W_K, XLE_W_V, XLE_W_O, XLE_W_BQ, XLE_W_BK, XLE_W_BV, XLE_W_BO,
-    XLE_W_FFN_NORM, XLE_W_GATE, XLE_W_UP, XLE_W_DOWN,
-    XLE_W_KIND_COUNT
-} xle_wkind;
-
-#define XLE_W_FIRST_LAYER_KIND XLE_W_ATTN_NORM
-
-static inline int xle_wkind_per_layer(xle_wkind k) { return k >= XLE_W_FIRST_LAYER_KIND; }
+/* (xle_wkind, the kinds of every family, is in model/family.h.) */
 
 /* The model's slot for (kind, layer) (layer ignored for global kinds). */
 xle_tensor *xle_weight_slot(xle_weights *w, xle_wkind kind, int layer);
-/* The tensor's name in a format ("model.layers.3.mlp.down_proj.weight", "blk.3.ffn_down.weight",
- * "w2[3]"), written into buf. */
+/* The tensor's name in a format for a Llama-family model ("model.layers.3.mlp.down_proj.weight",
+ * "blk.3.ffn_down.weight", "w2[3]"), written into buf. */
 const char *xle_weight_name(xle_format fmt, xle_wkind kind, int layer, char *buf, size_t cap);
+/* The same for a model of family fam (Hugging Face names differ per family; GGUF and llama2.c
+ * names are the Llama ones). "" when the family has no such tensor in that format. */
+const char *xle_family_weight_name(const xle_family *fam, xle_format fmt, xle_wkind kind, int layer,
+                                   char *buf, size_t cap);
 /* The PyTorch shape cfg implies for a kind. */
 void xle_weight_expected_shape(const xle_config *cfg, xle_wkind kind, int *ndim, int64_t shape[2]);
 
@@ -40,6 +37,10 @@ typedef struct xle_fmt_bind {
     xle_tensor *slot;          /* NULL: not used by the model (copied as is on save) */
     const void *loaded_data;   /* slot->data right after loading */
     xle_dtype loaded_dtype;
+    xle_hf_layout layout;      /* how the file stores it; not SAME: the slot holds a converted
+                                * copy (an owned f32 copy is edited in place, so the pointer test
+                                * above cannot see a change): save always converts back */
+    xle_tensor *parts[3];      /* XLE_LAYOUT_FUSED_QKV_T: the q, k, v slots (weights or biases) */
 } xle_fmt_bind;
 
 /* A slot still holds exactly what was loaded (same buffer, same dtype). */
@@ -100,7 +101,7 @@ typedef struct xle_config_names {
     const char *dim, *ffn_dim, *n_layers, *n_heads, *n_kv_heads, *head_dim, *vocab_size,
         *max_seq_len, *norm_eps, *rope_theta, *rope_factor, *sliding_window;
 } xle_config_names;
-extern const xle_config_names XLE_NAMES_HF, XLE_NAMES_GGUF, XLE_NAMES_LLAMA2C;
+extern const xle_config_names XLE_NAMES_HF, XLE_NAMES_HF_GPT2, XLE_NAMES_GGUF, XLE_NAMES_LLAMA2C;
 xle_status xle_config_validate_names(const xle_config *cfg, const char *source,
                                      const xle_config_names *names, xle_error *err);
 

@@ -142,7 +142,9 @@ static xle_status bind_tensor(xle_model *m, xle_gguf_state *s, xle_wkind kind, i
 }
 
 static xle_status bind_all(xle_model *m, xle_gguf_state *s, xle_error *err) {
+    const xle_family *fam = xle_family_of(m->cfg.arch);
     for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
+        if (fam->has[k] == XLE_ABSENT) continue;
         int nl = xle_wkind_per_layer((xle_wkind)k) ? m->cfg.n_layers : 1;
         for (int l = 0; l < nl; l++) {
             xle_status st = bind_tensor(m, s, (xle_wkind)k, l, err);

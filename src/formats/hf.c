@@ -1,11 +1,14 @@
 /*
- * hf.c: xle_load_hf, a Llama-family model from a Hugging Face folder: config.json (llama,
- * mistral, qwen2; every field of formats-detail.md 1.3 that changes the math), one
+ * hf.c: xle_load_hf, a model from a Hugging Face folder: config.json (llama, mistral, qwen2:
+ * every field of formats-detail.md 1.3 that changes the math; gpt2: docs/families.md 6), one
  * model.safetensors or the shards named by model.safetensors.index.json (else, as transformers
  * does, pytorch_model.bin or the shards of pytorch_model.bin.index.json, read by torchbin.c
  * without running code), and tokenizer.json
  * (or a llama2.c tokenizer.bin, which xle_model_save writes for llama2.c models) when present.
- * F32/F16/BF16 tensors are views into private mappings; HF computes RoPE rotate-half.
+ * F32/F16/BF16 tensors are views into private mappings; HF computes RoPE rotate-half. GPT-2's
+ * Conv1D matrices, stored [in, out], are transposed into copies the model owns (in their stored
+ * dtype), and its fused c_attn is split into q, k and v, so that every matrix the engine sees is
+ * [out, in] (docs/families.md 2).
  */
 #include <jansson.h>
 #include <limits.h>
@@ -162,6 +165,53 @@ static xle_status read_sliding_window(cfg_reader *r, xle_config *c) {
     return XLE_OK;
 }
 
+/* GPT2Config (transformers): every field that changes the math is read or refused. */
+static xle_status read_gpt2_config(cfg_reader *r, xle_config *c) {
+    xle_status st;
+    c->arch = XLE_ARCH_GPT2;
+    json_t *act = json_object_get(r->root, "activation_function");
+    if (act && !json_is_null(act)) {
+        const char *a = json_is_string(act) ? json_string_value(act) : "";
+        /* the three names of the tanh approximation; "gelu" (erf) is another function */
+        if (strcmp(a, "gelu_new") && strcmp(a, "gelu_pytorch_tanh") && strcmp(a, "gelu_fast"))
+            return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: activation_function: '%.40s' is not "
+                            "supported (gelu_new, gelu_pytorch_tanh, gelu_fast)", r->path, a);
+    }
+    int scale = 1, by_layer = 0, cross = 0, n_inner = -1;
+    if ((st = cfg_bool(r, "scale_attn_weights", 1, &scale)) ||
+        (st = cfg_bool(r, "scale_attn_by_inverse_layer_idx", 0, &by_layer)) ||
+        (st = cfg_bool(r, "add_cross_attention", 0, &cross)))
+        return st;
+    if (!scale)
+        return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: scale_attn_weights: false is not supported", r->path);
+    if (by_layer)
+        return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: scale_attn_by_inverse_layer_idx: true is "
+                        "not supported", r->path);
+    if (cross)
+        return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: add_cross_attention: true is not supported", r->path);
+    if ((st = cfg_int(r, "n_embd", 1, 0, &c->dim)) || (st = cfg_int(r, "n_layer", 1, 0, &c->n_layers)) ||
+        (st = cfg_int(r, "n_head", 1, 0, &c->n_heads)) ||
+        (st = cfg_int(r, "vocab_size", 1, 0, &c->vocab_size)) ||
+        (st = cfg_int(r, "n_positions", 0, 1024, &c->max_seq_len)) ||
+        (st = cfg_int(r, "n_inner", 0, -1, &n_inner)))
+        return st;
+    c->ffn_dim = n_inner == -1 ? 4 * c->dim : n_inner; /* null: 4 x n_embd */
+    c->n_kv_heads = c->n_heads;
+    if (c->n_heads > 0 && c->dim % c->n_heads != 0)
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: n_embd: %d is not a multiple of n_head %d",
+                        r->path, c->dim, c->n_heads);
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    if ((st = obj_num(r->root, r->path, "", "layer_norm_epsilon", 0, 1e-5, &c->norm_eps, r->err)))
+        return st;
+    c->rope_theta = 10000.0f; /* no RoPE: a valid number for the validator */
+    c->rope_interleaved = 0;
+    if ((st = cfg_bool(r, "tie_word_embeddings", 1, &c->tied_embeddings)) ||
+        (st = cfg_token_id(r, "bos_token_id", &c->bos_id)) ||
+        (st = cfg_token_id(r, "eos_token_id", &c->eos_id)))
+        return st;
+    return xle_config_validate_names(c, r->path, &XLE_NAMES_HF_GPT2, r->err);
+}
+
 /* Fills c from config.json; *attn_bias tells which bias tensors the model must have. */
 static xle_status read_config(const char *path, xle_config *c, int *attn_bias, xle_error *err) {
     json_error_t jerr;
@@ -184,12 +234,17 @@ static xle_status read_config(const char *path, xle_config *c, int *attn_bias, x
         goto done;
     }
     const char *type = json_string_value(mt);
+    if (strcmp(type, "gpt2") == 0) {
+        *attn_bias = 0;
+        st = read_gpt2_config(&r, c);
+        goto done;
+    }
     if (strcmp(type, "llama") == 0) c->arch = XLE_ARCH_LLAMA;
     else if (strcmp(type, "mistral") == 0) c->arch = XLE_ARCH_MISTRAL;
     else if (strcmp(type, "qwen2") == 0) c->arch = XLE_ARCH_QWEN2;
     else {
         st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: model_type: '%.40s' is not supported "
-                      "(llama, mistral, qwen2)", path, type);
+                      "(llama, mistral, qwen2, gpt2)", path, type);
         goto done;
     }
     json_t *act = json_object_get(root, "hidden_act");
@@ -349,34 +404,180 @@ static xle_status check_no_duplicates(const xle_hf_state *s, xle_error *err) {
     return st;
 }
 
+/* The entry named `name` in the first shard that has it, or NULL; *shard says which. A GPT-2
+ * checkpoint saved from GPT2Model (the original gpt2 repositories) names its tensors without
+ * "transformer.": that name is tried second. */
+static const xle_st_entry *find_entry(const xle_hf_state *s, const char *name, int *shard) {
+    for (int pass = 0; pass < 2; pass++) {
+        const char *n = name;
+        if (pass == 1) {
+            if (strncmp(name, "transformer.", 12) != 0) break;
+            n = name + 12;
+        }
+        for (int i = 0; i < s->n_shards; i++) {
+            const xle_st_entry *e = xle_safetensors_find(s->shards[i].st, n);
+            if (e) {
+                *shard = i;
+                return e;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* The entry's dtype, checked (name for the message). */
+static xle_status entry_dtype(const xle_hf_state *s, int shard, const xle_st_entry *e,
+                              const char *name, xle_dtype *dt, xle_error *err) {
+    if (!xle_st_dtype_to_xle(e->dtype, dt))
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s/%s: %s: dtype %s is not supported (F32, "
+                        "F16, BF16, F64)", s->dir, s->shards[shard].name, name, e->dtype);
+    if (e->ndim < 1 || e->ndim > XLE_MAX_DIMS)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s/%s: %s: shape: %d dimensions", s->dir,
+                        s->shards[shard].name, name, e->ndim);
+    return XLE_OK;
+}
+
+static void bind_record(xle_hf_state *s, int shard, const xle_st_entry *e, xle_tensor *t,
+                        xle_hf_layout layout) {
+    xle_fmt_bind *b = &s->shards[shard].binds[e - s->shards[shard].st->entries];
+    b->slot = t;
+    b->loaded_data = t->data;
+    b->loaded_dtype = t->dtype;
+    b->layout = layout;
+}
+
 static xle_status bind_tensor(xle_model *m, xle_hf_state *s, xle_wkind kind, int layer, xle_error *err) {
     char name[128];
-    xle_weight_name(XLE_FORMAT_HF, kind, layer, name, sizeof name);
-    for (int i = 0; i < s->n_shards; i++) {
-        const xle_st_entry *e = xle_safetensors_find(s->shards[i].st, name);
-        if (!e) continue;
-        xle_dtype dt;
-        if (!xle_st_dtype_to_xle(e->dtype, &dt))
-            return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s/%s: %s: dtype %s is not supported (F32, "
-                            "F16, BF16, F64)", s->dir, s->shards[i].name, name, e->dtype);
-        if (e->ndim < 1 || e->ndim > XLE_MAX_DIMS)
-            return xle_fail(err, XLE_ERR_FORMAT, "%s/%s: %s: shape: %d dimensions", s->dir,
-                            s->shards[i].name, name, e->ndim);
-        xle_tensor *t = xle_weight_slot(&m->w, kind, layer);
-        xle_status st = xle_tensor_view(m, t, dt, e->ndim, e->shape, e->data, err);
-        if (st != XLE_OK) return st;
-        xle_fmt_bind *b = &s->shards[i].binds[e - s->shards[i].st->entries];
-        b->slot = t;
-        b->loaded_data = t->data;
-        b->loaded_dtype = t->dtype;
-        return XLE_OK;
+    xle_family_weight_name(xle_family_of(m->cfg.arch), XLE_FORMAT_HF, kind, layer, name, sizeof name);
+    int sh;
+    const xle_st_entry *e = find_entry(s, name, &sh);
+    if (!e) return XLE_OK; /* missing tensors are reported by the caller or the shape check */
+    xle_dtype dt;
+    xle_status st = entry_dtype(s, sh, e, name, &dt, err);
+    if (st != XLE_OK) return st;
+    xle_tensor *t = xle_weight_slot(&m->w, kind, layer);
+    if ((st = xle_tensor_view(m, t, dt, e->ndim, e->shape, e->data, err)) != XLE_OK) return st;
+    bind_record(s, sh, e, t, XLE_LAYOUT_SAME);
+    return XLE_OK;
+}
+
+/* ---- GPT-2's Conv1D layouts ---------------------------------------------------------------- */
+
+/* Columns [c0, c0 + n) of the [rows, cols] matrix at src, transposed into a new [n, rows] tensor
+ * the model owns, in t. */
+static xle_status view_columns_transposed(xle_model *m, xle_tensor *t, xle_dtype dt, const void *src,
+                                          int64_t rows, int64_t cols, int64_t c0, int64_t n,
+                                          xle_error *err) {
+    const size_t es = xle_dtype_size(dt);
+    unsigned char *copy = malloc((size_t)(n * rows) * es);
+    if (!copy) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", m->path);
+    const unsigned char *p = src;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < n; c++)
+            memcpy(copy + (size_t)(c * rows + r) * es, p + (size_t)(r * cols + c0 + c) * es, es);
+    xle_status st = xle_model_own_buffer(m, copy, err); /* frees copy on failure */
+    if (st != XLE_OK) return st;
+    t->dtype = dt;
+    t->ndim = 2;
+    for (int i = 0; i < XLE_MAX_DIMS; i++) t->shape[i] = 0;
+    t->shape[0] = n;
+    t->shape[1] = rows;
+    t->data = copy;
+    return XLE_OK;
+}
+
+/* A Conv1D weight [in, out] into the slot as [out, in]. */
+static xle_status bind_transposed(xle_model *m, xle_hf_state *s, xle_wkind kind, int layer, xle_error *err) {
+    char name[128];
+    xle_family_weight_name(xle_family_of(m->cfg.arch), XLE_FORMAT_HF, kind, layer, name, sizeof name);
+    int sh;
+    const xle_st_entry *e = find_entry(s, name, &sh);
+    if (!e) return XLE_OK;
+    xle_dtype dt;
+    xle_status st = entry_dtype(s, sh, e, name, &dt, err);
+    if (st != XLE_OK) return st;
+    if (e->ndim != 2)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s/%s: %s: shape: %d dimensions, expected 2 (a Conv1D "
+                        "weight [in, out])", s->dir, s->shards[sh].name, name, e->ndim);
+    xle_tensor *t = xle_weight_slot(&m->w, kind, layer);
+    st = view_columns_transposed(m, t, dt, e->data, e->shape[0], e->shape[1], 0, e->shape[1], err);
+    if (st != XLE_OK) return st;
+    bind_record(s, sh, e, t, XLE_LAYOUT_TRANSPOSED);
+    return XLE_OK;
+}
+
+/* GPT-2's c_attn: weight [d, 3d] (columns q | k | v) into wq, wk, wv [d, d]; bias [3d] into
+ * views bq, bk, bv. */
+static xle_status bind_fused_qkv(xle_model *m, xle_hf_state *s, int layer, const char *source,
+                                 xle_error *err) {
+    const xle_family *fam = xle_family_of(m->cfg.arch);
+    const int64_t d = m->cfg.dim;
+    char name[128];
+    xle_family_weight_name(fam, XLE_FORMAT_HF, XLE_W_Q, layer, name, sizeof name);
+    int sh;
+    const xle_st_entry *e = find_entry(s, name, &sh);
+    if (!e) return XLE_OK; /* the shape check names it */
+    xle_dtype dt;
+    xle_status st = entry_dtype(s, sh, e, name, &dt, err);
+    if (st != XLE_OK) return st;
+    if (e->ndim != 2 || e->shape[0] != d || e->shape[1] != 3 * d)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape does not match config.json (expected "
+                        "[%lld, %lld]: n_embd, 3 x n_embd)", source, name, (long long)d, (long long)(3 * d));
+    xle_layer_weights *L = &m->w.layers[layer];
+    xle_tensor *parts[3] = {&L->wq, &L->wk, &L->wv};
+    for (int p = 0; p < 3; p++)
+        if ((st = view_columns_transposed(m, parts[p], dt, e->data, d, 3 * d, p * d, d, err)) != XLE_OK)
+            return st;
+    bind_record(s, sh, e, &L->wq, XLE_LAYOUT_FUSED_QKV_T);
+    for (int p = 0; p < 3; p++) s->shards[sh].binds[e - s->shards[sh].st->entries].parts[p] = parts[p];
+
+    xle_family_weight_name(fam, XLE_FORMAT_HF, XLE_W_BQ, layer, name, sizeof name);
+    e = find_entry(s, name, &sh);
+    if (!e) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", source, name);
+    if ((st = entry_dtype(s, sh, e, name, &dt, err)) != XLE_OK) return st;
+    if (e->ndim != 1 || e->shape[0] != 3 * d)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape does not match config.json (expected "
+                        "[%lld]: 3 x n_embd)", source, name, (long long)(3 * d));
+    xle_tensor *biases[3] = {&L->bq, &L->bk, &L->bv};
+    const size_t es = xle_dtype_size(dt);
+    for (int p = 0; p < 3; p++)
+        if ((st = xle_tensor_view(m, biases[p], dt, 1, &d, (const unsigned char *)e->data + (size_t)(p * d) * es,
+                                  err)) != XLE_OK)
+            return st;
+    bind_record(s, sh, e, &L->bq, XLE_LAYOUT_FUSED_QKV_T);
+    for (int p = 0; p < 3; p++) s->shards[sh].binds[e - s->shards[sh].st->entries].parts[p] = biases[p];
+    return XLE_OK;
+}
+
+/* Every tensor of a GPT-2 model, through the family's names and layouts. */
+static xle_status bind_gpt2(xle_model *m, xle_hf_state *s, const char *source, xle_error *err) {
+    const xle_family *fam = xle_family_of(m->cfg.arch);
+    for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
+        if (fam->has[k] == XLE_ABSENT) continue;
+        if (k == XLE_W_LM_HEAD && m->cfg.tied_embeddings) continue;
+        int nl = xle_wkind_per_layer((xle_wkind)k) ? m->cfg.n_layers : 1;
+        for (int l = 0; l < nl; l++) {
+            xle_status st = XLE_OK;
+            switch (fam->hf_layout[k]) {
+            case XLE_LAYOUT_SAME: st = bind_tensor(m, s, (xle_wkind)k, l, err); break;
+            case XLE_LAYOUT_TRANSPOSED: st = bind_transposed(m, s, (xle_wkind)k, l, err); break;
+            case XLE_LAYOUT_FUSED_QKV_T:
+                if (k == XLE_W_Q) st = bind_fused_qkv(m, s, l, source, err);
+                break;
+            }
+            if (st != XLE_OK) return st;
+        }
     }
+    if (m->cfg.tied_embeddings) m->w.lm_head = m->w.tok_embd;
     return XLE_OK;
 }
 
 static xle_status bind_all(xle_model *m, xle_hf_state *s, int attn_bias, const char *source,
                            xle_error *err) {
+    if (xle_family_of(m->cfg.arch)->arch != XLE_ARCH_LLAMA) return bind_gpt2(m, s, source, err);
+    const xle_family *fam = xle_family_of(m->cfg.arch);
     for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
+        if (fam->has[k] == XLE_ABSENT) continue;
         if (k == XLE_W_ROPE_FREQS) continue;
         if (k == XLE_W_LM_HEAD && m->cfg.tied_embeddings) continue;
         int is_bias = k >= XLE_W_BQ && k <= XLE_W_BO;

@@ -8,8 +8,8 @@
  * (F16 by default, BF16, F32, or quantized again to its source type). Everything goes to
  * "OUT.tmp-<pid>" beside OUT (core/outpath.h: OUT may end in "/"; stale temporaries of killed
  * runs are removed first), is fsynced, and is renamed into place at the end; on failure the
- * temporary is removed and the error names OUT. Also the small file-system helpers the formats
- * module shares.
+ * temporary is removed and the error names OUT. (The file-system helpers it uses are in
+ * paths.c.)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,91 +26,6 @@
 #include "core/outpath.h"
 #include "core/quant.h"
 #include "formats/formats_internal.h"
-
-/* ---- file system helpers ------------------------------------------------------------------ */
-
-char *xle_path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    size_t k = a;
-    if (a && dir[a - 1] != '/') p[k++] = '/';
-    memcpy(p + k, name, b + 1);
-    return p;
-}
-
-int xle_path_is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-int xle_path_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-xle_status xle_file_copy(const char *src, const char *dst, xle_error *err) {
-    int in = open(src, O_RDONLY);
-    if (in < 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out < 0) {
-        close(in);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
-    }
-    char buf[1 << 16];
-    xle_status st = XLE_OK;
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof buf);
-        if (n == 0) break;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            st = xle_fail(err, XLE_ERR_IO, "%s: read failed: %s", src, strerror(errno));
-            break;
-        }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                st = xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
-                break;
-            }
-            off += w;
-        }
-        if (st != XLE_OK) break;
-    }
-    if (st == XLE_OK && fsync(out) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", dst, strerror(errno));
-    close(in);
-    if (close(out) != 0 && st == XLE_OK)
-        st = xle_fail(err, XLE_ERR_IO, "%s: close failed: %s", dst, strerror(errno));
-    return st;
-}
-
-void xle_dir_sync(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-void xle_path_remove(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char *p = xle_path_join(path, e->d_name);
-            if (p) unlink(p);
-            free(p);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 /* The parent folder of path (for fsync after rename); caller frees. */
 static char *parent_dir(const char *path) {
@@ -239,13 +154,60 @@ static int cmp_entry_begin(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
+/* The bytes of a tensor the loader converted (bind layout not SAME), back in the file's layout,
+ * in a new buffer (*out, caller frees) of dtype *dtype: the slots' dtype when they share one
+ * (then an unchanged tensor comes back byte for byte), else F32. */
+static xle_status convert_back(const xle_fmt_bind *b, const xle_st_entry *e, const char *path,
+                               void **out, xle_dtype *dtype, xle_error *err) {
+    const xle_tensor *parts[3] = {b->slot, NULL, NULL};
+    int n_parts = 1;
+    if (b->layout == XLE_LAYOUT_FUSED_QKV_T) {
+        n_parts = 3;
+        for (int p = 0; p < 3; p++) parts[p] = b->parts[p];
+    }
+    xle_dtype dt = parts[0]->dtype;
+    for (int p = 1; p < n_parts; p++)
+        if (parts[p]->dtype != dt) dt = XLE_F32;
+    if (xle_dtype_is_quantized(dt)) dt = XLE_F32;
+    int64_t numel = 1;
+    for (int k = 0; k < e->ndim; k++) numel *= e->shape[k];
+    int64_t have = 0;
+    for (int p = 0; p < n_parts; p++) have += xle_tensor_numel(parts[p]);
+    if (have != numel)
+        return xle_fail(err, XLE_ERR_ARG, "%s: %s: tensor now has %lld elements, the source had %lld",
+                        path, e->name, (long long)have, (long long)numel);
+    const size_t es = xle_dtype_size(dt);
+    unsigned char *buf = malloc((size_t)numel * es);
+    if (!buf) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    /* File element (r, c) of a [rows, cols] matrix (or element c of a vector, rows = 1) comes
+     * from part c / w at [c % w, r] for a matrix (the transpose), [c % w] for a vector. */
+    const int64_t rows = e->ndim == 2 ? e->shape[0] : 1, cols = e->ndim == 2 ? e->shape[1] : e->shape[0];
+    const int64_t w = cols / n_parts;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            const xle_tensor *t = parts[c / w];
+            const int64_t src = e->ndim == 2 ? (c % w) * rows + r : c % w;
+            unsigned char *dst = buf + (size_t)(r * cols + c) * es;
+            if (t->dtype == dt) {
+                memcpy(dst, (const unsigned char *)t->data + (size_t)src * es, es);
+            } else {
+                float v = xle_tensor_get_f32(t, src);
+                memcpy(dst, &v, sizeof v);
+            }
+        }
+    *out = buf;
+    *dtype = dt;
+    return XLE_OK;
+}
+
 /* One shard: tensors in their source data order; untouched ones from the source bytes. */
 static xle_status save_shard(const xle_hf_shard *sh, const char *path, uint64_t *bytes, xle_error *err) {
     int n = sh->st->n;
     xle_st_tensor *ts = calloc((size_t)(n ? n : 1), sizeof *ts);
     const xle_st_entry **order = calloc((size_t)(n ? n : 1), sizeof *order);
+    void **converted = calloc((size_t)(n ? n : 1), sizeof *converted);
     xle_status st = XLE_OK;
-    if (!ts || !order) st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    if (!ts || !order || !converted) st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
     for (int i = 0; i < n && st == XLE_OK; i++) order[i] = &sh->st->entries[i];
     if (st == XLE_OK) qsort(order, (size_t)n, sizeof *order, cmp_entry_begin);
     for (int i = 0; i < n && st == XLE_OK; i++) {
@@ -255,6 +217,13 @@ static xle_status save_shard(const xle_hf_shard *sh, const char *path, uint64_t 
         t->name = e->name;
         t->ndim = e->ndim;
         memcpy(t->shape, e->shape, sizeof t->shape);
+        if (b->slot && b->layout != XLE_LAYOUT_SAME) {
+            xle_dtype dt = XLE_F32;
+            st = convert_back(b, e, path, &converted[i], &dt, err);
+            t->dtype = xle_st_dtype_name(dt);
+            t->data = converted[i];
+            continue;
+        }
         if (xle_fmt_bind_untouched(b)) {
             t->dtype = e->dtype;
             t->data = e->data;
@@ -268,6 +237,8 @@ static xle_status save_shard(const xle_hf_shard *sh, const char *path, uint64_t 
         if (!t->dtype) st = xle_fail(err, XLE_ERR_ARG, "%s: %s: dtype cannot be stored", path, e->name);
     }
     if (st == XLE_OK) st = xle_safetensors_write(path, ts, (size_t)n, sh->st->metadata_json, bytes, err);
+    for (int i = 0; converted && i < n; i++) free(converted[i]);
+    free(converted);
     free(ts);
     free(order);
     return st;

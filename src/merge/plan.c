@@ -175,6 +175,11 @@ static xle_status check_optional(xle_model *m, xle_model *ref, xle_error *err) {
 static xle_status check_against(xle_model *m, xle_model *ref, xle_error *err) {
     const xle_config *c = &m->cfg, *r = &ref->cfg;
     const xle_config_names *nm = names_of(m);
+    if (xle_family_of(c->arch)->arch != XLE_ARCH_LLAMA || xle_family_of(r->arch)->arch != XLE_ARCH_LLAMA)
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: merging %s models is not supported yet "
+                        "(Llama, Mistral, Qwen2: docs/families.md)", m->path,
+                        xle_family_of(c->arch)->arch != XLE_ARCH_LLAMA ? xle_family_of(c->arch)->name
+                                                                        : xle_family_of(r->arch)->name);
     if (arch_family(c->arch) != arch_family(r->arch))
         return xle_fail(err, XLE_ERR_ARG, "%s: architecture: %s does not match %s (%s)", m->path,
                         arch_name(c->arch), ref->path, arch_name(r->arch));

@@ -1,5 +1,6 @@
 /*
- * backward.c: the backward pass of the Llama-family forward (forward.c), from gradients of the
+ * backward.c: the backward pass of forward.c for every choice a family description makes
+ * (RMSNorm or LayerNorm, SwiGLU or GELU MLP, RoPE or learned positions), from gradients of the
  * logits down to any layer's block output (what the v* and z optimisation of ROME and MEMIT needs)
  * and, optionally, into the weights (fine-tuning and training). Each op's backward lives beside
  * its forward in src/tensor/; this file only strings them together in reverse order.
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "model/engine_internal.h"
+#include "model/family.h"
 #include "tensor/ops.h"
 
 /* ---- weight gradients: one f32 allocation laid out like the model ----------------------- */
@@ -29,6 +31,8 @@ static int64_t grads_layout(xle_grads *g, const xle_model *m, float *mem) {
     CARVE(g->w.tok_embd, m->w.tok_embd);
     CARVE(g->w.out_norm, m->w.out_norm);
     if (!m->cfg.tied_embeddings) CARVE(g->w.lm_head, m->w.lm_head);
+    CARVE(g->w.pos_embd, m->w.pos_embd);       /* empty (no floats) in a Llama model */
+    CARVE(g->w.out_norm_b, m->w.out_norm_b);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const xle_layer_weights *L = &m->w.layers[l];
         xle_layer_weights *G = &g->w.layers[l];
@@ -45,6 +49,10 @@ static int64_t grads_layout(xle_grads *g, const xle_model *m, float *mem) {
         CARVE(G->w_gate, L->w_gate);
         CARVE(G->w_up, L->w_up);
         CARVE(G->w_down, L->w_down);
+        CARVE(G->attn_norm_b, L->attn_norm_b);
+        CARVE(G->ffn_norm_b, L->ffn_norm_b);
+        CARVE(G->b_up, L->b_up);
+        CARVE(G->b_down, L->b_down);
     }
 #undef CARVE
     if (m->cfg.tied_embeddings) g->w.lm_head = g->w.tok_embd;
@@ -88,11 +96,20 @@ float *xle_grads_data(xle_grads *g, size_t *n_floats) {
 
 static float *gptr(xle_tensor *t) { return t ? (float *)t->data : NULL; }
 
+/* The backward of forward.c's norm_forward (dweight, dbias may be NULL). */
+static void norm_backward(const xle_family *fam, float *dx, float *dweight, float *dbias,
+                          const float *dout, const float *x, const xle_tensor *weight,
+                          const float *rstd, int T, int d) {
+    if (fam->norm == XLE_NORM_LAYER) xle_layernorm_backward(dx, dweight, dbias, dout, x, weight, rstd, T, d);
+    else xle_rmsnorm_backward(dx, dweight, dout, x, weight, rstd, T, d);
+}
+
 /* ---- the pass ----------------------------------------------------------------------------- */
 
 xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int stop_layer,
                         float *d_block_out, xle_grads *grads, xle_error *err) {
     const xle_config *c = &m->cfg;
+    const xle_family *fam = xle_family_of(c->arch);
     if (!a || !a->valid)
         return xle_fail(err, XLE_ERR_ARG, "backward: no activations kept by a complete forward pass");
     if (stop_layer < 0 || stop_layer >= c->n_layers)
@@ -130,8 +147,8 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
             float *dst = dxn + (int64_t)a->logit_rows[i] * d;
             for (int64_t j = 0; j < d; j++) dst[j] += drows[(int64_t)i * d + j];
         }
-        xle_rmsnorm_backward(dx, G ? gptr(&G->out_norm) : NULL, dxn, a->x_final, &m->w.out_norm,
-                             a->rstd_f, T, (int)d);
+        norm_backward(fam, dx, G ? gptr(&G->out_norm) : NULL, G ? gptr(&G->out_norm_b) : NULL, dxn,
+                      a->x_final, &m->w.out_norm, a->rstd_f, T, (int)d);
     }
 
     for (int l = c->n_layers - 1; l >= stop_layer; l--) {
@@ -143,16 +160,25 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
         xle_layer_weights *GL = G ? &G->layers[l] : NULL;
         const xle_layer_acts *la = &a->layers[l];
 
-        /* MLP: x_out = h_mid + W_down · swiglu(W_gate xn2, W_up xn2). */
+        /* MLP: x_out = h_mid + W_down · swiglu(W_gate xn2, W_up xn2) (+ b_down), or
+         * W_down · gelu(W_up xn2 + b_up) + b_down. */
         memset(dkey, 0, (size_t)(T * f) * sizeof(float));
-        xle_matmul_backward(dkey, GL ? gptr(&GL->w_down) : NULL, NULL, dx, la->key, &L->w_down, T, scratch);
+        xle_matmul_backward(dkey, GL ? gptr(&GL->w_down) : NULL, GL ? gptr(&GL->b_down) : NULL, dx,
+                            la->key, &L->w_down, T, scratch);
         memset(dgate, 0, (size_t)(2 * T * f) * sizeof(float));
-        xle_swiglu_backward(dgate, dup, dkey, la->gate, la->up, T * f);
         memset(dxn, 0, (size_t)(T * d) * sizeof(float));
-        xle_matmul_backward(dxn, GL ? gptr(&GL->w_gate) : NULL, NULL, dgate, la->xn2, &L->w_gate, T, scratch);
-        xle_matmul_backward(dxn, GL ? gptr(&GL->w_up) : NULL, NULL, dup, la->xn2, &L->w_up, T, scratch);
+        if (fam->mlp == XLE_MLP_SWIGLU) {
+            xle_swiglu_backward(dgate, dup, dkey, la->gate, la->up, T * f);
+            xle_matmul_backward(dxn, GL ? gptr(&GL->w_gate) : NULL, NULL, dgate, la->xn2, &L->w_gate, T, scratch);
+            xle_matmul_backward(dxn, GL ? gptr(&GL->w_up) : NULL, NULL, dup, la->xn2, &L->w_up, T, scratch);
+        } else {
+            xle_gelu_tanh_backward(dup, dkey, la->up, T * f);
+            xle_matmul_backward(dxn, GL ? gptr(&GL->w_up) : NULL, GL ? gptr(&GL->b_up) : NULL, dup,
+                                la->xn2, &L->w_up, T, scratch);
+        }
         memcpy(dh, dx, (size_t)(T * d) * sizeof(float));
-        xle_rmsnorm_backward(dh, GL ? gptr(&GL->ffn_norm) : NULL, dxn, la->h_mid, &L->ffn_norm, la->rstd2, T, (int)d);
+        norm_backward(fam, dh, GL ? gptr(&GL->ffn_norm) : NULL, GL ? gptr(&GL->ffn_norm_b) : NULL, dxn,
+                      la->h_mid, &L->ffn_norm, la->rstd2, T, (int)d);
 
         /* Attention: h_mid = x_in + W_o · attn(rope(W_q xn1), rope(W_k xn1), W_v xn1). */
         memset(datt, 0, (size_t)(T * qd) * sizeof(float));
@@ -165,14 +191,17 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
                                    la->k + s0 * kvd, la->v + s0 * kvd, n, c->n_heads,
                                    c->n_kv_heads, hd);
         }
-        xle_rope_backward(dq, a->pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
-        xle_rope_backward(dk, a->pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
+        if (fam->pos == XLE_POS_ROPE) {
+            xle_rope_backward(dq, a->pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
+            xle_rope_backward(dk, a->pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
+        }
         memset(dxn, 0, (size_t)(T * d) * sizeof(float));
         xle_matmul_backward(dxn, GL ? gptr(&GL->wq) : NULL, GL ? gptr(&GL->bq) : NULL, dq, la->xn1, &L->wq, T, scratch);
         xle_matmul_backward(dxn, GL ? gptr(&GL->wk) : NULL, GL ? gptr(&GL->bk) : NULL, dk, la->xn1, &L->wk, T, scratch);
         xle_matmul_backward(dxn, GL ? gptr(&GL->wv) : NULL, GL ? gptr(&GL->bv) : NULL, dv, la->xn1, &L->wv, T, scratch);
         memcpy(dx, dh, (size_t)(T * d) * sizeof(float));
-        xle_rmsnorm_backward(dx, GL ? gptr(&GL->attn_norm) : NULL, dxn, la->x_in, &L->attn_norm, la->rstd1, T, (int)d);
+        norm_backward(fam, dx, GL ? gptr(&GL->attn_norm) : NULL, GL ? gptr(&GL->attn_norm_b) : NULL, dxn,
+                      la->x_in, &L->attn_norm, la->rstd1, T, (int)d);
     }
 
     /* Embedding rows receive the gradient of the first layer's input. */
@@ -180,6 +209,11 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
         float *de = gptr(&G->tok_embd);
         for (int t = 0; t < T; t++) {
             float *row = de + (int64_t)a->tokens[t] * d;
+            for (int64_t j = 0; j < d; j++) row[j] += dx[(int64_t)t * d + j];
+        }
+        float *dp = gptr(&G->pos_embd); /* learned positions (NULL without) */
+        for (int t = 0; dp && t < T; t++) {
+            float *row = dp + (int64_t)a->pos[t] * d;
             for (int64_t j = 0; j < d; j++) row[j] += dx[(int64_t)t * d + j];
         }
     }

@@ -1,7 +1,8 @@
 /*
- * forward.c: the Llama-family forward pass (RMSNorm, RoPE, grouped-query attention with an
- * optional sliding window, SwiGLU MLP) over a packed batch of sequences, with hooks at the
- * named read/write points, an optional KV cache, and optional saving of the activations the
+ * forward.c: the forward pass of every family over a packed batch of sequences, reading the
+ * family's description (model/family.h: RMSNorm or LayerNorm, RoPE or learned positions,
+ * SwiGLU or GELU MLP; grouped-query attention with an optional sliding window), with hooks at
+ * the named read/write points, an optional KV cache, and optional saving of the activations the
  * backward pass needs. One allocation per call for the workspace; weights are never copied.
  */
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "model/engine_internal.h"
+#include "model/family.h"
 #include "tensor/ops.h"
 
 void xle_rope_inv_freq(const xle_model *m, double *inv_freq) {
@@ -172,6 +174,13 @@ void xle_kv_cache_clear(xle_kv_cache *kc) { kc->len = 0; }
 
 /* ---- the pass ----------------------------------------------------------------------------- */
 
+/* The family's norm of x [T, d] into out; rstd[T] kept for the backward. */
+static void norm_forward(const xle_family *fam, float *out, float *rstd, const float *x,
+                         const xle_tensor *weight, const xle_tensor *bias, int T, int d, float eps) {
+    if (fam->norm == XLE_NORM_LAYER) xle_layernorm_forward(out, rstd, x, weight, bias, T, d, eps);
+    else xle_rmsnorm_forward(out, rstd, x, weight, T, d, eps);
+}
+
 static int run_hooks(const xle_forward_opts *o, xle_point point, int layer, float *act, int T,
                      int width) {
     int stop = 0;
@@ -214,6 +223,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     xle_status st = check_batch(m, b, o, err);
     if (st != XLE_OK) return st;
     const xle_config *c = &m->cfg;
+    const xle_family *fam = xle_family_of(c->arch);
     const int T = b->seq_start[b->n_seqs], hd = c->head_dim;
     const int64_t d = c->dim, f = c->ffn_dim, qd = (int64_t)c->n_heads * hd,
                   kvd = (int64_t)c->n_kv_heads * hd, V = c->vocab_size;
@@ -258,8 +268,20 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         if (st != XLE_OK) goto done;
     }
 
-    /* Embedding lookup. */
+    /* Embedding lookup (plus the learned position's row). */
     for (int t = 0; t < T; t++) xle_tensor_row_to_f32(&m->w.tok_embd, (int64_t)b->tokens[t] * d, d, x + t * d);
+    if (fam->pos == XLE_POS_LEARNED) {
+        const int64_t n_pos = m->w.pos_embd.shape[0];
+        for (int t = 0; t < T; t++) {
+            if (pos[t] >= n_pos) {
+                st = xle_fail(err, XLE_ERR_ARG, "%s: position %d is beyond the model's %lld learned "
+                              "positions", m->path, pos[t], (long long)n_pos);
+                goto done;
+            }
+            float *xt = x + t * d;
+            for (int64_t i = 0; i < d; i++) xt[i] += xle_tensor_get_f32(&m->w.pos_embd, pos[t] * d + i);
+        }
+    }
     if (run_hooks(o, XLE_POINT_EMBED, 0, x, T, (int)d)) goto stopped;
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -270,14 +292,16 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         if (la) memcpy(la->x_in, x, (size_t)(T * d) * sizeof(float));
 
         /* Attention block. */
-        xle_rmsnorm_forward(lxn1, lr1, x, &L->attn_norm, T, (int)d, c->norm_eps);
+        norm_forward(fam, lxn1, lr1, x, &L->attn_norm, &L->attn_norm_b, T, (int)d, c->norm_eps);
         {
             float *const outs[3] = {lq, lk, lv};
             const xle_tensor *const ws[3] = {&L->wq, &L->wk, &L->wv}, *const bs[3] = {&L->bq, &L->bk, &L->bv};
             xle_matmul_forward_many(outs, lxn1, ws, bs, 3, T, scratch, m->precision);
         }
-        xle_rope_forward(lq, pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
-        xle_rope_forward(lk, pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
+        if (fam->pos == XLE_POS_ROPE) {
+            xle_rope_forward(lq, pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
+            xle_rope_forward(lk, pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
+        }
         if (cache) {
             float *ck = cache->k + (int64_t)l * cache->max_tokens * kvd;
             float *cv = cache->v + (int64_t)l * cache->max_tokens * kvd;
@@ -302,16 +326,20 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         /* MLP block. */
         float *lxn2 = la ? la->xn2 : xn, *lr2 = la ? la->rstd2 : rstd2, *lg = la ? la->gate : gate,
               *lu = la ? la->up : up, *lkey = la ? la->key : key;
-        xle_rmsnorm_forward(lxn2, lr2, x, &L->ffn_norm, T, (int)d, c->norm_eps);
-        {
+        norm_forward(fam, lxn2, lr2, x, &L->ffn_norm, &L->ffn_norm_b, T, (int)d, c->norm_eps);
+        if (fam->mlp == XLE_MLP_SWIGLU) {
             float *const outs[2] = {lg, lu};
             const xle_tensor *const ws[2] = {&L->w_gate, &L->w_up};
             xle_matmul_forward_many(outs, lxn2, ws, NULL, 2, T, scratch, m->precision);
+            xle_swiglu_forward(lkey, lg, lu, T * f);
+        } else {
+            /* up keeps the pre-activation for the backward */
+            xle_matmul_forward(lu, lxn2, &L->w_up, &L->b_up, T, scratch, m->precision);
+            xle_gelu_tanh_forward(lkey, lu, T * f);
         }
-        xle_swiglu_forward(lkey, lg, lu, T * f);
         if (run_hooks(o, XLE_POINT_MLP_KEY, l, lkey, T, (int)f)) goto stopped;
         float *mlp_out = tmp;
-        xle_matmul_forward(mlp_out, lkey, &L->w_down, NULL, T, scratch, m->precision);
+        xle_matmul_forward(mlp_out, lkey, &L->w_down, &L->b_down, T, scratch, m->precision);
         if (run_hooks(o, XLE_POINT_MLP_OUT, l, mlp_out, T, (int)d)) goto stopped;
         for (int64_t i = 0; i < T * d; i++) x[i] += mlp_out[i];
         if (run_hooks(o, XLE_POINT_BLOCK_OUT, l, x, T, (int)d)) goto stopped;
@@ -322,7 +350,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     {
         float *xnf = acts ? acts->xnf : xn, *rf = acts ? acts->rstd_f : rstd;
         if (acts) memcpy(acts->x_final, x, (size_t)(T * d) * sizeof(float));
-        xle_rmsnorm_forward(xnf, rf, x, &m->w.out_norm, T, (int)d, c->norm_eps);
+        norm_forward(fam, xnf, rf, x, &m->w.out_norm, &m->w.out_norm_b, T, (int)d, c->norm_eps);
         if (logits) {
             for (int i = 0; i < n_rows; i++) memcpy(gathered + i * d, xnf + (int64_t)rows[i] * d, (size_t)d * sizeof(float));
             /* lm_head matmul in chunks of rows so the workspace stays small. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/engine_internal.h"
+#include "model/family.h"
 #include "model/partial.h"
 #include "tensor/ops.h"
 
@@ -182,6 +183,9 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
                          int n_hooks, xle_upper **out, xle_error *err) {
     const xle_config *c = &m->cfg;
     *out = NULL;
+    if (xle_family_of(c->arch)->arch != XLE_ARCH_LLAMA)
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: partial passes (ROME, MEMIT) over %s models "
+                        "are not implemented yet (docs/families.md)", m->path, xle_family_of(c->arch)->name);
     if (layer < 0 || layer >= c->n_layers)
         return xle_fail(err, XLE_ERR_ARG, "partial pass: layer %d outside [0, %d)", layer, c->n_layers);
     if (!b || b->n_seqs <= 0 || !b->seq_start || n_logit_rows <= 0 || !logit_rows)

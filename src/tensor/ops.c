@@ -49,6 +49,67 @@ void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const fl
         }
 }
 
+/* ---- LayerNorm with bias ------------------------------------------------------------------ */
+
+void xle_layernorm_forward(float *out, float *rstd, const float *x, const xle_tensor *weight,
+                           const xle_tensor *bias, int T, int d, float eps) {
+#pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * d > XLE_PAR_MIN_WORK)
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (int64_t)t * d;
+        double sum = 0, ss = 0;
+        for (int i = 0; i < d; i++) sum += xt[i];
+        const double mean = sum / d;
+        for (int i = 0; i < d; i++) ss += ((double)xt[i] - mean) * ((double)xt[i] - mean);
+        float r = (float)(1.0 / sqrt(ss / d + eps));
+        rstd[t] = r;
+        float *ot = out + (int64_t)t * d;
+        const float m = (float)mean;
+        for (int i = 0; i < d; i++) {
+            float v = (xt[i] - m) * r * xle_tensor_get_f32(weight, i);
+            ot[i] = bias && bias->data ? v + xle_tensor_get_f32(bias, i) : v;
+        }
+    }
+}
+
+void xle_layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout,
+                            const float *x, const xle_tensor *weight, const float *rstd, int T,
+                            int d) {
+    /* With xhat = (x - mean) r and gw_i = g_i w_i:
+     * dx_i = r (gw_i - mean_j gw_j - xhat_i mean_j (gw_j xhat_j));
+     * dw_i = Σ_t g_i xhat_i; db_i = Σ_t g_i. */
+#pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * d > XLE_PAR_MIN_WORK)
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (int64_t)t * d, *gt = dout + (int64_t)t * d;
+        const float r = rstd[t];
+        double sum = 0;
+        for (int i = 0; i < d; i++) sum += xt[i];
+        const float mean = (float)(sum / d);
+        double s_gw = 0, s_gwx = 0;
+        for (int i = 0; i < d; i++) {
+            double gw = (double)gt[i] * xle_tensor_get_f32(weight, i);
+            s_gw += gw;
+            s_gwx += gw * (xt[i] - mean) * r;
+        }
+        const float a = (float)(s_gw / d), b = (float)(s_gwx / d);
+        float *dxt = dx + (int64_t)t * d;
+        for (int i = 0; i < d; i++) {
+            float xhat = (xt[i] - mean) * r;
+            dxt[i] += r * (gt[i] * xle_tensor_get_f32(weight, i) - a - xhat * b);
+        }
+    }
+    if (dweight || dbias)
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (int64_t)t * d, *gt = dout + (int64_t)t * d;
+            double sum = 0;
+            for (int i = 0; i < d; i++) sum += xt[i];
+            const float mean = (float)(sum / d);
+            for (int i = 0; i < d; i++) {
+                if (dweight) dweight[i] += gt[i] * (xt[i] - mean) * rstd[t];
+                if (dbias) dbias[i] += gt[i];
+            }
+        }
+}
+
 /* ---- RoPE: rotate pairs by pos * inv_freq ------------------------------------------------ */
 
 static void rope_apply(float *x, const int *pos, const double *inv_freq, int T, int n_heads, int hd,
@@ -99,6 +160,27 @@ void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const floa
         float silu = g * sig;
         dgate[i] += dkey[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
         dup[i] += dkey[i] * silu;
+    }
+}
+
+/* ---- GELU, tanh approximation ------------------------------------------------------------- */
+
+#define XLE_GELU_C 0.7978845608028654f /* sqrt(2/pi) */
+
+void xle_gelu_tanh_forward(float *key, const float *pre, int64_t n) {
+#pragma omp parallel for schedule(dynamic, 16384) if(n > XLE_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) {
+        float x = pre[i];
+        key[i] = 0.5f * x * (1.0f + tanhf(XLE_GELU_C * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void xle_gelu_tanh_backward(float *dpre, const float *dkey, const float *pre, int64_t n) {
+#pragma omp parallel for schedule(dynamic, 16384) if(n > XLE_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) {
+        float x = pre[i], th = tanhf(XLE_GELU_C * (x + 0.044715f * x * x * x));
+        float dth = (1.0f - th * th) * XLE_GELU_C * (1.0f + 3.0f * 0.044715f * x * x);
+        dpre[i] += dkey[i] * (0.5f * (1.0f + th) + 0.5f * x * dth);
     }
 }
 

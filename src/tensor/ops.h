@@ -41,6 +41,15 @@ void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tens
 void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
                           const xle_tensor *weight, const float *rstd, int T, int d);
 
+/* LayerNorm with bias (GPT-2, GPT-J, BLOOM): out = (x - mean) * rstd * weight + bias per row,
+ * with the biased variance; rstd[T] keeps 1/sqrt(var + eps) for the backward (which recomputes
+ * the mean from x). bias may have data == NULL. */
+void xle_layernorm_forward(float *out, float *rstd, const float *x, const xle_tensor *weight,
+                           const xle_tensor *bias, int T, int d, float eps);
+void xle_layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout,
+                            const float *x, const xle_tensor *weight, const float *rstd, int T,
+                            int d);
+
 /* Rotary embedding of x [T, n_heads * hd] in place; pos[T] are positions, inv_freq[hd/2]. */
 void xle_rope_forward(float *x, const int *pos, const double *inv_freq, int T, int n_heads,
                       int hd, int interleaved);
@@ -52,6 +61,11 @@ void xle_rope_backward(float *dx, const int *pos, const double *inv_freq, int T,
 void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t n);
 void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const float *gate,
                          const float *up, int64_t n);
+
+/* key = gelu_tanh(pre) = 0.5 pre (1 + tanh(sqrt(2/pi) (pre + 0.044715 pre^3))), all [T, f]:
+ * GPT-2's gelu_new, GPT-J's, BLOOM's bloom_gelu and Gemma's gelu_pytorch_tanh. */
+void xle_gelu_tanh_forward(float *key, const float *pre, int64_t n);
+void xle_gelu_tanh_backward(float *dpre, const float *dkey, const float *pre, int64_t n);
 
 /* Causal grouped-query attention of one sequence of n new queries whose keys are
  * k/v[0 .. n_past + n) (row stride kv_stride floats): query i sits at position n_past + i and

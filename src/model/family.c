@@ -1,0 +1,94 @@
+/*
+ * family.c: the family descriptions (family.h): Llama (with Mistral and Qwen2, which differ
+ * only in numbers and optional biases the config names) and GPT-2. A description is data; the
+ * engine reads it (docs/families.md says where).
+ */
+#include "model/family.h"
+
+static const xle_family LLAMA = {
+    .arch = XLE_ARCH_LLAMA,
+    .name = "Llama",
+    .norm = XLE_NORM_RMS,
+    .mlp = XLE_MLP_SWIGLU,
+    .pos = XLE_POS_ROPE,
+    .has = {
+        [XLE_W_TOK_EMBD] = XLE_REQUIRED, [XLE_W_OUT_NORM] = XLE_REQUIRED,
+        [XLE_W_LM_HEAD] = XLE_REQUIRED, [XLE_W_ROPE_FREQS] = XLE_OPTIONAL,
+        [XLE_W_ATTN_NORM] = XLE_REQUIRED, [XLE_W_Q] = XLE_REQUIRED, [XLE_W_K] = XLE_REQUIRED,
+        [XLE_W_V] = XLE_REQUIRED, [XLE_W_O] = XLE_REQUIRED, [XLE_W_BQ] = XLE_OPTIONAL,
+        [XLE_W_BK] = XLE_OPTIONAL, [XLE_W_BV] = XLE_OPTIONAL, [XLE_W_BO] = XLE_OPTIONAL,
+        [XLE_W_FFN_NORM] = XLE_REQUIRED, [XLE_W_GATE] = XLE_REQUIRED, [XLE_W_UP] = XLE_REQUIRED,
+        [XLE_W_DOWN] = XLE_REQUIRED,
+    },
+    .hf_layer_prefix = "model.layers.%d.",
+    .hf_name = {
+        [XLE_W_TOK_EMBD] = "model.embed_tokens.weight", [XLE_W_OUT_NORM] = "model.norm.weight",
+        [XLE_W_LM_HEAD] = "lm_head.weight", [XLE_W_ROPE_FREQS] = "rope_freqs",
+        [XLE_W_ATTN_NORM] = "input_layernorm.weight", [XLE_W_Q] = "self_attn.q_proj.weight",
+        [XLE_W_K] = "self_attn.k_proj.weight", [XLE_W_V] = "self_attn.v_proj.weight",
+        [XLE_W_O] = "self_attn.o_proj.weight", [XLE_W_BQ] = "self_attn.q_proj.bias",
+        [XLE_W_BK] = "self_attn.k_proj.bias", [XLE_W_BV] = "self_attn.v_proj.bias",
+        [XLE_W_BO] = "self_attn.o_proj.bias", [XLE_W_FFN_NORM] = "post_attention_layernorm.weight",
+        [XLE_W_GATE] = "mlp.gate_proj.weight", [XLE_W_UP] = "mlp.up_proj.weight",
+        [XLE_W_DOWN] = "mlp.down_proj.weight",
+    },
+    .modules = {"model.layers.{}.mlp.down_proj", "model.layers.{}.mlp.down_proj.weight",
+                "model.layers.{}", "model.layers.{}.mlp", "model.layers.{}.self_attn", "model.norm",
+                "lm_head", "model.embed_tokens"},
+};
+
+/* GPT-2 (transformers' GPT2LMHeadModel): LayerNorm with bias, learned positions, a gelu_new MLP
+ * with biases, every projection a Conv1D stored [in, out], q/k/v fused in c_attn. */
+static const xle_family GPT2 = {
+    .arch = XLE_ARCH_GPT2,
+    .name = "GPT-2",
+    .norm = XLE_NORM_LAYER,
+    .mlp = XLE_MLP_GELU,
+    .pos = XLE_POS_LEARNED,
+    .has = {
+        [XLE_W_TOK_EMBD] = XLE_REQUIRED, [XLE_W_OUT_NORM] = XLE_REQUIRED,
+        [XLE_W_LM_HEAD] = XLE_REQUIRED, [XLE_W_POS_EMBD] = XLE_REQUIRED,
+        [XLE_W_OUT_NORM_B] = XLE_REQUIRED,
+        [XLE_W_ATTN_NORM] = XLE_REQUIRED, [XLE_W_Q] = XLE_REQUIRED, [XLE_W_K] = XLE_REQUIRED,
+        [XLE_W_V] = XLE_REQUIRED, [XLE_W_O] = XLE_REQUIRED, [XLE_W_BQ] = XLE_REQUIRED,
+        [XLE_W_BK] = XLE_REQUIRED, [XLE_W_BV] = XLE_REQUIRED, [XLE_W_BO] = XLE_REQUIRED,
+        [XLE_W_FFN_NORM] = XLE_REQUIRED, [XLE_W_UP] = XLE_REQUIRED, [XLE_W_DOWN] = XLE_REQUIRED,
+        [XLE_W_ATTN_NORM_B] = XLE_REQUIRED, [XLE_W_FFN_NORM_B] = XLE_REQUIRED,
+        [XLE_W_B_UP] = XLE_REQUIRED, [XLE_W_B_DOWN] = XLE_REQUIRED,
+    },
+    .hf_layer_prefix = "transformer.h.%d.",
+    .hf_name = {
+        [XLE_W_TOK_EMBD] = "transformer.wte.weight", [XLE_W_OUT_NORM] = "transformer.ln_f.weight",
+        [XLE_W_LM_HEAD] = "lm_head.weight", [XLE_W_POS_EMBD] = "transformer.wpe.weight",
+        [XLE_W_OUT_NORM_B] = "transformer.ln_f.bias",
+        [XLE_W_ATTN_NORM] = "ln_1.weight", [XLE_W_Q] = "attn.c_attn.weight",
+        [XLE_W_K] = "attn.c_attn.weight", [XLE_W_V] = "attn.c_attn.weight",
+        [XLE_W_O] = "attn.c_proj.weight", [XLE_W_BQ] = "attn.c_attn.bias",
+        [XLE_W_BK] = "attn.c_attn.bias", [XLE_W_BV] = "attn.c_attn.bias",
+        [XLE_W_BO] = "attn.c_proj.bias", [XLE_W_FFN_NORM] = "ln_2.weight",
+        [XLE_W_UP] = "mlp.c_fc.weight", [XLE_W_DOWN] = "mlp.c_proj.weight",
+        [XLE_W_ATTN_NORM_B] = "ln_1.bias", [XLE_W_FFN_NORM_B] = "ln_2.bias",
+        [XLE_W_B_UP] = "mlp.c_fc.bias", [XLE_W_B_DOWN] = "mlp.c_proj.bias",
+    },
+    .hf_layout = {
+        [XLE_W_Q] = XLE_LAYOUT_FUSED_QKV_T, [XLE_W_K] = XLE_LAYOUT_FUSED_QKV_T,
+        [XLE_W_V] = XLE_LAYOUT_FUSED_QKV_T, [XLE_W_BQ] = XLE_LAYOUT_FUSED_QKV_T,
+        [XLE_W_BK] = XLE_LAYOUT_FUSED_QKV_T, [XLE_W_BV] = XLE_LAYOUT_FUSED_QKV_T,
+        [XLE_W_O] = XLE_LAYOUT_TRANSPOSED, [XLE_W_UP] = XLE_LAYOUT_TRANSPOSED,
+        [XLE_W_DOWN] = XLE_LAYOUT_TRANSPOSED,
+    },
+    /* as EasyEdit's hparams/{ROME,MEMIT,FT}/gpt2-xl.yaml name them */
+    .modules = {"transformer.h.{}.mlp.c_proj", "transformer.h.{}.mlp.c_proj.weight",
+                "transformer.h.{}", "transformer.h.{}.mlp", "transformer.h.{}.attn",
+                "transformer.ln_f", "lm_head", "transformer.wte"},
+};
+
+const xle_family *xle_family_of(xle_arch arch) {
+    switch (arch) {
+    case XLE_ARCH_GPT2: return &GPT2;
+    case XLE_ARCH_LLAMA:
+    case XLE_ARCH_MISTRAL:
+    case XLE_ARCH_QWEN2: break;
+    }
+    return &LLAMA;
+}

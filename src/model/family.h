@@ -1,0 +1,90 @@
+/*
+ * family.h: a model family as a description the engine, the loaders and the writers read
+ * (docs/families.md): which norm, which MLP, which positions, which weight kinds a model of the
+ * family has, and what the tensors are called in a Hugging Face folder. Per-model numbers
+ * (sizes, eps, RoPE details, biases a config switches on) stay in xle_config. Also EasyEdit's
+ * module names for the family. The forward pass
+ * has one branch per choice, never one copy per family.
+ */
+#ifndef XLE_FAMILY_H
+#define XLE_FAMILY_H
+
+#include "xledit.h"
+
+/* ---- weight kinds: every tensor a model of any family may have --------------------------- */
+
+typedef enum xle_wkind {
+    XLE_W_TOK_EMBD = 0, XLE_W_OUT_NORM, XLE_W_LM_HEAD, XLE_W_ROPE_FREQS,
+    XLE_W_POS_EMBD,        /* learned positions [max_seq_len, d] (GPT-2) */
+    XLE_W_OUT_NORM_B,      /* final LayerNorm bias [d] */
+    /* per layer: */
+    XLE_W_ATTN_NORM, XLE_W_Q, XLE_W_K, XLE_W_V, XLE_W_O, XLE_W_BQ, XLE_W_BK, XLE_W_BV, XLE_W_BO,
+    XLE_W_FFN_NORM, XLE_W_GATE, XLE_W_UP, XLE_W_DOWN,
+    XLE_W_ATTN_NORM_B, XLE_W_FFN_NORM_B,   /* LayerNorm biases [d] */
+    XLE_W_B_UP, XLE_W_B_DOWN,              /* MLP biases [f], [d] */
+    XLE_W_KIND_COUNT
+} xle_wkind;
+
+#define XLE_W_FIRST_LAYER_KIND XLE_W_ATTN_NORM
+
+static inline int xle_wkind_per_layer(xle_wkind k) { return k >= XLE_W_FIRST_LAYER_KIND; }
+
+/* ---- the choices ------------------------------------------------------------------------- */
+
+typedef enum xle_norm_kind {
+    XLE_NORM_RMS = 0,      /* w * x / rms(x) (Llama) */
+    XLE_NORM_LAYER,        /* (x - mean) / std * w + b (GPT-2, GPT-J, BLOOM) */
+} xle_norm_kind;
+
+typedef enum xle_mlp_kind {
+    XLE_MLP_SWIGLU = 0,    /* down(silu(gate x) * up x) (Llama) */
+    XLE_MLP_GELU,          /* down(gelu_tanh(up x + b_up)) + b_down (GPT-2 c_fc/c_proj) */
+} xle_mlp_kind;
+
+typedef enum xle_pos_kind {
+    XLE_POS_ROPE = 0,      /* rotary on q and k (xle_config says interleaved or rotate-half) */
+    XLE_POS_LEARNED,       /* pos_embd[p] added to the embedding (GPT-2) */
+} xle_pos_kind;
+
+/* Whether a model of the family has a weight kind. */
+typedef enum xle_presence {
+    XLE_ABSENT = 0,        /* never: the slot stays empty */
+    XLE_OPTIONAL,          /* the loader decides from the config (biases, rope_freqs) */
+    XLE_REQUIRED,
+} xle_presence;
+
+/* How a Hugging Face file stores a tensor the engine keeps as [out, in]. */
+typedef enum xle_hf_layout {
+    XLE_LAYOUT_SAME = 0,
+    XLE_LAYOUT_TRANSPOSED,     /* Conv1D weight [in, out] (GPT-2) */
+    XLE_LAYOUT_FUSED_QKV_T,    /* GPT-2 c_attn: one Conv1D [d, 3d], columns q | k | v; its bias
+                                * [3d] is the q, k, v biases end to end */
+} xle_hf_layout;
+
+/* EasyEdit's module-name templates for the family: what its hyper-parameter files must say
+ * ("{}" is the layer). */
+typedef struct xle_module_names {
+    const char *rewrite, *rewrite_param;  /* the MLP output projection; FT's parameter name */
+    const char *layer, *mlp, *attn, *ln_f;
+    const char *lm_head, *lm_head_tied;   /* the head; the embedding, also right when tied */
+} xle_module_names;
+
+typedef struct xle_family {
+    xle_arch arch;
+    const char *name;              /* for messages: "Llama", "GPT-2" */
+    xle_norm_kind norm;
+    xle_mlp_kind mlp;
+    xle_pos_kind pos;
+    xle_presence has[XLE_W_KIND_COUNT];
+    /* Hugging Face names: global kinds in full, per-layer kinds after hf_layer_prefix (with %d
+     * for the layer); NULL for kinds the family never has. */
+    const char *hf_layer_prefix;
+    const char *hf_name[XLE_W_KIND_COUNT];
+    xle_hf_layout hf_layout[XLE_W_KIND_COUNT];
+    xle_module_names modules;
+} xle_family;
+
+/* The description of a model's family (never NULL: an unknown arch reads as Llama's). */
+const xle_family *xle_family_of(xle_arch arch);
+
+#endif
