@@ -236,7 +236,9 @@ static double fd_loss(xle_model *m, const int32_t *ids, int n, const float *C) {
     return s;
 }
 
-static int close_enough(double num, double ana) { return fabs(num - ana) <= 2e-3 + 2e-2 * fabs(ana); }
+/* The loss sums 3 x 269 float32 logits, each within ~5e-6 of exact: its rounding noise (~6e-5)
+ * over 2 eps = 0.06 is ~1e-3 in a numeric derivative, under the 5e-3 allowed. */
+static int close_enough(double num, double ana) { return fabs(num - ana) <= 5e-3 + 2e-2 * fabs(ana); }
 
 static void test_gpt2_backward(void) {
     xle_model *m = load_gpt2();
@@ -263,7 +265,7 @@ static void test_gpt2_backward(void) {
     CHECK_OK(xle_backward(m, acts, C, 0, NULL, grads, &err), &err);
 
     xle_weights *w = xle_model_weights(m), *G = xle_grads_weights(grads);
-    int bad = 0, checked = 0;
+    int bad = 0, checked = 0, sizable = 0;
     for (int l = -1; l < c->n_layers; l++) {
         xle_tensor *ws[16], *gs[16];
         int nt = 0;
@@ -290,7 +292,7 @@ static void test_gpt2_backward(void) {
                 if (ws[i] == &w->tok_embd) idx = (int64_t)ids[s] * d + s % d;  /* rows in use */
                 if (ws[i] == &w->pos_embd) idx = (int64_t)(2 * s + 1) * d + s % d;
                 float *p = ws[i]->data, old = p[idx];
-                const float eps = 1e-2f;
+                const float eps = 3e-2f;
                 p[idx] = old + eps;
                 double lp = fd_loss(m, ids, n, C);
                 p[idx] = old - eps;
@@ -298,6 +300,7 @@ static void test_gpt2_backward(void) {
                 p[idx] = old;
                 double num = (lp - lm) / (2 * eps), ana = ((const float *)gs[i]->data)[idx];
                 checked++;
+                sizable += fabs(ana) > 5e-2;
                 if (!close_enough(num, ana) && bad++ < 5)
                     fprintf(stderr, "gpt2: layer %d tensor %d elem %lld: numeric %.6g analytic %.6g\n", l, i,
                             (long long)idx, num, ana);
@@ -306,6 +309,8 @@ static void test_gpt2_backward(void) {
     }
     CHECK_MSG(bad == 0, "gpt2: %d of %d weight gradient mismatches", bad, checked);
     CHECK(checked == 4 * (4 + 16 * c->n_layers));
+    /* most sampled gradients are well above the tolerance, so the comparison means something */
+    CHECK_MSG(sizable * 2 > checked, "only %d of %d sampled gradients exceed 0.05", sizable, checked);
     free(logits);
     free(C);
     free(ids);
