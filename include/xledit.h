@@ -611,6 +611,9 @@ typedef enum xle_edit_method {
 
 #define XLE_EDIT_MAX_LAYERS 64
 
+/* Callback for progress (done out of total units); return non-zero to interrupt. */
+typedef int (*xle_progress_fn)(void *user, int64_t done, int64_t total);
+
 typedef struct xle_edit_hparams {
     xle_edit_method method;
     int layers[XLE_EDIT_MAX_LAYERS];
@@ -630,6 +633,13 @@ typedef struct xle_edit_hparams {
     uint64_t seed;
     /* IKE: demonstrations before the new fact (EasyEdit's "k") */
     int ike_k;
+    /* Not hyper-parameters (never read from or written to files): the optional progress of
+     * xle_edit_run over its optimisation steps, (steps done, steps in all): ROME
+     * v_num_grad_steps per request and layer, MEMIT v_num_grad_steps for all requests' z
+     * together, FT ft_steps; an early stop jumps to the optimisation's end. A non-zero return
+     * stops the edit with XLE_ERR_INTERRUPTED. NULL (the defaults): no reports. */
+    xle_progress_fn progress;
+    void *progress_user;
 } xle_edit_hparams;
 
 /* The method's CLI and file name: "rome", "memit", "ft-l", "ft-m". */
@@ -711,9 +721,6 @@ typedef struct xle_layer_stats {
 } xle_layer_stats;
 
 void xle_layer_stats_free(xle_layer_stats *s);
-
-/* Callback for progress (done out of total units); return non-zero to interrupt. */
-typedef int (*xle_progress_fn)(void *user, int64_t done, int64_t total);
 
 /* The processes of one job that share a statistics pass or an evaluation run (docs/scale.md).
  * The library never starts processes or links a message library: the caller supplies this

@@ -6,6 +6,7 @@
 # - with the default interval (30 s) a short command prints no progress at all.
 # - XLE_PROGRESS=live gives the terminal form (\r-rewritten line with a rate and an ETA, one
 #   newline at the end); XLE_PROGRESS=off prints nothing.
+# - edit reports its optimisation steps (ROME, FT-L) the same way; --quiet silences it.
 # - stdout is flushed by line through a pipe: the demo's first line reaches a file while the
 #   demo is still computing, and survives the demo being killed (it was lost when buffered).
 set -u
@@ -55,6 +56,28 @@ XLE_PROGRESS_INTERVAL=0 "$XLEDIT" stats "$MODEL" --layers 0 --corpus "$T/corpus.
   --out "$T/stats" 2>"$T/serr" >/dev/null || fail "stats: $(cat "$T/serr")"
 grep -q "^xledit stats: [0-9]*/3000 tokens" "$T/serr" || fail "stats progress: $(cat "$T/serr")"
 tail -n 1 "$T/serr" | grep -q "^xledit stats: 3000/3000 tokens (100.0%)" || fail "stats last line: $(tail -n 1 "$T/serr")"
+
+# edit: the optimisation's steps (ROME 25 per request and layer, early stops jump ahead;
+# FT-L ft_steps), numbers never going back, ending with the whole count; live form on request
+edit=(--prompt "The capital city of France is" --subject France --target Luanda --layers 0
+      --stats "$T/stats" --no-model-hparams --context-templates none)
+XLE_PROGRESS_INTERVAL=0 "$XLEDIT" edit "$MODEL" --method rome "${edit[@]}" --patch "$T/rome.xlpatch" \
+  2>"$T/eerr" >/dev/null || fail "edit: $(cat "$T/eerr")"
+grep -q "^xledit edit: [0-9]*/25 steps ([0-9.]*%)" "$T/eerr" || fail "edit progress: $(cat "$T/eerr")"
+grep -q "^xledit edit: 25/25 steps (100.0%), .* in all$" "$T/eerr" || fail "edit last line: $(cat "$T/eerr")"
+sed -n 's|^xledit edit: \([0-9]*\)/25 steps.*|\1|p' "$T/eerr" | sort -n -c 2>/dev/null ||
+  fail "edit progress went back: $(cat "$T/eerr")"
+XLE_PROGRESS_INTERVAL=0 "$XLEDIT" edit "$MODEL" --method ft-l "${edit[@]}" --patch "$T/ft.xlpatch" \
+  2>"$T/ferr" >/dev/null || fail "edit ft-l: $(cat "$T/ferr")"
+[ "$(grep -c "^xledit edit: [0-9]*/25 steps" "$T/ferr")" -ge 2 ] || fail "ft-l progress: $(cat "$T/ferr")"
+XLE_PROGRESS=live "$XLEDIT" edit "$MODEL" --method rome "${edit[@]}" --patch "$T/rome2.xlpatch" \
+  2>"$T/elive" >/dev/null || fail "edit live: $(cat "$T/elive")"
+tr '\r' '\n' <"$T/elive" | grep -q "^edit: 25/25 steps (100%) .* in all" ||
+  fail "edit live line: $(cat -v "$T/elive")"
+cmp -s "$T/rome.xlpatch" "$T/rome2.xlpatch" || fail "the patch differs with the live display"
+XLE_PROGRESS_INTERVAL=0 "$XLEDIT" edit "$MODEL" --method rome "${edit[@]}" --quiet --patch "$T/rome3.xlpatch" \
+  2>"$T/equiet" >/dev/null || fail "edit --quiet: $(cat "$T/equiet")"
+[ -s "$T/equiet" ] && fail "edit --quiet printed: $(cat "$T/equiet")"
 
 # stdout by line through a pipe: the demo prints its first line, then computes statistics
 mkfifo "$T/pipe"

@@ -489,7 +489,15 @@ int cmd_edit(int argc, char **argv) {
             free(p);
             if (!before[i]) goto report;
         }
-    if (xle_edit_run(model, &hp, toks, rl.n, stats, &result, &err) != XLE_OK) goto report;
+    cli_progress pe; /* the optimisation's steps: ROME 25 per request and layer */
+    cli_progress_begin(&pe, "edit", "steps");
+    if (quiet) cli_progress_quiet(&pe);
+    hp.progress = cli_progress_callback;
+    hp.progress_user = &pe;
+    xle_status run = xle_edit_run(model, &hp, toks, rl.n, stats, &result, &err);
+    cli_progress_end(&pe);
+    hp.progress = NULL;
+    if (run != XLE_OK) goto report;
     json_t *info = info_json(argv[optind], model, &hp, &rl, ct);
     char *info_text = json_dumps(info, JSON_COMPACT);
     json_decref(info);

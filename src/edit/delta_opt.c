@@ -433,7 +433,15 @@ static xle_status optimize_deltas(xle_model *m, const xle_edit_hparams *hp,
             if (nn > max_norm)
                 for (int j = 0; j < d; j++) dr[j] = (float)(dr[j] * (max_norm / nn));
         }
+        /* it + 1 < v_num_grad_steps here: the last iteration stops every request above */
+        if (hp->progress && hp->progress(hp->progress_user, it + 1, hp->v_num_grad_steps)) {
+            st = xle_fail(err, XLE_ERR_INTERRUPTED, "edit: interrupted at step %d", it + 1);
+            goto done;
+        }
     }
+    /* an early stop ends the optimisation: its remaining steps are done */
+    if (hp->progress && hp->progress(hp->progress_user, hp->v_num_grad_steps, hp->v_num_grad_steps))
+        st = xle_fail(err, XLE_ERR_INTERRUPTED, "edit: interrupted");
 done:
     delta_pass_free(&dp);
     layout_free(&L);

@@ -7,6 +7,31 @@
 #include "edit/edit_internal.h"
 #include "model/model_internal.h"
 
+/* The progress of a whole run: each optimisation reports its own steps and ends with
+ * (total, total) once (delta_opt.c, ft.c); this adds the steps of the optimisations before it
+ * (ROME: one per request and layer). */
+typedef struct run_progress {
+    xle_progress_fn fn;
+    void *user;
+    int64_t before, total;
+} run_progress;
+
+static int run_progress_step(void *user, int64_t done, int64_t total) {
+    run_progress *p = user;
+    int64_t at = p->before + done;
+    if (done >= total) p->before += total; /* the next optimisation starts after this one */
+    if (at > p->total) at = p->total;
+    return p->fn(p->user, at, p->total);
+}
+
+static int64_t run_steps(const xle_edit_hparams *hp, int n_reqs) {
+    switch (hp->method) {
+    case XLE_EDIT_ROME: return (int64_t)n_reqs * hp->n_layers * hp->v_num_grad_steps;
+    case XLE_EDIT_MEMIT: return hp->v_num_grad_steps;
+    default: return hp->ft_steps;
+    }
+}
+
 static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_request_tok *reqs,
                            int n_reqs, xle_layer_stats *const *stats, xle_edit_memo *memo,
                            xle_edit_result *out, xle_error *err) {
@@ -23,6 +48,16 @@ static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_e
         for (int t = 0; t < reqs[r].n_target; t++)
             if (reqs[r].target[t] < 0 || reqs[r].target[t] >= m->cfg.vocab_size)
                 return xle_fail(err, XLE_ERR_ARG, "edit: request %d: target id %d outside the vocabulary", r, reqs[r].target[t]);
+    /* With progress, the methods see a copy that reports through run_progress (a memo keys on
+     * the hparams' address, and its users report no progress). */
+    xle_edit_hparams with_progress;
+    run_progress rp = {hp->progress, hp->progress_user, 0, run_steps(hp, n_reqs)};
+    if (hp->progress) {
+        with_progress = *hp;
+        with_progress.progress = run_progress_step;
+        with_progress.progress_user = &rp;
+        hp = &with_progress;
+    }
     xle_status st;
     switch (hp->method) {
     case XLE_EDIT_ROME: st = xle_rome_run_sequence(m, hp, reqs, n_reqs, stats, memo, out, err); break;
@@ -31,6 +66,9 @@ static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_e
     case XLE_EDIT_FT_M: st = xle_ft_run(m, hp, reqs, n_reqs, out, err); break;
     default: return xle_fail(err, XLE_ERR_ARG, "edit: unknown method");
     }
+    /* the end (a ROME request served by the memo ran no steps) */
+    if (st == XLE_OK && rp.fn && rp.before < rp.total && rp.fn(rp.user, rp.total, rp.total))
+        st = xle_fail(err, XLE_ERR_INTERRUPTED, "edit: interrupted");
     if (st != XLE_OK) xle_edit_result_free(out);
     return st;
 }

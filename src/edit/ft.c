@@ -114,6 +114,15 @@ xle_status xle_ft_run(xle_model *m, const xle_edit_hparams *hp, const xle_edit_r
             W[i] -= (float)(hp->ft_lr / bc1 * am[i] / (sqrt(av[i]) / sqrt(bc2) + eps));
             if (box > 0) W[i] = fminf(fmaxf(W[i], w0[i] - box), w0[i] + box);
         }
+        /* the last step is reported below, with an early stop's */
+        if (step + 1 < hp->ft_steps && hp->progress && hp->progress(hp->progress_user, step + 1, hp->ft_steps)) {
+            st = xle_fail(err, XLE_ERR_INTERRUPTED, "ft: interrupted at step %d", step + 1);
+            goto done;
+        }
+    }
+    if (hp->progress && hp->progress(hp->progress_user, hp->ft_steps, hp->ft_steps)) {
+        st = xle_fail(err, XLE_ERR_INTERRUPTED, "ft: interrupted");
+        goto done;
     }
     out->deltas = calloc(1, sizeof *out->deltas);
     if (!out->deltas) {
