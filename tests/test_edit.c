@@ -92,6 +92,21 @@ static float *snapshot_down(xle_model *m) {
     return all;
 }
 
+/* Records xle_edit_hparams.progress calls; stops the edit at call stop_at (0: never). */
+typedef struct progress_log {
+    int calls, stop_at, went_back, total_changed;
+    int64_t last_done, total;
+} progress_log;
+
+static int log_progress(void *user, int64_t done, int64_t total) {
+    progress_log *p = user;
+    if (p->calls++ == 0) p->total = total;
+    if (done < p->last_done) p->went_back = 1;
+    if (total != p->total) p->total_changed = 1;
+    p->last_done = done;
+    return p->stop_at && p->calls >= p->stop_at;
+}
+
 static void check_method(xle_edit_method method, int mom2, int n_reqs) {
     xle_config cfg = edit_config();
     xle_model *m = tiny_model_new(&cfg, 0, XLE_F32, 17);
@@ -134,7 +149,24 @@ static void check_method(xle_edit_method method, int mom2, int n_reqs) {
     float *w_before = snapshot_down(m);
     xle_edit_result res;
     xle_error err;
+    progress_log plog = {0};
+    hp.progress = log_progress, hp.progress_user = &plog;
     CHECK_OK(xle_edit_run(m, &hp, toks, n_reqs, sp, &res, &err), &err);
+    /* Progress: steps of the whole run, never going back, ending with all of them (ROME: one
+     * optimisation per request and layer; an early stop jumps to the optimisation's end). */
+    const int64_t want_total = method == XLE_EDIT_ROME ? (int64_t)n_reqs * hp.n_layers * hp.v_num_grad_steps
+                               : method == XLE_EDIT_MEMIT ? hp.v_num_grad_steps : hp.ft_steps;
+    CHECK_MSG(plog.calls >= 2 && plog.total == want_total && !plog.total_changed && !plog.went_back &&
+                  plog.last_done == want_total,
+              "progress: %d calls, total %lld (want %lld), last %lld, back %d", plog.calls,
+              (long long)plog.total, (long long)want_total, (long long)plog.last_done, plog.went_back);
+    /* A non-zero return stops the edit: no result, the model as it was. */
+    progress_log pstop = {.stop_at = 2};
+    hp.progress_user = &pstop;
+    xle_edit_result stopped;
+    CHECK(xle_edit_run(m, &hp, toks, n_reqs, sp, &stopped, &err) == XLE_ERR_INTERRUPTED);
+    CHECK(stopped.n_deltas == 0 && stopped.deltas == NULL && pstop.calls == 2);
+    hp.progress = NULL;
     /* Running a method leaves the model exactly as it was. */
     float *w_run = snapshot_down(m);
     CHECK(memcmp(w_before, w_run, (size_t)cfg.n_layers * cfg.dim * cfg.ffn_dim * sizeof(float)) == 0);
