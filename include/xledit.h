@@ -304,7 +304,10 @@ typedef struct xle_forward_opts {
  * model): weights widened to f32, products and sums in f32. BF16: on CPUs with AVX512-BF16 the
  * activations are rounded to bf16 (nearest even, as llama.cpp does) and multiplied with
  * vdpbf16ps, sums in f32 (faster prompts; logits differ slightly, see docs/performance.md);
- * elsewhere, and for f32/f16 weights, it computes as EXACT. The backward pass is always exact. */
+ * elsewhere, and for f32/f16 weights, it computes as EXACT. With block-quantized weights, BF16
+ * also runs prompts (4 or more rows) in int8 on CPUs with AVX-512 VNNI (activations quantized
+ * per 256 inputs, as llama.cpp's q8_K), where EXACT multiplies dequantized weights in f32;
+ * generation (fewer rows) uses int8 activations in both. The backward pass is always exact. */
 typedef enum xle_precision { XLE_PRECISION_EXACT = 0, XLE_PRECISION_BF16 = 1 } xle_precision;
 void xle_model_set_precision(xle_model *model, xle_precision precision);
 xle_precision xle_model_precision(const xle_model *model);

@@ -137,8 +137,11 @@ void cli_precision_help(FILE *out, xle_precision dflt) {
             "\n  --precision exact|bf16  products with bf16 weights: exact f32 (weights widened), or\n"
             "                   activations rounded to bf16 and multiplied with AVX512-BF16\n"
             "                   (vdpbf16ps), as llama.cpp does: prompts ~1.6x faster, logits off by\n"
-            "                   ~0.5%% of their range (docs/performance.md). Without AVX512-BF16, and\n"
-            "                   for other weight types, both are exact. Default here: %s.\n",
+            "                   ~0.5%% of their range (docs/performance.md). Block-quantized weights:\n"
+            "                   bf16 also runs prompts in int8 (activations quantized per 256, as\n"
+            "                   llama.cpp; AVX-512 VNNI), exact dequantizes them to f32. Without\n"
+            "                   these instructions, and for f32/f16 weights, both are exact.\n"
+            "                   Default here: %s.\n",
             dflt == XLE_PRECISION_BF16 ? "bf16" : "exact");
 }
 

@@ -12,6 +12,7 @@
 #define XLE_KERNELS_H
 
 #include "tensor/gemm.h"
+#include "tensor/quant_gemm.h"
 
 typedef struct xle_kernels {
     const char *name;
@@ -50,6 +51,14 @@ typedef struct xle_kernels {
      * for rows [o0, o1), act = x quantized per block by xle_quant_act. */
     void (*quant_dot_rows)(const xle_tensor *w, int64_t o0, int64_t o1, const void *act,
                            float *out);
+
+    /* The int8 prompt product (tensor/quant_gemm.h, compiled per variant too); NULL where the
+     * variant has no AVX-512 VNNI. quant_gemm: C[m][j] for activation rows m in [m0, m1) and
+     * the panel's weight rows j < nr (row m of the result at C + m * ldc).
+     * quant_act_row: xle_qact_quantize_row with the same bytes. */
+    void (*quant_gemm)(int64_t m0, int64_t m1, int nr, const xle_qact *act, const xle_qpanel *p,
+                       float *C, int64_t ldc);
+    void (*quant_act_row)(const xle_qact *act, int64_t m, const float *x, int has_min);
 } xle_kernels;
 
 /* The best variant this CPU runs, or the one XLE_KERNELS names when the CPU supports it (an

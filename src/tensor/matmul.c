@@ -5,7 +5,8 @@
  * for few rows (generation) threaded dot products convert on the fly, streaming each weight
  * byte once, which is memory-bound as it should be. The kernels are chosen at run time
  * (tensor/kernels.h). With XLE_PRECISION_BF16 and a CPU with AVX512-BF16, products with bf16
- * weights round the activations to bf16 and use vdpbf16ps (as llama.cpp does).
+ * weights round the activations to bf16 and use vdpbf16ps (as llama.cpp does), and prompts with
+ * block-quantized weights run in int8 (tensor/quant_gemm.h) where the CPU has AVX-512 VNNI.
  */
 #include <cblas.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
 #include "tensor/quant_dot.h"
+#include "tensor/quant_gemm.h"
 
 /* Below this many activation rows the on-the-fly dot product beats packing for the product. */
 enum { SMALL_T = 4 };
@@ -167,9 +169,12 @@ void xle_matmul_forward(float *out, const float *in, const xle_tensor *w, const 
         xle_matmul_forward_many(&out, in, &w, &bias, 1, T, scratch, prec);
         return;
     }
-    if (!(bf16_path(xle_kernels_select(), w, prec) &&
-          xle_gemm_bf16_parallel(T, n_out, n_in, in, n_in, w->data, n_in, out, n_out, scratch,
-                                 XLE_MATMUL_SCRATCH))) {
+    /* precision bf16 (llama.cpp's arithmetic): int8 products for block-quantized weights */
+    const int int8_done = prec == XLE_PRECISION_BF16 && xle_dtype_is_quantized(w->dtype) &&
+                          xle_quant_gemm_parallel(T, n_out, n_in, in, n_in, w->dtype, w->data, out, n_out);
+    if (!int8_done && !(bf16_path(xle_kernels_select(), w, prec) &&
+                        xle_gemm_bf16_parallel(T, n_out, n_in, in, n_in, w->data, n_in, out, n_out, scratch,
+                                               XLE_MATMUL_SCRATCH))) {
         /* bf16/f16 and block-quantized weights: converted panel by panel inside the product,
          * read once. f32 weights too: the engine's product ran 1.2-2x OpenBLAS's sgemm at the
          * prompt's shapes, on OpenMP's threads only, so that the forward pass never wakes a

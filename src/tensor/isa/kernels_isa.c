@@ -507,6 +507,14 @@ static void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t *Ab, int64
 void XLE_PASTE(xle_quant_dot_rows_, XLE_ISA)(const xle_tensor *w, int64_t o0, int64_t o1,
                                              const void *act, float *out);
 
+/* tensor/quant_gemm.c, compiled with the same flags: the int8 prompt product (AVX-512 VNNI). */
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+#define HAVE_QUANT_GEMM 1
+void XLE_PASTE(xle_quant_gemm_, XLE_ISA)(int64_t m0, int64_t m1, int nr, const xle_qact *act,
+                                         const xle_qpanel *p, float *C, int64_t ldc);
+void XLE_PASTE(xle_quant_act_row_, XLE_ISA)(const xle_qact *act, int64_t m, const float *x, int has_min);
+#endif
+
 const xle_kernels XLE_PASTE(xle_kernels_, XLE_ISA) = {
     .name = XLE_STR(XLE_ISA),
     .mr = MR,
@@ -516,6 +524,10 @@ const xle_kernels XLE_PASTE(xle_kernels_, XLE_ISA) = {
     .to_f32 = to_f32,
     .to_bf16 = to_bf16,
     .quant_dot_rows = XLE_PASTE(xle_quant_dot_rows_, XLE_ISA),
+#ifdef HAVE_QUANT_GEMM
+    .quant_gemm = XLE_PASTE(xle_quant_gemm_, XLE_ISA),
+    .quant_act_row = XLE_PASTE(xle_quant_act_row_, XLE_ISA),
+#endif
 #if HAVE_DPBF16
     .dot_rows_bf16 = dot_rows_bf16,
     .gemm_bf16 = gemm_bf16,
