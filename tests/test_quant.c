@@ -293,6 +293,15 @@ static void test_model_logits(void) {
         }
         CHECK_MSG(a == b || fabs(fi[t * V + a] - fi[t * V + b]) < 3 * inc_abs, "position %d: %d vs %d", t, a, b);
     }
+    /* precision bf16: the prompt in int8 (tensor/quant_gemm.h, where the CPU has VNNI), as
+     * close to the f32 model as the token-by-token path's int8 activations */
+    xle_model_set_precision(q, XLE_PRECISION_BF16);
+    float *q8 = logits_of(q, 0);
+    double int8_abs;
+    check_max_diff(q8, fb, n, &int8_abs, &rel);
+    printf("  precision bf16 (int8 prompt): %.2e\n", int8_abs / scale);
+    CHECK_MSG(int8_abs <= 2e-2 * scale, "int8 prompt path: %.3g", int8_abs / scale);
+    free(q8);
     free(qb), free(fb), free(qi), free(fi);
     xle_model_free(q);
     xle_model_free(f);

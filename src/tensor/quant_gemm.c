@@ -67,6 +67,22 @@ void xle_qpanel_pack(xle_qpanel *p, xle_dtype dt, const void *w, size_t row_byte
         memset(p->o, 0, sizeof(float) * (size_t)groups * XLE_QPANEL_COLS);
     }
     memset(p->corr, 0, sizeof(float) * (size_t)(K / XLE_QACT_CHUNK) * XLE_QPANEL_COLS);
+    if (dt == XLE_Q8_0) { /* {f16 d; i8 q[32]} read directly: the values are the stored bytes */
+        for (int j = 0; j < nr; j++) {
+            const uint8_t *row = (const uint8_t *)w + (n0 + j) * (int64_t)row_bytes;
+            for (int64_t b = 0; b < K / 32; b++, row += 34) {
+                int8_t *dst = p->q + b * 32 * XLE_QPANEL_COLS + 4 * j;
+                int qsum = 0;
+                for (int e = 0; e < 32; e += 4) memcpy(dst + e * XLE_QPANEL_COLS, row + 2 + e, 4);
+                for (int e = 0; e < 32; e++) qsum += (int8_t)row[2 + e];
+                const float d = xle_f16_to_f32((uint16_t)(row[0] | row[1] << 8));
+                p->s[b * XLE_QPANEL_COLS + j] = d;
+                p->o[b * XLE_QPANEL_COLS + j] = 0.0f;
+                p->corr[(b * 32 / XLE_QACT_CHUNK) * XLE_QPANEL_COLS + j] += -128.0f * d * (float)qsum;
+            }
+        }
+        return;
+    }
     xle_qblock u;
     for (int j = 0; j < nr; j++) {
         const uint8_t *row = (const uint8_t *)w + (n0 + j) * (int64_t)row_bytes;
@@ -133,7 +149,21 @@ int xle_quant_gemm_parallel(int64_t M, int64_t N, int64_t K, const float *A, int
             const int64_t n0 = t * XLE_QPANEL_COLS;
             const int nr = N - n0 < XLE_QPANEL_COLS ? (int)(N - n0) : XLE_QPANEL_COLS;
             xle_qpanel_pack(&p, dt, W, row_bytes, n0, nr);
-            kern->quant_gemm(0, M, nr, &act, &p, C + n0, ldc);
+            /* The weight rows of the panel this thread probably packs next (dynamic schedule:
+             * about `threads` panels on) are fetched while the kernel works on this one: 32
+             * short rows are too many streams for the hardware prefetcher. */
+            const int64_t next = (t + threads) * XLE_QPANEL_COLS, next_rows = N - next < XLE_QPANEL_COLS ? N - next : XLE_QPANEL_COLS;
+            const int64_t lines = next_rows > 0 ? next_rows * (int64_t)row_bytes / 64 : 0;
+            const char *next_w = (const char *)W + next * (int64_t)row_bytes;
+            enum { STEP = 16 };
+            /* (over the last quarter of the rows: earlier, the walk over the activations
+             * evicts them from L2 again) */
+            const int64_t from = M / STEP * 3 / 4 * STEP, steps = (M - from + STEP - 1) / STEP;
+            const int64_t per_step = (lines + steps - 1) / steps;
+            for (int64_t m = 0, l = 0; m < M; m += STEP) {
+                for (int64_t e = 0; m >= from && e < per_step && l < lines; e++, l++) __builtin_prefetch(next_w + 64 * l, 0, 2);
+                kern->quant_gemm(m, M - m < STEP ? M : m + STEP, nr, &act, &p, C + n0, ldc);
+            }
         }
         free(f);
     }
