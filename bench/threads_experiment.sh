@@ -6,7 +6,10 @@
 # BEFORE=path/to/other/xledit the two binaries alternate (before, after, before, after). Run as
 # root to put the loops and xledit in their own scheduler autogroup at nice -10, so that other
 # jobs on the machine take little of the two cores (otherwise they run at the caller's priority).
-# NO_LOOPS=1 leaves the busy loops out (the control). XLEDIT defaults to build/xledit. Needs jq.
+# NO_LOOPS=1 leaves the busy loops out (the control). CPU_TIME=1 runs -t 1 and -t 2 as separate
+# processes and adds each one's CPU seconds (user + sys, /usr/bin/time), the measure that holds
+# while other work shares the machine: two threads that waste no time spinning use about the
+# CPU time of one. XLEDIT defaults to build/xledit. Needs jq.
 set -eu
 [ $# -ge 1 ] || { echo "usage: $0 MODEL [xledit bench options]" >&2; exit 2; }
 M="$1"; shift
@@ -31,8 +34,24 @@ run() {  # run NAME BINARY: one line, tokens/s of each test as "ppN/tgN tTHREADS
       tr '\n' ' ')
   echo "$1 round $round load $(cut -d' ' -f1 /proc/loadavg): $r"
 }
+run_cpu() {  # run_cpu NAME BINARY: per thread count, tokens/s of each test and the CPU seconds
+  local t r
+  for t in 1 2; do
+    r=$(env -u GOMP_SPINCOUNT -u OPENBLAS_THREAD_TIMEOUT /usr/bin/time -f "cpu %U %S" -o "$tmp_time" "$2" bench "$M" \
+          "${opts[@]}" -t "$t" -o jsonl |
+        jq -r '"\(if .n_gen == 0 then "pp\(.n_prompt)" else "tg\(.n_gen)" end)=\(.avg_ts * 100 | round / 100)"' | tr '\n' ' ')
+    echo "$1 round $round load $(cut -d' ' -f1 /proc/loadavg) t$t: $r$(awk '{ printf "cpu_s %.2f", $2 + $3 }' "$tmp_time")"
+  done
+}
+tmp_time=$(mktemp)
+trap 'cleanup; rm -f "$tmp_time"' EXIT
 opts=("$@")
 for round in 1 2; do
+  if [ -n "${CPU_TIME:-}" ]; then
+    if [ -n "${BEFORE:-}" ]; then run_cpu before "$BEFORE"; fi
+    run_cpu after "$XLEDIT"
+    continue
+  fi
   if [ -n "${BEFORE:-}" ]; then run before "$BEFORE"; fi
   run after "$XLEDIT"
 done
