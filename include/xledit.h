@@ -609,7 +609,8 @@ typedef enum xle_edit_method {
     XLE_EDIT_MEMIT,
     XLE_EDIT_FT_L,
     XLE_EDIT_FT_M,
-    XLE_EDIT_IKE          /* in-context editing: evaluation only, no weight change (xledit eval) */
+    XLE_EDIT_IKE,         /* in-context editing: evaluation only, no weight change (xledit eval) */
+    XLE_EDIT_ALPHAEDIT    /* MEMIT's update projected onto the null space of preserved keys */
 } xle_edit_method;
 
 #define XLE_EDIT_MAX_LAYERS 64
@@ -636,16 +637,19 @@ typedef struct xle_edit_hparams {
     uint64_t seed;
     /* IKE: demonstrations before the new fact (EasyEdit's "k") */
     int ike_k;
+    /* AlphaEdit: the null space keeps the eigenvectors of the key covariance whose eigenvalue is
+     * below nullspace_threshold; L2 is the ridge term of its solve (the reference's names) */
+    double nullspace_threshold, alphaedit_l2;
     /* Not hyper-parameters (never read from or written to files): the optional progress of
      * xle_edit_run over its optimisation steps, (steps done, steps in all): ROME
-     * v_num_grad_steps per request and layer, MEMIT v_num_grad_steps for all requests' z
-     * together, FT ft_steps; an early stop jumps to the optimisation's end. A non-zero return
+     * v_num_grad_steps per request and layer, MEMIT (and xle_alphaedit_run) v_num_grad_steps for
+     * all requests' z together, FT ft_steps; an early stop jumps to the optimisation's end. A non-zero return
      * stops the edit with XLE_ERR_INTERRUPTED. NULL (the defaults): no reports. */
     xle_progress_fn progress;
     void *progress_user;
 } xle_edit_hparams;
 
-/* The method's CLI and file name: "rome", "memit", "ft-l", "ft-m". */
+/* The method's CLI and file name: "rome", "memit", "ft-l", "ft-m", "alphaedit". */
 const char *xle_edit_method_name(xle_edit_method method);
 /* Defaults for a method on a model of n_layers layers: EasyEdit's Llama-2/Mistral-7B values
  * (ROME layer 5, MEMIT 4..8, FT 21 of 32) with layers scaled as round(l * n_layers / 32). */
@@ -765,6 +769,35 @@ xle_status xle_edit_run(xle_model *model, const xle_edit_hparams *hp,
 
 /* Adds (sign = +1) or subtracts (-1) the deltas to the model's weights (made writable f32). */
 xle_status xle_edit_apply(xle_model *model, const xle_edit_result *r, int sign, xle_error *err);
+
+/* AlphaEdit (Fang et al. 2025, docs/editing.md): MEMIT's targets z, each layer's update
+ * projected onto the null space of the preserved keys, with the keys of earlier edits added to
+ * the solve. The state holds, per edited layer (hp->layers), the projection P (from the
+ * eigendecomposition of the unedited model's key covariance) and the accumulated Σ k kᵀ of the
+ * edits so far. xle_edit_run with XLE_EDIT_ALPHAEDIT builds a fresh state from the statistics
+ * for the one call; a sequence of edits keeps one state and calls xle_alphaedit_run. */
+typedef struct xle_alphaedit_state xle_alphaedit_state;
+/* A new state from the statistics (one per layer of hp->layers), no accumulated keys. */
+xle_status xle_alphaedit_state_new(const xle_edit_hparams *hp, xle_layer_stats *const *stats,
+                                   xle_alphaedit_state **out, xle_error *err);
+/* Reads DIR/alphaedit-state.safetensors, checking its layers and width against hp and model,
+ * and its fingerprint against the model's (the state belongs to the model its edits made). */
+xle_status xle_alphaedit_state_load(xle_model *model, const xle_edit_hparams *hp, const char *dir,
+                                    xle_alphaedit_state **out, xle_error *err);
+/* Writes the state to DIR (created if missing) atomically, with model's fingerprint (the model
+ * after the edits, which the next call must be given). */
+xle_status xle_alphaedit_state_save(xle_model *model, const xle_alphaedit_state *s, const char *dir,
+                                    xle_error *err);
+/* Layer i of hp->layers: the null space's dimension and the covariance's extreme eigenvalues. */
+void xle_alphaedit_state_layer(const xle_alphaedit_state *s, int i, int *null_dim, double *eig_min,
+                               double *eig_max);
+int xle_alphaedit_state_edits(const xle_alphaedit_state *s); /* requests accumulated so far */
+void xle_alphaedit_state_forget_keys(xle_alphaedit_state *s); /* back to no earlier edits */
+void xle_alphaedit_state_free(xle_alphaedit_state *s);
+/* One batch: the deltas in *out as xle_edit_run; the batch's keys are added to the state. */
+xle_status xle_alphaedit_run(xle_model *model, const xle_edit_hparams *hp,
+                             const xle_edit_request_tok *reqs, int n_reqs, xle_alphaedit_state *s,
+                             xle_edit_result *out, xle_error *err);
 
 /* ---- Text-level editing (src/edit/request.c, context.c, stats_cache.c) ---------------------- */
 

@@ -185,6 +185,7 @@ static int parse_method(const char *s, xle_edit_method *m) {
     else if (!strcmp(s, "memit")) *m = XLE_EDIT_MEMIT;
     else if (!strcmp(s, "ft-l")) *m = XLE_EDIT_FT_L;
     else if (!strcmp(s, "ft-m")) *m = XLE_EDIT_FT_M;
+    else if (!strcmp(s, "alphaedit")) *m = XLE_EDIT_ALPHAEDIT;
     else return 1;
     return 0;
 }
@@ -303,12 +304,12 @@ static json_t *info_json(const char *model_path, xle_model *model, const xle_edi
 }
 
 static const char edit_usage[] =
-    "usage: xledit edit MODEL --method rome|memit|ft-l|ft-m\n"
+    "usage: xledit edit MODEL --method rome|memit|ft-l|ft-m|alphaedit\n"
     "                   (--prompt P --subject S --target T | --requests FILE.jsonl)\n"
     "                   [--layers L[,L|-L]] [--hparams FILE.yaml|.json] [--context-templates FILE|none]\n"
     "                   [--stats DIR] [--out OUT] [--patch FILE] [--seed S]\n"
     "                   [--no-model-hparams] [--quiet] [-t N]\n"
-    "                   [--requantize | --edited-dtype f16|bf16|f32]\n\n"
+    "                   [--requantize | --edited-dtype f16|bf16|f32] [--alphaedit-state DIR]\n\n"
     "Edits one fact (or a batch: one JSON object per line with prompt, subject, target_new).\n"
     "The prompt must contain the subject (or \"{}\" in its place) and ends where the target\n"
     "begins. OUT is written in MODEL's format (HF folder or GGUF), atomically; untouched tensors\n"
@@ -322,7 +323,11 @@ static const char edit_usage[] =
     "one (the built-in model does; --no-model-hparams skips it), then --hparams (EasyEdit's\n"
     "hparams/<METHOD>/<model>.yaml as published, or JSON), then --layers.\n"
     "ROME with mom2_adjustment and MEMIT need key statistics (`xledit stats`; found in\n"
-    "--stats DIR or the cache).\n";
+    "--stats DIR or the cache).\n"
+    "AlphaEdit with --alphaedit-state DIR edits in sequence: the first call computes the null-space\n"
+    "projection from the statistics and keeps it in DIR with the keys of the edits and the context\n"
+    "templates; each later call, given the model the previous call wrote, reads them from DIR (no\n"
+    "statistics needed) and adds its keys.\n";
 
 int cmd_edit(int argc, char **argv) {
     static const struct option opts[] = {
@@ -334,7 +339,9 @@ int cmd_edit(int argc, char **argv) {
         {"patch", required_argument, 0, 'P'}, {"seed", required_argument, 0, 'x'},
         {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
         {"requantize", no_argument, 0, 'Q'}, {"edited-dtype", required_argument, 0, 'E'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"alphaedit-state", required_argument, 0, 'A'}, {0, 0, 0, 0}};
+    const char *alpha_dir = NULL;
     const char *method = NULL, *prompt = NULL, *subject = NULL, *target = NULL, *reqs_path = NULL,
                *layers_arg = NULL, *hparams = NULL, *ctx_arg = NULL, *stats_arg = NULL,
                *out = NULL, *patch = NULL, *seed_arg = NULL;
@@ -359,6 +366,7 @@ int cmd_edit(int argc, char **argv) {
         case 'P': patch = optarg; break;
         case 'x': seed_arg = optarg; break;
         case 'N': model_hparams = 0; break;
+        case 'A': alpha_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'Q': quant_save = XLE_QSAVE_REQUANTIZE; break;
         case 'E':
@@ -377,7 +385,8 @@ int cmd_edit(int argc, char **argv) {
     if (optind != argc - 1) return cli_usage_error("edit", "expected one MODEL argument");
     xle_edit_method m;
     if (!method || parse_method(method, &m))
-        return cli_usage_error("edit", "--method: expected rome, memit, ft-l or ft-m");
+        return cli_usage_error("edit", "--method: expected rome, memit, ft-l, ft-m or alphaedit");
+    if (alpha_dir && m != XLE_EDIT_ALPHAEDIT) return cli_usage_error("edit", "--alphaedit-state goes with --method alphaedit");
     if (!reqs_path && !(prompt && subject && target))
         return cli_usage_error("edit", "give --prompt, --subject and --target, or --requests FILE");
     if (reqs_path && (prompt || subject || target))
@@ -413,6 +422,9 @@ int cmd_edit(int argc, char **argv) {
     xle_edit_request_tok *toks = NULL;
     xle_layer_stats *stats[XLE_EDIT_MAX_LAYERS] = {0};
     xle_edit_result result = {0};
+    xle_alphaedit_state *alpha = NULL;
+    int alpha_saved = 0; /* DIR already holds a state: taken from there */
+    char alpha_ct[4200] = "";
     char **before = NULL;
     char patch_tmp[4096] = "";
     if (xle_model_load(argv[optind], &model, &err) != XLE_OK) goto report;
@@ -449,6 +461,16 @@ int cmd_edit(int argc, char **argv) {
                      xle_model_config(model)->n_layers - 1);
             goto report;
         }
+    if (alpha_dir) {
+        char path[4200];
+        struct stat st_dir;
+        snprintf(path, sizeof path, "%s/alphaedit-state.safetensors", alpha_dir);
+        snprintf(alpha_ct, sizeof alpha_ct, "%s/context-templates.txt", alpha_dir);
+        alpha_saved = stat(path, &st_dir) == 0;
+        if (alpha_saved && xle_alphaedit_state_load(model, &hp, alpha_dir, &alpha, &err) != XLE_OK) goto report;
+        /* the sequence keeps the templates of its first call (the reference samples them once) */
+        if (alpha_saved && !ctx_arg && stat(alpha_ct, &st_dir) == 0) ctx_arg = alpha_ct;
+    }
     if (m == XLE_EDIT_FT_L || m == XLE_EDIT_FT_M || (ctx_arg && !strcmp(ctx_arg, "none"))) {
         if (xle_context_templates_none(&ct, &err) != XLE_OK) goto report;
     } else if (ctx_arg) {
@@ -471,7 +493,7 @@ int cmd_edit(int argc, char **argv) {
             goto report;
         }
     }
-    if (xle_edit_hparams_need_stats(&hp)) {
+    if (xle_edit_hparams_need_stats(&hp) && !alpha) {
         char dir[4096];
         cli_stats_dir(model, stats_arg, dir, sizeof dir);
         for (int i = 0; i < hp.n_layers; i++)
@@ -489,12 +511,29 @@ int cmd_edit(int argc, char **argv) {
             free(p);
             if (!before[i]) goto report;
         }
+    if (m == XLE_EDIT_ALPHAEDIT) {
+        if (!alpha && xle_alphaedit_state_new(&hp, stats, &alpha, &err) != XLE_OK) goto report;
+        for (int i = 0; i < hp.n_layers; i++) {
+            int null_dim;
+            double lo, hi;
+            xle_alphaedit_state_layer(alpha, i, &null_dim, &lo, &hi);
+            if (null_dim == 0)
+                fprintf(stderr, "warning: edit: alphaedit: layer %d: no eigenvalue of the key covariance is below "
+                        "nullspace_threshold %g (they span %.3g..%.3g): P = 0 and the edit changes nothing; "
+                        "raise nullspace_threshold (--hparams)\n", hp.layers[i], hp.nullspace_threshold, lo, hi);
+            else if (!quiet)
+                fprintf(stderr, "edit: alphaedit: layer %d: null space of %d of %d key directions (eigenvalues %.3g..%.3g, threshold %g)\n",
+                        hp.layers[i], null_dim, xle_model_config(model)->ffn_dim, lo, hi, hp.nullspace_threshold);
+        }
+    }
     cli_progress pe; /* the optimisation's steps: ROME 25 per request and layer */
     cli_progress_begin(&pe, "edit", "steps");
     if (quiet) cli_progress_quiet(&pe);
     hp.progress = cli_progress_callback;
     hp.progress_user = &pe;
-    xle_status run = xle_edit_run(model, &hp, toks, rl.n, stats, &result, &err);
+    /* AlphaEdit's z optimisation reports its own steps (MEMIT's count) */
+    xle_status run = m == XLE_EDIT_ALPHAEDIT ? xle_alphaedit_run(model, &hp, toks, rl.n, alpha, &result, &err)
+                                             : xle_edit_run(model, &hp, toks, rl.n, stats, &result, &err);
     cli_progress_end(&pe);
     hp.progress = NULL;
     if (run != XLE_OK) goto report;
@@ -534,6 +573,23 @@ int cmd_edit(int argc, char **argv) {
                result.n_deltas, result.final_loss, result.steps);
     if (quant_save >= 0) xle_model_set_quant_save(model, (xle_quant_save)quant_save);
     if (out && xle_model_save(model, out, &err) != XLE_OK) goto report;
+    /* the state after the model: it names the model just written as the one the next call must
+     * edit; a state that cannot be written leaves no model either */
+    if (alpha_dir && !alpha_saved) {
+        if (mkdir(alpha_dir, 0777) != 0 && errno != EEXIST) {
+            xle_fail(&err, XLE_ERR_IO, "%s: cannot create the directory: %s", alpha_dir, strerror(errno));
+            if (out) xle_out_remove_tree(out);
+            goto report;
+        }
+        if (xle_context_templates_save(ct, alpha_ct, &err) != XLE_OK) {
+            if (out) xle_out_remove_tree(out);
+            goto report;
+        }
+    }
+    if (alpha_dir && xle_alphaedit_state_save(model, alpha, alpha_dir, &err) != XLE_OK) {
+        if (out) xle_out_remove_tree(out);
+        goto report;
+    }
     if (patch && rename(patch_tmp, patch) != 0) {
         xle_fail(&err, XLE_ERR_IO, "%s: cannot rename the finished patch into place: %s", patch,
                  strerror(errno));
@@ -541,6 +597,8 @@ int cmd_edit(int argc, char **argv) {
         goto report;
     }
     patch_tmp[0] = 0;
+    if (!quiet && alpha_dir)
+        fprintf(stderr, "wrote %s (%d edit(s) so far)\n", alpha_dir, xle_alphaedit_state_edits(alpha));
     if (!quiet) {
         if (out) fprintf(stderr, "wrote %s\n", out);
         if (patch) fprintf(stderr, "wrote %s\n", patch);
@@ -555,6 +613,7 @@ report:
     free(toks);
     for (int i = 0; i < XLE_EDIT_MAX_LAYERS; i++) xle_layer_stats_free(stats[i]);
     xle_edit_result_free(&result);
+    xle_alphaedit_state_free(alpha);
     xle_context_templates_free(ct);
     xle_model_free(model);
     if (reqs_path) {

@@ -1,6 +1,6 @@
 /*
  * edit.c: the dispatcher: checks a batch of requests against the model and hands it to the
- * method (rome.c, memit.c, ft.c), in exact arithmetic whatever precision the model runs in.
+ * method (rome.c, memit.c, alphaedit.c, ft.c), in exact arithmetic whatever precision the model runs in.
  */
 #include <string.h>
 
@@ -64,6 +64,14 @@ static xle_status edit_run(xle_model *m, const xle_edit_hparams *hp, const xle_e
     case XLE_EDIT_MEMIT: st = xle_memit_run(m, hp, reqs, n_reqs, stats, out, err); break;
     case XLE_EDIT_FT_L:
     case XLE_EDIT_FT_M: st = xle_ft_run(m, hp, reqs, n_reqs, out, err); break;
+    case XLE_EDIT_ALPHAEDIT: {
+        /* one batch on its own: P from the statistics, no earlier edits */
+        xle_alphaedit_state *state = NULL;
+        st = xle_alphaedit_state_new(hp, stats, &state, err);
+        if (st == XLE_OK) st = xle_alphaedit_run(m, hp, reqs, n_reqs, state, out, err);
+        xle_alphaedit_state_free(state);
+        break;
+    }
     default: return xle_fail(err, XLE_ERR_ARG, "edit: unknown method");
     }
     /* the end (a ROME request served by the memo ran no steps) */

@@ -22,6 +22,7 @@ const char *xle_edit_method_name(xle_edit_method method) {
     case XLE_EDIT_FT_L: return "ft-l";
     case XLE_EDIT_FT_M: return "ft-m";
     case XLE_EDIT_IKE: return "ike";
+    case XLE_EDIT_ALPHAEDIT: return "alphaedit";
     }
     return "?";
 }
@@ -40,6 +41,8 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
     hp->ft_norm_constraint = 5e-5f; /* EasyEdit mistral-7b.yaml; "norm_constraint": false lifts it */
     hp->seed = 42;
     hp->ike_k = 32; /* EasyEdit hparams/IKE/llama-7b.yaml and the others */
+    hp->nullspace_threshold = 2e-2; /* AlphaEdit */
+    hp->alphaedit_l2 = 10;
     switch (method) {
     case XLE_EDIT_ROME:
         hp->layers[0] = scale_layer(5, n_layers);
@@ -54,6 +57,18 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
         for (int l = lo; l <= hi && hp->n_layers < XLE_EDIT_MAX_LAYERS; l++) hp->layers[hp->n_layers++] = l;
         hp->mom2_adjustment = 1;
         /* MEMIT: seeds x 1 sample of length 10 -> 5 prefixes + the bare prompt */
+        hp->n_ctx_lengths = 1;
+        hp->ctx_lengths[0] = 10, hp->ctx_counts[0] = 1;
+        break;
+    }
+    case XLE_EDIT_ALPHAEDIT: {
+        /* the reference's Llama3-8B.json: MEMIT's layers and templates, its own z settings */
+        int lo = scale_layer(4, n_layers), hi = scale_layer(8, n_layers);
+        for (int l = lo; l <= hi && hp->n_layers < XLE_EDIT_MAX_LAYERS; l++) hp->layers[hp->n_layers++] = l;
+        hp->v_lr = 0.1f;
+        hp->v_weight_decay = 0.5f;
+        hp->clamp_norm_factor = 0.75f;
+        hp->mom2_adjustment = 1;
         hp->n_ctx_lengths = 1;
         hp->ctx_lengths[0] = 10, hp->ctx_counts[0] = 1;
         break;
@@ -76,7 +91,8 @@ void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
 }
 
 int xle_edit_hparams_need_stats(const xle_edit_hparams *hp) {
-    return hp->method == XLE_EDIT_MEMIT || (hp->method == XLE_EDIT_ROME && hp->mom2_adjustment);
+    return hp->method == XLE_EDIT_MEMIT || hp->method == XLE_EDIT_ALPHAEDIT ||
+           (hp->method == XLE_EDIT_ROME && hp->mom2_adjustment);
 }
 
 int xle_edit_stats_layers(const xle_edit_hparams *hps, int n, int *out) {

@@ -18,10 +18,11 @@
 /* Keys EasyEdit's files carry that do not change what xledit computes: where EasyEdit finds its
  * model and statistics, how it places and batches work, and the statistics' set-up (xledit's
  * come from `xledit stats`, accumulated in float64: docs/editing.md). v_loss_layer is the last
- * layer of the model in every published file, which is where xledit scores. */
+ * layer of the model in every published file, which is where xledit scores. AlphaEdit's P_loc
+ * is where EasyEdit caches its projection; xledit keeps it in --alphaedit-state DIR. */
 static const char *const unused_keys[] = {
     "model_name", "device", "stats_dir", "model_parallel", "fp16", "max_length", "batch_size",
-    "v_loss_layer", "mom2_dataset", "mom2_n_samples", "mom2_dtype", NULL};
+    "v_loss_layer", "mom2_dataset", "mom2_n_samples", "mom2_dtype", "P_loc", NULL};
 
 /* The module-name keys of EasyEdit's files; the names this model must have come from its
  * family's description (model/family.h). */
@@ -245,6 +246,8 @@ static xle_status apply_key(xle_edit_hparams *hp, const char *key, json_t *v, co
         {"lr", &hp->ft_lr, NULL, NULL},
         {"norm_constraint", &hp->ft_norm_constraint, NULL, NULL},
         {"k", NULL, &hp->ike_k, NULL},
+        {"nullspace_threshold", NULL, NULL, &hp->nullspace_threshold},
+        {"L2", NULL, NULL, &hp->alphaedit_l2},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strcmp(key, fields[i].name)) continue;

@@ -16,4 +16,15 @@ xle_status xle_solve_spd(double *a, double *b, int n, int nrhs, const char *what
 int64_t xle_rfp_index(int n, int64_t i, int64_t j);
 xle_status xle_solve_spd_rfp(double *arf, double *b, int n, int nrhs, const char *what, xle_error *err);
 
+/* Solves X = A^-1 B for a general square A (n x n, row-major, overwritten; LU with pivoting,
+ * LAPACK dgesv) and B n x nrhs (overwritten by X); XLE_ERR_NUMERIC when A is singular. */
+xle_status xle_solve_general(double *a, double *b, int n, int nrhs, const char *what, xle_error *err);
+
+/* AlphaEdit's projection onto the null space of a key covariance c (n x n, symmetric, row-major,
+ * float64): P = U Uᵀ over the eigenvectors whose eigenvalue is below threshold in magnitude
+ * (LAPACK dsyevd), written to p (n x n, float32). *null_dim receives their number (0: P = 0),
+ * eig_min/eig_max the smallest and largest eigenvalue. */
+xle_status xle_nullspace_projection(const double *c, int n, double threshold, float *p, int *null_dim,
+                                    double *eig_min, double *eig_max, xle_error *err);
+
 #endif
