@@ -55,6 +55,32 @@ expect_error 1 "not the" "$XLEDIT" patch revert "$T/orig" "$T/edit.xlpatch" --ou
 head -c 100 "$T/edit.xlpatch" >"$T/short.xlpatch"
 expect_error 1 "short.xlpatch" "$XLEDIT" patch apply "$MODEL" "$T/short.xlpatch" --out "$T/x3"
 
+# AlphaEdit in sequence: the first call takes the statistics and keeps P, the keys and the
+# templates in DIR; the second, on the model the first wrote, needs only DIR; DIR refuses the
+# unedited model and a method other than alphaedit (one line, nothing written)
+ae() { "$XLEDIT" edit "$@" --method alphaedit --layers 1-2 --alphaedit-state "$T/ae" \
+  --hparams "$T/ae.json"; }
+echo '{"nullspace_threshold": 1e9}' >"$T/ae.json"
+ae "$T/orig" --stats "$T/stats" --prompt "Lily liked to eat" --subject Lily --target cake \
+  --out "$T/ae1" >"$T/ae1.log" 2>&1 || fail "alphaedit: $(cat "$T/ae1.log")"
+[ -f "$T/ae/alphaedit-state.safetensors" ] && [ -f "$T/ae/context-templates.txt" ] || fail "alphaedit state not written"
+grep -q "null space of 172 of 172" "$T/ae1.log" || fail "alphaedit does not report its null space: $(cat "$T/ae1.log")"
+ae "$T/ae1" --stats "$T/no-such-dir" --prompt "Tom liked to play" --subject Tom --target ball \
+  --out "$T/ae2" >"$T/ae2.log" 2>&1 || fail "alphaedit, second call: $(cat "$T/ae2.log")"
+grep -q "(2 edit(s) so far)" "$T/ae2.log" || fail "alphaedit state does not count 2 edits"
+expect_error 1 "fingerprint" ae "$T/orig" --prompt "Tom liked to play" --subject Tom --target ball --out "$T/ae3"
+[ ! -e "$T/ae3" ] || fail "output written for a refused alphaedit state"
+expect_error 2 "alphaedit-state" "$XLEDIT" edit "$T/orig" --method rome --alphaedit-state "$T/ae" \
+  --prompt "Tom liked to play" --subject Tom --target ball --out "$T/ae4"
+# a threshold below every eigenvalue selects nothing (as the reference's 2e-2 does on the
+# built-in model): P = 0, and a warning says so
+echo '{"nullspace_threshold": 1e-9}' >"$T/ae.json"
+rm -rf "$T/ae"
+ae "$T/orig" --stats "$T/stats" --prompt "Lily liked to eat" --subject Lily --target cake --quiet \
+  --patch "$T/ae5.xlpatch" 2>"$T/ae5.err" || fail "alphaedit with the reference threshold"
+grep -q "warning: edit: alphaedit: layer 1: no eigenvalue .* below nullspace_threshold 1e-09" "$T/ae5.err" ||
+  fail "no warning for an empty null space: $(cat "$T/ae5.err")"
+
 # user errors
 expect_error 1 "not found in prompt" "$XLEDIT" edit "$MODEL" --method rome \
   --prompt "Lily liked to eat" --subject Tom --target cake --context-templates none --out "$T/x4"

@@ -10,7 +10,11 @@
  *  - the dense ΔW of ROME (u = k̄), ROME with C⁻¹ (mom2_adjustment), r-ROME, ROME on layers
  *    1–2 with two requests edited one after the other, MEMIT on a batch of 3 requests over
  *    layers 1–2, FT-L and FT-M (2 requests in one batch) with the L∞ box, tolerance 1e-3; also
- *    the final loss (1e-4) and the number of optimisation steps (exact).
+ *    the final loss (1e-4) and the number of optimisation steps (exact);
+ *  - AlphaEdit (expected_alphaedit.safetensors): the null-space projections (1e-5), then two
+ *    batches in sequence, the second on the model the first edited and with the first's keys
+ *    accumulated (read back from a saved state), ΔW (1e-3), loss, steps, accumulated keys (1e-5);
+ *    and the state refusing a model it was not written for.
  * The methods get the reference's float64 statistics, so their checks do not inherit the
  * error of the C statistics. The observed errors are printed (docs/editing.md, Verification).
  */
@@ -32,8 +36,7 @@ typedef struct golden {
     xle_safetensors *st;
 } golden;
 
-static int golden_load(golden *g) {
-    const char *path = FIXTURES "/expected.safetensors";
+static int golden_load(golden *g, const char *path) {
     memset(g, 0, sizeof *g);
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
@@ -290,6 +293,134 @@ static void check_case(const char *name, xle_edit_method method, const int *req_
     xle_edit_result_free(&res);
 }
 
+/* Densifies a low-rank delta into out [rows x cols] (float64). */
+static void dense_delta(const xle_layer_delta *dl, double *out) {
+    for (int i = 0; i < dl->rows; i++)
+        for (int j = 0; j < dl->cols; j++) {
+            double s = dl->rank == 0 ? dl->dense[(int64_t)i * dl->cols + j] : 0;
+            for (int r = 0; r < dl->rank; r++) s += (double)dl->left[i * dl->rank + r] * dl->right[j * dl->rank + r];
+            out[(int64_t)i * dl->cols + j] = s;
+        }
+}
+
+/* Compares a float32 state matrix [f x f] read through a saved state's file with the golden. */
+static double state_matrix_error(const char *dir, const char *tensor, int li, const double *want, int f) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/alphaedit-state.safetensors", dir);
+    golden g;
+    if (!golden_load(&g, path)) return INFINITY;
+    const xle_st_entry *e = xle_safetensors_find(g.st, tensor);
+    double err = INFINITY;
+    if (e && !strcmp(e->dtype, "F32")) {
+        double *got = malloc((size_t)f * f * sizeof(double));
+        for (int64_t i = 0; i < (int64_t)f * f; i++) {
+            float v;
+            memcpy(&v, e->data + ((int64_t)li * f * f + i) * 4, 4);
+            got[i] = v;
+        }
+        err = rel_error(got, want, (int64_t)f * f);
+        free(got);
+    }
+    golden_free(&g);
+    return err;
+}
+
+static void test_alphaedit_sequence(void) {
+    golden ga;
+    if (!golden_load(&ga, FIXTURES "/expected_alphaedit.safetensors")) {
+        CHECK(0);
+        return;
+    }
+    xle_model *m = NULL;
+    xle_error err;
+    CHECK_OK(xle_model_load(FIXTURES "/model", &m, &err), &err); /* a copy the test may edit */
+    if (!m) return;
+    const xle_config *c = xle_model_config(m);
+    const int d = c->dim, f = c->ffn_dim;
+    xle_edit_hparams hp;
+    xle_edit_hparams_default(&hp, XLE_EDIT_ALPHAEDIT, c->n_layers);
+    CHECK_OK(xle_edit_hparams_load_json(&hp, FIXTURES "/hparams_alphaedit.json", &err), &err);
+    xle_layer_stats *stats[XLE_EDIT_MAX_LAYERS] = {0};
+    for (int i = 0; i < hp.n_layers; i++) stats[i] = ref_stats_for(hp.layers[i]);
+    xle_alphaedit_state *state = NULL;
+    CHECK_OK(xle_alphaedit_state_new(&hp, stats, &state, &err), &err);
+    char dir[] = "/tmp/xle_golden_alphaedit.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    double *dense = malloc((size_t)d * f * sizeof(double));
+    for (int b = 0; b < 2 && state; b++) {
+        const xle_edit_request_tok batch[2] = {g_req.reqs[2 * b], g_req.reqs[2 * b + 1]};
+        xle_edit_result res = {0};
+        xle_status st = xle_alphaedit_run(m, &hp, batch, 2, state, &res, &err);
+        CHECK_OK(st, &err);
+        if (st != XLE_OK) break;
+        for (int k = 0; k < res.n_deltas; k++) {
+            char name[64];
+            dense_delta(&res.deltas[k], dense);
+            snprintf(name, sizeof name, "alphaedit.%d.%d", b, res.deltas[k].layer);
+            double *want = golden_get(&ga, name, (int64_t)d * f);
+            double e = want ? rel_error(dense, want, (int64_t)d * f) : INFINITY;
+            printf("golden: alphaedit batch %d layer %d ΔW  rel. error %.2e (tolerance 1e-3)\n", b, res.deltas[k].layer, e);
+            CHECK_MSG(e <= 1e-3, "alphaedit batch %d layer %d: ΔW relative error %.3g", b, res.deltas[k].layer, e);
+            free(want);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "alphaedit.%d.loss", b);
+        const double want_loss = golden_scalar(&ga, name);
+        snprintf(name, sizeof name, "alphaedit.%d.steps", b);
+        const double want_steps = golden_scalar(&ga, name);
+        CHECK_MSG(fabs(res.final_loss - want_loss) <= 1e-4 * fabs(want_loss), "alphaedit batch %d: loss %.9g, want %.9g",
+                  b, res.final_loss, want_loss);
+        CHECK_MSG(res.steps == (int)want_steps, "alphaedit batch %d: %d steps, want %.0f", b, res.steps, want_steps);
+        /* the model keeps the edit (sequential editing); the state goes to disk and back */
+        CHECK_OK(xle_edit_apply(m, &res, +1, &err), &err);
+        xle_edit_result_free(&res);
+        CHECK_OK(xle_alphaedit_state_save(m, state, dir, &err), &err);
+        CHECK(xle_alphaedit_state_edits(state) == 2 * (b + 1));
+        for (int li = 0; li < hp.n_layers; li++) {
+            snprintf(name, sizeof name, "alphaedit.%d.keys.%d", b, hp.layers[li]);
+            double *want = golden_get(&ga, name, (int64_t)f * f);
+            double e = want ? state_matrix_error(dir, "edit_keys", li, want, f) : INFINITY;
+            printf("golden: alphaedit batch %d layer %d Σkkᵀ of the edits  rel. error %.2e (tolerance 1e-5)\n", b, hp.layers[li], e);
+            CHECK_MSG(e <= 1e-5, "alphaedit batch %d layer %d: accumulated keys relative error %.3g", b, hp.layers[li], e);
+            free(want);
+            if (b == 0) {
+                snprintf(name, sizeof name, "alphaedit.P.%d", hp.layers[li]);
+                want = golden_get(&ga, name, (int64_t)f * f);
+                e = want ? state_matrix_error(dir, "projection", li, want, f) : INFINITY;
+                int null_dim;
+                double lo, hi;
+                xle_alphaedit_state_layer(state, li, &null_dim, &lo, &hi);
+                printf("golden: alphaedit layer %d P (null space %d of %d)  rel. error %.2e (tolerance 1e-5)\n",
+                       hp.layers[li], null_dim, f, e);
+                CHECK_MSG(e <= 1e-5, "alphaedit layer %d: P relative error %.3g", hp.layers[li], e);
+                CHECK(null_dim > 0 && null_dim < f);
+                free(want);
+            }
+        }
+        xle_alphaedit_state_free(state);
+        state = NULL;
+        CHECK_OK(xle_alphaedit_state_load(m, &hp, dir, &state, &err), &err);
+    }
+    /* refused: the unedited model (fingerprint), other layers, another threshold */
+    xle_alphaedit_state *bad = NULL;
+    CHECK(xle_alphaedit_state_load(g_model, &hp, dir, &bad, &err) == XLE_ERR_ARG && strstr(err.msg, "fingerprint"));
+    xle_edit_hparams other = hp;
+    other.n_layers = 1;
+    CHECK(xle_alphaedit_state_load(m, &other, dir, &bad, &err) == XLE_ERR_ARG && strstr(err.msg, "layers 1,2"));
+    other = hp;
+    other.nullspace_threshold *= 2;
+    CHECK(xle_alphaedit_state_load(m, &other, dir, &bad, &err) == XLE_ERR_ARG && strstr(err.msg, "nullspace_threshold"));
+    CHECK(bad == NULL);
+    char path[512];
+    snprintf(path, sizeof path, "%s/alphaedit-state.safetensors", dir);
+    remove(path);
+    remove(dir);
+    free(dense);
+    xle_alphaedit_state_free(state);
+    xle_model_free(m);
+    golden_free(&ga);
+}
+
 static const int first_req[1] = {0}, memit_reqs[3] = {0, 1, 2}, two_reqs[2] = {0, 3};
 
 static void test_rome(void) { check_case("rome", XLE_EDIT_ROME, first_req, 1); }
@@ -306,7 +437,7 @@ int main(void) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    if (!golden_load(&g_gold) || !requests_load(&g_req)) return 1;
+    if (!golden_load(&g_gold, FIXTURES "/expected.safetensors") || !requests_load(&g_req)) return 1;
     const int f = xle_model_config(g_model)->ffn_dim;
     for (int i = 0; i < 2; i++) {
         char name[64];
@@ -327,6 +458,7 @@ int main(void) {
     RUN(test_memit);
     RUN(test_ft_l);
     RUN(test_ft_m);
+    RUN(test_alphaedit_sequence);
     for (int i = 0; i < 2; i++) free(g_ref_stats[i].sum);
     requests_free(&g_req);
     golden_free(&g_gold);

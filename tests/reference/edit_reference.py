@@ -10,6 +10,8 @@ OUT_DIR defaults to tests/fixtures/edit next to this script's repository. It wri
     requests.json                                token-level requests and the statistics corpus
     hparams_<case>.json                          EasyEdit-named hyper-parameters per case
     expected.safetensors                         F64 results: statistics, dense deltas, losses
+    expected_alphaedit.safetensors               F64 AlphaEdit results: projections, deltas of
+                                                 two batches in sequence, accumulated keys
 
 Precision: the weights are drawn in float32 (what the C library reads) and every computation
 here runs in float64, so the reference is exact up to float64 rounding; the C library works in
@@ -46,6 +48,7 @@ CFG = dict(
 D, F, NL = CFG["hidden_size"], CFG["intermediate_size"], CFG["num_hidden_layers"]
 H, KV, HD, V = CFG["num_attention_heads"], CFG["num_key_value_heads"], CFG["head_dim"], CFG["vocab_size"]
 BOS = 1
+ALPHA_THRESHOLD = 0.5  # AlphaEdit's nullspace_threshold for this model (see main)
 
 
 # ---- weights ---------------------------------------------------------------------------------
@@ -330,6 +333,56 @@ def memit(model, reqs, hp, stats):
     return deltas, loss, steps
 
 
+# ---- AlphaEdit (Fang et al. 2025; jianghoucheng/AlphaEdit, EasyEdit alphaedit) -------------
+
+def request_keys(model, reqs, layer):
+    """compute_ks: per request, the mean over template groups of the group means [d_ff, n]."""
+    ks = []
+    for r in reqs:
+        k = read_at(model, "key", layer, [p["ids"] for p in r["prompts"]],
+                    [p["fact_idx"] for p in r["prompts"]])
+        groups = sorted({p["group"] for p in r["prompts"]})
+        means = [k[[j for j, p in enumerate(r["prompts"]) if p["group"] == g]].mean(0) for g in groups]
+        ks.append(torch.stack(means).mean(0))
+    return torch.stack(ks, dim=1).double()
+
+
+def nullspace_projection(total, count, threshold):
+    """get_project: SVD of the key covariance, P = U Uᵀ over singular values below threshold."""
+    U, S, _ = torch.linalg.svd(total / count)
+    small = (S < threshold).nonzero(as_tuple=True)[0]
+    return U[:, small] @ U[:, small].T, len(small)
+
+
+def alphaedit(model, reqs, hp, P, cache_c):
+    """One batch of AlphaEdit on the model, which KEEPS the edit (sequential editing, as the
+    reference's apply_AlphaEdit_to_model); cache_c (layer -> Σ k kᵀ of earlier batches) is
+    updated in place with keys computed again on the edited model, as the reference does.
+    Returns the dense ΔW per layer."""
+    layers = hp["layers"]
+    z_layer = layers[-1]
+    zs, loss, steps = [], None, None
+    for r in reqs:
+        init, delta, loss, steps = optimize_delta(model, r, hp, "block_out", z_layer)
+        zs.append(init + delta)
+    zs = torch.stack(zs, dim=1)  # d x n
+    deltas = {}
+    for i, layer in enumerate(layers):
+        layer_ks = request_keys(model, reqs, layer)
+        cur_zs = read_at(model, "block_out", z_layer, [r["prompts"][0]["ids"] for r in reqs],
+                         [r["prompts"][0]["fact_idx"] for r in reqs]).T
+        resid = (zs - cur_zs).double() / (len(layers) - i)
+        p = P[layer]
+        upd = torch.linalg.solve(p @ (layer_ks @ layer_ks.T + cache_c[layer]) + hp["L2"] * torch.eye(model.f, dtype=DT),
+                                 p @ layer_ks @ resid.T)  # d_ff x d
+        model.down[layer] = model.down_weight(layer) + upd.T.to(model.dtype)
+        deltas[layer] = upd.T.clone()
+    for layer in layers:
+        layer_ks = request_keys(model, reqs, layer)
+        cache_c[layer] += layer_ks @ layer_ks.T
+    return deltas, loss, steps
+
+
 # ---- FT-L / FT-M (editing.md 5) -----------------------------------------------------------
 
 def finetune(model, reqs, hp, objective):
@@ -520,6 +573,33 @@ def main():
         record(name, dw, loss, steps)
 
     write_safetensors(os.path.join(out, "expected.safetensors"), expected, "F64")
+
+    # AlphaEdit: requests 0 and 1, then 2 and 3 on the edited model with the first batch's keys
+    # accumulated. The threshold selects about half of the covariance's 64 directions here
+    # (the reference's 2e-2 is for Llama3-8B's keys); L2 as the reference.
+    hp = dict(delta_hp, layers=[1, 2], clamp_norm_factor=0.75, nullspace_threshold=ALPHA_THRESHOLD, L2=10.0)
+    with open(os.path.join(out, "hparams_alphaedit.json"), "w") as f:
+        json.dump(hp, f, indent=1)
+        f.write("\n")
+    alpha = []
+    P, cache_c = {}, {}
+    for l in hp["layers"]:
+        P[l], k = nullspace_projection(*stats[l], hp["nullspace_threshold"])
+        cache_c[l] = torch.zeros(F, F, dtype=DT)
+        alpha.append((f"alphaedit.P.{l}", P[l]))
+        ev = torch.linalg.eigvalsh(stats[l][0] / stats[l][1])
+        print(f"alphaedit layer {l}: null space {k} of {F} (eigenvalues {float(ev[0]):.3g}..{float(ev[-1]):.3g})")
+    for b, batch in enumerate(([reqs[0], reqs[1]], [reqs[2], reqs[3]])):
+        deltas, loss, steps = alphaedit(model, batch, hp, P, cache_c)
+        for l, dw in deltas.items():
+            alpha.append((f"alphaedit.{b}.{l}", dw))
+            alpha.append((f"alphaedit.{b}.keys.{l}", cache_c[l].clone()))
+            print(f"alphaedit batch {b} layer {l}: max|ΔW| {float(dw.abs().max()):.4g}")
+        alpha.append((f"alphaedit.{b}.loss", torch.tensor([loss])))
+        alpha.append((f"alphaedit.{b}.steps", torch.tensor([float(steps)])))
+        print(f"alphaedit batch {b}: loss {loss:.6f} after {steps} steps")
+    model.down.clear()
+    write_safetensors(os.path.join(out, "expected_alphaedit.safetensors"), alpha, "F64")
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
     print(f"wrote {out} ({total} bytes)")
 
