@@ -1112,6 +1112,25 @@ typedef struct xle_eval_summary {
     int64_t n_failed;                   /* of all units, those whose edit failed numerically */
 } xle_eval_summary;
 
+/* Sequential (lifelong) evaluation, docs/evaluation.md: per method and edit language, the
+ * cases' edits are made one after another in case order and KEPT; after checkpoints[i] edits,
+ * every edit so far is evaluated in every test language (the metrics averaged over the edited
+ * cases), with the held-out cases' answers compared with the unedited model's and the
+ * perplexity of a fixed text. RUN_DIR/sequential.jsonl gets one line per checkpoint;
+ * RUN_DIR/sequential/ keeps the edited weights at the last checkpoint of each (method, edit
+ * language), so --resume continues from there and writes the same lines. */
+typedef struct xle_sequential_opts {
+    const int *checkpoints;             /* ascending numbers of edits, >= 1 */
+    int n_checkpoints;
+    int held_out;                       /* the last N of the cases are never edited */
+    const char *fluency_text;           /* perplexity over its lines; NULL: none */
+} xle_sequential_opts;
+
+/* Runs it with o's data, run directory, methods, languages (no "all"), statistics, templates,
+ * resume and progress (counted in edits; comm must be NULL or of size 1). */
+xle_status xle_eval_sequential(xle_model *model, const xle_eval_opts *o, const xle_sequential_opts *so,
+                               xle_eval_summary *sum, xle_error *err);
+
 /* Runs (or resumes) an evaluation on model, whose tokenizer must be present. The model is
  * edited with temporary weight swaps and checked to be bitwise unchanged after every unit.
  * sum (optional) gets the counts. */

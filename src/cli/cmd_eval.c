@@ -17,11 +17,12 @@
 
 static const char eval_usage[] =
     "usage: xledit eval MODEL --data CASES.jsonl --out RUN_DIR\n"
-    "                   [--methods rome,memit,ft-l,ft-m,ike] [--edit-langs en,hi,...,all]\n"
+    "                   [--methods rome,memit,ft-l,ft-m,ike,alphaedit] [--edit-langs en,hi,...,all]\n"
     "                   [--test-langs en,hi,...] [--cases N] [--resume] [--stats DIR]\n"
     "                   [--hparams [METHOD=]FILE.yaml|.json]... [--context-templates FILE|none]\n"
     "                   [--seed S] [--subject-match exact|caseless|stem]\n"
-    "                   [--no-model-hparams] [--quiet] [-t N]\n\n"
+    "                   [--no-model-hparams] [--quiet] [-t N]\n"
+    "                   [--sequential [--checkpoints 1,10,50,100] [--held-out N] [--fluency-text FILE]]\n\n"
     "Edits every case of CASES.jsonl (docs/case-format.md) with each method in each edit\n"
     "language, evaluates the edited model in every test language (reliability, generalization,\n"
     "locality, portability; CounterFact success/magnitude; exact match and token F1 of greedy\n"
@@ -40,7 +41,11 @@ static const char eval_usage[] =
     "data); results are identical to an uninterrupted run. Ctrl-C stops after the unit in\n"
     "progress (exit code 130). Then: xledit report RUN_DIR. (docs/evaluation.md)\n"
     "Under mpirun (mpirun -np N xledit eval ...) the units are shared by the N processes and\n"
-    "rank 0 writes RUN_DIR; resume works with any number of processes. (docs/scale.md)\n";
+    "rank 0 writes RUN_DIR; resume works with any number of processes. (docs/scale.md)\n"
+    "--sequential: per method and edit language, edits the cases one after another in case order\n"
+    "and keeps them; after each checkpoint's number of edits, evaluates every edit so far in every\n"
+    "test language, the last N cases (--held-out, never edited) against the unedited model, and\n"
+    "the perplexity of FILE's lines; RUN_DIR/sequential.jsonl, resumable (docs/evaluation.md).\n";
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -58,7 +63,7 @@ static int on_progress(void *user, int64_t done, int64_t total) {
 static int parse_method(const char *s, size_t n, xle_edit_method *m) {
     static const struct { const char *name; xle_edit_method m; } names[] = {
         {"rome", XLE_EDIT_ROME}, {"memit", XLE_EDIT_MEMIT}, {"ft-l", XLE_EDIT_FT_L}, {"ft-m", XLE_EDIT_FT_M},
-        {"ike", XLE_EDIT_IKE}};
+        {"ike", XLE_EDIT_IKE}, {"alphaedit", XLE_EDIT_ALPHAEDIT}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n)) {
             *m = names[i].m;
@@ -93,7 +98,11 @@ int cmd_eval(int argc, char **argv) {
         {"hparams", required_argument, 0, 'H'}, {"context-templates", required_argument, 0, 'C'},
         {"seed", required_argument, 0, 'x'}, {"subject-match", required_argument, 0, 'M'},
         {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"sequential", no_argument, 0, 'Q'}, {"checkpoints", required_argument, 0, 'K'},
+        {"held-out", required_argument, 0, 'O'}, {"fluency-text", required_argument, 0, 'F'}, {0, 0, 0, 0}};
+    const char *checkpoints_arg = "1,10,50,100", *fluency_arg = NULL;
+    int sequential = 0, held_out = 0;
     const char *data = NULL, *out = NULL, *methods_arg = "rome,memit", *edit_arg = NULL, *test_arg = NULL,
                *stats_arg = NULL, *ctx_arg = NULL, *seed_arg = NULL, *match_arg = NULL;
     const char *hparam_files[MAX_HPARAM_FILES];
@@ -130,6 +139,17 @@ int cmd_eval(int argc, char **argv) {
         case 'x': seed_arg = optarg; break;
         case 'M': match_arg = optarg; break;
         case 'N': model_hparams = 0; break;
+        case 'Q': sequential = 1; break;
+        case 'K': checkpoints_arg = optarg; break;
+        case 'F': fluency_arg = optarg; break;
+        case 'O': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || !*optarg || v < 0 || v > 100000000)
+                return cli_usage_error("eval", "--held-out: expected a count, got '%s'", optarg);
+            held_out = (int)v;
+            break;
+        }
         case 'q': quiet = 1; break;
         case 'h':
             fputs(eval_usage, stdout);
@@ -160,17 +180,32 @@ int cmd_eval(int argc, char **argv) {
     xle_comm comm = {.size = 1};
     char *mbuf = NULL, *ebuf = NULL, *tbuf = NULL;
     const char **mitems = NULL, **eitems = NULL, **titems = NULL;
-    int n_methods = 0, n_edit = 0, n_test = 0;
-    xle_edit_hparams hps[5];
-    xle_edit_method methods[5];
+    int n_methods = 0, n_edit = 0, n_test = 0, checkpoints[64], n_checkpoints = 0;
+    xle_edit_hparams hps[6];
+    xle_edit_method methods[6];
     xle_model *model = NULL;
-    if (split_list(methods_arg, &mbuf, &mitems, &n_methods) || n_methods > 5) {
-        cli_usage_error("eval", "--methods: expected a list of rome, memit, ft-l, ft-m, ike");
+    for (const char *p = checkpoints_arg; sequential && *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 100000000 || (*end && *end != ',') || n_checkpoints == 64 ||
+            (n_checkpoints && v <= checkpoints[n_checkpoints - 1])) {
+            cli_usage_error("eval", "--checkpoints: expected ascending numbers of edits, e.g. 1,10,50,100");
+            goto done;
+        }
+        checkpoints[n_checkpoints++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!sequential && (fluency_arg || held_out)) {
+        cli_usage_error("eval", "--held-out and --fluency-text go with --sequential");
+        goto done;
+    }
+    if (split_list(methods_arg, &mbuf, &mitems, &n_methods) || n_methods > 6) {
+        cli_usage_error("eval", "--methods: expected a list of rome, memit, ft-l, ft-m, ike, alphaedit");
         goto done;
     }
     for (int i = 0; i < n_methods; i++)
         if (parse_method(mitems[i], strlen(mitems[i]), &methods[i])) {
-            cli_usage_error("eval", "--methods: unknown method '%s' (rome, memit, ft-l, ft-m, ike)", mitems[i]);
+            cli_usage_error("eval", "--methods: unknown method '%s' (rome, memit, ft-l, ft-m, ike, alphaedit)", mitems[i]);
             goto done;
         }
     if ((edit_arg && split_list(edit_arg, &ebuf, &eitems, &n_edit)) ||
@@ -241,7 +276,7 @@ int cmd_eval(int argc, char **argv) {
     o.context_templates = ctx_arg;
     o.subject_match = match;
     cli_progress ps;
-    cli_progress_begin(&ps, "eval", "units");
+    cli_progress_begin(&ps, "eval", sequential ? "edits" : "units");
     if (quiet) cli_progress_quiet(&ps);
     o.progress = on_progress;
     o.progress_user = &ps;
@@ -253,7 +288,15 @@ int cmd_eval(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
     xle_eval_summary sum;
-    xle_status st = xle_eval_run(model, &o, &sum, &err);
+    xle_sequential_opts so = {checkpoints, n_checkpoints, held_out, fluency_arg};
+    if (sequential && shared) {
+        xle_fail(&err, XLE_ERR_ARG, "--sequential runs in one process (one chain of edits)");
+        sigaction(SIGINT, &old_sa, NULL);
+        cli_progress_end(&ps);
+        rc = cli_report("eval", &err);
+        goto done;
+    }
+    xle_status st = sequential ? xle_eval_sequential(model, &o, &so, &sum, &err) : xle_eval_run(model, &o, &sum, &err);
     sigaction(SIGINT, &old_sa, NULL);
     cli_progress_end(&ps);
     if (st == XLE_ERR_INTERRUPTED) {
@@ -270,7 +313,11 @@ int cmd_eval(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    if (!quiet)
+    if (!quiet && sequential)
+        printf("%s: %d cases, %lld edits: %lld resumed, %lld made now; %lld skipped (unusable edit half), "
+               "%lld failed\nreport: xledit report %s\n", out, sum.n_cases, (long long)sum.n_units,
+               (long long)sum.n_resumed, (long long)sum.n_done, (long long)sum.n_skipped, (long long)sum.n_failed, out);
+    else if (!quiet)
         printf("%s: %d cases, %lld units: %lld resumed, %lld run now; %lld skipped (unusable edit "
                "half), %lld failed\nreport: xledit report %s\n",
                out, sum.n_cases, (long long)sum.n_units, (long long)sum.n_resumed, (long long)sum.n_done,

@@ -72,6 +72,22 @@ xle_status xle_weight_swap_apply(xle_model *m, const xle_layer_delta *dl, xle_we
     return XLE_OK;
 }
 
+xle_status xle_weight_swap_begin(xle_model *m, int layer, xle_weight_swap *swap, xle_error *err) {
+    if (layer < 0 || layer >= m->cfg.n_layers)
+        return xle_fail(err, XLE_ERR_ARG, "edit: layer %d outside [0, %d)", layer, m->cfg.n_layers);
+    xle_tensor *slot = &m->w.layers[layer].w_down;
+    int64_t n = xle_tensor_numel(slot);
+    float *temp = malloc((size_t)n * sizeof(float));
+    if (!temp) return xle_fail(err, XLE_ERR_NOMEM, "edit: out of memory");
+    xle_tensor_row_to_f32(slot, 0, n, temp);
+    swap->slot = slot;
+    swap->orig = *slot;
+    swap->temp = temp;
+    slot->data = temp;
+    slot->dtype = XLE_F32;
+    return XLE_OK;
+}
+
 void xle_weight_swap_restore(xle_weight_swap *swap) {
     if (!swap->slot) return;
     *swap->slot = swap->orig;

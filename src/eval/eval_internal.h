@@ -6,6 +6,8 @@
 #ifndef XLE_EVAL_INTERNAL_H
 #define XLE_EVAL_INTERNAL_H
 
+#include <jansson.h>
+
 #include "xledit.h"
 
 /* Which question of a half: the edit prompt, a rephrase, a locality or a portability pair. */
@@ -62,5 +64,14 @@ xle_status xle_ike_longest_question(const xle_tokenizer *tok, const xle_case_lan
  * before it; answers and targets are borrowed from l. Free with xle_ike_half_free. */
 xle_status xle_ike_half(const char *ctx, const xle_case_lang *l, xle_case_lang *out, xle_error *err);
 void xle_ike_half_free(xle_case_lang *l);
+
+/* The edit request of a half (run.c): its prompt and target, and the subject as the prompt writes
+ * it (the case's, or the text a match no looser than `loosest` found, in *subject_buf, owned by
+ * the caller). *problem says why a half cannot be edited (XLE_CASE_USABLE: it can). */
+xle_status xle_case_edit_request(const xle_case_lang *l, xle_match loosest, xle_edit_request *req,
+                                 char **subject_buf, xle_case_problem *problem, xle_error *err);
+
+/* A method's hyper-parameters as run.json records them (run.c). */
+json_t *xle_eval_hparams_json(const xle_edit_hparams *hp);
 
 #endif

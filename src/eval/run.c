@@ -114,12 +114,12 @@ static xle_status half_from_json(const json_t *j, const char *lang, xle_half_eva
     return XLE_OK;
 }
 
-static json_t *hparams_json(const xle_edit_hparams *hp) {
+json_t *xle_eval_hparams_json(const xle_edit_hparams *hp) {
     json_t *layers = json_array(), *ctx = json_array();
     for (int i = 0; i < hp->n_layers; i++) json_array_append_new(layers, json_integer(hp->layers[i]));
     for (int i = 0; i < hp->n_ctx_lengths; i++)
         json_array_append_new(ctx, json_pack("[i,i]", hp->ctx_lengths[i], hp->ctx_counts[i]));
-    return json_pack("{s:s, s:o, s:i, s:f, s:f, s:f, s:f, s:b, s:b, s:f, s:i, s:f, s:f, s:o, s:I}",
+    json_t *o = json_pack("{s:s, s:o, s:i, s:f, s:f, s:f, s:f, s:b, s:b, s:f, s:i, s:f, s:f, s:o, s:I}",
                      "method", xle_edit_method_name(hp->method), "layers", layers, "v_num_grad_steps",
                      hp->v_num_grad_steps, "v_lr", (double)hp->v_lr, "v_weight_decay",
                      (double)hp->v_weight_decay, "clamp_norm_factor", (double)hp->clamp_norm_factor,
@@ -128,6 +128,12 @@ static json_t *hparams_json(const xle_edit_hparams *hp) {
                      hp->ft_steps, "lr", (double)hp->ft_lr, "norm_constraint",
                      (double)hp->ft_norm_constraint, "context_lengths", ctx, "seed",
                      (json_int_t)hp->seed);
+    if (o && hp->method == XLE_EDIT_ALPHAEDIT) { /* only AlphaEdit's: other runs' run.json stay as they were */
+        json_object_set_new(o, "nullspace_threshold", json_real(hp->nullspace_threshold));
+        json_object_set_new(o, "L2", json_real(hp->alphaedit_l2));
+    }
+    if (o && hp->method == XLE_EDIT_IKE) json_object_set_new(o, "k", json_integer(hp->ike_k));
+    return o;
 }
 
 /* ---- the run ------------------------------------------------------------------------------- */
@@ -335,8 +341,7 @@ static xle_status get_pre(run_ctx *r, int ci, const xle_case_lang **halves, int 
     return st;
 }
 
-/* The subject as the prompt writes it: the case's subject, or the text a looser match found. */
-static xle_status edit_request(const xle_case_lang *l, xle_match loosest, xle_edit_request *req,
+xle_status xle_case_edit_request(const xle_case_lang *l, xle_match loosest, xle_edit_request *req,
                                char **subject_buf, xle_case_problem *problem, xle_error *err) {
     *subject_buf = NULL;
     xle_match how;
@@ -476,7 +481,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
         }
         xle_edit_request req;
         xle_case_problem problem;
-        if ((st = edit_request(l, r->o->subject_match, &req, &subjects[k], &problem, err)) != XLE_OK) break;
+        if ((st = xle_case_edit_request(l, r->o->subject_match, &req, &subjects[k], &problem, err)) != XLE_OK) break;
         if (problem != XLE_CASE_USABLE) {
             if (!all) skip = xle_case_problem_name(problem);
             continue;
@@ -638,8 +643,7 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
         json_t *tpl = json_array();
         for (int i = 0; r->methods[mi].ct && i < r->methods[mi].ct->n; i++)
             json_array_append_new(tpl, json_string(r->methods[mi].ct->texts[i]));
-        json_t *m = hparams_json(&o->hparams[mi]);
-        if (o->hparams[mi].method == XLE_EDIT_IKE) json_object_set_new(m, "k", json_integer(o->hparams[mi].ike_k));
+        json_t *m = xle_eval_hparams_json(&o->hparams[mi]);
         json_object_set_new(m, "context_templates", tpl);
         json_array_append_new(methods, m);
     }
