@@ -146,7 +146,8 @@ static xle_status load_fluency(seq_ctx *s, xle_error *err) {
     return st;
 }
 
-/* Case ci's test halves and their evaluation on the unedited model (computed once). */
+/* Case ci's test halves and their evaluation on the unedited model (computed once, for every
+ * case before the first edit). */
 static xle_status ensure_pre(seq_ctx *s, int ci, xle_error *err) {
     case_pre *cp = &s->pre[ci];
     if (cp->ready) return XLE_OK;
@@ -624,6 +625,8 @@ xle_status xle_eval_sequential(xle_model *model, const xle_eval_opts *o, const x
         st = xle_fail(err, XLE_ERR_INTERRUPTED, "interrupted before the first edit");
         goto done;
     }
+    /* every case's unedited evaluation first: the streams evaluate with their edits in place */
+    for (int ci = 0; ci < s.n_cases && st == XLE_OK; ci++) st = ensure_pre(&s, ci, err);
     for (int mi = 0; mi < o->n_methods && st == XLE_OK; mi++)
         for (int ei = 0; ei < s.n_edit_langs && st == XLE_OK; ei++)
             st = run_stream(&s, &o->hparams[mi], cts[mi], stats[mi], s.edit_langs[ei], err);
