@@ -7,6 +7,7 @@
  *    very numbers an ordinary run (xle_eval_run) gives for the first case's unit;
  *  - a run interrupted between checkpoints and resumed writes sequential.jsonl byte for byte
  *    as an uninterrupted one; a finished run is not overwritten, other arguments are refused;
+ *  - the report draws one line per test language in each chart (HTML) and prints the tables;
  *  - every line has the edits so far as its case count, held-out agreements in [0, 1] and a
  *    finite perplexity of the fixed text.
  */
@@ -191,6 +192,23 @@ static void test_sequential(void) {
     char *b = read_text(path, &nb);
     CHECK_MSG(a && b && na > 0 && na == nb && !memcmp(a, b, na), "the resumed run's sequential.jsonl differs");
     free(a), free(b);
+
+    /* the report: one curve per test language in every chart, the numbers in the text */
+    xle_report *rep = NULL;
+    CHECK_OK(xle_report_load(dir_a, &rep, &err), &err);
+    char *html = NULL, *text = NULL;
+    size_t len = 0;
+    if (rep) {
+        CHECK_OK(xle_report_render(rep, XLE_REPORT_HTML, &html, &len, &err), &err);
+        CHECK_OK(xle_report_render(rep, XLE_REPORT_TEXT, &text, &len, &err), &err);
+    }
+    int polylines = 0;
+    for (const char *p = html; p && (p = strstr(p, "<polyline")); p++) polylines++;
+    /* per method: 6 charts x 2 test languages + the perplexity */
+    CHECK_MSG(polylines == 2 * (6 * 2 + 1), "%d polylines in the sequential report", polylines);
+    CHECK(text && strstr(text, "alphaedit, edits in en: Reliability (token accuracy)"));
+    free(html), free(text);
+    xle_report_free(rep);
 
     /* a finished run is kept; other arguments are refused on resume */
     CHECK(xle_eval_sequential(m, &o, &seq_opts, &sum, &err) == XLE_ERR_ARG && strstr(err.msg, "--resume"));

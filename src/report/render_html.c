@@ -68,7 +68,7 @@ static const char *language_name(const char *code) {
 
 /* ---- page pieces --------------------------------------------------------------------------- */
 
-static const char css[] =
+const char xle_report_css[] =
     "body{font-family:'Noto Sans','Noto Sans Devanagari','Noto Sans Tamil','Noto Sans Kannada',"
     "'DejaVu Sans',system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}"
     "h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}"
@@ -343,7 +343,7 @@ xle_status xle_render_html(const xle_report *r, xle_sb *b, xle_error *err) {
     (void)err;
     xle_sb_puts(b, "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head>"
                    "<meta charset=\"utf-8\"/><title>xledit evaluation report</title><style>");
-    xle_sb_puts(b, css);
+    xle_sb_puts(b, xle_report_css);
     xle_sb_puts(b, "</style></head><body><h1>xledit evaluation report</h1><table>");
     const char *info[4][2] = {{"run", r->run_dir}, {"model", r->model}, {"data", r->data}, {NULL, NULL}};
     for (int i = 0; info[i][0]; i++) {
@@ -377,6 +377,7 @@ xle_status xle_render_html(const xle_report *r, xle_sb *b, xle_error *err) {
             xle_sb_printf(b, "<p class=\"note\">%d metric(s) without any value (e.g. no target_true in the "
                              "data for the CounterFact metrics) are not drawn.</p>", skipped);
     }
+    if (r->sequential) xle_render_sequential_html(r, b);
     failures(r, b);
     xle_sb_puts(b, "</body></html>\n");
     return XLE_OK;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "report/report_internal.h"
 
@@ -349,7 +350,43 @@ void xle_report_free(xle_report *r) {
     free(r->cells), free(r->pre), free(r->elfi), free(r->elfo), free(r->all);
     free(r->n_ok), free(r->n_skipped), free(r->n_failed);
     free(r->run_dir), free(r->model), free(r->data);
+    json_decref(r->sequential);
     free(r);
+}
+
+/* sequential.jsonl beside (or instead of) an ordinary run; with no run.json but a
+ * sequential.json, the directory is a sequential run only. */
+static xle_status read_sequential(xle_report *r, xle_error *err) {
+    char *lines = path_join(r->run_dir, "sequential.jsonl"), *config = path_join(r->run_dir, "sequential.json"),
+         *run = path_join(r->run_dir, "run.json");
+    xle_status st = lines && config && run ? XLE_OK : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (st == XLE_OK && access(lines, R_OK) == 0) {
+        r->sequential = json_array();
+        FILE *f = fopen(lines, "r");
+        char *line = NULL;
+        size_t cap = 0, no = 0;
+        ssize_t len;
+        while (f && st == XLE_OK && (len = getline(&line, &cap, f)) > 0) {
+            no++;
+            if (line[len - 1] != '\n') break; /* a torn last line: the run is resumed from before it */
+            json_t *v = json_loads(line, 0, NULL);
+            if (!json_is_object(v)) st = xle_fail(err, XLE_ERR_FORMAT, "%s:%zu: not a JSON object", lines, no);
+            else json_array_append(r->sequential, v);
+            json_decref(v);
+        }
+        free(line);
+        if (f) fclose(f);
+        if (st == XLE_OK && access(run, F_OK) != 0) {
+            r->sequential_only = 1;
+            json_t *doc = json_load_file(config, 0, NULL);
+            json_t *info = json_object_get(doc, "info");
+            r->model = dup_str(json_string_value(json_object_get(info, "model")));
+            r->data = dup_str(json_string_value(json_object_get(info, "data")));
+            json_decref(doc);
+        }
+    }
+    free(lines), free(config), free(run);
+    return st;
 }
 
 xle_status xle_report_load(const char *run_dir, xle_report **out, xle_error *err) {
@@ -359,7 +396,12 @@ xle_status xle_report_load(const char *run_dir, xle_report **out, xle_error *err
         free(r);
         return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     }
-    xle_status st = read_run_json(r, err);
+    xle_status st = read_sequential(r, err);
+    if (st == XLE_OK && r->sequential_only) {
+        *out = r;
+        return XLE_OK;
+    }
+    if (st == XLE_OK) st = read_run_json(r, err);
     if (st == XLE_OK) {
         size_t nm = (size_t)r->n_methods, ne = (size_t)r->n_edit, nt = (size_t)r->n_test;
         r->cells = calloc(nm * XLE_METRIC_COUNT * ne * nt, sizeof *r->cells);
@@ -392,15 +434,19 @@ xle_status xle_report_render(const xle_report *r, xle_report_format f, char **ou
                              xle_error *err) {
     *out = NULL;
     *len = 0;
+    const xle_report_format format_asked = f;
     xle_sb b = {0};
     xle_status st;
+    if (r->sequential_only) f = XLE_REPORT_FORMAT_COUNT; /* its own renderer, below */
     switch (f) {
     case XLE_REPORT_TEXT: st = xle_render_text(r, 0, &b, err); break;
     case XLE_REPORT_MD: st = xle_render_text(r, 1, &b, err); break;
     case XLE_REPORT_CSV: st = xle_render_csv(r, &b, err); break;
     case XLE_REPORT_JSON: st = xle_render_json(r, &b, err); break;
     case XLE_REPORT_HTML: st = xle_render_html(r, &b, err); break;
-    default: st = xle_fail(err, XLE_ERR_ARG, "report: unknown format %d", (int)f);
+    default:
+        st = r->sequential_only ? xle_render_sequential_only(r, (int)format_asked, &b, err)
+                                : xle_fail(err, XLE_ERR_ARG, "report: unknown format %d", (int)f);
     }
     if (st == XLE_OK && (b.oom || !b.p)) st = xle_fail(err, XLE_ERR_NOMEM, "report: out of memory");
     if (st != XLE_OK) {

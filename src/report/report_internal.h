@@ -74,6 +74,8 @@ struct xle_report {
     xle_report_failure *failures;   /* the first XLE_REPORT_MAX_FAILURES, in run order */
     int n_failures, total_failures;
     int n_units_read;               /* lines of results.jsonl */
+    json_t *sequential;             /* lines of sequential.jsonl (xledit eval --sequential), or NULL */
+    int sequential_only;            /* the directory holds a sequential run only */
 };
 
 static inline xle_cell *xle_report_cell(const xle_report *r, int method, int metric, int edit, int test) {
@@ -91,5 +93,15 @@ void xle_render_headline(const xle_report *r, int m, int md, xle_sb *b);
 xle_status xle_render_csv(const xle_report *r, xle_sb *b, xle_error *err);
 xle_status xle_render_json(const xle_report *r, xle_sb *b, xle_error *err);
 xle_status xle_render_html(const xle_report *r, xle_sb *b, xle_error *err);
+
+/* The page's style sheet (render_html.c). */
+extern const char xle_report_css[];
+
+/* A sequential run (render_sequential.c): its section of an HTML page or a text report, its CSV,
+ * and a whole report in `format` (xle_report_format) for a directory holding only that. */
+void xle_render_sequential_html(const xle_report *r, xle_sb *b);
+void xle_render_sequential_text(const xle_report *r, int md, xle_sb *b);
+void xle_render_sequential_csv(const xle_report *r, xle_sb *b);
+xle_status xle_render_sequential_only(const xle_report *r, int format, xle_sb *b, xle_error *err);
 
 #endif
