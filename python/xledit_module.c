@@ -486,13 +486,14 @@ static PyObject *model_logits_raw(model_object *self, PyObject *args, PyObject *
 }
 
 static int parse_method(const char *name, xle_edit_method *m) {
-    static const xle_edit_method all[] = {XLE_EDIT_ROME, XLE_EDIT_MEMIT, XLE_EDIT_FT_L, XLE_EDIT_FT_M};
+    static const xle_edit_method all[] = {XLE_EDIT_ROME, XLE_EDIT_MEMIT, XLE_EDIT_FT_L, XLE_EDIT_FT_M,
+                                          XLE_EDIT_IKE, XLE_EDIT_ALPHAEDIT};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(name, xle_edit_method_name(all[i]))) {
             *m = all[i];
             return 1;
         }
-    PyErr_Format(PyExc_ValueError, "method: expected rome, memit, ft-l or ft-m, got '%s'", name);
+    PyErr_Format(PyExc_ValueError, "method: expected rome, memit, ft-l, ft-m, ike or alphaedit, got '%s'", name);
     return 0;
 }
 
@@ -622,6 +623,10 @@ static PyObject *model_edit_raw(model_object *self, PyObject *args, PyObject *kw
     if (!model_tokenizer_or_raise(self)) return NULL;
     xle_edit_hparams hp;
     if (!resolve_hparams(self, method, model_hparams, hparams_path, layers, seed, &hp)) return NULL;
+    if (hp.method == XLE_EDIT_IKE) {
+        PyErr_SetString(PyExc_ValueError, "method: ike changes no weights: evaluate() runs it, edit() cannot");
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(requests, "requests: expected a sequence of (prompt, subject, target)");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -740,13 +745,13 @@ static PyObject *model_evaluate_raw(model_object *self, PyObject *args, PyObject
     PyObject *keep_m = NULL, *keep_e = NULL, *keep_t = NULL, *out = NULL;
     const char **mnames = NULL, **elangs = NULL, **tlangs = NULL;
     int n_m = 0, n_e = 0, n_t = 0;
-    xle_edit_hparams hps[4];
+    xle_edit_hparams hps[6];
     if (!string_list(methods_obj, "methods: expected a sequence of method names", &keep_m, &mnames, &n_m) ||
         !string_list(edit_obj, "edit_langs: expected a sequence of language codes", &keep_e, &elangs, &n_e) ||
         !string_list(test_obj, "test_langs: expected a sequence of language codes", &keep_t, &tlangs, &n_t))
         goto done;
-    if (n_m < 1 || n_m > 4) {
-        PyErr_SetString(PyExc_ValueError, "methods: expected 1 to 4 of rome, memit, ft-l, ft-m");
+    if (n_m < 1 || n_m > 6) {
+        PyErr_SetString(PyExc_ValueError, "methods: expected 1 to 6 of rome, memit, ft-l, ft-m, ike, alphaedit");
         goto done;
     }
     for (int i = 0; i < n_m; i++)

@@ -172,6 +172,18 @@ try:
             "--stats", theirs, "--context-templates", "none", "--patch", tool_patch, "--quiet")
         with xledit.load_patch(tool_patch, model=m):
             check(m.logits(prompt).tobytes() == whitened_bytes, "= `xledit edit --stats` (same bytes)")
+    # AlphaEdit (one batch: P from the statistics, no earlier edits) as `xledit edit --method alphaedit`
+    alpha = m.edit("alphaedit", (prompt, subject, target), stats=ours, context_templates="none")
+    check(alpha.info["method"] == "alphaedit" and alpha.layers == [0], "alphaedit patch: %r" % alpha)
+    with alpha:
+        alpha_bytes = m.logits(prompt).tobytes()
+    check(alpha_bytes != before, "the AlphaEdit patch changes the logits")
+    if not SANITIZED:
+        tool_patch = os.path.join(tmp, "tool-alphaedit.safetensors")
+        cli("edit", MODEL, "--method", "alphaedit", "--prompt", prompt, "--subject", subject, "--target", target,
+            "--stats", theirs, "--context-templates", "none", "--patch", tool_patch, "--quiet")
+        with xledit.load_patch(tool_patch, model=m):
+            check(m.logits(prompt).tobytes() == alpha_bytes, "alphaedit = `xledit edit --method alphaedit` (same bytes)")
     check(m.logits(prompt).tobytes() == before, "the model is back to its own bytes")
 
     # errors: xledit.Error (a RuntimeError) with the library's message
@@ -193,6 +205,8 @@ try:
     check(ok, "MEMIT without statistics: %s" % msg)
     ok, msg = expect_error(lambda: m.edit("nope", (prompt, subject, target)), ValueError, "nope")
     check(ok, "an unknown method: %s" % msg)
+    ok, msg = expect_error(lambda: m.edit("ike", (prompt, subject, target)), ValueError, "ike")
+    check(ok, "ike has no weights to edit: %s" % msg)
     ok, msg = expect_error(lambda: m.score([1, 99999], "x"), ValueError, "99999")
     check(ok, "a token id outside the vocabulary: %s" % msg)
     ok, msg = expect_error(lambda: m.__init__(MODEL), TypeError, "already loaded")

@@ -6,7 +6,8 @@
  *  - checkpoint 1 is the single-edit evaluation: its metrics in every test language are the
  *    very numbers an ordinary run (xle_eval_run) gives for the first case's unit;
  *  - a run interrupted between checkpoints and resumed writes sequential.jsonl byte for byte
- *    as an uninterrupted one; a finished run is not overwritten, other arguments are refused;
+ *    as an uninterrupted one; a finished run is not overwritten, other arguments (and IKE,
+ *    which changes no weights) are refused;
  *  - the report draws one line per test language in each chart (HTML) and prints the tables;
  *  - every line has the edits so far as its case count, held-out agreements in [0, 1] and a
  *    finite perplexity of the fixed text.
@@ -219,6 +220,13 @@ static void test_sequential(void) {
     const char *all_langs[] = {"all"};
     o.edit_langs = all_langs;
     CHECK(xle_eval_sequential(m, &o, &seq_opts, &sum, &err) == XLE_ERR_ARG && strstr(err.msg, "one language at a time"));
+    /* IKE changes no weights: it has no sequence of edits to keep */
+    xle_edit_hparams ike;
+    xle_edit_hparams_for_model(&ike, XLE_EDIT_IKE, xle_model_config(m));
+    char dir_ike[400];
+    snprintf(dir_ike, sizeof dir_ike, "%s/ike", tmpdir);
+    o.edit_langs = edit_langs, o.hparams = &ike, o.n_methods = 1, o.resume = 0, o.run_dir = dir_ike;
+    CHECK(xle_eval_sequential(m, &o, &seq_opts, &sum, &err) == XLE_ERR_ARG && strstr(err.msg, "ike changes no weights"));
     json_decref(lines);
     xle_model_free(m);
 }

@@ -3,8 +3,9 @@
  * copied from zjunlp/EasyEdit): each Llama-family YAML gives the same hyper-parameters as its
  * JSON twin (written by tests/reference/easyedit_hparams_json.py with PyYAML the way EasyEdit
  * reads them), with the values the file states; the bookkeeping keys are listed in the note;
- * GPT-J and Qwen-1 files read their keys but their module names are refused; AlphaEdit's, an
- * unknown key, a YAML syntax error, a repeated key and a method mismatch are errors naming the
+ * GPT-J and Qwen-1 files read their keys but their module names are refused; AlphaEdit's load for
+ * --method alphaedit (nullspace_threshold and L2 applied, P_loc noted) and are refused for MEMIT;
+ * an unknown key, a YAML syntax error, a repeated key and a method mismatch are errors naming the
  * file and key, and leave the hyper-parameters as they were.
  */
 #include <stdio.h>
@@ -27,7 +28,9 @@ static int same_hparams(const xle_edit_hparams *a, const xle_edit_hparams *b) {
            a->v_weight_decay == b->v_weight_decay && a->clamp_norm_factor == b->clamp_norm_factor &&
            a->kl_factor == b->kl_factor && a->mom2_adjustment == b->mom2_adjustment && a->rrome == b->rrome &&
            a->mom2_update_weight == b->mom2_update_weight && a->ft_steps == b->ft_steps &&
-           a->ft_lr == b->ft_lr && a->ft_norm_constraint == b->ft_norm_constraint && a->seed == b->seed;
+           a->ft_lr == b->ft_lr && a->ft_norm_constraint == b->ft_norm_constraint && a->seed == b->seed &&
+           a->ike_k == b->ike_k && a->nullspace_threshold == b->nullspace_threshold &&
+           a->alphaedit_l2 == b->alphaedit_l2;
 }
 
 /* Loads FIX/hparams/<dir>/<model>.yaml and FIX/json/<dir>/<model>.json over the defaults of a
@@ -42,6 +45,7 @@ static void load_pair(const char *dir, const char *model, xle_edit_method m, xle
     y->layers[0] = 30, y->v_lr = 9, y->v_weight_decay = 9, y->clamp_norm_factor = 9, y->kl_factor = 9;
     y->ctx_lengths[0] = 99, y->mom2_update_weight = 9, y->ft_lr = 9, y->ft_steps = 99, y->ft_norm_constraint = 9;
     y->mom2_adjustment = !y->mom2_adjustment;
+    y->nullspace_threshold = 9, y->alphaedit_l2 = 9;
     j = *y;
     xle_error err = {0};
     CHECK_OK(xle_edit_hparams_load_file(y, yp, NULL, note_y, sizeof note_y, &err), &err);
@@ -90,6 +94,24 @@ static void test_ft_files(void) {
     CHECK_MSG(strstr(err.msg, "objective_optimization") && strstr(err.msg, "FT-L"), "%s", err.msg);
 }
 
+/* EasyEdit's AlphaEdit file for a Llama-family model (Qwen2.5) is read whole for --method alphaedit:
+ * MEMIT's keys, the null-space threshold and the ridge term L2; P_loc (EasyEdit's cache of the
+ * projection) is noted as not used. */
+static void test_alphaedit_files(void) {
+    xle_edit_hparams hp;
+    load_pair("AlphaEdit", "qwen2.5-7b", XLE_EDIT_ALPHAEDIT, &hp);
+    CHECK(hp.method == XLE_EDIT_ALPHAEDIT && hp.n_layers == 5 && hp.layers[0] == 4 && hp.layers[4] == 8);
+    CHECK(hp.nullspace_threshold == 2e-2 && hp.alphaedit_l2 == 1);
+    CHECK(hp.clamp_norm_factor == 4 && hp.v_lr == 0.5f && hp.v_weight_decay == 1e-3f);
+    CHECK(hp.mom2_adjustment == 1 && hp.mom2_update_weight == 15000);
+    char note[512];
+    xle_error err = {0};
+    xle_edit_hparams_default(&hp, XLE_EDIT_ALPHAEDIT, 32);
+    CHECK_OK(xle_edit_hparams_load_file(&hp, FIX "/hparams/AlphaEdit/qwen2.5-7b.yaml", NULL, note, sizeof note, &err),
+             &err);
+    CHECK_MSG(strstr(note, "P_loc") != NULL, "note '%s'", note);
+}
+
 /* Expects the file to be refused with a message holding every one of the words. */
 static void expect_refused(const char *path, xle_edit_method m, const char *w1, const char *w2) {
     xle_edit_hparams hp, before;
@@ -112,6 +134,8 @@ static void test_other_families(void) {
         expect_refused(path, ms[i], "rewrite_module_tmp", "Qwen-1");
     }
     expect_refused(FIX "/hparams/AlphaEdit/qwen2.5-7b.yaml", XLE_EDIT_MEMIT, "alg_name", "AlphaEdit");
+    expect_refused(FIX "/hparams/AlphaEdit/gpt-j-6B.yaml", XLE_EDIT_ALPHAEDIT, "rewrite_module_tmp", "GPT-J");
+    expect_refused(FIX "/hparams/MEMIT/llama-7b.yaml", XLE_EDIT_ALPHAEDIT, "alg_name", "MEMIT");
     expect_refused(FIX "/hparams/ROME/llama-7b.yaml", XLE_EDIT_MEMIT, "alg_name", "ROME");
 }
 
@@ -182,6 +206,7 @@ int main(void) {
     RUN(test_rome_files);
     RUN(test_memit_files);
     RUN(test_ft_files);
+    RUN(test_alphaedit_files);
     RUN(test_other_families);
     RUN(test_gptj_keys_read);
     RUN(test_bad_files);

@@ -199,7 +199,8 @@ class Model(_xledit.Model):
              seed=None, model_hparams=True):
         """Runs an edit and returns it as a Patch (not applied: call .apply(), or use `with`).
 
-        method: "rome", "memit", "ft-l" or "ft-m". requests: one request or a list, each a dict
+        method: "rome", "memit", "ft-l", "ft-m" or "alphaedit" (one batch, P from the statistics;
+        `xledit edit --alphaedit-state` keeps a sequence). requests: one request or a list, each a dict
         {"prompt", "subject", "target_new"} or a (prompt, subject, target) tuple; the prompt holds
         the subject (or "{}" in its place) and ends where the target begins. hparams: a dict of
         EasyEdit-named keys or a JSON file, applied over the defaults and the model folder's
