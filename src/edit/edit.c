@@ -27,7 +27,8 @@ static int run_progress_step(void *user, int64_t done, int64_t total) {
 static int64_t run_steps(const xle_edit_hparams *hp, int n_reqs) {
     switch (hp->method) {
     case XLE_EDIT_ROME: return (int64_t)n_reqs * hp->n_layers * hp->v_num_grad_steps;
-    case XLE_EDIT_MEMIT: return hp->v_num_grad_steps;
+    case XLE_EDIT_MEMIT:
+    case XLE_EDIT_ALPHAEDIT: return hp->v_num_grad_steps;
     default: return hp->ft_steps;
     }
 }
