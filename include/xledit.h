@@ -360,6 +360,17 @@ xle_status xle_generate(xle_model *model, const int32_t *prompt, int n_prompt, i
                         const xle_sampler *sampler, int32_t *out_ids, int *n_out,
                         xle_error *err);
 
+/* n sequences generated side by side, each as xle_generate would with samplers[s] (its own
+ * seed): prompt s is prompts[s] (n_prompts[s] ids), up to n_new[s] ids go to out_ids[s] and
+ * their count to n_out[s]. Each step is one forward pass over all unfinished sequences with
+ * their whole text (no KV cache; logits only at each sequence's last row), so a step reads the
+ * weights once for all sequences instead of once per sequence. The logits come from packed
+ * products and may differ from xle_generate's in the last bits (a sampled id only where two
+ * candidates' probabilities touch). */
+xle_status xle_generate_many(xle_model *model, int n, const int32_t *const *prompts,
+                             const int *n_prompts, const int *n_new, const xle_sampler *samplers,
+                             int32_t *const *out_ids, int *n_out, xle_error *err);
+
 /* Sum of log-probabilities of target given prompt (teacher forcing), and per-token values
  * in per_token (optional, n_target entries). */
 xle_status xle_score(xle_model *model, const int32_t *prompt, int n_prompt, const int32_t *target,

@@ -6,6 +6,8 @@
  * when positive, multiplied when not) and differs from plain greedy; a top-p that keeps one
  * token makes sampling greedy at any temperature; with top-p 0.6 every sampled id lies in the
  * nucleus of the re-computed distribution; top-p 1 samples exactly as without it.
+ * xle_generate_many (sequences side by side, no KV cache) gives each sequence the ids
+ * xle_generate gives it alone (prompts and lengths differ, sampled, greedy, penalised).
  */
 #include "check.h"
 #include "tiny_model.h"
@@ -105,8 +107,42 @@ static void test_top_p(void) {
     xle_model_free(m);
 }
 
+static void test_generate_many(void) {
+    xle_model *m = model();
+    xle_error err;
+    enum { N = 4 };
+    const int32_t p0[] = {2, 7, 3, 11}, p1[] = {5}, p2[] = {9, 1, 4}, p3[] = {2, 7};
+    const int32_t *prompts[N] = {p0, p1, p2, p3};
+    const int n_prompts[N] = {4, 1, 3, 2}, n_new[N] = {N_NEW, 5, 17, 0};
+    const xle_sampler samplers[N] = {{.temperature = 1.0f, .top_k = 5, .seed = 3},
+                                     {.temperature = 1.2f, .seed = 4},
+                                     {.repeat_penalty = 1.3f},
+                                     {.temperature = 1.0f, .seed = 5}};
+    int32_t out[N][N_NEW], alone[N_NEW];
+    int32_t *outs[N] = {out[0], out[1], out[2], out[3]};
+    int n_out[N];
+    CHECK_OK(xle_generate_many(m, N, prompts, n_prompts, n_new, samplers, outs, n_out, &err), &err);
+    for (int s = 0; s < N; s++) {
+        int n = 0;
+        CHECK_OK(xle_generate(m, prompts[s], n_prompts[s], n_new[s], &samplers[s], alone, &n, &err), &err);
+        CHECK_MSG(n == n_out[s] && memcmp(alone, out[s], (size_t)n * sizeof *alone) == 0,
+                  "sequence %d: %d ids side by side, %d alone", s, n_out[s], n);
+    }
+    /* eos stops one sequence early and not the others */
+    xle_sampler stop[N];
+    for (int s = 0; s < N; s++) stop[s] = samplers[s], stop[s].stop_at_eos = 1;
+    CHECK_OK(xle_generate_many(m, N, prompts, n_prompts, n_new, stop, outs, n_out, &err), &err);
+    for (int s = 0; s < N; s++) {
+        int n = 0;
+        CHECK_OK(xle_generate(m, prompts[s], n_prompts[s], n_new[s], &stop[s], alone, &n, &err), &err);
+        CHECK(n == n_out[s] && memcmp(alone, out[s], (size_t)n * sizeof *alone) == 0);
+    }
+    xle_model_free(m);
+}
+
 int main(void) {
     RUN(test_repeat_penalty_greedy);
     RUN(test_top_p);
+    RUN(test_generate_many);
     return check_summary();
 }

@@ -134,31 +134,18 @@ static int has_content(const char *s) {
     return 0;
 }
 
-/* One sample: seed text, `length` tokens in all (BOS and the seed's tokens included), top-5
- * sampling; adds the decoded text with "{" and "}" replaced by spaces, plus ". {}" -- unless the
- * model added no text after the seed or the template is in ct already. */
-static xle_status sample_one(xle_model *model, const xle_tokenizer *tok, const char *seed_text,
-                             int length, uint64_t seed, xle_context_templates *ct, xle_error *err) {
-    xle_tokens t = {0};
-    xle_status st = xle_tokenize(tok, seed_text, strlen(seed_text), -1, 0, &t, err);
-    if (st != XLE_OK) return st;
-    int n_new = length - t.n;
-    int32_t *ids = malloc((size_t)(length > t.n ? length : t.n) * sizeof *ids);
-    if (!ids) {
-        xle_tokens_free(&t);
-        return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    }
-    memcpy(ids, t.ids, (size_t)t.n * sizeof *ids);
-    int n_out = 0;
-    if (n_new > 0) {
-        xle_sampler s = {.temperature = 1.0f, .top_k = 5, .seed = seed, .stop_at_eos = 1};
-        st = xle_generate(model, t.ids, t.n, n_new, &s, ids + t.n, &n_out, err);
-    }
-    char *added = st == XLE_OK && n_out > 0 ? xle_detokenize(tok, ids + t.n, n_out, 1) : NULL;
+/* One sample: the seed's ids and the n_out ids the model added (`length` tokens in all, BOS
+ * and the seed's tokens included, top-5 sampling); adds the decoded text with "{" and "}"
+ * replaced by spaces, plus ". {}" -- unless the model added no text after the seed or the
+ * template is in ct already. */
+static xle_status add_sample(const xle_tokenizer *tok, const int32_t *ids, int n_seed, int n_out,
+                             xle_context_templates *ct, xle_error *err) {
+    xle_status st = XLE_OK;
+    char *added = n_out > 0 ? xle_detokenize(tok, ids + n_seed, n_out, 1) : NULL;
     int empty = !has_content(added);
-    if (st == XLE_OK && n_out > 0 && !added) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    if (n_out > 0 && !added) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     free(added);
-    char *text = st == XLE_OK && !empty ? xle_detokenize(tok, ids, t.n + n_out, 1) : NULL;
+    char *text = st == XLE_OK && !empty ? xle_detokenize(tok, ids, n_seed + n_out, 1) : NULL;
     if (st == XLE_OK && !empty && !text) st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     if (st == XLE_OK && !empty) {
         for (char *p = text; *p; p++)
@@ -175,15 +162,64 @@ static xle_status sample_one(xle_model *model, const xle_tokenizer *tok, const c
         }
     }
     free(text);
+    return st;
+}
+
+enum { N_SEEDS = 5 };
+
+/* The samples of one length: every seed word count times, generated side by side (one forward
+ * pass per token for all of them, as the reference's generate_fast samples a batch), then added
+ * in seed order. sample_seed(i) of the i-th sample is base + i. */
+static xle_status sample_length(xle_model *model, const xle_tokenizer *tok, const char *const *seeds,
+                                int length, int count, uint64_t base, xle_context_templates *ct,
+                                xle_error *err) {
+    const int n = N_SEEDS * count;
+    if (n <= 0) return XLE_OK;
+    xle_tokens seed_tokens[N_SEEDS] = {{0}};
+    int32_t **ids = calloc((size_t)n, sizeof *ids);
+    int32_t **outs = calloc((size_t)n, sizeof *outs);
+    const int32_t **prompts = calloc((size_t)n, sizeof *prompts);
+    int *n_prompts = calloc((size_t)n, sizeof *n_prompts), *n_new = calloc((size_t)n, sizeof *n_new);
+    int *n_out = calloc((size_t)n, sizeof *n_out);
+    xle_sampler *samplers = calloc((size_t)n, sizeof *samplers);
+    xle_status st = XLE_OK;
+    if (!ids || !outs || !prompts || !n_prompts || !n_new || !n_out || !samplers)
+        st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    for (int s = 0; st == XLE_OK && s < N_SEEDS; s++)
+        st = xle_tokenize(tok, seeds[s], strlen(seeds[s]), -1, 0, &seed_tokens[s], err);
+    for (int i = 0; st == XLE_OK && i < n; i++) {
+        const xle_tokens *t = &seed_tokens[i / count];
+        ids[i] = malloc((size_t)(length > t->n ? length : t->n) * sizeof **ids);
+        if (!ids[i]) {
+            st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(ids[i], t->ids, (size_t)t->n * sizeof **ids);
+        prompts[i] = t->ids, n_prompts[i] = t->n, outs[i] = ids[i] + t->n;
+        n_new[i] = length - t->n > 0 ? length - t->n : 0;
+        samplers[i] = (xle_sampler){.temperature = 1.0f, .top_k = 5, .seed = base + (uint64_t)i,
+                                    .stop_at_eos = 1};
+    }
+    if (st == XLE_OK)
+        st = xle_generate_many(model, n, prompts, n_prompts, n_new, samplers, outs, n_out, err);
+    for (int i = 0; st == XLE_OK && i < n; i++)
+        st = add_sample(tok, ids[i], n_prompts[i], n_out[i], ct, err);
+    for (int i = 0; ids && i < n; i++) free(ids[i]);
+    for (int s = 0; s < N_SEEDS; s++) xle_tokens_free(&seed_tokens[s]);
     free(ids);
-    xle_tokens_free(&t);
+    free(outs);
+    free(prompts);
+    free(n_prompts);
+    free(n_new);
+    free(n_out);
+    free(samplers);
     return st;
 }
 
 xle_status xle_context_templates_sample(xle_model *model, const xle_tokenizer *tok,
                                         const xle_edit_hparams *hp, xle_context_templates **out,
                                         xle_error *err) {
-    static const char *const seeds[] = {"The", "Therefore", "Because", "I", "You"};
+    static const char *const seeds[N_SEEDS] = {"The", "Therefore", "Because", "I", "You"};
     *out = NULL;
     if (!tok) return xle_fail(err, XLE_ERR_ARG, "context templates: the model has no tokenizer");
     xle_context_templates *ct;
@@ -191,11 +227,11 @@ xle_status xle_context_templates_sample(xle_model *model, const xle_tokenizer *t
     /* each sample gets its own seed, derived from hp->seed and its index, so one sample does
      * not depend on how many tokens the others drew */
     uint64_t index = 0;
-    for (int l = 0; st == XLE_OK && l < hp->n_ctx_lengths; l++)
-        for (int s = 0; st == XLE_OK && s < 5; s++)
-            for (int k = 0; st == XLE_OK && k < hp->ctx_counts[l]; k++, index++)
-                st = sample_one(model, tok, seeds[s], hp->ctx_lengths[l],
-                                hp->seed * 0x9E3779B97F4A7C15ull + index, ct, err);
+    for (int l = 0; st == XLE_OK && l < hp->n_ctx_lengths; l++) {
+        st = sample_length(model, tok, seeds, hp->ctx_lengths[l], hp->ctx_counts[l],
+                           hp->seed * 0x9E3779B97F4A7C15ull + index, ct, err);
+        index += (uint64_t)N_SEEDS * (uint64_t)(hp->ctx_counts[l] > 0 ? hp->ctx_counts[l] : 0);
+    }
     if (st != XLE_OK) {
         xle_context_templates_free(ct);
         return st;

@@ -143,6 +143,77 @@ done:
     return st;
 }
 
+xle_status xle_generate_many(xle_model *m, int n, const int32_t *const *prompts,
+                             const int *n_prompts, const int *n_new, const xle_sampler *samplers,
+                             int32_t *const *out_ids, int *n_out, xle_error *err) {
+    const int V = m->cfg.vocab_size;
+    int max_len = 0;
+    for (int s = 0; s < n; s++) {
+        n_out[s] = 0;
+        if (n_prompts[s] <= 0) return xle_fail(err, XLE_ERR_ARG, "generate: prompt %d is empty", s);
+        if (n_prompts[s] + n_new[s] > max_len) max_len = n_prompts[s] + n_new[s];
+    }
+    if (n <= 0) return XLE_OK;
+    xle_status st = XLE_OK;
+    int32_t *tokens = malloc((size_t)n * (size_t)max_len * sizeof *tokens);
+    int *start = malloc((size_t)(n + 1) * sizeof *start), *rows = malloc((size_t)n * sizeof *rows);
+    int *active = malloc((size_t)n * sizeof *active), *done = calloc((size_t)n, sizeof *done);
+    xle_rng *rngs = malloc((size_t)n * sizeof *rngs);
+    float *logits = malloc((size_t)n * (size_t)V * sizeof(float));
+    float *probs = malloc((size_t)V * sizeof(float));
+    int *idx = malloc((size_t)V * sizeof(int)), *sort_buf = malloc((size_t)V * sizeof(int));
+    uint8_t *seen = calloc((size_t)V, 1);
+    if (!tokens || !start || !rows || !active || !done || !rngs || !logits || !probs || !idx ||
+        !sort_buf || !seen) {
+        st = xle_fail(err, XLE_ERR_NOMEM, "generate: out of memory");
+        goto done;
+    }
+    for (int s = 0; s < n; s++) {
+        xle_rng_seed(&rngs[s], samplers[s].seed);
+        done[s] = n_new[s] <= 0;
+    }
+    for (;;) {
+        /* the unfinished sequences, each with its prompt and what it generated so far */
+        int n_active = 0, at = 0;
+        for (int s = 0; s < n; s++) {
+            if (done[s]) continue;
+            start[n_active] = at;
+            memcpy(tokens + at, prompts[s], (size_t)n_prompts[s] * sizeof *tokens);
+            memcpy(tokens + at + n_prompts[s], out_ids[s], (size_t)n_out[s] * sizeof *tokens);
+            at += n_prompts[s] + n_out[s];
+            rows[n_active] = at - 1;
+            active[n_active++] = s;
+        }
+        if (n_active == 0) break;
+        start[n_active] = at;
+        xle_batch batch = {n_active, tokens, start};
+        xle_forward_opts opts = {.logit_rows = rows, .n_logit_rows = n_active};
+        if ((st = xle_forward(m, &batch, &opts, logits, err)) != XLE_OK) break;
+        for (int a = 0; a < n_active; a++) {
+            const int s = active[a];
+            const xle_sampler *sp = &samplers[s];
+            float *row = logits + (size_t)a * V;
+            apply_repeat_penalty(row, V, sp, prompts[s], n_prompts[s], out_ids[s], n_out[s], seen);
+            const int32_t next = sample_next(row, V, sp, &rngs[s], idx, sort_buf, probs);
+            out_ids[s][n_out[s]++] = next;
+            if ((sp->stop_at_eos && next == m->cfg.eos_id) || n_out[s] == n_new[s]) done[s] = 1;
+        }
+    }
+done:
+    free(tokens);
+    free(start);
+    free(rows);
+    free(active);
+    free(done);
+    free(rngs);
+    free(logits);
+    free(probs);
+    free(idx);
+    free(sort_buf);
+    free(seen);
+    return st;
+}
+
 xle_status xle_score(xle_model *m, const int32_t *prompt, int n_prompt, const int32_t *target,
                      int n_target, double *logprob, float *per_token, xle_error *err) {
     if (n_prompt <= 0 || n_target <= 0)
