@@ -458,6 +458,14 @@ const char *xle_chat_template_family(const xle_chat_template *t);   /* "chatml",
 xle_status xle_chat_render(const xle_chat_template *t, const xle_chat_message *msgs, int n,
                            int add_generation_prompt, char **out, xle_error *err);
 void xle_chat_template_free(xle_chat_template *t);
+/* What `score --chat` and `eval --chat` score: *prompt_ids is the prompt rendered as the user's
+ * message with the assistant's header, tokenized with no BOS added and special tokens parsed;
+ * *answer_ids (when answer is not NULL) the answer tokenized on its own as the assistant's reply
+ * (no BOS, special tokens not parsed). An answer with no tokens is XLE_ERR_ARG, as in
+ * xle_tokenize_continuation. The caller frees both. */
+xle_status xle_chat_tokenize(const struct xle_tokenizer *tok, const xle_chat_template *t,
+                             const char *prompt, const char *answer, int32_t **prompt_ids,
+                             int *n_prompt, int32_t **answer_ids, int *n_answer, xle_error *err);
 
 /* Text for people (src/core/text_width.c): terminal columns of NUL-terminated UTF-8 text as
  * terminals draw it, so that tables line up in every script: 1 per character (2 for East Asian
@@ -1112,6 +1120,9 @@ typedef struct xle_eval_opts {
      * on the unedited model (ROME's first request of the "all" unit); the numbers are the
      * same either way (tests and benchmarks compare the two). */
     int no_sharing;
+    /* Non-NULL: every test prompt is the user's message in this chat template and every answer
+     * the assistant's reply (xle_chat_tokenize); the edits themselves use the plain prompts. */
+    const xle_chat_template *chat;
 } xle_eval_opts;
 
 typedef struct xle_eval_summary {

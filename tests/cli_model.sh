@@ -155,6 +155,29 @@ tid=$("$XLEDIT" tokenize "$T/chat" --text "Paris" --no-bos | awk '{print $1}' | 
 "$XLEDIT" score "$T/chat" --chat -p "The capital of France is" --target "Paris" >"$T/sc_chat" || fail "score --chat"
 "$XLEDIT" score "$T/chat" --ids "$ids" --target-ids "$tid" >"$T/sc_ids" || fail "score --ids"
 cmp -s "$T/sc_chat" "$T/sc_ids" || fail "score --chat: $(cat "$T/sc_chat") vs $(cat "$T/sc_ids")"
+# eval --chat scores every question as score --chat does: with no edit (ft-l, 0 steps) the
+# efficacy magnitude P(new) - P(true), P = exp(mean log-prob), equals the one from two score runs
+head -1 "$SRC/data/world/cases.jsonl" > "$T/case.jsonl"
+echo '{"num_steps": 0}' > "$T/zero.json"
+"$XLEDIT" eval "$T/chat" --chat --data "$T/case.jsonl" --methods ft-l --edit-langs en --test-langs en \
+  --hparams "$T/zero.json" --context-templates none --out "$T/evchat" --quiet || fail "eval --chat"
+p=$(sed -n 's/.*"en":{"prompt":"\([^"]*\)".*/\1/p' "$T/case.jsonl")
+new=$(sed -n 's/.*"en":{[^}]*"target_new":"\([^"]*\)".*/\1/p' "$T/case.jsonl")
+old=$(sed -n 's/.*"en":{[^}]*"target_true":"\([^"]*\)".*/\1/p' "$T/case.jsonl")
+lp() { "$XLEDIT" score "$T/chat" --chat -p "$p" --target "$1" --json |
+  sed 's/.*"logprob": \([^,]*\), "per_token": \[\([^]]*\)\].*/\1 \2/' | awk '{print $1 / (NF - 1)}'; }
+want=$(awk -v a="$(lp "$new")" -v b="$(lp "$old")" 'BEGIN { printf "%.9g", exp(a) - exp(b) }')
+got=$(sed -n 's/.*"eff_mag":\([^,]*\),.*/\1/p' "$T/evchat/results.jsonl")
+awk -v g="$got" -v w="$want" 'BEGIN { d = g - w; if (d < 0) d = -d; m = w < 0 ? -w : w; exit !(w != 0 && d <= 1e-4 * m) }' ||
+  fail "eval --chat: eff_mag $got, score --chat gives $want"
+grep -q '"chat_template": "mistral"' "$T/evchat/run.json" || fail "eval --chat: run.json does not record the template"
+"$XLEDIT" eval "$T/chat" --data "$T/case.jsonl" --methods ft-l --edit-langs en --test-langs en \
+  --hparams "$T/zero.json" --context-templates none --out "$T/evchat" --resume >/dev/null 2>"$T/err" &&
+  fail "eval --resume without --chat must be refused"
+grep -q "chat_template" "$T/err" || fail "resume refusal does not name chat_template: $(cat "$T/err")"
+"$XLEDIT" eval "$T/chat" --chat --data "$T/case.jsonl" --methods ike --out "$T/evike" >/dev/null 2>"$T/err" &&
+  fail "eval --chat with ike must be refused"
+grep -q "ike with a chat template is not supported" "$T/err" || fail "ike refusal: $(cat "$T/err")"
 "$XLEDIT" generate "$MINI" --chat -p x >/dev/null 2>"$T/err"; rc=$?
 [ "$rc" -eq 1 ] && grep -q "tokenizer_config.json: chat_template: missing" "$T/err" ||
   fail "--chat without a template: exit $rc, $(cat "$T/err")"

@@ -44,6 +44,9 @@ int cli_parse_ids(const char *s, int32_t **ids, int *n);
  * add_bos as in xle_tokenize). Returns 0 and a malloc'd *ids, or the exit code to return. */
 int cli_prompt_ids(const char *cmd, xle_model *model, const char *ids_arg, const char *text,
                    int add_bos, int32_t **ids, int *n);
+/* --chat: the chat template of the model folder model_path (its tokenizer_config.json).
+ * Returns 0 and *out (xle_chat_template_free), or the exit code after one line. */
+int cli_chat_template_load(const char *cmd, const char *model_path, xle_chat_template **out);
 /* Returns 1 (after printing one line) if an id is outside the model's vocabulary. */
 int cli_check_ids(const char *cmd, const xle_model *model, const int32_t *ids, int n, const char *opt);
 

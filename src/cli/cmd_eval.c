@@ -21,7 +21,7 @@ static const char eval_usage[] =
     "                   [--test-langs en,hi,...] [--cases N] [--resume] [--stats DIR]\n"
     "                   [--hparams [METHOD=]FILE.yaml|.json]... [--context-templates FILE|none]\n"
     "                   [--seed S] [--subject-match exact|caseless|stem]\n"
-    "                   [--no-model-hparams] [--quiet] [-t N]\n"
+    "                   [--no-model-hparams] [--chat] [--quiet] [-t N]\n"
     "                   [--sequential [--checkpoints 1,10,50,100] [--held-out N] [--fluency-text FILE]]\n\n"
     "Edits every case of CASES.jsonl (docs/case-format.md) with each method in each edit\n"
     "language, evaluates the edited model in every test language (reliability, generalization,\n"
@@ -31,6 +31,9 @@ static const char eval_usage[] =
     "language at once (one MEMIT batch; ROME one after another). Method ike changes no weight:\n"
     "the new fact and k demonstrations (\"k\" in --hparams ike=FILE, default 32) in the edit\n"
     "language go before every test prompt (in-context editing).\n"
+    "--chat asks every test question as the user's message in the model's chat template\n"
+    "(tokenizer_config.json) and scores the answer as the assistant's reply, as score --chat;\n"
+    "the edits use the plain prompts.\n"
     "Defaults: methods rome,memit; edit languages: every language of the data, then all; test\n"
     "languages: every language of the data. Hyperparameters: the defaults scaled to the model,\n"
     "then the model folder's edit-hparams/<method>.json if it has one (--no-model-hparams\n"
@@ -100,9 +103,11 @@ int cmd_eval(int argc, char **argv) {
         {"no-model-hparams", no_argument, 0, 'N'}, {"quiet", no_argument, 0, 'q'},
         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
         {"sequential", no_argument, 0, 'Q'}, {"checkpoints", required_argument, 0, 'K'},
-        {"held-out", required_argument, 0, 'O'}, {"fluency-text", required_argument, 0, 'F'}, {0, 0, 0, 0}};
+        {"held-out", required_argument, 0, 'O'}, {"fluency-text", required_argument, 0, 'F'},
+        {"chat", no_argument, 0, 'c'}, {0, 0, 0, 0}};
     const char *checkpoints_arg = "1,10,50,100", *fluency_arg = NULL;
-    int sequential = 0, held_out = 0;
+    int sequential = 0, held_out = 0, chat = 0;
+    xle_chat_template *chat_template = NULL;
     const char *data = NULL, *out = NULL, *methods_arg = "rome,memit", *edit_arg = NULL, *test_arg = NULL,
                *stats_arg = NULL, *ctx_arg = NULL, *seed_arg = NULL, *match_arg = NULL;
     const char *hparam_files[MAX_HPARAM_FILES];
@@ -140,6 +145,7 @@ int cmd_eval(int argc, char **argv) {
         case 'M': match_arg = optarg; break;
         case 'N': model_hparams = 0; break;
         case 'Q': sequential = 1; break;
+        case 'c': chat = 1; break;
         case 'K': checkpoints_arg = optarg; break;
         case 'F': fluency_arg = optarg; break;
         case 'O': {
@@ -275,6 +281,8 @@ int cmd_eval(int argc, char **argv) {
     o.stats_dir = stats_dir;
     o.context_templates = ctx_arg;
     o.subject_match = match;
+    if (chat && (rc = cli_chat_template_load("eval", argv[optind], &chat_template))) goto done;
+    o.chat = chat_template;
     cli_progress ps;
     cli_progress_begin(&ps, "eval", sequential ? "edits" : "units");
     if (quiet) cli_progress_quiet(&ps);
@@ -326,6 +334,7 @@ int cmd_eval(int argc, char **argv) {
 done:
     if (rc != 2) cli_mpi_finish(&comm, rc == 1);
     xle_model_free(model);
+    xle_chat_template_free(chat_template);
     free(mbuf), free(ebuf), free(tbuf);
     free(mitems), free(eitems), free(titems);
     return rc;

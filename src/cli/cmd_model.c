@@ -293,30 +293,18 @@ static int parse_run_args(const char *cmd, int argc, char **argv, run_args *a, c
 }
 
 /* --chat: the prompt as the user's message in the model's chat template (tokenizer_config.json
- * of its folder), with the assistant's header, tokenized as transformers' apply_chat_template
- * does (no BOS added, special tokens parsed). Returns 0 or an exit code after one line. */
-static int chat_prompt_ids(const char *cmd, const run_args *a, xle_model *model, int32_t **ids, int *n) {
+ * of its folder), with the assistant's header, and the target (when given) as the assistant's
+ * reply: xle_chat_tokenize, as eval --chat. Returns 0 or an exit code after one line. */
+static int chat_ids(const char *cmd, const run_args *a, xle_model *model, int32_t **ids, int *n,
+                    int32_t **target, int *nt) {
     xle_tokenizer *tok = xle_model_tokenizer(model);
     if (!a->text) return cli_usage_error(cmd, "--chat needs the prompt as text (--text, -p or -f)");
     if (!tok) return cli_report(cmd, &(xle_error){XLE_ERR_ARG, "--chat: the model has no tokenizer"});
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", a->model);
     xle_chat_template *t = NULL;
+    int rc = cli_chat_template_load(cmd, a->model, &t);
     xle_error err = {0};
-    char *text = NULL;
-    xle_tokens toks = {0};
-    xle_chat_message msg = {"user", a->text};
-    int rc = 0;
-    if (xle_chat_template_load(path, &t, &err) != XLE_OK || xle_chat_render(t, &msg, 1, 1, &text, &err) != XLE_OK ||
-        xle_tokenize(tok, text, strlen(text), 0, 1, &toks, &err) != XLE_OK) {
+    if (!rc && xle_chat_tokenize(tok, t, a->text, target ? a->target_text : NULL, ids, n, target, nt, &err) != XLE_OK)
         rc = cli_report(cmd, &err);
-    } else {
-        *ids = toks.ids;
-        *n = toks.n;
-        toks.ids = NULL;
-    }
-    xle_tokens_free(&toks);
-    free(text);
     xle_chat_template_free(t);
     return rc;
 }
@@ -417,7 +405,7 @@ int cmd_generate(int argc, char **argv) {
     xle_model_set_precision(model, a.precision);
     int32_t *ids = NULL, *out = NULL;
     int n = 0, n_out = 0;
-    if ((rc = a.chat ? chat_prompt_ids("generate", &a, model, &ids, &n)
+    if ((rc = a.chat ? chat_ids("generate", &a, model, &ids, &n, NULL, NULL)
                      : cli_prompt_ids("generate", model, a.ids, a.text, a.no_bos ? 0 : -1, &ids, &n)) ||
         (rc = cli_check_ids("generate", model, ids, n, "--ids"))) {
         free(ids);
@@ -490,9 +478,13 @@ int cmd_score(int argc, char **argv) {
     xle_tokenizer *tok = xle_model_tokenizer(model);
     if (a.chat) {
         /* the answer follows the assistant's header: tokenized on its own, without BOS */
-        if ((rc = chat_prompt_ids("score", &a, model, &ids, &n)) ||
-            (rc = cli_prompt_ids("score", model, a.target_ids, a.target_text, 0, &target, &nt)))
-            goto done;
+        if (a.target_text && a.target_ids)
+            rc = cli_usage_error("score", "give exactly one of --target-ids and --target");
+        else if (a.target_text)
+            rc = chat_ids("score", &a, model, &ids, &n, &target, &nt);
+        else if (!(rc = chat_ids("score", &a, model, &ids, &n, NULL, NULL)))
+            rc = cli_prompt_ids("score", model, a.target_ids, NULL, 0, &target, &nt);
+        if (rc) goto done;
     } else if (a.text && a.target_text && !a.ids && !a.target_ids && !a.no_bos && tok) {
         /* both texts: the target's tokens as they follow the prompt (" Paris" after "... is") */
         xle_error terr = {0};

@@ -98,6 +98,13 @@ int cli_prompt_ids(const char *cmd, xle_model *model, const char *ids_arg, const
     return 0;
 }
 
+int cli_chat_template_load(const char *cmd, const char *model_path, xle_chat_template **out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", model_path);
+    xle_error err = {0};
+    return xle_chat_template_load(path, out, &err) == XLE_OK ? 0 : cli_report(cmd, &err);
+}
+
 int cli_check_ids(const char *cmd, const xle_model *model, const int32_t *ids, int n, const char *opt) {
     const int V = xle_model_config(model)->vocab_size;
     for (int i = 0; i < n; i++)

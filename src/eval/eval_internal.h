@@ -39,8 +39,9 @@ typedef struct xle_half_eval {
 void xle_half_eval_free(xle_half_eval *h);
 
 /* Evaluates n halves on the model in one set of packed batches; out[0..n) is filled (free each
- * with xle_half_eval_free). A half's prompt and target_new must not be blank. */
-xle_status xle_halves_eval(xle_model *model, const xle_tokenizer *tok,
+ * with xle_half_eval_free). A half's prompt and target_new must not be blank. chat: NULL, or
+ * the template every prompt is wrapped in (xle_eval_opts.chat). */
+xle_status xle_halves_eval(xle_model *model, const xle_tokenizer *tok, const xle_chat_template *chat,
                            const xle_case_lang *const *halves, int n, xle_half_eval *out,
                            xle_error *err);
 

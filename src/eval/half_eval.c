@@ -3,7 +3,8 @@
  * an edit computed from the evaluations after and before it (docs/evaluation.md).
  *
  * Every (prompt, answer) pair is tokenized with xle_tokenize_continuation, the function editing
- * uses for its target, so editing and evaluation see the same answer tokens. All questions of
+ * uses for its target, so editing and evaluation see the same answer tokens (with a chat
+ * template, with xle_chat_tokenize: the answer as the assistant's reply, as `score --chat`). All questions of
  * all halves given together run as one set of packed batches (xle_probes_eval).
  */
 #include <math.h>
@@ -45,6 +46,7 @@ typedef struct probe_list {
     xle_qa_eval **qa;    /* which question each probe serves */
     probe_role *role;
     int n, cap;
+    const xle_chat_template *chat; /* NULL: plain prompts */
 } probe_list;
 
 static void probe_list_free(probe_list *pl) {
@@ -63,7 +65,8 @@ static xle_status add_probe(probe_list *pl, const xle_tokenizer *tok, const char
     int32_t *pids = NULL, *aids = NULL;
     int np = 0, na = 0;
     xle_error e2 = {0};
-    xle_status st = xle_tokenize_continuation(tok, prompt, answer, &pids, &np, &aids, &na, &e2);
+    xle_status st = pl->chat ? xle_chat_tokenize(tok, pl->chat, prompt, answer, &pids, &np, &aids, &na, &e2)
+                             : xle_tokenize_continuation(tok, prompt, answer, &pids, &np, &aids, &na, &e2);
     if (st == XLE_ERR_ARG) return XLE_OK; /* empty answer: absent, not an error */
     if (st != XLE_OK) {
         *err = e2;
@@ -180,12 +183,12 @@ static char *decode(const xle_tokenizer *tok, const int32_t *ids, int n) {
     return valid_utf8(xle_detokenize(tok, ids, n, 1));
 }
 
-xle_status xle_halves_eval(xle_model *m, const xle_tokenizer *tok,
+xle_status xle_halves_eval(xle_model *m, const xle_tokenizer *tok, const xle_chat_template *chat,
                            const xle_case_lang *const *halves, int n, xle_half_eval *out,
                            xle_error *err) {
     memset(out, 0, (size_t)(n > 0 ? n : 0) * sizeof *out);
     if (!tok) return xle_fail(err, XLE_ERR_ARG, "evaluation: the model has no tokenizer");
-    probe_list pl = {0};
+    probe_list pl = {.chat = chat};
     xle_probe_result *res = NULL;
     xle_status st = XLE_OK;
     for (int h = 0; h < n && st == XLE_OK; h++) st = build_half(&pl, tok, halves[h], &out[h], err);

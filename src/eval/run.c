@@ -326,7 +326,7 @@ static xle_status get_pre(run_ctx *r, int ci, const xle_case_lang **halves, int 
         }
         return st;
     }
-    xle_status st = xle_halves_eval(r->model, r->tok, halves, n, pre, err);
+    xle_status st = xle_halves_eval(r->model, r->tok, r->o->chat, halves, n, pre, err);
     if (st != XLE_OK) return st;
     json_t *langs = json_object();
     for (int k = 0; k < n && st == XLE_OK; k++) {
@@ -430,7 +430,7 @@ static xle_status run_ike_unit(run_ctx *r, int ci, int mi, int ei, const xle_cas
         st = xle_ike_half(ctx, tests[n_made], &halves[n_made], err);
         hp[n_made] = &halves[n_made];
     }
-    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, hp, n_tests, post, err);
+    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, r->o->chat, hp, n_tests, post, err);
     json_t *tj = NULL;
     if (st == XLE_OK) st = tests_json(r, c, tests, n_tests, post, pre, &tj, err);
     if (st == XLE_OK) {
@@ -528,7 +528,7 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
     }
     for (int i = 0; i < res.n_deltas && st == XLE_OK; i++, n_swaps++)
         st = xle_weight_swap_apply(r->model, &res.deltas[i], &swaps[i], err);
-    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, tests, n_tests, post, err);
+    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, r->o->chat, tests, n_tests, post, err);
     for (int i = n_swaps - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
     n_swaps = 0;
     if (st == XLE_OK) st = check_weights(r, err);
@@ -653,6 +653,8 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
                                langs_json(r->edit_langs, r->n_edit_langs), "test_langs",
                                langs_json(r->test_langs, r->n_test_langs), "subject_match",
                                match_name(o->subject_match));
+    /* only when set, so that runs made before --chat existed still resume */
+    if (config && o->chat) json_object_set_new(config, "chat_template", json_string(xle_chat_template_family(o->chat)));
     json_t *info = json_pack("{s:s, s:s, s:s?, s:s?}", "tool", "xledit " XLE_VERSION_STRING, "data", o->data_path,
                              "model", xle_model_path(r->model), "stats", o->stats_dir);
     json_t *doc = json_pack("{s:o, s:o}", "config", config, "info", info);
@@ -669,16 +671,7 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
             st = xle_fail(err, XLE_ERR_ARG, "%s: holds a run already (add --resume to continue it, or "
                           "choose another directory)", o->run_dir);
         } else if (!json_equal(json_object_get(old, "config"), config)) {
-            /* name the first differing field */
-            const char *key, *what = "config";
-            json_t *v;
-            json_t *oc = json_object_get(old, "config");
-            json_object_foreach(config, key, v) {
-                if (!json_equal(json_object_get(oc, key), v)) {
-                    what = key;
-                    break;
-                }
-            }
+            const char *what = xle_json_first_difference(json_object_get(old, "config"), config);
             st = xle_fail(err, XLE_ERR_ARG, "%s: run.json: %s: this run was made with other "
                           "arguments, model or data; cannot resume it", o->run_dir, what);
         }
@@ -1032,6 +1025,9 @@ xle_status xle_eval_run(xle_model *model, const xle_eval_opts *o, xle_eval_summa
         for (int k = 0; k < i; k++)
             if (o->hparams[i].method == o->hparams[k].method)
                 return xle_fail(err, XLE_ERR_ARG, "evaluation: method %s given twice", xle_edit_method_name(o->hparams[i].method));
+    for (int i = 0; o->chat && i < o->n_methods; i++)
+        if (o->hparams[i].method == XLE_EDIT_IKE) /* its context budget counts plain prompts */
+            return xle_fail(err, XLE_ERR_ARG, "evaluation: ike with a chat template is not supported");
 
     size_t data_len = 0;
     xle_status in = xle_in_check_file(o->data_path, err);

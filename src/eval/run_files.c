@@ -61,6 +61,16 @@ void xle_hash_hex(const unsigned char *p, size_t n, char out[33]) {
 }
 
 /* Writes text to path atomically: a temporary file beside it, fsync, rename. */
+const char *xle_json_first_difference(const json_t *old, const json_t *now) {
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)now, key, v)
+        if (!json_equal(json_object_get(old, key), v)) return key;
+    json_object_foreach((json_t *)old, key, v)
+        if (!json_object_get(now, key)) return key;
+    return "config";
+}
+
 xle_status xle_write_atomic(const char *path, const char *text, xle_error *err) {
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);

@@ -18,6 +18,11 @@ void xle_hash_hex(const unsigned char *p, size_t n, char out[33]);
 /* Writes text to path atomically: a temporary file beside it, fsync, rename. */
 xle_status xle_write_atomic(const char *path, const char *text, xle_error *err);
 
+/* The first key whose value differs between two JSON objects (present in one only counts), for
+ * "cannot resume" messages; "config" when none (or either is not an object). The name is
+ * borrowed from one of them. */
+const char *xle_json_first_difference(const json_t *old, const json_t *now);
+
 /* An append-only JSONL file: every line written with one write() and fsynced. */
 typedef struct jsonl_out {
     int fd;

@@ -162,7 +162,7 @@ static xle_status ensure_pre(seq_ctx *s, int ci, xle_error *err) {
         if (p == XLE_CASE_NO_PROMPT || p == XLE_CASE_NO_TARGET) continue;
         cp->halves[cp->n++] = l;
     }
-    xle_status st = xle_halves_eval(s->model, s->tok, cp->halves, cp->n, cp->pre, err);
+    xle_status st = xle_halves_eval(s->model, s->tok, s->o->chat, cp->halves, cp->n, cp->pre, err);
     if (st == XLE_OK) cp->ready = 1;
     return st;
 }
@@ -191,7 +191,7 @@ static xle_status checkpoint_line(seq_ctx *s, const xle_edit_hparams *hp, const 
         const int ci = edited[e];
         if ((st = ensure_pre(s, ci, err)) != XLE_OK) break;
         const case_pre *cp = &s->pre[ci];
-        if ((st = xle_halves_eval(s->model, s->tok, cp->halves, cp->n, post, err)) != XLE_OK) break;
+        if ((st = xle_halves_eval(s->model, s->tok, s->o->chat, cp->halves, cp->n, post, err)) != XLE_OK) break;
         for (int k = 0; k < cp->n && st == XLE_OK; k++) {
             double m[XLE_METRIC_COUNT];
             const int t = test_index(s, cp->halves[k]->lang);
@@ -206,7 +206,7 @@ static xle_status checkpoint_line(seq_ctx *s, const xle_edit_hparams *hp, const 
     for (int ci = s->n_edit_cases; st == XLE_OK && ci < s->n_cases; ci++) {
         if ((st = ensure_pre(s, ci, err)) != XLE_OK) break;
         const case_pre *cp = &s->pre[ci];
-        if ((st = xle_halves_eval(s->model, s->tok, cp->halves, cp->n, post, err)) != XLE_OK) break;
+        if ((st = xle_halves_eval(s->model, s->tok, s->o->chat, cp->halves, cp->n, post, err)) != XLE_OK) break;
         for (int k = 0; k < cp->n; k++) {
             const int t = test_index(s, cp->halves[k]->lang);
             for (int q = 0; q < post[k].n_qa && q < cp->pre[k].n_qa; q++) {
@@ -503,6 +503,7 @@ static xle_status check_config(seq_ctx *s, const char *const *method_templates_j
                                "model_fingerprint", fingerprint, "data_hash", data_hash, "cases", s->n_cases,
                                "held_out", s->n_cases - s->n_edit_cases, "checkpoints", cps, "methods", methods,
                                "edit_langs", el, "test_langs", tl, "fluency_text_hash", text_hash);
+    if (config && o->chat) json_object_set_new(config, "chat_template", json_string(xle_chat_template_family(o->chat)));
     json_t *doc = json_pack("{s:o, s:{s:s, s:s, s:s?}}", "config", config, "info", "data", o->data_path, "model",
                             xle_model_path(s->model), "fluency_text", s->so->fluency_text);
     char *path = xle_path_join_dir(o->run_dir, "sequential.json");
@@ -516,14 +517,7 @@ static xle_status check_config(seq_ctx *s, const char *const *method_templates_j
             st = xle_fail(err, XLE_ERR_ARG, "%s: holds a sequential run already (add --resume to continue it, or "
                           "choose another directory)", o->run_dir);
         else if (!json_equal(json_object_get(old, "config"), config)) {
-            const char *key, *what = "config";
-            json_t *v, *oc = json_object_get(old, "config");
-            json_object_foreach(config, key, v) {
-                if (!json_equal(json_object_get(oc, key), v)) {
-                    what = key;
-                    break;
-                }
-            }
+            const char *what = xle_json_first_difference(json_object_get(old, "config"), config);
             st = xle_fail(err, XLE_ERR_ARG, "%s: sequential.json: %s: this run was made with other arguments, "
                           "model or data; cannot resume it", o->run_dir, what);
         }

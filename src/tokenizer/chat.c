@@ -291,3 +291,31 @@ xle_status xle_chat_render(const xle_chat_template *t, const xle_chat_message *m
     *out = b.p;
     return XLE_OK;
 }
+
+xle_status xle_chat_tokenize(const struct xle_tokenizer *tok, const xle_chat_template *t,
+                             const char *prompt, const char *answer, int32_t **prompt_ids,
+                             int *n_prompt, int32_t **answer_ids, int *n_answer, xle_error *err) {
+    *prompt_ids = NULL, *n_prompt = 0;
+    if (answer_ids) *answer_ids = NULL, *n_answer = 0;
+    char *text = NULL;
+    xle_tokens p = {0}, a = {0};
+    xle_chat_message msg = {"user", prompt};
+    xle_status st = xle_chat_render(t, &msg, 1, 1, &text, err);
+    if (st == XLE_OK) st = xle_tokenize(tok, text, strlen(text), 0, 1, &p, err);
+    if (st == XLE_OK && answer && answer_ids) {
+        st = xle_tokenize(tok, answer, strlen(answer), 0, 0, &a, err);
+        if (st == XLE_OK && a.n == 0) st = xle_fail(err, XLE_ERR_ARG, "chat: the answer has no tokens");
+    }
+    free(text);
+    if (st != XLE_OK) {
+        xle_tokens_free(&p);
+        xle_tokens_free(&a);
+        return st;
+    }
+    *prompt_ids = p.ids, *n_prompt = p.n;
+    p.ids = NULL;
+    if (answer_ids) *answer_ids = a.ids, *n_answer = a.n, a.ids = NULL;
+    xle_tokens_free(&p);
+    xle_tokens_free(&a);
+    return XLE_OK;
+}
