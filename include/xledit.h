@@ -668,8 +668,10 @@ typedef struct xle_edit_hparams {
     void *progress_user;
 } xle_edit_hparams;
 
-/* The method's CLI and file name: "rome", "memit", "ft-l", "ft-m", "alphaedit". */
+/* The method's CLI and file name: "rome", "memit", "ft-l", "ft-m", "ike", "alphaedit". */
 const char *xle_edit_method_name(xle_edit_method method);
+/* The method named by the len bytes at name (one of the names above); 0, or -1 if none. */
+int xle_edit_method_parse(const char *name, size_t len, xle_edit_method *out);
 /* Defaults for a method on a model of n_layers layers: EasyEdit's Llama-2/Mistral-7B values
  * (ROME layer 5, MEMIT 4..8, FT 21 of 32) with layers scaled as round(l * n_layers / 32). */
 void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int n_layers);

@@ -486,13 +486,7 @@ static PyObject *model_logits_raw(model_object *self, PyObject *args, PyObject *
 }
 
 static int parse_method(const char *name, xle_edit_method *m) {
-    static const xle_edit_method all[] = {XLE_EDIT_ROME, XLE_EDIT_MEMIT, XLE_EDIT_FT_L, XLE_EDIT_FT_M,
-                                          XLE_EDIT_IKE, XLE_EDIT_ALPHAEDIT};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (!strcmp(name, xle_edit_method_name(all[i]))) {
-            *m = all[i];
-            return 1;
-        }
+    if (!xle_edit_method_parse(name, strlen(name), m)) return 1;
     PyErr_Format(PyExc_ValueError, "method: expected rome, memit, ft-l, ft-m, ike or alphaedit, got '%s'", name);
     return 0;
 }

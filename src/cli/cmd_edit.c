@@ -180,16 +180,6 @@ typedef struct request_list {
     json_t *json;     /* keeps the strings of a --requests file alive */
 } request_list;
 
-static int parse_method(const char *s, xle_edit_method *m) {
-    if (!strcmp(s, "rome")) *m = XLE_EDIT_ROME;
-    else if (!strcmp(s, "memit")) *m = XLE_EDIT_MEMIT;
-    else if (!strcmp(s, "ft-l")) *m = XLE_EDIT_FT_L;
-    else if (!strcmp(s, "ft-m")) *m = XLE_EDIT_FT_M;
-    else if (!strcmp(s, "alphaedit")) *m = XLE_EDIT_ALPHAEDIT;
-    else return 1;
-    return 0;
-}
-
 /* Reads FILE.jsonl: one {"prompt", "subject", "target_new" (or "target")} per line. */
 static int load_requests(const char *path, request_list *rl) {
     FILE *f = fopen(path, "rb");
@@ -384,7 +374,7 @@ int cmd_edit(int argc, char **argv) {
     }
     if (optind != argc - 1) return cli_usage_error("edit", "expected one MODEL argument");
     xle_edit_method m;
-    if (!method || parse_method(method, &m))
+    if (!method || xle_edit_method_parse(method, strlen(method), &m) || m == XLE_EDIT_IKE)
         return cli_usage_error("edit", "--method: expected rome, memit, ft-l, ft-m or alphaedit");
     if (alpha_dir && m != XLE_EDIT_ALPHAEDIT) return cli_usage_error("edit", "--alphaedit-state goes with --method alphaedit");
     if (!reqs_path && !(prompt && subject && target))

@@ -63,18 +63,6 @@ static int on_progress(void *user, int64_t done, int64_t total) {
     return g_interrupted;
 }
 
-static int parse_method(const char *s, size_t n, xle_edit_method *m) {
-    static const struct { const char *name; xle_edit_method m; } names[] = {
-        {"rome", XLE_EDIT_ROME}, {"memit", XLE_EDIT_MEMIT}, {"ft-l", XLE_EDIT_FT_L}, {"ft-m", XLE_EDIT_FT_M},
-        {"ike", XLE_EDIT_IKE}, {"alphaedit", XLE_EDIT_ALPHAEDIT}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i].name) == n && !strncmp(s, names[i].name, n)) {
-            *m = names[i].m;
-            return 0;
-        }
-    return 1;
-}
-
 /* Splits a comma list into a malloc'd array of pointers into the malloc'd copy *buf. */
 static int split_list(const char *s, char **buf, const char ***items, int *n) {
     *buf = strdup(s);
@@ -210,7 +198,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < n_methods; i++)
-        if (parse_method(mitems[i], strlen(mitems[i]), &methods[i])) {
+        if (xle_edit_method_parse(mitems[i], strlen(mitems[i]), &methods[i])) {
             cli_usage_error("eval", "--methods: unknown method '%s' (rome, memit, ft-l, ft-m, ike, alphaedit)", mitems[i]);
             goto done;
         }
@@ -222,7 +210,7 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 0; i < n_hparam_files; i++) {
         const char *eq = strchr(hparam_files[i], '=');
         xle_edit_method m;
-        if (eq && parse_method(hparam_files[i], (size_t)(eq - hparam_files[i]), &m)) {
+        if (eq && xle_edit_method_parse(hparam_files[i], (size_t)(eq - hparam_files[i]), &m)) {
             cli_usage_error("eval", "--hparams: '%s': expected FILE or METHOD=FILE", hparam_files[i]);
             goto done;
         }
@@ -253,7 +241,7 @@ int cmd_eval(int argc, char **argv) {
             for (int k = 0; k < n_hparam_files; k++) {
                 const char *f = hparam_files[k], *eq = strchr(f, '=');
                 xle_edit_method m;
-                if (pass == 0 ? eq != NULL : (!eq || parse_method(f, (size_t)(eq - f), &m) || m != methods[i]))
+                if (pass == 0 ? eq != NULL : (!eq || xle_edit_method_parse(f, (size_t)(eq - f), &m) || m != methods[i]))
                     continue;
                 char note[512];
                 if (xle_edit_hparams_load_file(&hps[i], eq ? eq + 1 : f, model, note, sizeof note, &err) != XLE_OK) {

@@ -27,6 +27,17 @@ const char *xle_edit_method_name(xle_edit_method method) {
     return "?";
 }
 
+int xle_edit_method_parse(const char *name, size_t len, xle_edit_method *out) {
+    for (int m = XLE_EDIT_ROME; m <= XLE_EDIT_ALPHAEDIT; m++) {
+        const char *known = xle_edit_method_name((xle_edit_method)m);
+        if (strlen(known) == len && !strncmp(name, known, len)) {
+            *out = (xle_edit_method)m;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int n_layers) {
     memset(hp, 0, sizeof *hp);
     hp->method = method;
