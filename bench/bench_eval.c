@@ -94,7 +94,7 @@ static xle_status split_unit(xle_model *m, const xle_edit_hparams *hp, const xle
             if ((halves[n] = xle_case_lang_find(c, test_langs[i]))) n++;
         t0 = now_s();
         xle_half_eval *post = calloc((size_t)n + 1, sizeof *post);
-        st = post ? xle_halves_eval(m, xle_model_tokenizer(m), halves, n, post, err)
+        st = post ? xle_halves_eval(m, xle_model_tokenizer(m), NULL, halves, n, post, err)
                   : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
         r->eval_s = now_s() - t0;
         for (int h = 0; post && st == XLE_OK && h < n; h++) xle_half_eval_free(&post[h]);

@@ -76,7 +76,7 @@ sed -i '0,/"id": "capital"/s//"id": "capital", "colour": 1/' "$T/bad/relations.j
 expect_error 1 "relations.json: relations\[0\]: unknown key \"colour\"" \
   "$XLEDIT" world info --data "$T/bad"
 [ -e "$T/x1" ] && fail "output left behind after an error"
-ls "$T" | grep -q '\.tmp\.' && fail "temporary file left behind"
+ls "$T" | grep -q '\.tmp' && fail "temporary file left behind"
 [ "$(cd "$DATA" && cat ./*.json ./*.jsonl | md5sum)" = "$before" ] || fail "data/world was modified"
 
 "$XLEDIT" world --help | grep -q "xledit world corpus" || fail "world --help"

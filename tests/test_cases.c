@@ -178,7 +178,7 @@ static void test_builder_errors(void) {
     int stray = 0;
     struct dirent *e;
     while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".tmp.")) stray++;
+        if (strstr(e->d_name, ".tmp")) stray++;
     if (d) closedir(d);
     CHECK(stray == 0);
 }

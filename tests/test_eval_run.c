@@ -221,7 +221,7 @@ static void test_half_metrics(void) {
     xle_cases *cs = NULL;
     const xle_case_lang *l = make_half(&cs);
     xle_half_eval pre;
-    CHECK_OK(xle_halves_eval(m, tok, &l, 1, &pre, &err), &err);
+    CHECK_OK(xle_halves_eval(m, tok, NULL, &l, 1, &pre, &err), &err);
     ref_pair refs[6];
     memset(refs, 0, sizeof refs);
     check_half(m, &pre, l, refs);
@@ -268,7 +268,7 @@ static void test_half_metrics(void) {
     xle_weight_swap swap = {0};
     CHECK_OK(xle_weight_swap_apply(m, &delta, &swap, &err), &err);
     xle_half_eval post;
-    CHECK_OK(xle_halves_eval(m, tok, &l, 1, &post, &err), &err);
+    CHECK_OK(xle_halves_eval(m, tok, NULL, &l, 1, &post, &err), &err);
     ref_pair prefs[6];
     memset(prefs, 0, sizeof prefs);
     check_half(m, &post, l, prefs);

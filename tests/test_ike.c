@@ -193,8 +193,8 @@ static void test_run(void) {
             const xle_case_lang *pw = &with, *pl = l;
             double mpost[XLE_METRIC_COUNT];
             CHECK_OK(xle_ike_half(want_ctx, l, &with, &err), &err);
-            CHECK_OK(xle_halves_eval(m, tok, &pw, 1, &post, &err), &err);
-            CHECK_OK(xle_halves_eval(m, tok, &pl, 1, &pre, &err), &err);
+            CHECK_OK(xle_halves_eval(m, tok, NULL, &pw, 1, &post, &err), &err);
+            CHECK_OK(xle_halves_eval(m, tok, NULL, &pl, 1, &pre, &err), &err);
             CHECK_OK(xle_half_metrics(tok, &post, &pre, mpost, &err), &err);
             const json_t *jm = json_object_get(json_object_get(json_object_get(j, "tests"), "en"), "metrics");
             CHECK_NEAR(json_number_value(json_object_get(jm, "rel_acc")), mpost[XLE_METRIC_REL_ACC], 1e-12);

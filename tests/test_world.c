@@ -680,7 +680,7 @@ static void test_write_errors_leave_nothing(void) {
     /* no temporary files are left in tmpdir */
     DIR *d = opendir(tmpdir);
     int tmp_left = 0;
-    for (struct dirent *e; d && (e = readdir(d));) tmp_left += strstr(e->d_name, ".tmp.") != NULL;
+    for (struct dirent *e; d && (e = readdir(d));) tmp_left += strstr(e->d_name, ".tmp") != NULL;
     if (d) closedir(d);
     CHECK(tmp_left == 0);
 }

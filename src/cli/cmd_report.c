@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/outpath.h"
 
 static const char report_usage[] =
     "usage: xledit report RUN_DIR [--format text|md|csv|json|html|all|easyedit] [--out DIR]\n\n"
@@ -45,20 +46,11 @@ static int parse_format(const char *s, int *f) {
 
 /* Writes data to DIR/report.EXT through a temporary file, fsync and rename. */
 static int write_file(const char *dir, const char *ext, const char *data, size_t len) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/report.%s", dir, ext);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f) ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "xledit report: %s: cannot write: %s\n", path, strerror(errno));
-        unlink(tmp);
-        return 1;
-    }
-    return 0;
+    xle_error err = {0};
+    return xle_atomic_write(path, data, len, &err) == XLE_OK ? 0 : cli_report("report", &err);
 }
-
 /* --format easyedit: to standard output, or DIR/report.easyedit.json. */
 static int easyedit(const char *run_dir, const char *out) {
     xle_error err = {0};

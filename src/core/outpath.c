@@ -167,3 +167,41 @@ xle_status xle_in_check_file(const char *path, xle_error *err) {
     if (access(path, R_OK) != 0) return xle_fail(err, XLE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     return XLE_OK;
 }
+
+xle_status xle_atomic_open(xle_atomic_file *a, const char *path, xle_error *err) {
+    a->f = NULL;
+    if (snprintf(a->path, sizeof a->path, "%s", path) >= (int)sizeof a->path ||
+        !xle_out_tmp_name(path, a->tmp, sizeof a->tmp))
+        return xle_fail(err, XLE_ERR_ARG, "%s: path too long", path);
+    xle_out_clean_stale(path); /* a killed writer's temporary */
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) return xle_fail(err, XLE_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+    return XLE_OK;
+}
+
+xle_status xle_atomic_close(xle_atomic_file *a, int ok, xle_error *err) {
+    xle_status st = XLE_OK;
+    int e = 0;
+    if (!a->f) return xle_fail(err, XLE_ERR_ARG, "%s: not open", a->path);
+    if (ok && (ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0)) ok = 0, e = errno;
+    if (fclose(a->f) != 0 && ok) ok = 0, e = errno;
+    a->f = NULL;
+    if (ok && rename(a->tmp, a->path) != 0) ok = 0, e = errno;
+    if (!ok) {
+        unlink(a->tmp);
+        if (e) st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", a->path, strerror(e));
+        else st = XLE_ERR_IO; /* the caller's own failure: err already says what */
+    }
+    return st;
+}
+
+xle_status xle_atomic_write(const char *path, const void *data, size_t len, xle_error *err) {
+    xle_atomic_file a;
+    xle_status st = xle_atomic_open(&a, path, err);
+    if (st != XLE_OK) return st;
+    int ok = fwrite(data, 1, len, a.f) == len;
+    int e = errno;
+    st = xle_atomic_close(&a, ok, err);
+    if (!ok) st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    return st;
+}

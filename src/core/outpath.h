@@ -8,6 +8,8 @@
 #ifndef XLE_OUTPATH_H
 #define XLE_OUTPATH_H
 
+#include <stdio.h>
+
 #include "xledit.h"
 
 typedef enum xle_out_kind {
@@ -36,5 +38,21 @@ void xle_out_remove_tree(const char *path);
  * the process's umask (from /proc/self/status; 0644 when unreadable). For files made by
  * mkstemp, which creates them 0600. */
 unsigned xle_out_file_mode(void);
+
+/* A file written under its temporary sibling (xle_out_tmp_name: "PATH.tmp-PID", so concurrent
+ * writers never share one and xle_out_clean_stale finds those of killed processes) and renamed
+ * over PATH only when complete: no reader ever sees part of it. It gets the umask's mode. */
+typedef struct xle_atomic_file {
+    FILE *f;
+    char path[4096], tmp[4200];
+} xle_atomic_file;
+/* Opens the temporary for writing (removing those of killed writers of the same path). */
+xle_status xle_atomic_open(xle_atomic_file *a, const char *path, xle_error *err);
+/* ok (and no write error on the stream): flush, fsync, close and rename over the path.
+ * Otherwise, or when any of that fails, closes and removes the temporary: nothing is left.
+ * Errors name the path. Call exactly once after a successful xle_atomic_open. */
+xle_status xle_atomic_close(xle_atomic_file *a, int ok, xle_error *err);
+/* len bytes of data as the whole of path, that way. */
+xle_status xle_atomic_write(const char *path, const void *data, size_t len, xle_error *err);
 
 #endif

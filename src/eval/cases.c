@@ -614,24 +614,10 @@ xle_status xle_cases_write_jsonl(const xle_cases *cs, const char *path, xle_erro
     xle_status st = xle_cases_check(cs, path, err);
     if (!st) st = xle_out_check(path, XLE_OUT_FILE, err);
     if (st) return st;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    fchmod(fd, (mode_t)xle_out_file_mode()); /* mkstemp makes 0600; a written file follows umask */
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot open temporary file", path);
-    }
+    xle_atomic_file out;
+    xle_status open_st = xle_atomic_open(&out, path, err);
+    if (open_st != XLE_OK) return open_st;
+    FILE *f = out.f;
     for (int i = 0; i < cs->n && !st; i++) {
         json_t *o = case_json(&cs->cases[i]);
         if (!o) {
@@ -649,13 +635,6 @@ xle_status xle_cases_write_jsonl(const xle_cases *cs, const char *path, xle_erro
             st = xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         free(s);
     }
-    if (fflush(f) != 0 && !st) st = xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (!st && fsync(fileno(f)) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-    if (fclose(f) != 0 && !st) st = xle_fail(err, XLE_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
-    if (st) unlink(tmp);
-    free(tmp);
-    return st;
+    xle_status close_st = xle_atomic_close(&out, !st, err);
+    return st ? st : close_st;
 }

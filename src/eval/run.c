@@ -680,7 +680,7 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
         st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s", path, je.text);
     } else {
         char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-        st = text ? xle_write_atomic(path, text, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        st = text ? xle_atomic_write(path, text, strlen(text), err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
         free(text);
     }
 done:

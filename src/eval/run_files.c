@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "eval/run_files.h"
 
 char *xle_path_join_dir(const char *dir, const char *name) {
@@ -69,28 +70,6 @@ const char *xle_json_first_difference(const json_t *old, const json_t *now) {
     json_object_foreach((json_t *)old, key, v)
         if (!json_object_get(now, key)) return key;
     return "config";
-}
-
-xle_status xle_write_atomic(const char *path, const char *text, xle_error *err) {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    xle_status st = XLE_OK;
-    if (!f) {
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    } else {
-        size_t len = strlen(text);
-        int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            st = xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
-    free(tmp);
-    return st;
 }
 
 char *xle_jsonl_text(const json_t *line) { return json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17)); }
@@ -176,7 +155,7 @@ xle_status xle_jsonl_sort(const char *path, xle_jsonl_key_fn key, void *user, xl
         }
         if (out) {
             out[w] = 0;
-            st = xle_write_atomic(path, out, err);
+            st = xle_atomic_write(path, out, w, err);
         }
         free(out);
     }

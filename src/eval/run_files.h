@@ -15,8 +15,6 @@ char *xle_path_join_dir(const char *dir, const char *name);
 char *xle_read_all(const char *path, size_t *len);
 /* Two independent 64-bit hashes of bytes as 32 hex digits (change detection, not security). */
 void xle_hash_hex(const unsigned char *p, size_t n, char out[33]);
-/* Writes text to path atomically: a temporary file beside it, fsync, rename. */
-xle_status xle_write_atomic(const char *path, const char *text, xle_error *err);
 
 /* The first key whose value differs between two JSON objects (present in one only counts), for
  * "cannot resume" messages; "config" when none (or either is not an object). The name is

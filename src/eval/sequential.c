@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "edit/edit_internal.h"
 #include "eval/eval_internal.h"
 #include "eval/run_files.h"
@@ -525,7 +526,7 @@ static xle_status check_config(seq_ctx *s, const char *const *method_templates_j
         st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s", path, je.text);
     } else {
         char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-        st = text ? xle_write_atomic(path, text, err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        st = text ? xle_atomic_write(path, text, strlen(text), err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
         free(text);
     }
     json_decref(old);

@@ -14,6 +14,7 @@
 
 #include <utf8proc.h>
 
+#include "core/outpath.h"
 #include "eval/run_files.h"
 #include "xledit.h"
 
@@ -101,7 +102,7 @@ static xle_status make_dir(const char *dir, xle_error *err) {
 static xle_status write_file(const char *dir, const char *name, const char *text, xle_error *err) {
     char *path = xle_path_join_dir(dir, name);
     if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    xle_status st = xle_write_atomic(path, text, err);
+    xle_status st = xle_atomic_write(path, text, strlen(text), err);
     free(path);
     return st;
 }

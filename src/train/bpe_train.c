@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "train/train_internal.h"
 
 #define WORD_START "\xe2\x96\x81" /* U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's space */
@@ -889,21 +890,12 @@ static json_t *tokenizer_config_json(void) {
 }
 
 xle_status xle_json_write_atomic(json_t *root, const char *path, xle_error *err) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return xle_fail(err, XLE_ERR_ARG, "%s: path too long", path);
-    if (json_dump_file(root, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
-        unlink(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    int fd = open(tmp, O_RDONLY);
-    int synced = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    if (!synced || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return XLE_OK;
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
+    size_t len = strlen(text);
+    xle_status st = xle_atomic_write(path, text, len, err);
+    free(text);
+    return st;
 }
 
 /* The folder part of path ("." when none); caller frees. */

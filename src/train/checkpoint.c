@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "train/train_internal.h"
 
 #define MAGIC "XLECKPT1"
@@ -26,11 +27,10 @@ static int put(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == 
 
 xle_status xle_checkpoint_save(const char *path, const xle_param *ps, int n, const xle_train_state *s,
                                const char *hparams_json, uint64_t data_hash, xle_error *err) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return xle_fail(err, XLE_ERR_ARG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    xle_atomic_file out;
+    xle_status st = xle_atomic_open(&out, path, err);
+    if (st != XLE_OK) return st;
+    FILE *f = out.f;
     uint32_t version = VERSION, n_params = (uint32_t)n;
     uint64_t json_len = strlen(hparams_json);
     int64_t ints[3] = {s->step, s->cursor.epoch, s->cursor.next};
@@ -43,14 +43,11 @@ xle_status xle_checkpoint_save(const char *path, const xle_param *ps, int n, con
         ok = put(f, &name_len, 4) && put(f, ps[i].name, name_len) && put(f, &ps[i].n, 8) &&
              put(f, ps[i].w, bytes) && put(f, ps[i].m, bytes) && put(f, ps[i].v, bytes);
     }
-    ok = ok && put(f, END_MARK, 8) && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int closed = fclose(f) == 0;
-    if (!ok || !closed || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot write the checkpoint: %s", path, strerror(e));
-    }
-    return XLE_OK;
+    ok = ok && put(f, END_MARK, 8);
+    int e = errno;
+    st = xle_atomic_close(&out, ok, err);
+    if (!ok) st = xle_fail(err, XLE_ERR_IO, "%s: cannot write the checkpoint: %s", path, strerror(e));
+    return st;
 }
 
 typedef struct reader {

@@ -56,38 +56,16 @@ xle_status world_render(const xle_world *w, const world_template *t, int lang, i
 xle_status world_write_lines(const char *path, char *const *lines, size_t n, xle_error *err) {
     xle_status checked = xle_out_check(path, XLE_OUT_FILE, err);
     if (checked != XLE_OK) return checked;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        xle_status st = xle_fail(err, XLE_ERR_IO, "%s: cannot create a temporary file beside it: %s",
-                                 path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    fchmod(fd, (mode_t)xle_out_file_mode()); /* mkstemp makes 0600; a written file follows umask */
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot open the temporary file", path);
-    }
+    xle_atomic_file out;
+    xle_status open_st = xle_atomic_open(&out, path, err);
+    if (open_st != XLE_OK) return open_st;
+    FILE *f = out.f;
     xle_status st = XLE_OK;
     for (size_t i = 0; i < n && !st; i++)
         if (fputs(lines[i], f) == EOF || fputc('\n', f) == EOF)
             st = xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (fflush(f) != 0 && !st) st = xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (!st && fsync(fileno(f)) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-    if (fclose(f) != 0 && !st) st = xle_fail(err, XLE_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
-    if (st) unlink(tmp);
-    free(tmp);
-    return st;
+    xle_status close_st = xle_atomic_close(&out, !st, err);
+    return st ? st : close_st;
 }
 
 /* ---- corpus -------------------------------------------------------------------------------- */
