@@ -5,35 +5,14 @@
 # 1e-12 of it relative to sqrt(S_ii S_jj) (the Cauchy-Schwarz bound on |S_ij|; only the order
 # of summation differs). A partial cache left by an interrupted one-process run (SIGINT) is
 # finished by 2 ranks with the same result.
-# Skips (exit 77) without mpirun or MPI in the build; root: see cli_mpi_eval.sh.
+# Skips (exit 77) without mpirun or MPI in the build; root: see tests/mpi_common.sh.
 set -u
 XLEDIT="$1"
 SRC="$2"
 MODEL="$SRC/models/xledit-mini"
-if ! command -v mpirun > /dev/null; then
-    echo "cli_mpi_stats: SKIPPED: no mpirun (scripts/setup.sh installs openmpi-bin)"
-    exit 77
-fi
-if [ "${XLE_MPI:-ON}" != "ON" ]; then
-    echo "cli_mpi_stats: SKIPPED: xledit was built without MPI (XLE_MPI=${XLE_MPI:-})"
-    exit 77
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# Under the sanitizers: Open MPI (libmpi, libopen-pal, PMIx, hwloc) allocates for the life of
-# the process and frees little at MPI_Finalize, which LeakSanitizer would report as leaks of
-# these tests; leak checking is off for them only (ASan's other checks stay on). The code they
-# share with one process (the run, the statistics pass) is leak-checked by test_eval_run,
-# test_edit_text and cli_eval.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-export OMP_NUM_THREADS=1 XLE_PROGRESS=off
-MPIRUN=(mpirun --oversubscribe --bind-to none)
-T="$(mktemp -d /tmp/xle_cli_mpi_stats.XXXXXX)"
-pid=""
-trap '[ -n "$pid" ] && kill -9 "$pid" 2> /dev/null; rm -rf "$T"' EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+NAME=cli_mpi_stats
+# shellcheck source=tests/mpi_common.sh
+source "$SRC/tests/mpi_common.sh"
 
 "$XLEDIT" world corpus --data "$SRC/data/world" --out "$T/corpus.txt" > /dev/null || fail "world corpus"
 # 7 batches of 4096 tokens at layers 0 and 2 (3 under the sanitizers)
