@@ -96,14 +96,6 @@ float *xle_grads_data(xle_grads *g, size_t *n_floats) {
 
 static float *gptr(xle_tensor *t) { return t ? (float *)t->data : NULL; }
 
-/* The backward of forward.c's norm_forward (dweight, dbias may be NULL). */
-static void norm_backward(const xle_family *fam, float *dx, float *dweight, float *dbias,
-                          const float *dout, const float *x, const xle_tensor *weight,
-                          const float *rstd, int T, int d) {
-    if (fam->norm == XLE_NORM_LAYER) xle_layernorm_backward(dx, dweight, dbias, dout, x, weight, rstd, T, d);
-    else xle_rmsnorm_backward(dx, dweight, dout, x, weight, rstd, T, d);
-}
-
 /* ---- the pass ----------------------------------------------------------------------------- */
 
 xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int stop_layer,
@@ -147,7 +139,7 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
             float *dst = dxn + (int64_t)a->logit_rows[i] * d;
             for (int64_t j = 0; j < d; j++) dst[j] += drows[(int64_t)i * d + j];
         }
-        norm_backward(fam, dx, G ? gptr(&G->out_norm) : NULL, G ? gptr(&G->out_norm_b) : NULL, dxn,
+        xle_block_norm_backward(fam, dx, G ? gptr(&G->out_norm) : NULL, G ? gptr(&G->out_norm_b) : NULL, dxn,
                       a->x_final, &m->w.out_norm, a->rstd_f, T, (int)d);
     }
 
@@ -165,19 +157,10 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
         memset(dkey, 0, (size_t)(T * f) * sizeof(float));
         xle_matmul_backward(dkey, GL ? gptr(&GL->w_down) : NULL, GL ? gptr(&GL->b_down) : NULL, dx,
                             la->key, &L->w_down, T, scratch);
-        memset(dgate, 0, (size_t)(2 * T * f) * sizeof(float));
         memset(dxn, 0, (size_t)(T * d) * sizeof(float));
-        if (fam->mlp == XLE_MLP_SWIGLU) {
-            xle_swiglu_backward(dgate, dup, dkey, la->gate, la->up, T * f);
-            xle_matmul_backward(dxn, GL ? gptr(&GL->w_gate) : NULL, NULL, dgate, la->xn2, &L->w_gate, T, scratch);
-            xle_matmul_backward(dxn, GL ? gptr(&GL->w_up) : NULL, NULL, dup, la->xn2, &L->w_up, T, scratch);
-        } else {
-            xle_gelu_tanh_backward(dup, dkey, la->up, T * f);
-            xle_matmul_backward(dxn, GL ? gptr(&GL->w_up) : NULL, GL ? gptr(&GL->b_up) : NULL, dup,
-                                la->xn2, &L->w_up, T, scratch);
-        }
+        xle_block_mlp_key_backward(fam, L, GL, dxn, dgate, dup, dkey, la->xn2, la->gate, la->up, T, f, scratch);
         memcpy(dh, dx, (size_t)(T * d) * sizeof(float));
-        norm_backward(fam, dh, GL ? gptr(&GL->ffn_norm) : NULL, GL ? gptr(&GL->ffn_norm_b) : NULL, dxn,
+        xle_block_norm_backward(fam, dh, GL ? gptr(&GL->ffn_norm) : NULL, GL ? gptr(&GL->ffn_norm_b) : NULL, dxn,
                       la->h_mid, &L->ffn_norm, la->rstd2, T, (int)d);
 
         /* Attention: h_mid = x_in + W_o · attn(rope(W_q xn1), rope(W_k xn1), W_v xn1). */
@@ -191,16 +174,13 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
                                    la->k + s0 * kvd, la->v + s0 * kvd, n, c->n_heads,
                                    c->n_kv_heads, hd);
         }
-        if (fam->pos == XLE_POS_ROPE) {
-            xle_rope_backward(dq, a->pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
-            xle_rope_backward(dk, a->pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
-        }
+        xle_block_positions_backward(fam, c, dq, dk, a->pos, inv_freq, T);
         memset(dxn, 0, (size_t)(T * d) * sizeof(float));
         xle_matmul_backward(dxn, GL ? gptr(&GL->wq) : NULL, GL ? gptr(&GL->bq) : NULL, dq, la->xn1, &L->wq, T, scratch);
         xle_matmul_backward(dxn, GL ? gptr(&GL->wk) : NULL, GL ? gptr(&GL->bk) : NULL, dk, la->xn1, &L->wk, T, scratch);
         xle_matmul_backward(dxn, GL ? gptr(&GL->wv) : NULL, GL ? gptr(&GL->bv) : NULL, dv, la->xn1, &L->wv, T, scratch);
         memcpy(dx, dh, (size_t)(T * d) * sizeof(float));
-        norm_backward(fam, dx, GL ? gptr(&GL->attn_norm) : NULL, GL ? gptr(&GL->attn_norm_b) : NULL, dxn,
+        xle_block_norm_backward(fam, dx, GL ? gptr(&GL->attn_norm) : NULL, GL ? gptr(&GL->attn_norm_b) : NULL, dxn,
                       la->x_in, &L->attn_norm, la->rstd1, T, (int)d);
     }
 

@@ -4,6 +4,7 @@
 #ifndef XLE_ENGINE_INTERNAL_H
 #define XLE_ENGINE_INTERNAL_H
 
+#include "model/family.h"
 #include "model/model_internal.h"
 
 /* Per-layer activations kept for the backward pass (all f32, [T, width]). */
@@ -44,5 +45,31 @@ struct xle_grads {
 
 /* inv_freq[hd/2] for the model's RoPE (theta, llama3/linear scaling, GGUF rope_freqs). */
 void xle_rope_inv_freq(const xle_model *m, double *inv_freq);
+
+/* ---- a family's choices inside a block, each written once (block_ops.c) ------------------ */
+
+/* The family's norm of x [T, d] into out (LayerNorm with bias, or RMSNorm); rstd[T] kept. */
+void xle_block_norm_forward(const xle_family *fam, float *out, float *rstd, const float *x,
+                            const xle_tensor *weight, const xle_tensor *bias, int T, int d, float eps);
+/* dx += the norm's input gradient; dweight, dbias (may be NULL) += the parameter gradients. */
+void xle_block_norm_backward(const xle_family *fam, float *dx, float *dweight, float *dbias,
+                             const float *dout, const float *x, const xle_tensor *weight,
+                             const float *rstd, int T, int d);
+/* Rotary positions on q [T, heads·hd] and k (nothing for learned positions). */
+void xle_block_positions_forward(const xle_family *fam, const xle_config *c, float *q, float *k,
+                                 const int *pos, const double *inv_freq, int T);
+void xle_block_positions_backward(const xle_family *fam, const xle_config *c, float *dq, float *dk,
+                                  const int *pos, const double *inv_freq, int T);
+/* The MLP up to its key (the input of w_down) [T, f] from the normed input xn: SwiGLU (gate and
+ * up kept) or GELU (up keeps the pre-activation, gate unused). */
+void xle_block_mlp_key_forward(const xle_family *fam, const xle_layer_weights *L, float *key,
+                               float *gate, float *up, const float *xn, int T, int64_t f,
+                               float *scratch, xle_precision prec);
+/* Its backward from dkey: dxn += the input gradient (dgate, dup [T, f] are workspace); with GL,
+ * the weight gradients too (then xn is needed; otherwise it may be NULL). */
+void xle_block_mlp_key_backward(const xle_family *fam, const xle_layer_weights *L,
+                                xle_layer_weights *GL, float *dxn, float *dgate, float *dup,
+                                const float *dkey, const float *xn, const float *gate,
+                                const float *up, int T, int64_t f, float *scratch);
 
 #endif

@@ -174,13 +174,6 @@ void xle_kv_cache_clear(xle_kv_cache *kc) { kc->len = 0; }
 
 /* ---- the pass ----------------------------------------------------------------------------- */
 
-/* The family's norm of x [T, d] into out; rstd[T] kept for the backward. */
-static void norm_forward(const xle_family *fam, float *out, float *rstd, const float *x,
-                         const xle_tensor *weight, const xle_tensor *bias, int T, int d, float eps) {
-    if (fam->norm == XLE_NORM_LAYER) xle_layernorm_forward(out, rstd, x, weight, bias, T, d, eps);
-    else xle_rmsnorm_forward(out, rstd, x, weight, T, d, eps);
-}
-
 static int run_hooks(const xle_forward_opts *o, xle_point point, int layer, float *act, int T,
                      int width) {
     int stop = 0;
@@ -292,16 +285,13 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         if (la) memcpy(la->x_in, x, (size_t)(T * d) * sizeof(float));
 
         /* Attention block. */
-        norm_forward(fam, lxn1, lr1, x, &L->attn_norm, &L->attn_norm_b, T, (int)d, c->norm_eps);
+        xle_block_norm_forward(fam, lxn1, lr1, x, &L->attn_norm, &L->attn_norm_b, T, (int)d, c->norm_eps);
         {
             float *const outs[3] = {lq, lk, lv};
             const xle_tensor *const ws[3] = {&L->wq, &L->wk, &L->wv}, *const bs[3] = {&L->bq, &L->bk, &L->bv};
             xle_matmul_forward_many(outs, lxn1, ws, bs, 3, T, scratch, m->precision);
         }
-        if (fam->pos == XLE_POS_ROPE) {
-            xle_rope_forward(lq, pos, inv_freq, T, c->n_heads, hd, c->rope_interleaved);
-            xle_rope_forward(lk, pos, inv_freq, T, c->n_kv_heads, hd, c->rope_interleaved);
-        }
+        xle_block_positions_forward(fam, c, lq, lk, pos, inv_freq, T);
         if (cache) {
             float *ck = cache->k + (int64_t)l * cache->max_tokens * kvd;
             float *cv = cache->v + (int64_t)l * cache->max_tokens * kvd;
@@ -326,17 +316,8 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         /* MLP block. */
         float *lxn2 = la ? la->xn2 : xn, *lr2 = la ? la->rstd2 : rstd2, *lg = la ? la->gate : gate,
               *lu = la ? la->up : up, *lkey = la ? la->key : key;
-        norm_forward(fam, lxn2, lr2, x, &L->ffn_norm, &L->ffn_norm_b, T, (int)d, c->norm_eps);
-        if (fam->mlp == XLE_MLP_SWIGLU) {
-            float *const outs[2] = {lg, lu};
-            const xle_tensor *const ws[2] = {&L->w_gate, &L->w_up};
-            xle_matmul_forward_many(outs, lxn2, ws, NULL, 2, T, scratch, m->precision);
-            xle_swiglu_forward(lkey, lg, lu, T * f);
-        } else {
-            /* up keeps the pre-activation for the backward */
-            xle_matmul_forward(lu, lxn2, &L->w_up, &L->b_up, T, scratch, m->precision);
-            xle_gelu_tanh_forward(lkey, lu, T * f);
-        }
+        xle_block_norm_forward(fam, lxn2, lr2, x, &L->ffn_norm, &L->ffn_norm_b, T, (int)d, c->norm_eps);
+        xle_block_mlp_key_forward(fam, L, lkey, lg, lu, lxn2, T, f, scratch, m->precision);
         if (run_hooks(o, XLE_POINT_MLP_KEY, l, lkey, T, (int)f)) goto stopped;
         float *mlp_out = tmp;
         xle_matmul_forward(mlp_out, lkey, &L->w_down, &L->b_down, T, scratch, m->precision);
@@ -350,7 +331,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     {
         float *xnf = acts ? acts->xnf : xn, *rf = acts ? acts->rstd_f : rstd;
         if (acts) memcpy(acts->x_final, x, (size_t)(T * d) * sizeof(float));
-        norm_forward(fam, xnf, rf, x, &m->w.out_norm, &m->w.out_norm_b, T, (int)d, c->norm_eps);
+        xle_block_norm_forward(fam, xnf, rf, x, &m->w.out_norm, &m->w.out_norm_b, T, (int)d, c->norm_eps);
         if (logits) {
             for (int i = 0; i < n_rows; i++) memcpy(gathered + i * d, xnf + (int64_t)rows[i] * d, (size_t)d * sizeof(float));
             /* lm_head matmul in chunks of rows so the workspace stays small. */

@@ -3,6 +3,9 @@
  * (partial.h). The layer arithmetic is forward.c's and backward.c's, applied to a subset of
  * rows: per sequence, rows [lo, hi) attend to the keys and values of rows [0, hi) of the same
  * sequence, those of the rows before lo coming from the cache filled once by xle_upper_new.
+ * Each family choice (norm, positions, MLP) is block_ops.c's, shared with forward.c and
+ * backward.c; the ROME/MEMIT edit point (the residual after a block) is the same in every
+ * family with sequential blocks.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -111,14 +114,14 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
           *vc = u->vc + (int64_t)(l - u->layer - 1) * u->T * kvd;
 
     if (io->x_in) memcpy(io->x_in, x, (size_t)(n * d) * sizeof(float));
-    xle_rmsnorm_forward(xn, io->rstd1, x, &L->attn_norm, n, (int)d, c->norm_eps);
+    const xle_family *fam = xle_family_of(c->arch);
+    xle_block_norm_forward(fam, xn, io->rstd1, x, &L->attn_norm, &L->attn_norm_b, n, (int)d, c->norm_eps);
     {
         float *const outs[3] = {io->q, k, v};
         const xle_tensor *const w[3] = {&L->wq, &L->wk, &L->wv}, *const b[3] = {&L->bq, &L->bk, &L->bv};
         xle_matmul_forward_many(outs, xn, w, b, 3, n, u->scratch, u->m->precision);
     }
-    xle_rope_forward(io->q, rs->pos, u->inv_freq, n, c->n_heads, hd, c->rope_interleaved);
-    xle_rope_forward(k, rs->pos, u->inv_freq, n, c->n_kv_heads, hd, c->rope_interleaved);
+    xle_block_positions_forward(fam, c, io->q, k, rs->pos, u->inv_freq, n);
     for (int s = 0; s < u->n_seqs; s++) {
         const int nr = rs->hi[s] - rs->lo[s];
         if (nr <= 0) continue;
@@ -134,14 +137,9 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
     for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
     if (io->h_mid) memcpy(io->h_mid, x, (size_t)(n * d) * sizeof(float));
 
-    xle_rmsnorm_forward(xn, io->rstd2, x, &L->ffn_norm, n, (int)d, c->norm_eps);
-    {
-        float *const outs[2] = {io->gate, io->up};
-        const xle_tensor *const w[2] = {&L->w_gate, &L->w_up};
-        xle_matmul_forward_many(outs, xn, w, NULL, 2, n, u->scratch, u->m->precision);
-    }
-    xle_swiglu_forward(key, io->gate, io->up, n * f);
-    xle_matmul_forward(tmp, key, &L->w_down, NULL, n, u->scratch, u->m->precision);
+    xle_block_norm_forward(fam, xn, io->rstd2, x, &L->ffn_norm, &L->ffn_norm_b, n, (int)d, c->norm_eps);
+    xle_block_mlp_key_forward(fam, L, key, io->gate, io->up, xn, n, f, u->scratch, u->m->precision);
+    xle_matmul_forward(tmp, key, &L->w_down, &L->b_down, n, u->scratch, u->m->precision);
     for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
 }
 
@@ -183,9 +181,6 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
                          int n_hooks, xle_upper **out, xle_error *err) {
     const xle_config *c = &m->cfg;
     *out = NULL;
-    if (xle_family_of(c->arch)->arch != XLE_ARCH_LLAMA)
-        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: partial passes (ROME, MEMIT) over %s models "
-                        "are not implemented yet (docs/families.md)", m->path, xle_family_of(c->arch)->name);
     if (layer < 0 || layer >= c->n_layers)
         return xle_fail(err, XLE_ERR_ARG, "partial pass: layer %d outside [0, %d)", layer, c->n_layers);
     if (!b || b->n_seqs <= 0 || !b->seq_start || n_logit_rows <= 0 || !logit_rows)
@@ -348,7 +343,8 @@ xle_status xle_upper_forward(xle_upper *u, const int *rows, int n_rows, const fl
     for (int l = u->layer + 1; l < c->n_layers; l++) layer_forward(u, l, &u->var, x, &u->io[l - u->layer - 1], u->ws);
     for (int i = 0; i < R; i++)
         memcpy(u->x_final + (int64_t)i * d, x + (int64_t)u->logit_var[i] * d, (size_t)d * sizeof(float));
-    xle_rmsnorm_forward(u->xnf, u->rstd_f, u->x_final, &u->m->w.out_norm, R, (int)d, c->norm_eps);
+    xle_block_norm_forward(xle_family_of(c->arch), u->xnf, u->rstd_f, u->x_final, &u->m->w.out_norm,
+                           &u->m->w.out_norm_b, R, (int)d, c->norm_eps);
     xle_matmul_forward(logits, u->xnf, &u->m->w.lm_head, NULL, R, u->scratch, u->m->precision);
     for (int64_t i = 0; i < R * V; i++)
         if (!isfinite(logits[i]))
@@ -360,6 +356,7 @@ xle_status xle_upper_forward(xle_upper *u, const int *rows, int n_rows, const fl
 xle_status xle_upper_backward(xle_upper *u, const float *d_logits, float *d_resid, xle_error *err) {
     if (!u->valid) return xle_fail(err, XLE_ERR_ARG, "partial pass: backward without a complete forward pass");
     const xle_config *c = &u->m->cfg;
+    const xle_family *fam = xle_family_of(c->arch);
     const int nv = u->var.n, R = u->n_logit, hd = c->head_dim, T = u->T;
     const int64_t d = c->dim, f = c->ffn_dim, qd = (int64_t)c->n_heads * hd,
                   kvd = (int64_t)c->n_kv_heads * hd;
@@ -374,7 +371,7 @@ xle_status xle_upper_backward(xle_upper *u, const float *d_logits, float *d_resi
     memset(drows, 0, (size_t)(R * d) * sizeof(float));
     xle_matmul_backward(drows, NULL, NULL, d_logits, u->xnf, &u->m->w.lm_head, R, u->scratch);
     memset(dxf, 0, (size_t)(R * d) * sizeof(float));
-    xle_rmsnorm_backward(dxf, NULL, drows, u->x_final, &u->m->w.out_norm, u->rstd_f, R, (int)d);
+    xle_block_norm_backward(fam, dxf, NULL, NULL, drows, u->x_final, &u->m->w.out_norm, u->rstd_f, R, (int)d);
     memset(dx, 0, (size_t)(nv * d) * sizeof(float));
     for (int i = 0; i < R; i++) {
         float *dst = dx + (int64_t)u->logit_var[i] * d;
@@ -389,13 +386,10 @@ xle_status xle_upper_backward(xle_upper *u, const float *d_logits, float *d_resi
         /* MLP. */
         memset(dkey, 0, (size_t)(nv * f) * sizeof(float));
         xle_matmul_backward(dkey, NULL, NULL, dx, NULL, &L->w_down, nv, u->scratch);
-        memset(dgate, 0, (size_t)(2 * nv * f) * sizeof(float));
-        xle_swiglu_backward(dgate, dup, dkey, io->gate, io->up, nv * f);
         memset(dxn, 0, (size_t)(nv * d) * sizeof(float));
-        xle_matmul_backward(dxn, NULL, NULL, dgate, NULL, &L->w_gate, nv, u->scratch);
-        xle_matmul_backward(dxn, NULL, NULL, dup, NULL, &L->w_up, nv, u->scratch);
+        xle_block_mlp_key_backward(fam, L, NULL, dxn, dgate, dup, dkey, NULL, io->gate, io->up, nv, f, u->scratch);
         memcpy(dh, dx, (size_t)(nv * d) * sizeof(float));
-        xle_rmsnorm_backward(dh, NULL, dxn, io->h_mid, &L->ffn_norm, io->rstd2, nv, (int)d);
+        xle_block_norm_backward(fam, dh, NULL, NULL, dxn, io->h_mid, &L->ffn_norm, io->rstd2, nv, (int)d);
 
         /* Attention: gradients reach the changing rows' queries, keys and values; those of
          * the fixed rows' keys and values are computed and dropped (they are constants). */
@@ -414,14 +408,13 @@ xle_status xle_upper_backward(xle_upper *u, const float *d_logits, float *d_resi
             memcpy(dk + r0 * kvd, dk_all + at, (size_t)(nr * kvd) * sizeof(float));
             memcpy(dv + r0 * kvd, dv_all + at, (size_t)(nr * kvd) * sizeof(float));
         }
-        xle_rope_backward(dq, u->var.pos, u->inv_freq, nv, c->n_heads, hd, c->rope_interleaved);
-        xle_rope_backward(dk, u->var.pos, u->inv_freq, nv, c->n_kv_heads, hd, c->rope_interleaved);
+        xle_block_positions_backward(fam, c, dq, dk, u->var.pos, u->inv_freq, nv);
         memset(dxn, 0, (size_t)(nv * d) * sizeof(float));
         xle_matmul_backward(dxn, NULL, NULL, dq, NULL, &L->wq, nv, u->scratch);
         xle_matmul_backward(dxn, NULL, NULL, dk, NULL, &L->wk, nv, u->scratch);
         xle_matmul_backward(dxn, NULL, NULL, dv, NULL, &L->wv, nv, u->scratch);
         memcpy(dx, dh, (size_t)(nv * d) * sizeof(float));
-        xle_rmsnorm_backward(dx, NULL, dxn, io->x_in, &L->attn_norm, io->rstd1, nv, (int)d);
+        xle_block_norm_backward(fam, dx, NULL, NULL, dxn, io->x_in, &L->attn_norm, io->rstd1, nv, (int)d);
     }
     return XLE_OK;
 }
