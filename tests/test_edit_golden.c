@@ -1,7 +1,10 @@
 /*
  * test_edit_golden.c: the editing methods and the key statistics against golden outputs of an
  * independent PyTorch re-implementation (tests/reference/edit_reference.py, float64), on the
- * tiny Llama in tests/fixtures/edit/model (HF folder, F32 weights, rotate-half RoPE, GQA).
+ * tiny Llama in tests/fixtures/edit/model (HF folder, F32 weights, rotate-half RoPE, GQA) and
+ * on the tiny GPT-2 in tests/fixtures/edit_gpt2/model (Conv1D weights stored [in, out], fused
+ * c_attn, LayerNorm, learned positions, gelu_new; the edited matrix is mlp.c_proj, whose
+ * ΔW [d, d_ff] the library keeps in the engine's [out, in] layout), the same checks on each.
  *
  * Checked, each as max|got − want| / max|want| over the whole array:
  *  - the logits of one prompt (the forward pass both sides run), tolerance 1e-5;
@@ -19,15 +22,21 @@
  * error of the C statistics. The observed errors are printed (docs/editing.md, Verification).
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "formats/safetensors.h"
 #include "xledit.h"
 
-#define FIXTURES XLE_SOURCE_DIR "/tests/fixtures/edit"
+#define FIXTURES XLE_SOURCE_DIR "/tests/fixtures/edit" /* the Llama fixtures (AlphaEdit's too) */
+/* The fixture folders, one per family: each has model/, requests.json, hparams_*.json and
+ * expected.safetensors written by edit_reference.py (--family gpt2 for the second). */
+static const char *const FIXTURE_DIRS[] = {FIXTURES, XLE_SOURCE_DIR "/tests/fixtures/edit_gpt2"};
+static const char *g_dir; /* the folder of the family under test */
 
 /* ---- expected.safetensors (all F64) ------------------------------------------------------- */
 
@@ -35,6 +44,20 @@ typedef struct golden {
     uint8_t *bytes;
     xle_safetensors *st;
 } golden;
+
+/* The whole file at path, malloc'd (NULL if unreadable); *size gets its length. */
+static uint8_t *file_bytes(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
+    fclose(f);
+    *size = b ? (size_t)n : 0;
+    return b;
+}
 
 static int golden_load(golden *g, const char *path) {
     memset(g, 0, sizeof *g);
@@ -118,7 +141,9 @@ static xle_edit_prompt json_prompt(json_t *p) {
 static int requests_load(fixture_requests *fr) {
     memset(fr, 0, sizeof *fr);
     json_error_t je;
-    json_t *root = json_load_file(FIXTURES "/requests.json", 0, &je);
+    char path[512];
+    snprintf(path, sizeof path, "%s/requests.json", g_dir);
+    json_t *root = json_load_file(path, 0, &je);
     CHECK_MSG(root != NULL, "requests.json: line %d: %s", je.line, je.text);
     if (!root) return 0;
     json_t *rs = json_object_get(root, "requests");
@@ -239,13 +264,69 @@ static void test_stats(void) {
     for (int i = 0; i < 2; i++) free(one[i].sum), free(split[i].sum);
 }
 
+/* The F32 tensor `name` of a safetensors file as floats (malloc'd), or NULL. */
+static float *file_tensor(const char *path, const char *name, int64_t numel) {
+    size_t size;
+    uint8_t *bytes = file_bytes(path, &size);
+    xle_safetensors *st = NULL;
+    xle_error err;
+    float *out = NULL;
+    if (bytes && xle_safetensors_parse(path, bytes, size, &st, &err) == XLE_OK) {
+        const xle_st_entry *e = xle_safetensors_find(st, name);
+        if (e && strcmp(e->dtype, "F32") == 0 && (int64_t)(e->end - e->begin) == numel * 4 &&
+            (out = malloc((size_t)numel * sizeof(float))))
+            memcpy(out, e->data, (size_t)numel * sizeof(float));
+    }
+    xle_safetensors_free(st);
+    free(bytes);
+    CHECK_MSG(out != NULL, "%s: %s: missing or not %lld F32 values", path, name, (long long)numel);
+    return out;
+}
+
+/* GPT-2 keeps mlp.c_proj as a Conv1D weight [d_ff, d] (in, out): an edit applied to the model
+ * and saved must add ΔWᵀ to the file's matrix (dense holds ΔW [d, d_ff], the engine's layout). */
+static void check_saved_conv1d(const xle_edit_result *res, int k, const double *dense) {
+    const xle_config *c = xle_model_config(g_model);
+    const int d = c->dim, f = c->ffn_dim, layer = res->deltas[k].layer;
+    char src[600], out[256], saved[320], name[96];
+    snprintf(src, sizeof src, "%s/model/model.safetensors", g_dir);
+    snprintf(out, sizeof out, "/tmp/xle_test_edit_golden_%d", (int)getpid());
+    snprintf(saved, sizeof saved, "%s/model.safetensors", out);
+    snprintf(name, sizeof name, "transformer.h.%d.mlp.c_proj.weight", layer);
+    xle_error err;
+    xle_model *m = NULL;
+    snprintf(src, sizeof src, "%s/model", g_dir);
+    CHECK_OK(xle_model_load(src, &m, &err), &err);
+    if (!m) return;
+    CHECK_OK(xle_edit_apply(m, res, 1, &err), &err);
+    CHECK_OK(xle_model_save(m, out, &err), &err);
+    xle_model_free(m);
+    snprintf(src, sizeof src, "%s/model/model.safetensors", g_dir);
+    float *before = file_tensor(src, name, (int64_t)f * d), *after = file_tensor(saved, name, (int64_t)f * d);
+    if (before && after) {
+        double worst = 0, scale = 0;
+        for (int j = 0; j < f; j++)
+            for (int i = 0; i < d; i++) {
+                double want = dense[(int64_t)i * f + j], got = (double)after[(int64_t)j * d + i] - before[(int64_t)j * d + i];
+                worst = fmax(worst, fabs(got - want));
+                scale = fmax(scale, fabs(want));
+            }
+        printf("golden: saved %s = before + ΔWᵀ within %.2e (max|ΔW| %.3f)\n", name, worst, scale);
+        CHECK_MSG(worst <= 1e-6 * (1 + scale), "%s: the saved matrix is not before + ΔWᵀ (%.3g)", name, worst);
+    }
+    free(before), free(after);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    CHECK(system(cmd) == 0);
+}
+
 /* Runs one method with hparams_<name>.json on the listed requests and compares every layer's
  * dense ΔW, the final loss and the step count (of the last request). */
 static void check_case(const char *name, xle_edit_method method, const int *req_idx, int n_reqs) {
     const xle_config *c = xle_model_config(g_model);
     const int d = c->dim, f = c->ffn_dim;
     char path[512];
-    snprintf(path, sizeof path, FIXTURES "/hparams_%s.json", name);
+    snprintf(path, sizeof path, "%s/hparams_%s.json", g_dir, name);
     xle_edit_hparams hp;
     xle_error err;
     xle_edit_hparams_default(&hp, method, c->n_layers);
@@ -277,6 +358,7 @@ static void check_case(const char *name, xle_edit_method method, const int *req_
         double e = rel_error(dense, want, (int64_t)d * f);
         printf("golden: %-8s layer %d ΔW  rel. error %.2e (tolerance 1e-3)\n", name, dl->layer, e);
         CHECK_MSG(e <= 1e-3, "%s layer %d: ΔW relative error %.3g", name, dl->layer, e);
+        if (c->arch == XLE_ARCH_GPT2 && method == XLE_EDIT_MEMIT) check_saved_conv1d(&res, k, dense);
         free(want);
     }
     char lname[64];
@@ -431,13 +513,18 @@ static void test_memit(void) { check_case("memit", XLE_EDIT_MEMIT, memit_reqs, 3
 static void test_ft_l(void) { check_case("ft_l", XLE_EDIT_FT_L, two_reqs, 2); }
 static void test_ft_m(void) { check_case("ft_m", XLE_EDIT_FT_M, two_reqs, 2); }
 
-int main(void) {
+/* Every check on the fixture folder g_dir; returns 0 when it could not be read. */
+static int run_family(void) {
     xle_error err;
-    if (xle_model_load(FIXTURES "/model", &g_model, &err) != XLE_OK) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/model", g_dir);
+    printf("== %s\n", g_dir);
+    if (xle_model_load(path, &g_model, &err) != XLE_OK) {
         fprintf(stderr, "%s\n", err.msg);
-        return 1;
+        return 0;
     }
-    if (!golden_load(&g_gold, FIXTURES "/expected.safetensors") || !requests_load(&g_req)) return 1;
+    snprintf(path, sizeof path, "%s/expected.safetensors", g_dir);
+    if (!golden_load(&g_gold, path) || !requests_load(&g_req)) return 0;
     const int f = xle_model_config(g_model)->ffn_dim;
     for (int i = 0; i < 2; i++) {
         char name[64];
@@ -447,7 +534,7 @@ int main(void) {
         g_ref_stats[i].sum = golden_get(&g_gold, name, (int64_t)f * f);
         snprintf(name, sizeof name, "stats.%d.count", g_ref_stats[i].layer);
         g_ref_stats[i].count = (int64_t)golden_scalar(&g_gold, name);
-        if (!g_ref_stats[i].sum) return 1;
+        if (!g_ref_stats[i].sum) return 0;
     }
     RUN(test_forward_logits);
     RUN(test_stats);
@@ -458,10 +545,18 @@ int main(void) {
     RUN(test_memit);
     RUN(test_ft_l);
     RUN(test_ft_m);
-    RUN(test_alphaedit_sequence);
+    if (g_dir == FIXTURE_DIRS[0]) RUN(test_alphaedit_sequence); /* its goldens are the Llama's */
     for (int i = 0; i < 2; i++) free(g_ref_stats[i].sum);
     requests_free(&g_req);
     golden_free(&g_gold);
     xle_model_free(g_model);
+    return 1;
+}
+
+int main(void) {
+    for (size_t i = 0; i < sizeof FIXTURE_DIRS / sizeof *FIXTURE_DIRS; i++) {
+        g_dir = FIXTURE_DIRS[i];
+        if (!run_family()) return 1;
+    }
     return check_summary();
 }

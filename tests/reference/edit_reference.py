@@ -4,8 +4,9 @@ editing methods as the reference code (EasyEdit / kmeng01 ROME+MEMIT) runs them 
 model, following /work/shared/docs/editing.md (sections 1-3, 4.3, 5), at the token level.
 
 Run by hand (CI never needs Python):
-    /usr/bin/python3 tests/reference/edit_reference.py [OUT_DIR]
-OUT_DIR defaults to tests/fixtures/edit next to this script's repository. It writes
+    /usr/bin/python3 tests/reference/edit_reference.py [--family gpt2] [OUT_DIR]
+OUT_DIR defaults to tests/fixtures/edit (with --family gpt2: tests/fixtures/edit_gpt2) next to
+this script's repository. It writes
     model/config.json, model/model.safetensors   a tiny random Llama (HF layout, F32 weights)
     requests.json                                token-level requests and the statistics corpus
     hparams_<case>.json                          EasyEdit-named hyper-parameters per case
@@ -22,6 +23,10 @@ Model: Llama architecture as transformers' LlamaForCausalLM computes it: RMSNorm
 rms), rotate-half RoPE (theta 10000), grouped-query attention (4 query heads, 2 KV heads,
 head_dim 8), SwiGLU MLP (down(silu(gate x) * up x)), final RMSNorm, untied lm_head.
 d = 32, d_ff = 64, 4 layers, vocabulary 50.
+
+--family gpt2: the same requests, corpus and cases on a tiny random GPT-2 saved as
+GPT2LMHeadModel.save_pretrained saves it (Conv1D weights [in, out], fused c_attn, tied wte; d = 32,
+d_ff = 64, 4 layers, 4 heads, 64 learned positions), editing mlp.c_proj (class GPT2 below).
 
 Batches are right-padded as EasyEdit forces for Llama under ROME/MEMIT (editor.py); with a
 causal mask and positions 0..n-1 a right-padded row equals the unpadded sequence, so each row's
@@ -152,6 +157,111 @@ class Llama:
             if stop_after == ("block_out", l):
                 return None
         return self.rms(x, self.w["model.norm.weight"]) @ self.w["lm_head.weight"].T
+
+
+# ---- GPT-2 (--family gpt2) -------------------------------------------------------------------
+
+GPT2_CFG = dict(
+    activation_function="gelu_new", architectures=["GPT2LMHeadModel"], bos_token_id=1,
+    eos_token_id=2, layer_norm_epsilon=1e-5, model_type="gpt2", n_embd=32, n_head=4,
+    n_inner=64, n_layer=4, n_positions=64, scale_attn_by_inverse_layer_idx=False,
+    scale_attn_weights=True, tie_word_embeddings=True, torch_dtype="float32", vocab_size=V,
+)
+
+
+def make_gpt2_weights(seed=20241205):
+    """Random float32 GPT-2 weights as GPT2LMHeadModel.save_pretrained names and lays them out:
+    every projection a Conv1D with its weight stored [in, out]; q, k, v fused in c_attn
+    [d, 3d]; no lm_head.weight (tied to wte)."""
+    g = torch.Generator().manual_seed(seed)
+    d, f, P = GPT2_CFG["n_embd"], GPT2_CFG["n_inner"], GPT2_CFG["n_positions"]
+
+    def randn(*shape, scale=1.0, offset=0.0):
+        return (offset + scale * torch.randn(*shape, generator=g, dtype=torch.float32)).contiguous()
+
+    # a larger wte makes the (tied) next-token distributions peaked, as in a trained model
+    w = {"transformer.wte.weight": randn(V, d, scale=0.7), "transformer.wpe.weight": randn(P, d, scale=0.3)}
+    for l in range(GPT2_CFG["n_layer"]):
+        p = f"transformer.h.{l}."
+        w[p + "ln_1.weight"] = randn(d, scale=0.1, offset=1.0)
+        w[p + "ln_1.bias"] = randn(d, scale=0.1)
+        w[p + "attn.c_attn.weight"] = randn(d, 3 * d, scale=d ** -0.5)
+        w[p + "attn.c_attn.bias"] = randn(3 * d, scale=0.1)
+        w[p + "attn.c_proj.weight"] = randn(d, d, scale=d ** -0.5)
+        w[p + "attn.c_proj.bias"] = randn(d, scale=0.1)
+        w[p + "ln_2.weight"] = randn(d, scale=0.1, offset=1.0)
+        w[p + "ln_2.bias"] = randn(d, scale=0.1)
+        w[p + "mlp.c_fc.weight"] = randn(d, f, scale=d ** -0.5)
+        w[p + "mlp.c_fc.bias"] = randn(f, scale=0.1)
+        w[p + "mlp.c_proj.weight"] = randn(f, d, scale=f ** -0.5)
+        w[p + "mlp.c_proj.bias"] = randn(d, scale=0.1)
+    w["transformer.ln_f.weight"] = randn(d, scale=0.1, offset=1.0)
+    w["transformer.ln_f.bias"] = randn(d, scale=0.1)
+    return w
+
+
+class GPT2:
+    """GPT2LMHeadModel's forward (modeling_gpt2.py semantics, float64) with the same edit points
+    and interface as Llama above. The edited matrix is mlp.c_proj (EasyEdit's
+    rewrite_module_tmp transformer.h.{}.mlp.c_proj); `down`/down_weight hold it as [d, d_ff]
+    (out, in), the transpose of the Conv1D's stored [d_ff, d], so the editing functions and the
+    deltas they return read the same as for Llama; EasyEdit transposes ROME's and MEMIT's
+    update to the Conv1D's shape (upd_matrix_match_shape) before adding it. The c_proj bias is
+    part of the MLP output (the rewrite module's output, which ROME's compute_v reads)."""
+
+    def __init__(self, weights, cfg=GPT2_CFG, dtype=DT):
+        self.cfg, self.dtype = cfg, dtype
+        self.d, self.f, self.n_layers = cfg["n_embd"], cfg["n_inner"], cfg["n_layer"]
+        self.h = cfg["n_head"]
+        self.hd = self.d // self.h
+        self.vocab = cfg["vocab_size"]
+        self.w = {k: v.to(dtype) for k, v in weights.items()}
+        self.down = {}
+
+    def ln(self, x, name):
+        mu = x.mean(-1, keepdim=True)
+        var = ((x - mu) ** 2).mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + self.cfg["layer_norm_epsilon"]) * self.w[name + ".weight"] + \
+            self.w[name + ".bias"]
+
+    @staticmethod
+    def gelu_new(x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+    def down_weight(self, l):
+        return self.down.get(l, self.w[f"transformer.h.{l}.mlp.c_proj.weight"].T)
+
+    def forward(self, ids, hooks=None, stop_after=None):
+        hooks = hooks or {}
+        B, T = ids.shape
+        H, HD, d = self.h, self.hd, self.d
+        x = self.w["transformer.wte.weight"][ids] + self.w["transformer.wpe.weight"][:T]
+        causal = torch.full((T, T), float("-inf"), dtype=self.dtype).triu(1)
+        for l in range(self.n_layers):
+            p = f"transformer.h.{l}."
+            a = self.ln(x, p + "ln_1")
+            qkv = a @ self.w[p + "attn.c_attn.weight"] + self.w[p + "attn.c_attn.bias"]
+            q, k, v = (t.reshape(B, T, H, HD).transpose(1, 2) for t in qkv.split(d, dim=-1))
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(HD) + causal, dim=-1)
+            o = (att @ v).transpose(1, 2).reshape(B, T, d)
+            x = x + o @ self.w[p + "attn.c_proj.weight"] + self.w[p + "attn.c_proj.bias"]
+            m = self.ln(x, p + "ln_2")
+            key = self.gelu_new(m @ self.w[p + "mlp.c_fc.weight"] + self.w[p + "mlp.c_fc.bias"])
+            if ("key", l) in hooks:
+                key = hooks[("key", l)](key)
+            if stop_after == ("key", l):
+                return None
+            mlp_out = key @ self.down_weight(l).T + self.w[p + "mlp.c_proj.bias"]
+            if ("mlp_out", l) in hooks:
+                mlp_out = hooks[("mlp_out", l)](mlp_out)
+            if stop_after == ("mlp_out", l):
+                return None
+            x = x + mlp_out
+            if ("block_out", l) in hooks:
+                x = hooks[("block_out", l)](x)
+            if stop_after == ("block_out", l):
+                return None
+        return self.ln(x, "transformer.ln_f") @ self.w["transformer.wte.weight"].T
 
 
 def right_pad(seqs):
@@ -475,18 +585,52 @@ def stats_corpus():
     return seqs
 
 
+def alphaedit_fixtures(model, reqs, delta_hp, stats, out):
+    # AlphaEdit: requests 0 and 1, then 2 and 3 on the edited model with the first batch's keys
+    # accumulated. The threshold selects about half of the covariance's 64 directions here
+    # (the reference's 2e-2 is for Llama3-8B's keys); L2 as the reference.
+    hp = dict(delta_hp, layers=[1, 2], clamp_norm_factor=0.75, nullspace_threshold=ALPHA_THRESHOLD, L2=10.0)
+    with open(os.path.join(out, "hparams_alphaedit.json"), "w") as f:
+        json.dump(hp, f, indent=1)
+        f.write("\n")
+    alpha = []
+    P, cache_c = {}, {}
+    for l in hp["layers"]:
+        P[l], k = nullspace_projection(*stats[l], hp["nullspace_threshold"])
+        cache_c[l] = torch.zeros(F, F, dtype=DT)
+        alpha.append((f"alphaedit.P.{l}", P[l]))
+        ev = torch.linalg.eigvalsh(stats[l][0] / stats[l][1])
+        print(f"alphaedit layer {l}: null space {k} of {F} (eigenvalues {float(ev[0]):.3g}..{float(ev[-1]):.3g})")
+    for b, batch in enumerate(([reqs[0], reqs[1]], [reqs[2], reqs[3]])):
+        deltas, loss, steps = alphaedit(model, batch, hp, P, cache_c)
+        for l, dw in deltas.items():
+            alpha.append((f"alphaedit.{b}.{l}", dw))
+            alpha.append((f"alphaedit.{b}.keys.{l}", cache_c[l].clone()))
+            print(f"alphaedit batch {b} layer {l}: max|ΔW| {float(dw.abs().max()):.4g}")
+        alpha.append((f"alphaedit.{b}.loss", torch.tensor([loss])))
+        alpha.append((f"alphaedit.{b}.steps", torch.tensor([float(steps)])))
+        print(f"alphaedit batch {b}: loss {loss:.6f} after {steps} steps")
+    model.down.clear()
+    write_safetensors(os.path.join(out, "expected_alphaedit.safetensors"), alpha, "F64")
+
+
 def main():
     torch.set_default_dtype(torch.float64)  # the scalars recorded below stay float64
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "tests", "fixtures", "edit")
+    args = sys.argv[1:]
+    family = "llama"
+    if args[:1] == ["--family"]:
+        family, args = args[1], args[2:]
+    fixture = {"llama": "edit", "gpt2": "edit_gpt2"}[family]
+    out = args[0] if args else os.path.join(root, "tests", "fixtures", fixture)
     os.makedirs(os.path.join(out, "model"), exist_ok=True)
 
-    w32 = make_weights()
+    w32 = make_weights() if family == "llama" else make_gpt2_weights()
     with open(os.path.join(out, "model", "config.json"), "w") as f:
-        json.dump(CFG, f, indent=1)
+        json.dump(CFG if family == "llama" else GPT2_CFG, f, indent=1)
         f.write("\n")
     write_safetensors(os.path.join(out, "model", "model.safetensors"), list(w32.items()), "F32")
-    model = Llama(w32)
+    model = Llama(w32) if family == "llama" else GPT2(w32)
 
     reqs = make_requests()
     corpus = stats_corpus()
@@ -545,7 +689,7 @@ def main():
     # computed on the model that already holds the earlier deltas; the result is their sum.
     hp = cases["rome_seq"]
     orig = {l: model.down_weight(l).clone() for l in hp["layers"]}
-    total = {l: torch.zeros(D, F, dtype=DT) for l in hp["layers"]}
+    total = {l: torch.zeros(model.d, model.f, dtype=DT) for l in hp["layers"]}
     for r in (reqs[0], reqs[3]):
         for l in sorted(hp["layers"]):
             dw, loss, steps = rome(model, r, hp, l, stats)
@@ -574,32 +718,8 @@ def main():
 
     write_safetensors(os.path.join(out, "expected.safetensors"), expected, "F64")
 
-    # AlphaEdit: requests 0 and 1, then 2 and 3 on the edited model with the first batch's keys
-    # accumulated. The threshold selects about half of the covariance's 64 directions here
-    # (the reference's 2e-2 is for Llama3-8B's keys); L2 as the reference.
-    hp = dict(delta_hp, layers=[1, 2], clamp_norm_factor=0.75, nullspace_threshold=ALPHA_THRESHOLD, L2=10.0)
-    with open(os.path.join(out, "hparams_alphaedit.json"), "w") as f:
-        json.dump(hp, f, indent=1)
-        f.write("\n")
-    alpha = []
-    P, cache_c = {}, {}
-    for l in hp["layers"]:
-        P[l], k = nullspace_projection(*stats[l], hp["nullspace_threshold"])
-        cache_c[l] = torch.zeros(F, F, dtype=DT)
-        alpha.append((f"alphaedit.P.{l}", P[l]))
-        ev = torch.linalg.eigvalsh(stats[l][0] / stats[l][1])
-        print(f"alphaedit layer {l}: null space {k} of {F} (eigenvalues {float(ev[0]):.3g}..{float(ev[-1]):.3g})")
-    for b, batch in enumerate(([reqs[0], reqs[1]], [reqs[2], reqs[3]])):
-        deltas, loss, steps = alphaedit(model, batch, hp, P, cache_c)
-        for l, dw in deltas.items():
-            alpha.append((f"alphaedit.{b}.{l}", dw))
-            alpha.append((f"alphaedit.{b}.keys.{l}", cache_c[l].clone()))
-            print(f"alphaedit batch {b} layer {l}: max|ΔW| {float(dw.abs().max()):.4g}")
-        alpha.append((f"alphaedit.{b}.loss", torch.tensor([loss])))
-        alpha.append((f"alphaedit.{b}.steps", torch.tensor([float(steps)])))
-        print(f"alphaedit batch {b}: loss {loss:.6f} after {steps} steps")
-    model.down.clear()
-    write_safetensors(os.path.join(out, "expected_alphaedit.safetensors"), alpha, "F64")
+    if family == "llama":  # AlphaEdit's goldens are the Llama model's only
+        alphaedit_fixtures(model, reqs, delta_hp, stats, out)
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
     print(f"wrote {out} ({total} bytes)")
 
