@@ -8,11 +8,31 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model/family.h"
 #include "xledit.h"
 
-static int scale_layer(int layer_of_32, int n_layers) {
-    int l = (int)lround((double)layer_of_32 * n_layers / 32.0);
+/* Layer `layer` of a reference model `depth` layers deep, at the same relative depth of a model
+ * of n_layers. */
+static int scale_layer(int layer, int depth, int n_layers) {
+    int l = (int)lround((double)layer * n_layers / depth);
     return l < 0 ? 0 : l >= n_layers ? n_layers - 1 : l;
+}
+
+/* The method's default layers from a family's published ones. */
+static void default_layers(xle_edit_hparams *hp, const xle_edit_defaults *e, int n_layers) {
+    hp->n_layers = 0;
+    switch (hp->method) {
+    case XLE_EDIT_ROME: hp->layers[hp->n_layers++] = scale_layer(e->rome, e->depth, n_layers); break;
+    case XLE_EDIT_MEMIT:
+    case XLE_EDIT_ALPHAEDIT: {
+        int lo = scale_layer(e->memit_lo, e->depth, n_layers), hi = scale_layer(e->memit_hi, e->depth, n_layers);
+        for (int l = lo; l <= hi && hp->n_layers < XLE_EDIT_MAX_LAYERS; l++) hp->layers[hp->n_layers++] = l;
+        break;
+    }
+    case XLE_EDIT_FT_L:
+    case XLE_EDIT_FT_M: hp->layers[hp->n_layers++] = scale_layer(e->ft, e->depth, n_layers); break;
+    case XLE_EDIT_IKE: break;
+    }
 }
 
 const char *xle_edit_method_name(xle_edit_method method) {
@@ -56,16 +76,12 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
     hp->alphaedit_l2 = 10;
     switch (method) {
     case XLE_EDIT_ROME:
-        hp->layers[0] = scale_layer(5, n_layers);
-        hp->n_layers = 1;
         /* EasyEdit ROME: seeds x 2 samples x lengths 5 and 10 -> 20 prefixes + the bare prompt */
         hp->n_ctx_lengths = 2;
         hp->ctx_lengths[0] = 5, hp->ctx_counts[0] = 2;
         hp->ctx_lengths[1] = 10, hp->ctx_counts[1] = 2;
         break;
     case XLE_EDIT_MEMIT: {
-        int lo = scale_layer(4, n_layers), hi = scale_layer(8, n_layers);
-        for (int l = lo; l <= hi && hp->n_layers < XLE_EDIT_MAX_LAYERS; l++) hp->layers[hp->n_layers++] = l;
         hp->mom2_adjustment = 1;
         /* MEMIT: seeds x 1 sample of length 10 -> 5 prefixes + the bare prompt */
         hp->n_ctx_lengths = 1;
@@ -73,9 +89,8 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
         break;
     }
     case XLE_EDIT_ALPHAEDIT: {
-        /* the reference's Llama3-8B.json: MEMIT's layers and templates, its own z settings */
-        int lo = scale_layer(4, n_layers), hi = scale_layer(8, n_layers);
-        for (int l = lo; l <= hi && hp->n_layers < XLE_EDIT_MAX_LAYERS; l++) hp->layers[hp->n_layers++] = l;
+        /* the reference's Llama3-8B.json: MEMIT's layers (default_layers) and templates, its
+         * own z settings */
         hp->v_lr = 0.1f;
         hp->v_weight_decay = 0.5f;
         hp->clamp_norm_factor = 0.75f;
@@ -86,19 +101,20 @@ void xle_edit_hparams_default(xle_edit_hparams *hp, xle_edit_method method, int 
     }
     case XLE_EDIT_FT_L:
     case XLE_EDIT_FT_M:
-        hp->layers[0] = scale_layer(21, n_layers);
-        hp->n_layers = 1;
         hp->n_ctx_lengths = 0;
         break;
     case XLE_EDIT_IKE: /* no layers, no templates: the fact goes in the prompt */
         break;
     }
+    default_layers(hp, &xle_family_of(XLE_ARCH_LLAMA)->edit, n_layers);
 }
 
 void xle_edit_hparams_for_model(xle_edit_hparams *hp, xle_edit_method method,
                                 const xle_config *cfg) {
+    const xle_edit_defaults *e = &xle_family_of(cfg->arch)->edit;
     xle_edit_hparams_default(hp, method, cfg->n_layers);
-    hp->mom2_update_weight = 15000.0 * cfg->ffn_dim / 11008.0;
+    default_layers(hp, e, cfg->n_layers);
+    hp->mom2_update_weight = e->mom2_update_weight * cfg->ffn_dim / e->mom2_ffn;
 }
 
 int xle_edit_hparams_need_stats(const xle_edit_hparams *hp) {

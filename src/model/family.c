@@ -35,6 +35,8 @@ static const xle_family LLAMA = {
     .modules = {"model.layers.{}.mlp.down_proj", "model.layers.{}.mlp.down_proj.weight",
                 "model.layers.{}", "model.layers.{}.mlp", "model.layers.{}.self_attn", "model.norm",
                 "lm_head", "model.embed_tokens"},
+    /* EasyEdit's llama-7b files: ROME [5], MEMIT [4..8], FT [21]; MEMIT λ 15000 at 11008 */
+    .edit = {32, 5, 4, 8, 21, 15000, 11008},
 };
 
 /* GPT-2 (transformers' GPT2LMHeadModel): LayerNorm with bias, learned positions, a gelu_new MLP
@@ -81,6 +83,9 @@ static const xle_family GPT2 = {
     .modules = {"transformer.h.{}.mlp.c_proj", "transformer.h.{}.mlp.c_proj.weight",
                 "transformer.h.{}", "transformer.h.{}.mlp", "transformer.h.{}.attn",
                 "transformer.ln_f", "lm_head", "transformer.wte"},
+    /* EasyEdit's gpt2-xl files (48 layers, d_ff 6400): ROME [17], MEMIT [13..17] with λ 20000,
+     * FT [0] */
+    .edit = {48, 17, 13, 17, 0, 20000, 6400},
 };
 
 const xle_family *xle_family_of(xle_arch arch) {

@@ -69,6 +69,15 @@ typedef struct xle_module_names {
     const char *lm_head, *lm_head_tied;   /* the head; the embedding, also right when tied */
 } xle_module_names;
 
+/* The editing defaults EasyEdit publishes for the family's reference model (its depth and MLP
+ * width); hparams.c scales the layers to another depth and λ to another width. */
+typedef struct xle_edit_defaults {
+    int depth;                  /* layers of the reference model (Llama-2-7B 32, GPT-2 XL 48) */
+    int rome, memit_lo, memit_hi, ft;
+    double mom2_update_weight;  /* MEMIT's λ ... */
+    int mom2_ffn;               /* ... for this MLP width */
+} xle_edit_defaults;
+
 typedef struct xle_family {
     xle_arch arch;
     const char *name;              /* for messages: "Llama", "GPT-2" */
@@ -82,6 +91,7 @@ typedef struct xle_family {
     const char *hf_name[XLE_W_KIND_COUNT];
     xle_hf_layout hf_layout[XLE_W_KIND_COUNT];
     xle_module_names modules;
+    xle_edit_defaults edit;
 } xle_family;
 
 /* The description of a model's family (never NULL: an unknown arch reads as Llama's). */
