@@ -135,7 +135,10 @@ uint16_t xle_f32_to_bf16(float f);      /* round to nearest even, NaN kept */
  * Models: the Llama family (Llama-2, Llama-3.x, Mistral, Qwen2) and GPT-2 (docs/families.md).
  * ------------------------------------------------------------------------------------------- */
 
-typedef enum xle_arch { XLE_ARCH_LLAMA = 0, XLE_ARCH_MISTRAL, XLE_ARCH_QWEN2, XLE_ARCH_GPT2 } xle_arch;
+typedef enum xle_arch {
+    XLE_ARCH_LLAMA = 0, XLE_ARCH_MISTRAL, XLE_ARCH_QWEN2, XLE_ARCH_GPT2,
+    XLE_ARCH_GPTJ, XLE_ARCH_GEMMA, XLE_ARCH_GEMMA2
+} xle_arch;
 typedef enum xle_format { XLE_FORMAT_HF = 0, XLE_FORMAT_GGUF, XLE_FORMAT_LLAMA2C } xle_format;
 typedef enum xle_rope_scaling { XLE_ROPE_NONE = 0, XLE_ROPE_LLAMA3, XLE_ROPE_LINEAR } xle_rope_scaling;
 
@@ -158,6 +161,10 @@ typedef struct xle_config {
     int sliding_window;          /* 0: none; else query i sees keys j with 0 <= i-j < window */
     int tied_embeddings;         /* lm_head is the embedding */
     int bos_id, eos_id;          /* -1 when unknown */
+    int rotary_dim;              /* RoPE on the first rotary_dim dims of a head (GPT-J); 0: all */
+    float attn_softcap;          /* scores c·tanh(s/c) before the mask (Gemma-2); 0: none */
+    float final_softcap;         /* logits c·tanh(z/c) (Gemma-2); 0: none */
+    float attn_scale;            /* score scale (Gemma-2: query_pre_attn_scalar^-½); 0: 1/√head_dim */
 } xle_config;
 
 /* Weights of one transformer block. Optional tensors have data == NULL. */
@@ -169,6 +176,8 @@ typedef struct xle_layer_weights {
     xle_tensor w_gate, w_up, w_down;     /* [f, d], [f, d], [d, f] */
     xle_tensor attn_norm_b, ffn_norm_b;  /* LayerNorm biases [d] (GPT-2) */
     xle_tensor b_up, b_down;             /* MLP biases [f], [d] (GPT-2) */
+    xle_tensor post_attn_norm, post_ffn_norm; /* norms of the attention and MLP outputs [d]
+                                               * (Gemma-2) */
 } xle_layer_weights;
 
 typedef struct xle_weights {
@@ -179,6 +188,7 @@ typedef struct xle_weights {
     xle_layer_weights *layers;           /* n_layers entries */
     xle_tensor pos_embd;                 /* learned positions [max_seq_len, d] (GPT-2) */
     xle_tensor out_norm_b;               /* final LayerNorm bias [d] (GPT-2) */
+    xle_tensor lm_head_b;                /* head bias [V] (GPT-J) */
 } xle_weights;
 
 typedef struct xle_model xle_model;       /* opaque owner of mappings and buffers */

@@ -16,6 +16,9 @@ static const char *arch_name(xle_arch a) {
     case XLE_ARCH_MISTRAL: return "mistral";
     case XLE_ARCH_QWEN2: return "qwen2";
     case XLE_ARCH_GPT2: return "gpt2";
+    case XLE_ARCH_GPTJ: return "gptj";
+    case XLE_ARCH_GEMMA: return "gemma";
+    case XLE_ARCH_GEMMA2: return "gemma2";
     }
     return "?";
 }

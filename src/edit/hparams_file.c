@@ -61,6 +61,9 @@ static const char *arch_name(const xle_model *model) {
     case XLE_ARCH_MISTRAL: return "Mistral";
     case XLE_ARCH_QWEN2: return "Qwen2";
     case XLE_ARCH_GPT2: return "GPT-2";
+    case XLE_ARCH_GPTJ: return "GPT-J";
+    case XLE_ARCH_GEMMA: return "Gemma";
+    case XLE_ARCH_GEMMA2: return "Gemma-2";
     }
     return "Llama-family";
 }

@@ -12,6 +12,7 @@
  */
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,93 @@ static xle_status read_gpt2_config(cfg_reader *r, xle_config *c) {
     return xle_config_validate_names(c, r->path, &XLE_NAMES_HF_GPT2, r->err);
 }
 
+/* GPTJConfig (transformers): every field that changes the math is read or refused. */
+static xle_status read_gptj_config(cfg_reader *r, xle_config *c) {
+    xle_status st;
+    c->arch = XLE_ARCH_GPTJ;
+    json_t *act = json_object_get(r->root, "activation_function");
+    if (act && !json_is_null(act)) {
+        const char *a = json_is_string(act) ? json_string_value(act) : "";
+        if (strcmp(a, "gelu_new") && strcmp(a, "gelu_pytorch_tanh") && strcmp(a, "gelu_fast"))
+            return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: activation_function: '%.40s' is not "
+                            "supported (gelu_new, gelu_pytorch_tanh, gelu_fast)", r->path, a);
+    }
+    int n_inner = -1;
+    if ((st = cfg_int(r, "n_embd", 1, 0, &c->dim)) || (st = cfg_int(r, "n_layer", 1, 0, &c->n_layers)) ||
+        (st = cfg_int(r, "n_head", 1, 0, &c->n_heads)) ||
+        (st = cfg_int(r, "vocab_size", 1, 0, &c->vocab_size)) ||
+        (st = cfg_int(r, "n_positions", 0, 2048, &c->max_seq_len)) ||
+        (st = cfg_int(r, "n_inner", 0, -1, &n_inner)) ||
+        (st = cfg_int(r, "rotary_dim", 1, 0, &c->rotary_dim)))
+        return st;
+    c->ffn_dim = n_inner == -1 ? 4 * c->dim : n_inner; /* null: 4 x n_embd */
+    c->n_kv_heads = c->n_heads;
+    if (c->n_heads > 0 && c->dim % c->n_heads != 0)
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: n_embd: %d is not a multiple of n_head %d",
+                        r->path, c->dim, c->n_heads);
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    if (c->rotary_dim <= 0 || c->rotary_dim % 2 || c->rotary_dim > c->head_dim)
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: rotary_dim: %d is not an even number in [2, %d] "
+                        "(n_embd / n_head)", r->path, c->rotary_dim, c->head_dim);
+    if ((st = obj_num(r->root, r->path, "", "layer_norm_epsilon", 0, 1e-5, &c->norm_eps, r->err)))
+        return st;
+    c->rope_theta = 10000.0f;
+    c->rope_interleaved = 1; /* rotate_every_two: pairs (2i, 2i+1) */
+    if ((st = cfg_bool(r, "tie_word_embeddings", 0, &c->tied_embeddings)) ||
+        (st = cfg_token_id(r, "bos_token_id", &c->bos_id)) ||
+        (st = cfg_token_id(r, "eos_token_id", &c->eos_id)))
+        return st;
+    if (c->tied_embeddings)
+        return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: tie_word_embeddings: true is not supported "
+                        "for gptj (its lm_head has a bias)", r->path);
+    return xle_config_validate_names(c, r->path, &XLE_NAMES_HF_GPT2, r->err);
+}
+
+/* Gemma's MLP activation: the tanh GELU under any of its names (old Gemma configs say "gelu" in
+ * hidden_act, which transformers ran as the tanh form). */
+static xle_status read_gemma_activation(cfg_reader *r) {
+    const char *key = "hidden_activation";
+    json_t *act = json_object_get(r->root, key);
+    int old = 0;
+    if (!act || json_is_null(act)) {
+        key = "hidden_act";
+        act = json_object_get(r->root, key);
+        old = 1;
+    }
+    if (!act || json_is_null(act)) return XLE_OK;
+    const char *a = json_is_string(act) ? json_string_value(act) : "";
+    if (!strcmp(a, "gelu_pytorch_tanh") || !strcmp(a, "gelu_new") || !strcmp(a, "gelu_fast") ||
+        (old && !strcmp(a, "gelu")))
+        return XLE_OK;
+    return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: %s: '%.40s' is not supported "
+                    "(gelu_pytorch_tanh)", r->path, key, a);
+}
+
+/* Gemma-2's extras: soft-capping, the score scale, the window of the even layers. */
+static xle_status read_gemma2_config(cfg_reader *r, xle_config *c) {
+    xle_status st;
+    float qpas = 0;
+    /* Gemma2Config's defaults where a key is absent; null turns a soft-capping off */
+    json_t *v = json_object_get(r->root, "attn_logit_softcapping");
+    if ((st = obj_num(r->root, r->path, "", "attn_logit_softcapping", 0, v ? 0.0 : 50.0,
+                      &c->attn_softcap, r->err)))
+        return st;
+    v = json_object_get(r->root, "final_logit_softcapping");
+    if ((st = obj_num(r->root, r->path, "", "final_logit_softcapping", 0, v ? 0.0 : 30.0,
+                      &c->final_softcap, r->err)) ||
+        (st = obj_num(r->root, r->path, "", "query_pre_attn_scalar", 0, 224.0, &qpas, r->err)))
+        return st;
+    if (!(c->attn_softcap >= 0) || !(c->final_softcap >= 0))
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: negative", r->path, c->attn_softcap < 0 ?
+                        "attn_logit_softcapping" : "final_logit_softcapping");
+    if (!(qpas > 0))
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: query_pre_attn_scalar: %g is not positive",
+                        r->path, (double)qpas);
+    c->attn_scale = (float)(1.0 / sqrt((double)qpas));
+    v = json_object_get(r->root, "sliding_window");
+    return cfg_int(r, "sliding_window", 0, v ? 0 : 4096, &c->sliding_window);
+}
+
 /* Fills c from config.json; *attn_bias tells which bias tensors the model must have. */
 static xle_status read_config(const char *path, xle_config *c, int *attn_bias, xle_error *err) {
     json_error_t jerr;
@@ -239,16 +327,27 @@ static xle_status read_config(const char *path, xle_config *c, int *attn_bias, x
         st = read_gpt2_config(&r, c);
         goto done;
     }
+    if (strcmp(type, "gptj") == 0) {
+        *attn_bias = 0;
+        st = read_gptj_config(&r, c);
+        goto done;
+    }
     if (strcmp(type, "llama") == 0) c->arch = XLE_ARCH_LLAMA;
     else if (strcmp(type, "mistral") == 0) c->arch = XLE_ARCH_MISTRAL;
     else if (strcmp(type, "qwen2") == 0) c->arch = XLE_ARCH_QWEN2;
+    else if (strcmp(type, "gemma") == 0) c->arch = XLE_ARCH_GEMMA;
+    else if (strcmp(type, "gemma2") == 0) c->arch = XLE_ARCH_GEMMA2;
     else {
         st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: model_type: '%.40s' is not supported "
-                      "(llama, mistral, qwen2, gpt2)", path, type);
+                      "(llama, mistral, qwen2, gpt2, gptj, gemma, gemma2)", path, type);
         goto done;
     }
+    /* Gemma and Gemma-2 read as Llama with their own activation, defaults and extras */
+    const int gemma = c->arch == XLE_ARCH_GEMMA || c->arch == XLE_ARCH_GEMMA2;
     json_t *act = json_object_get(root, "hidden_act");
-    if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0)) {
+    if (gemma) {
+        if ((st = read_gemma_activation(&r))) goto done;
+    } else if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0)) {
         st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: hidden_act: only \"silu\" is supported", path);
         goto done;
     }
@@ -272,7 +371,8 @@ static xle_status read_config(const char *path, xle_config *c, int *attn_bias, x
         (st = obj_num(root, path, "", "rope_theta", 0, 10000.0, &c->rope_theta, err)))
         goto done;
     if ((st = read_rope_scaling(&r, c)) || (st = read_sliding_window(&r, c)) ||
-        (st = cfg_bool(&r, "tie_word_embeddings", 0, &c->tied_embeddings)) ||
+        (c->arch == XLE_ARCH_GEMMA2 && (st = read_gemma2_config(&r, c))) ||
+        (st = cfg_bool(&r, "tie_word_embeddings", gemma, &c->tied_embeddings)) ||
         (st = cfg_token_id(&r, "bos_token_id", &c->bos_id)) ||
         (st = cfg_token_id(&r, "eos_token_id", &c->eos_id)))
         goto done;
@@ -285,9 +385,14 @@ static xle_status read_config(const char *path, xle_config *c, int *attn_bias, x
     }
     *attn_bias = 0;
     if (c->arch == XLE_ARCH_QWEN2) *attn_bias = 1; /* q, k, v */
-    if (c->arch == XLE_ARCH_LLAMA) {
+    if (c->arch == XLE_ARCH_LLAMA || gemma) {
         int ab = 0;
         if ((st = cfg_bool(&r, "attention_bias", 0, &ab))) goto done;
+        if (ab && gemma) {
+            st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: attention_bias: true is not supported for %s",
+                          path, type);
+            goto done;
+        }
         if (ab) *attn_bias = 2; /* q, k, v, o */
     }
     c->rope_interleaved = 0;

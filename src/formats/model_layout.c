@@ -22,6 +22,7 @@ xle_tensor *xle_weight_slot(xle_weights *w, xle_wkind kind, int layer) {
     case XLE_W_ROPE_FREQS: return &w->rope_freqs;
     case XLE_W_POS_EMBD: return &w->pos_embd;
     case XLE_W_OUT_NORM_B: return &w->out_norm_b;
+    case XLE_W_LM_HEAD_B: return &w->lm_head_b;
     default: break;
     }
     xle_layer_weights *l = &w->layers[layer];
@@ -43,6 +44,8 @@ xle_tensor *xle_weight_slot(xle_weights *w, xle_wkind kind, int layer) {
     case XLE_W_FFN_NORM_B: return &l->ffn_norm_b;
     case XLE_W_B_UP: return &l->b_up;
     case XLE_W_B_DOWN: return &l->b_down;
+    case XLE_W_POST_ATTN_NORM: return &l->post_attn_norm;
+    case XLE_W_POST_FFN_NORM: return &l->post_ffn_norm;
     default: return NULL;
     }
 }
@@ -59,7 +62,9 @@ static const char *const GGUF_NAMES[XLE_W_KIND_COUNT] = {
     [XLE_W_FFN_NORM] = "ffn_norm.weight", [XLE_W_GATE] = "ffn_gate.weight",
     [XLE_W_UP] = "ffn_up.weight", [XLE_W_DOWN] = "ffn_down.weight",
     [XLE_W_ATTN_NORM_B] = "attn_norm.bias", [XLE_W_FFN_NORM_B] = "ffn_norm.bias",
-    [XLE_W_B_UP] = "ffn_up.bias", [XLE_W_B_DOWN] = "ffn_down.bias"};
+    [XLE_W_B_UP] = "ffn_up.bias", [XLE_W_B_DOWN] = "ffn_down.bias",
+    [XLE_W_LM_HEAD_B] = "output.bias", [XLE_W_POST_ATTN_NORM] = "post_attention_norm.weight",
+    [XLE_W_POST_FFN_NORM] = "post_ffw_norm.weight"};
 static const char *const L2C_NAMES[XLE_W_KIND_COUNT] = {
     [XLE_W_TOK_EMBD] = "token_embedding_table", [XLE_W_OUT_NORM] = "rms_final_weight",
     [XLE_W_LM_HEAD] = "wcls", [XLE_W_ROPE_FREQS] = "rope_freqs", [XLE_W_POS_EMBD] = "pos_embd",
@@ -67,7 +72,9 @@ static const char *const L2C_NAMES[XLE_W_KIND_COUNT] = {
     [XLE_W_K] = "wk", [XLE_W_V] = "wv", [XLE_W_O] = "wo", [XLE_W_BQ] = "bq", [XLE_W_BK] = "bk",
     [XLE_W_BV] = "bv", [XLE_W_BO] = "bo", [XLE_W_FFN_NORM] = "rms_ffn_weight", [XLE_W_GATE] = "w1",
     [XLE_W_UP] = "w3", [XLE_W_DOWN] = "w2", [XLE_W_ATTN_NORM_B] = "att_norm_bias",
-    [XLE_W_FFN_NORM_B] = "ffn_norm_bias", [XLE_W_B_UP] = "b3", [XLE_W_B_DOWN] = "b2"};
+    [XLE_W_FFN_NORM_B] = "ffn_norm_bias", [XLE_W_B_UP] = "b3", [XLE_W_B_DOWN] = "b2",
+    [XLE_W_LM_HEAD_B] = "wcls_bias", [XLE_W_POST_ATTN_NORM] = "post_att_norm",
+    [XLE_W_POST_FFN_NORM] = "post_ffn_norm"};
 
 const char *xle_family_weight_name(const xle_family *fam, xle_format fmt, xle_wkind kind, int layer,
                                    char *buf, size_t cap) {
@@ -115,6 +122,7 @@ void xle_weight_expected_shape(const xle_config *c, xle_wkind kind, int *ndim, i
     case XLE_W_BQ: s[0] = q; return;
     case XLE_W_BK: case XLE_W_BV: s[0] = kv; return;
     case XLE_W_B_UP: s[0] = c->ffn_dim; return;
+    case XLE_W_LM_HEAD_B: s[0] = c->vocab_size; return;
     default: s[0] = d; return; /* norms and their biases, bo, b_down */
     }
 }

@@ -10,6 +10,9 @@
 /* Per-layer activations kept for the backward pass (all f32, [T, width]). */
 typedef struct xle_layer_acts {
     float *x_in, *rstd1, *xn1, *q, *k, *v, *att, *probs, *h_mid, *rstd2, *xn2, *gate, *up, *key;
+    /* a family with sandwich norms (Gemma-2): the attention and MLP outputs before their
+     * norms, and those norms' 1/rms; NULL otherwise */
+    float *att_o, *rstd_pa, *mlp_o, *rstd_pf;
     int64_t probs_per_seq_offset; /* unused when probs are laid out via seq_probs_offset */
 } xle_layer_acts;
 
@@ -45,6 +48,14 @@ struct xle_grads {
 
 /* inv_freq[hd/2] for the model's RoPE (theta, llama3/linear scaling, GGUF rope_freqs). */
 void xle_rope_inv_freq(const xle_model *m, double *inv_freq);
+/* The dims of a head RoPE rotates (xle_config.rotary_dim, else all). */
+int xle_rotary_dim(const xle_config *c);
+/* The attention scores' scale (xle_config.attn_scale, else 1/√head_dim). */
+float xle_attn_scale(const xle_config *c);
+/* Layer l's sliding window (0: none): the family says on which layers the config's applies. */
+int xle_layer_window(const xle_model *m, int layer);
+/* The factor on the embedding rows (√d in the embedding's dtype for Gemma; else 1). */
+float xle_embed_scale(const xle_model *m);
 
 /* ---- a family's choices inside a block, each written once (block_ops.c) ------------------ */
 

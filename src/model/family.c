@@ -1,7 +1,7 @@
 /*
  * family.c: the family descriptions (family.h): Llama (with Mistral and Qwen2, which differ
- * only in numbers and optional biases the config names) and GPT-2. A description is data; the
- * engine reads it (docs/families.md says where).
+ * only in numbers and optional biases the config names), GPT-2, GPT-J, Gemma and Gemma-2. A
+ * description is data; the engine reads it (docs/families.md says where).
  */
 #include "model/family.h"
 
@@ -88,9 +88,102 @@ static const xle_family GPT2 = {
     .edit = {48, 17, 13, 17, 0, 20000, 6400},
 };
 
+/* GPT-J (transformers' GPTJForCausalLM): one LayerNorm feeds attention and the MLP in parallel,
+ * RoPE on the first rotary_dim dims of each head in interleaved pairs (rotate_every_two), q/k/v/out
+ * without biases, a gelu_new MLP with biases, its own lm_head with a bias. */
+static const xle_family GPTJ = {
+    .arch = XLE_ARCH_GPTJ,
+    .name = "GPT-J",
+    .norm = XLE_NORM_LAYER,
+    .mlp = XLE_MLP_GELU,
+    .pos = XLE_POS_ROPE,
+    .parallel_block = 1,
+    .has = {
+        [XLE_W_TOK_EMBD] = XLE_REQUIRED, [XLE_W_OUT_NORM] = XLE_REQUIRED,
+        [XLE_W_LM_HEAD] = XLE_REQUIRED, [XLE_W_OUT_NORM_B] = XLE_REQUIRED,
+        [XLE_W_LM_HEAD_B] = XLE_REQUIRED,
+        [XLE_W_ATTN_NORM] = XLE_REQUIRED, [XLE_W_ATTN_NORM_B] = XLE_REQUIRED,
+        [XLE_W_Q] = XLE_REQUIRED, [XLE_W_K] = XLE_REQUIRED, [XLE_W_V] = XLE_REQUIRED,
+        [XLE_W_O] = XLE_REQUIRED, [XLE_W_UP] = XLE_REQUIRED, [XLE_W_B_UP] = XLE_REQUIRED,
+        [XLE_W_DOWN] = XLE_REQUIRED, [XLE_W_B_DOWN] = XLE_REQUIRED,
+    },
+    .hf_layer_prefix = "transformer.h.%d.",
+    .hf_name = {
+        [XLE_W_TOK_EMBD] = "transformer.wte.weight", [XLE_W_OUT_NORM] = "transformer.ln_f.weight",
+        [XLE_W_OUT_NORM_B] = "transformer.ln_f.bias", [XLE_W_LM_HEAD] = "lm_head.weight",
+        [XLE_W_LM_HEAD_B] = "lm_head.bias",
+        [XLE_W_ATTN_NORM] = "ln_1.weight", [XLE_W_ATTN_NORM_B] = "ln_1.bias",
+        [XLE_W_Q] = "attn.q_proj.weight", [XLE_W_K] = "attn.k_proj.weight",
+        [XLE_W_V] = "attn.v_proj.weight", [XLE_W_O] = "attn.out_proj.weight",
+        [XLE_W_UP] = "mlp.fc_in.weight", [XLE_W_B_UP] = "mlp.fc_in.bias",
+        [XLE_W_DOWN] = "mlp.fc_out.weight", [XLE_W_B_DOWN] = "mlp.fc_out.bias",
+    },
+    /* as EasyEdit's hparams/{ROME,MEMIT,FT}/gpt-j-6B.yaml name them */
+    .modules = {"transformer.h.{}.mlp.fc_out", "transformer.h.{}.mlp.fc_out.weight",
+                "transformer.h.{}", "transformer.h.{}.mlp", "transformer.h.{}.attn",
+                "transformer.ln_f", "lm_head", "transformer.wte"},
+};
+
+/* Gemma's tensors are Llama's, without biases. */
+#define GEMMA_HAS                                                                                \
+    [XLE_W_TOK_EMBD] = XLE_REQUIRED, [XLE_W_OUT_NORM] = XLE_REQUIRED,                          \
+    [XLE_W_LM_HEAD] = XLE_REQUIRED, [XLE_W_ATTN_NORM] = XLE_REQUIRED, [XLE_W_Q] = XLE_REQUIRED, \
+    [XLE_W_K] = XLE_REQUIRED, [XLE_W_V] = XLE_REQUIRED, [XLE_W_O] = XLE_REQUIRED,               \
+    [XLE_W_FFN_NORM] = XLE_REQUIRED, [XLE_W_GATE] = XLE_REQUIRED, [XLE_W_UP] = XLE_REQUIRED,    \
+    [XLE_W_DOWN] = XLE_REQUIRED
+#define GEMMA_NAMES                                                                              \
+    [XLE_W_TOK_EMBD] = "model.embed_tokens.weight", [XLE_W_OUT_NORM] = "model.norm.weight",      \
+    [XLE_W_LM_HEAD] = "lm_head.weight", [XLE_W_ATTN_NORM] = "input_layernorm.weight",            \
+    [XLE_W_Q] = "self_attn.q_proj.weight", [XLE_W_K] = "self_attn.k_proj.weight",                \
+    [XLE_W_V] = "self_attn.v_proj.weight", [XLE_W_O] = "self_attn.o_proj.weight",                \
+    [XLE_W_GATE] = "mlp.gate_proj.weight", [XLE_W_UP] = "mlp.up_proj.weight",                    \
+    [XLE_W_DOWN] = "mlp.down_proj.weight"
+#define GEMMA_MODULES                                                                            \
+    {"model.layers.{}.mlp.down_proj", "model.layers.{}.mlp.down_proj.weight", "model.layers.{}", \
+     "model.layers.{}.mlp", "model.layers.{}.self_attn", "model.norm", "lm_head",                \
+     "model.embed_tokens"}
+
+/* Gemma (GemmaForCausalLM): RMSNorm scaling by (1 + w), embeddings × √d, GeGLU, tied head. */
+static const xle_family GEMMA = {
+    .arch = XLE_ARCH_GEMMA,
+    .name = "Gemma",
+    .norm = XLE_NORM_RMS_ONE_PLUS,
+    .mlp = XLE_MLP_GEGLU,
+    .pos = XLE_POS_ROPE,
+    .embed_scale_sqrt_dim = 1,
+    .has = {GEMMA_HAS},
+    .hf_layer_prefix = "model.layers.%d.",
+    .hf_name = {GEMMA_NAMES, [XLE_W_FFN_NORM] = "post_attention_layernorm.weight"},
+    .modules = GEMMA_MODULES,
+};
+
+/* Gemma-2 (Gemma2ForCausalLM): Gemma with a norm after attention and after the MLP too (HF's
+ * post_attention_layernorm is the one on the attention output, pre_feedforward_layernorm the
+ * MLP's input norm), soft-capped scores and logits (xle_config), and the sliding window on the
+ * even layers. */
+static const xle_family GEMMA2 = {
+    .arch = XLE_ARCH_GEMMA2,
+    .name = "Gemma-2",
+    .norm = XLE_NORM_RMS_ONE_PLUS,
+    .mlp = XLE_MLP_GEGLU,
+    .pos = XLE_POS_ROPE,
+    .embed_scale_sqrt_dim = 1,
+    .sandwich_norms = 1,
+    .window_even_layers = 1,
+    .has = {GEMMA_HAS, [XLE_W_POST_ATTN_NORM] = XLE_REQUIRED, [XLE_W_POST_FFN_NORM] = XLE_REQUIRED},
+    .hf_layer_prefix = "model.layers.%d.",
+    .hf_name = {GEMMA_NAMES, [XLE_W_FFN_NORM] = "pre_feedforward_layernorm.weight",
+                [XLE_W_POST_ATTN_NORM] = "post_attention_layernorm.weight",
+                [XLE_W_POST_FFN_NORM] = "post_feedforward_layernorm.weight"},
+    .modules = GEMMA_MODULES,
+};
+
 const xle_family *xle_family_of(xle_arch arch) {
     switch (arch) {
     case XLE_ARCH_GPT2: return &GPT2;
+    case XLE_ARCH_GPTJ: return &GPTJ;
+    case XLE_ARCH_GEMMA: return &GEMMA;
+    case XLE_ARCH_GEMMA2: return &GEMMA2;
     case XLE_ARCH_LLAMA:
     case XLE_ARCH_MISTRAL:
     case XLE_ARCH_QWEN2: break;

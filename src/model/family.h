@@ -17,11 +17,13 @@ typedef enum xle_wkind {
     XLE_W_TOK_EMBD = 0, XLE_W_OUT_NORM, XLE_W_LM_HEAD, XLE_W_ROPE_FREQS,
     XLE_W_POS_EMBD,        /* learned positions [max_seq_len, d] (GPT-2) */
     XLE_W_OUT_NORM_B,      /* final LayerNorm bias [d] */
+    XLE_W_LM_HEAD_B,       /* head bias [V] (GPT-J) */
     /* per layer: */
     XLE_W_ATTN_NORM, XLE_W_Q, XLE_W_K, XLE_W_V, XLE_W_O, XLE_W_BQ, XLE_W_BK, XLE_W_BV, XLE_W_BO,
     XLE_W_FFN_NORM, XLE_W_GATE, XLE_W_UP, XLE_W_DOWN,
     XLE_W_ATTN_NORM_B, XLE_W_FFN_NORM_B,   /* LayerNorm biases [d] */
     XLE_W_B_UP, XLE_W_B_DOWN,              /* MLP biases [f], [d] */
+    XLE_W_POST_ATTN_NORM, XLE_W_POST_FFN_NORM, /* norms of the sublayer outputs [d] (Gemma-2) */
     XLE_W_KIND_COUNT
 } xle_wkind;
 
@@ -34,11 +36,13 @@ static inline int xle_wkind_per_layer(xle_wkind k) { return k >= XLE_W_FIRST_LAY
 typedef enum xle_norm_kind {
     XLE_NORM_RMS = 0,      /* w * x / rms(x) (Llama) */
     XLE_NORM_LAYER,        /* (x - mean) / std * w + b (GPT-2, GPT-J, BLOOM) */
+    XLE_NORM_RMS_ONE_PLUS, /* (1 + w) * x / rms(x) (Gemma, Gemma-2) */
 } xle_norm_kind;
 
 typedef enum xle_mlp_kind {
     XLE_MLP_SWIGLU = 0,    /* down(silu(gate x) * up x) (Llama) */
     XLE_MLP_GELU,          /* down(gelu_tanh(up x + b_up)) + b_down (GPT-2 c_fc/c_proj) */
+    XLE_MLP_GEGLU,         /* down(gelu_tanh(gate x) * up x) (Gemma) */
 } xle_mlp_kind;
 
 typedef enum xle_pos_kind {
@@ -84,6 +88,10 @@ typedef struct xle_family {
     xle_norm_kind norm;
     xle_mlp_kind mlp;
     xle_pos_kind pos;
+    int parallel_block;            /* x + attn(norm(x)) + mlp(norm(x)), one norm (GPT-J) */
+    int embed_scale_sqrt_dim;      /* embedding rows × √d rounded to the embedding's dtype (Gemma) */
+    int sandwich_norms;            /* norms on the attention and MLP outputs too (Gemma-2) */
+    int window_even_layers;        /* sliding_window on even layers only (Gemma-2) */
     xle_presence has[XLE_W_KIND_COUNT];
     /* Hugging Face names: global kinds in full, per-layer kinds after hf_layer_prefix (with %d
      * for the layer); NULL for kinds the family never has. */

@@ -13,11 +13,34 @@
 #include "model/family.h"
 #include "tensor/ops.h"
 
+int xle_rotary_dim(const xle_config *c) {
+    return c->rotary_dim > 0 && c->rotary_dim < c->head_dim ? c->rotary_dim : c->head_dim;
+}
+
+float xle_attn_scale(const xle_config *c) {
+    return c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)c->head_dim);
+}
+
+int xle_layer_window(const xle_model *m, int layer) {
+    return xle_family_of(m->cfg.arch)->window_even_layers && layer % 2 ? 0 : m->cfg.sliding_window;
+}
+
+float xle_embed_scale(const xle_model *m) {
+    if (!xle_family_of(m->cfg.arch)->embed_scale_sqrt_dim) return 1.0f;
+    /* transformers multiplies by sqrt(hidden_size) as a tensor of the model's dtype */
+    const float s = (float)sqrt((double)m->cfg.dim);
+    switch (m->w.tok_embd.dtype) {
+    case XLE_BF16: return xle_bf16_to_f32(xle_f32_to_bf16(s));
+    case XLE_F16: return xle_f16_to_f32(xle_f32_to_f16(s));
+    default: return s;
+    }
+}
+
 void xle_rope_inv_freq(const xle_model *m, double *inv_freq) {
     const xle_config *c = &m->cfg;
-    const int half = c->head_dim / 2;
+    const int rot = xle_rotary_dim(c), half = rot / 2;
     for (int j = 0; j < half; j++) {
-        double f = pow((double)c->rope_theta, -2.0 * j / c->head_dim);
+        double f = pow((double)c->rope_theta, -2.0 * j / rot);
         if (m->w.rope_freqs.data) {
             f /= xle_tensor_get_f32(&m->w.rope_freqs, j);
         } else if (c->rope_scaling == XLE_ROPE_LINEAR) {
@@ -67,7 +90,9 @@ static xle_status acts_prepare(xle_acts *a, const xle_model *m, const xle_batch 
         probs += n * n * c->n_heads;
     }
     const int kept = c->n_layers - keep_from;
-    const int64_t per_layer = T * (4 * d + 2 + 2 * qd + 2 * kvd + 3 * f) + probs;
+    const int sandwich = xle_family_of(c->arch)->sandwich_norms;
+    const int64_t per_layer = T * (4 * d + 2 + 2 * qd + 2 * kvd + 3 * f) + probs +
+                              (sandwich ? T * (2 * d + 2) : 0);
     const size_t need = (size_t)(kept * per_layer + T * (2 * d + 1));
     if (need > a->cap_floats) {
         free(a->mem);
@@ -112,6 +137,12 @@ static xle_status acts_prepare(xle_acts *a, const xle_model *m, const xle_batch 
         la->gate = p, p += T * f;
         la->up = p, p += T * f;
         la->key = p, p += T * f;
+        if (sandwich) {
+            la->att_o = p, p += T * d;
+            la->rstd_pa = p, p += T;
+            la->mlp_o = p, p += T * d;
+            la->rstd_pf = p, p += T;
+        }
     }
     a->x_final = p, p += T * d;
     a->rstd_f = p, p += T;
@@ -228,7 +259,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     int n_rows = (o && o->logit_rows) ? o->n_logit_rows : T;
 
     /* Workspace: one allocation for this call. */
-    const int64_t ws_floats = T * (2 * d + 2 * qd + 2 * kvd + 3 * f + 2) + (int64_t)n_rows * d +
+    const int64_t ws_floats = T * (4 * d + 2 * qd + 2 * kvd + 3 * f + 2) + (int64_t)n_rows * d +
                               XLE_MATMUL_SCRATCH + hd;
     float *ws = malloc((size_t)ws_floats * sizeof(float));
     int *pos = malloc((size_t)(T + n_rows) * sizeof(int));
@@ -242,10 +273,11 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     float *x = ws, *xn = x + T * d, *q = xn + T * d, *k = q + T * qd, *v = k + T * kvd,
           *att = v + T * kvd, *gate = att + T * qd, *up = gate + T * f, *key = up + T * f,
           *rstd = key + T * f, *rstd2 = rstd + T, *gathered = rstd2 + T,
-          *scratch = gathered + (int64_t)n_rows * d;
+          *aux = gathered + (int64_t)n_rows * d, *aux2 = aux + T * d, *scratch = aux2 + T * d;
     /* Attention and MLP outputs (width d) go to xn, which is free again once q/k/v (or
      * gate/up) have been computed from it. */
     float *tmp = xn;
+    const float att_scale = xle_attn_scale(c);
 
     for (int s = 0; s < b->n_seqs; s++)
         for (int t = b->seq_start[s]; t < b->seq_start[s + 1]; t++) pos[t] = n_past + t - b->seq_start[s];
@@ -275,6 +307,16 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
             for (int64_t i = 0; i < d; i++) xt[i] += xle_tensor_get_f32(&m->w.pos_embd, pos[t] * d + i);
         }
     }
+    if (fam->embed_scale_sqrt_dim) {
+        /* in the embedding's dtype, as transformers computes it */
+        const float es = xle_embed_scale(m);
+        const xle_dtype et = m->w.tok_embd.dtype;
+        for (int64_t i = 0; i < T * d; i++) {
+            float v = x[i] * es;
+            x[i] = et == XLE_BF16 ? xle_bf16_to_f32(xle_f32_to_bf16(v))
+                   : et == XLE_F16 ? xle_f16_to_f32(xle_f32_to_f16(v)) : v;
+        }
+    }
     if (run_hooks(o, XLE_POINT_EMBED, 0, x, T, (int)d)) goto stopped;
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -292,37 +334,56 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
             xle_matmul_forward_many(outs, lxn1, ws, bs, 3, T, scratch, m->precision);
         }
         xle_block_positions_forward(fam, c, lq, lk, pos, inv_freq, T);
+        const int window = xle_layer_window(m, l);
         if (cache) {
             float *ck = cache->k + (int64_t)l * cache->max_tokens * kvd;
             float *cv = cache->v + (int64_t)l * cache->max_tokens * kvd;
             memcpy(ck + n_past * kvd, lk, (size_t)(T * kvd) * sizeof(float));
             memcpy(cv + n_past * kvd, lv, (size_t)(T * kvd) * sizeof(float));
-            xle_attention_forward(latt, NULL, lq, ck, cv, T, n_past, (int)kvd, c->n_heads,
-                                  c->n_kv_heads, hd, c->sliding_window);
+            xle_attention_forward_scaled(latt, NULL, lq, ck, cv, T, n_past, (int)kvd, c->n_heads,
+                                         c->n_kv_heads, hd, window, att_scale, c->attn_softcap);
         } else {
             for (int s = 0; s < b->n_seqs; s++) {
                 int s0 = b->seq_start[s], n = b->seq_start[s + 1] - s0;
                 float *probs = la ? la->probs + acts->probs_offset[s] : NULL;
-                xle_attention_forward(latt + s0 * qd, probs, lq + s0 * qd, lk + s0 * kvd,
-                                      lv + s0 * kvd, n, 0, (int)kvd, c->n_heads, c->n_kv_heads, hd,
-                                      c->sliding_window);
+                xle_attention_forward_scaled(latt + s0 * qd, probs, lq + s0 * qd, lk + s0 * kvd,
+                                             lv + s0 * kvd, n, 0, (int)kvd, c->n_heads, c->n_kv_heads,
+                                             hd, window, att_scale, c->attn_softcap);
             }
         }
-        xle_matmul_forward(tmp, latt, &L->wo, &L->bo, T, scratch, m->precision);
-        if (run_hooks(o, XLE_POINT_ATTN_OUT, l, tmp, T, (int)d)) goto stopped;
-        for (int64_t i = 0; i < T * d; i++) x[i] += tmp[i];
+        /* a parallel block keeps the attention output (its MLP reads xn1) until the MLP's */
+        float *attn_out = fam->parallel_block ? aux : tmp;
+        xle_matmul_forward(attn_out, latt, &L->wo, &L->bo, T, scratch, m->precision);
+        if (run_hooks(o, XLE_POINT_ATTN_OUT, l, attn_out, T, (int)d)) goto stopped;
+        if (fam->sandwich_norms) {
+            if (la) memcpy(la->att_o, attn_out, (size_t)(T * d) * sizeof(float));
+            xle_block_norm_forward(fam, aux2, la ? la->rstd_pa : rstd2, attn_out, &L->post_attn_norm, NULL,
+                                   T, (int)d, c->norm_eps);
+            for (int64_t i = 0; i < T * d; i++) x[i] += aux2[i];
+        } else if (!fam->parallel_block) {
+            for (int64_t i = 0; i < T * d; i++) x[i] += attn_out[i];
+        }
         if (la) memcpy(la->h_mid, x, (size_t)(T * d) * sizeof(float));
 
-        /* MLP block. */
+        /* MLP block (from the attention's norm in a parallel block). */
         float *lxn2 = la ? la->xn2 : xn, *lr2 = la ? la->rstd2 : rstd2, *lg = la ? la->gate : gate,
               *lu = la ? la->up : up, *lkey = la ? la->key : key;
-        xle_block_norm_forward(fam, lxn2, lr2, x, &L->ffn_norm, &L->ffn_norm_b, T, (int)d, c->norm_eps);
+        if (fam->parallel_block) lxn2 = lxn1;
+        else xle_block_norm_forward(fam, lxn2, lr2, x, &L->ffn_norm, &L->ffn_norm_b, T, (int)d, c->norm_eps);
         xle_block_mlp_key_forward(fam, L, lkey, lg, lu, lxn2, T, f, scratch, m->precision);
         if (run_hooks(o, XLE_POINT_MLP_KEY, l, lkey, T, (int)f)) goto stopped;
         float *mlp_out = tmp;
         xle_matmul_forward(mlp_out, lkey, &L->w_down, &L->b_down, T, scratch, m->precision);
         if (run_hooks(o, XLE_POINT_MLP_OUT, l, mlp_out, T, (int)d)) goto stopped;
+        if (fam->sandwich_norms) {
+            if (la) memcpy(la->mlp_o, mlp_out, (size_t)(T * d) * sizeof(float));
+            xle_block_norm_forward(fam, aux2, la ? la->rstd_pf : rstd2, mlp_out, &L->post_ffn_norm, NULL,
+                                   T, (int)d, c->norm_eps);
+            mlp_out = aux2;
+        }
         for (int64_t i = 0; i < T * d; i++) x[i] += mlp_out[i];
+        if (fam->parallel_block)
+            for (int64_t i = 0; i < T * d; i++) x[i] += attn_out[i];
         if (run_hooks(o, XLE_POINT_BLOCK_OUT, l, x, T, (int)d)) goto stopped;
     }
     if (cache) cache->len += T;
@@ -335,7 +396,9 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         if (logits) {
             for (int i = 0; i < n_rows; i++) memcpy(gathered + i * d, xnf + (int64_t)rows[i] * d, (size_t)d * sizeof(float));
             /* lm_head matmul in chunks of rows so the workspace stays small. */
-            xle_matmul_forward(logits, gathered, &m->w.lm_head, NULL, n_rows, scratch, m->precision);
+            xle_matmul_forward(logits, gathered, &m->w.lm_head, &m->w.lm_head_b, n_rows, scratch,
+                               m->precision);
+            if (c->final_softcap > 0) xle_softcap_forward(logits, c->final_softcap, n_rows * V);
             for (int64_t i = 0; i < n_rows * V; i++)
                 if (!isfinite(logits[i])) {
                     st = xle_fail(err, XLE_ERR_NUMERIC, "%s: non-finite logit (NaN or Inf in the weights?)", m->path);

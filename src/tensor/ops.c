@@ -17,6 +17,16 @@
 
 void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tensor *weight, int T,
                          int d, float eps) {
+    xle_rmsnorm_offset_forward(out, rstd, x, weight, 0.0f, T, d, eps);
+}
+
+void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
+                          const xle_tensor *weight, const float *rstd, int T, int d) {
+    xle_rmsnorm_offset_backward(dx, dweight, dout, x, weight, 0.0f, rstd, T, d);
+}
+
+void xle_rmsnorm_offset_forward(float *out, float *rstd, const float *x, const xle_tensor *weight,
+                                float w_offset, int T, int d, float eps) {
 #pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * d > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * d;
@@ -25,22 +35,25 @@ void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tens
         float r = (float)(1.0 / sqrt(ss / d + eps));
         rstd[t] = r;
         float *ot = out + (int64_t)t * d;
-        for (int i = 0; i < d; i++) ot[i] = xt[i] * r * xle_tensor_get_f32(weight, i);
+        for (int i = 0; i < d; i++) ot[i] = xt[i] * r * (w_offset + xle_tensor_get_f32(weight, i));
     }
 }
 
-void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
-                          const xle_tensor *weight, const float *rstd, int T, int d) {
-    /* dx_i = r w_i g_i - r³/d x_i Σ_j w_j g_j x_j ;  dw_i = Σ_t g_i x_i r */
+void xle_rmsnorm_offset_backward(float *dx, float *dweight, const float *dout, const float *x,
+                                 const xle_tensor *weight, float w_offset, const float *rstd, int T,
+                                 int d) {
+    /* with w' = w_offset + w: dx_i = r w'_i g_i - r³/d x_i Σ_j w'_j g_j x_j ;  dw_i = Σ_t g_i x_i r */
 #pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * d > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * d, *gt = dout + (int64_t)t * d;
         float r = rstd[t];
         double dot = 0;
-        for (int i = 0; i < d; i++) dot += (double)xle_tensor_get_f32(weight, i) * gt[i] * xt[i];
+        for (int i = 0; i < d; i++)
+            dot += (double)(w_offset + xle_tensor_get_f32(weight, i)) * gt[i] * xt[i];
         float c = (float)(dot * r * r * r / d);
         float *dxt = dx + (int64_t)t * d;
-        for (int i = 0; i < d; i++) dxt[i] += r * xle_tensor_get_f32(weight, i) * gt[i] - c * xt[i];
+        for (int i = 0; i < d; i++)
+            dxt[i] += r * (w_offset + xle_tensor_get_f32(weight, i)) * gt[i] - c * xt[i];
     }
     if (dweight)
         for (int t = 0; t < T; t++) {
@@ -113,8 +126,8 @@ void xle_layernorm_backward(float *dx, float *dweight, float *dbias, const float
 /* ---- RoPE: rotate pairs by pos * inv_freq ------------------------------------------------ */
 
 static void rope_apply(float *x, const int *pos, const double *inv_freq, int T, int n_heads, int hd,
-                       int interleaved, double direction) {
-    const int half = hd / 2;
+                       int rot_dim, int interleaved, double direction) {
+    const int half = rot_dim / 2;
 #pragma omp parallel for schedule(dynamic, 4) if((int64_t)T * n_heads * hd > XLE_PAR_MIN_WORK)
     for (int t = 0; t < T; t++) {
         for (int j = 0; j < half; j++) {
@@ -133,13 +146,23 @@ static void rope_apply(float *x, const int *pos, const double *inv_freq, int T, 
 
 void xle_rope_forward(float *x, const int *pos, const double *inv_freq, int T, int n_heads, int hd,
                       int interleaved) {
-    rope_apply(x, pos, inv_freq, T, n_heads, hd, interleaved, 1.0);
+    rope_apply(x, pos, inv_freq, T, n_heads, hd, hd, interleaved, 1.0);
 }
 
 void xle_rope_backward(float *dx, const int *pos, const double *inv_freq, int T, int n_heads,
                        int hd, int interleaved) {
     /* A rotation's transpose is the rotation by the opposite angle. */
-    rope_apply(dx, pos, inv_freq, T, n_heads, hd, interleaved, -1.0);
+    rope_apply(dx, pos, inv_freq, T, n_heads, hd, hd, interleaved, -1.0);
+}
+
+void xle_rope_partial_forward(float *x, const int *pos, const double *inv_freq, int T, int n_heads,
+                              int hd, int rot_dim, int interleaved) {
+    rope_apply(x, pos, inv_freq, T, n_heads, hd, rot_dim, interleaved, 1.0);
+}
+
+void xle_rope_partial_backward(float *dx, const int *pos, const double *inv_freq, int T,
+                               int n_heads, int hd, int rot_dim, int interleaved) {
+    rope_apply(dx, pos, inv_freq, T, n_heads, hd, rot_dim, interleaved, -1.0);
 }
 
 /* ---- SwiGLU: key = silu(gate) * up ------------------------------------------------------- */
@@ -184,6 +207,40 @@ void xle_gelu_tanh_backward(float *dpre, const float *dkey, const float *pre, in
     }
 }
 
+/* ---- GeGLU: key = gelu_tanh(gate) * up --------------------------------------------------- */
+
+void xle_geglu_forward(float *key, const float *gate, const float *up, int64_t n) {
+#pragma omp parallel for schedule(dynamic, 16384) if(n > XLE_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) {
+        float x = gate[i];
+        key[i] = 0.5f * x * (1.0f + tanhf(XLE_GELU_C * (x + 0.044715f * x * x * x))) * up[i];
+    }
+}
+
+void xle_geglu_backward(float *dgate, float *dup, const float *dkey, const float *gate,
+                        const float *up, int64_t n) {
+#pragma omp parallel for schedule(dynamic, 16384) if(n > XLE_PAR_MIN_WORK)
+    for (int64_t i = 0; i < n; i++) {
+        float x = gate[i], th = tanhf(XLE_GELU_C * (x + 0.044715f * x * x * x));
+        float dth = (1.0f - th * th) * XLE_GELU_C * (1.0f + 3.0f * 0.044715f * x * x);
+        dgate[i] += dkey[i] * up[i] * (0.5f * (1.0f + th) + 0.5f * x * dth);
+        dup[i] += dkey[i] * 0.5f * x * (1.0f + th);
+    }
+}
+
+/* ---- Soft-capping: y = c tanh(x / c) ------------------------------------------------------ */
+
+void xle_softcap_forward(float *x, float cap, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
+void xle_softcap_backward(float *dx, const float *y, float cap, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float t = y[i] / cap;
+        dx[i] *= 1.0f - t * t;
+    }
+}
+
 /* ---- Attention ---------------------------------------------------------------------------- */
 
 /* Queries per block of the blocked attention, and the fewest queries worth blocking: below
@@ -201,9 +258,9 @@ static int first_key(int qpos, int window) {
  * ATT_QBLOCK * n_keys + XLE_GEMM_PACK_FLOATS floats. */
 static void attention_block(float *out, float *probs, const float *q, const float *k,
                             const float *v, int n, int n_past, int kv_stride, int n_heads,
-                            int group, int hd, int window, int h, int i0, int bq, float *buf) {
+                            int group, int hd, int window, float scale, float cap, int h, int i0,
+                            int bq, float *buf) {
     const int q_stride = n_heads * hd, g = h / group, n_keys = n_past + n;
-    const float scale = 1.0f / sqrtf((float)hd);
     const int k_lo = first_key(n_past + i0, window), nk = n_past + i0 + bq - k_lo;
     float *S = buf, *pack = buf + (int64_t)ATT_QBLOCK * n_keys;
     const xle_gemm_rhs keys = {k + (int64_t)k_lo * kv_stride + (int64_t)g * hd, XLE_F32, kv_stride, 1};
@@ -213,6 +270,7 @@ static void attention_block(float *out, float *probs, const float *q, const floa
         float *row = S + (int64_t)r * nk, mx = -INFINITY;
         for (int p = lo; p <= hi; p++) {
             row[p] *= scale;
+            if (cap > 0) row[p] = cap * tanhf(row[p] / cap);
             if (row[p] > mx) mx = row[p];
         }
         double sum = 0;
@@ -238,7 +296,7 @@ static void attention_block(float *out, float *probs, const float *q, const floa
  * the threads (largest blocks first). Returns 0 (nothing done) when the buffers cannot be had. */
 static int attention_blocked(float *out, float *probs, const float *q, const float *k,
                              const float *v, int n, int n_past, int kv_stride, int n_heads,
-                             int n_kv_heads, int hd, int window) {
+                             int n_kv_heads, int hd, int window, float scale, float cap) {
     const int n_keys = n_past + n, n_blocks = (n + ATT_QBLOCK - 1) / ATT_QBLOCK;
     const int64_t per_thread = (int64_t)ATT_QBLOCK * n_keys + XLE_GEMM_PACK_FLOATS;
     const int64_t tasks = (int64_t)n_heads * n_blocks;
@@ -260,7 +318,7 @@ static int attention_blocked(float *out, float *probs, const float *q, const flo
             const int b = n_blocks - 1 - (int)(t / n_heads), h = (int)(t % n_heads);
             const int i0 = b * ATT_QBLOCK, bq = n - i0 < ATT_QBLOCK ? n - i0 : ATT_QBLOCK;
             attention_block(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_heads / n_kv_heads,
-                            hd, window, h, i0, bq, bufs + tid * per_thread);
+                            hd, window, scale, cap, h, i0, bq, bufs + tid * per_thread);
         }
     }
     free(bufs);
@@ -270,12 +328,19 @@ static int attention_blocked(float *out, float *probs, const float *q, const flo
 void xle_attention_forward(float *out, float *probs, const float *q, const float *k,
                            const float *v, int n, int n_past, int kv_stride, int n_heads,
                            int n_kv_heads, int hd, int window) {
+    xle_attention_forward_scaled(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_kv_heads, hd,
+                                 window, 1.0f / sqrtf((float)hd), 0.0f);
+}
+
+void xle_attention_forward_scaled(float *out, float *probs, const float *q, const float *k,
+                                  const float *v, int n, int n_past, int kv_stride, int n_heads,
+                                  int n_kv_heads, int hd, int window, float scale, float cap) {
     if (n >= ATT_MIN_QUERIES &&
-        attention_blocked(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_kv_heads, hd, window))
+        attention_blocked(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_kv_heads, hd, window,
+                          scale, cap))
         return;
     /* Few queries (generation): one query and head at a time. */
     const int n_keys = n_past + n, group = n_heads / n_kv_heads, q_stride = n_heads * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel if((int64_t)n_heads * n * n_keys * hd > XLE_PAR_MIN_WORK)
     {
         float *scores = NULL;
@@ -300,6 +365,7 @@ void xle_attention_forward(float *out, float *probs, const float *q, const float
                     float s = 0;
                     for (int c = 0; c < hd; c++) s += qi[c] * kp[c];
                     s *= scale;
+                    if (cap > 0) s = cap * tanhf(s / cap);
                     scores[p] = s;
                     if (s > mx) mx = s;
                 }
@@ -337,9 +403,16 @@ void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
 void xle_attention_backward_past(float *dq, float *dk, float *dv, const float *dout,
                                  const float *probs, const float *q, const float *k, const float *v,
                                  int n, int n_past, int n_heads, int n_kv_heads, int hd) {
+    xle_attention_backward_scaled(dq, dk, dv, dout, probs, q, k, v, n, n_past, n_heads, n_kv_heads,
+                                  hd, 1.0f / sqrtf((float)hd), 0.0f);
+}
+
+void xle_attention_backward_scaled(float *dq, float *dk, float *dv, const float *dout,
+                                   const float *probs, const float *q, const float *k,
+                                   const float *v, int n, int n_past, int n_heads, int n_kv_heads,
+                                   int hd, float scale, float cap) {
     const int group = n_heads / n_kv_heads, q_stride = n_heads * hd, kv_stride = n_kv_heads * hd;
     const int n_keys = n_past + n;
-    const float scale = 1.0f / sqrtf((float)hd);
     /* Threads own whole kv heads so dk/dv accumulate without races. */
 #pragma omp parallel if((int64_t)n_heads * n * n_keys * hd > XLE_PAR_MIN_WORK)
     {
@@ -371,6 +444,13 @@ void xle_attention_backward_past(float *dq, float *dk, float *dv, const float *d
                         if (row[j] == 0.0f) continue;
                         float ds = row[j] * (dp[j] - (float)pdp) * scale;
                         const float *kj = k + (int64_t)j * kv_stride + (int64_t)g * hd;
+                        if (cap > 0) {
+                            /* through cap·tanh(s/cap): the raw score again, from q and k */
+                            float raw = 0;
+                            for (int c = 0; c < hd; c++) raw += qi[c] * kj[c];
+                            float th = tanhf(raw * scale / cap);
+                            ds *= 1.0f - th * th;
+                        }
                         float *dkj = dk + (int64_t)j * kv_stride + (int64_t)g * hd;
                         for (int c = 0; c < hd; c++) {
                             dqi[c] += ds * kj[c];

@@ -40,6 +40,12 @@ void xle_rmsnorm_forward(float *out, float *rstd, const float *x, const xle_tens
                          int d, float eps);
 void xle_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
                           const xle_tensor *weight, const float *rstd, int T, int d);
+/* The same scaling by (w_offset + weight) (Gemma's RMSNorm: w_offset 1). */
+void xle_rmsnorm_offset_forward(float *out, float *rstd, const float *x, const xle_tensor *weight,
+                                float w_offset, int T, int d, float eps);
+void xle_rmsnorm_offset_backward(float *dx, float *dweight, const float *dout, const float *x,
+                                 const xle_tensor *weight, float w_offset, const float *rstd, int T,
+                                 int d);
 
 /* LayerNorm with bias (GPT-2, GPT-J, BLOOM): out = (x - mean) * rstd * weight + bias per row,
  * with the biased variance; rstd[T] keeps 1/sqrt(var + eps) for the backward (which recomputes
@@ -56,6 +62,12 @@ void xle_rope_forward(float *x, const int *pos, const double *inv_freq, int T, i
 /* The inverse rotation applied to the gradient in place. */
 void xle_rope_backward(float *dx, const int *pos, const double *inv_freq, int T, int n_heads,
                        int hd, int interleaved);
+/* The same on the first rot_dim dims of each head only (GPT-J's rotary_dim); inv_freq[rot_dim/2];
+ * the rest of the head passes through. */
+void xle_rope_partial_forward(float *x, const int *pos, const double *inv_freq, int T, int n_heads,
+                              int hd, int rot_dim, int interleaved);
+void xle_rope_partial_backward(float *dx, const int *pos, const double *inv_freq, int T,
+                               int n_heads, int hd, int rot_dim, int interleaved);
 
 /* key = silu(gate) * up, all [T, f]. */
 void xle_swiglu_forward(float *key, const float *gate, const float *up, int64_t n);
@@ -66,6 +78,16 @@ void xle_swiglu_backward(float *dgate, float *dup, const float *dkey, const floa
  * GPT-2's gelu_new, GPT-J's, BLOOM's bloom_gelu and Gemma's gelu_pytorch_tanh. */
 void xle_gelu_tanh_forward(float *key, const float *pre, int64_t n);
 void xle_gelu_tanh_backward(float *dpre, const float *dkey, const float *pre, int64_t n);
+
+/* key = gelu_tanh(gate) * up, all [T, f] (Gemma's GeGLU). */
+void xle_geglu_forward(float *key, const float *gate, const float *up, int64_t n);
+void xle_geglu_backward(float *dgate, float *dup, const float *dkey, const float *gate,
+                        const float *up, int64_t n);
+
+/* Soft-capping in place: x = cap · tanh(x / cap) (Gemma-2's final logits). The backward scales
+ * dx in place by 1 - (y / cap)², y the capped values. */
+void xle_softcap_forward(float *x, float cap, int64_t n);
+void xle_softcap_backward(float *dx, const float *y, float cap, int64_t n);
 
 /* Causal grouped-query attention of one sequence of n new queries whose keys are
  * k/v[0 .. n_past + n) (row stride kv_stride floats): query i sits at position n_past + i and
@@ -78,6 +100,16 @@ void xle_attention_forward(float *out, float *probs, const float *q, const float
 void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                             const float *probs, const float *q, const float *k, const float *v,
                             int n, int n_heads, int n_kv_heads, int hd);
+/* The attention above with the scores scaled by `scale` (the others use 1/√hd) and, when cap > 0,
+ * soft-capped cap · tanh(s / cap) before the mask (Gemma-2); the backward recomputes the raw
+ * scores from q and k for the cap's derivative. */
+void xle_attention_forward_scaled(float *out, float *probs, const float *q, const float *k,
+                                  const float *v, int n, int n_past, int kv_stride, int n_heads,
+                                  int n_kv_heads, int hd, int window, float scale, float cap);
+void xle_attention_backward_scaled(float *dq, float *dk, float *dv, const float *dout,
+                                   const float *probs, const float *q, const float *k,
+                                   const float *v, int n, int n_past, int n_heads, int n_kv_heads,
+                                   int hd, float scale, float cap);
 /* The same for n queries after n_past earlier keys (the forward's probs layout, n x
  * (n_past + n) per head): k/v/dk/dv hold all n_past + n rows; dq holds the n queries'. */
 void xle_attention_backward_past(float *dq, float *dk, float *dv, const float *dout,

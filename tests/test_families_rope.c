@@ -1,0 +1,501 @@
+/*
+ * test_families_rope.c: the RoPE families beyond Llama (docs/families.md) — GPT-J, Gemma and
+ * Gemma-2 — from the fixtures tests/reference/make_family_fixtures.py writes (tiny random models
+ * saved the Hugging Face way, with golden logits from the script's float64 PyTorch
+ * re-implementation of the Hugging Face modeling code).
+ *
+ * Per family: the folder loads with the family's configuration; the logits at every position of
+ * four sequences (5, 12, 32 and 64 = max positions tokens) are within TOL_ABS = 1e-4 of the golden
+ * ones, one sequence at a time, packed in one batch and through a KV cache (Gemma-2's
+ * sliding window of 6 on the even layers is crossed by three of the four sequences); the
+ * tokenizer.json (GPT-J: GPT-2's byte-level BPE; Gemma: SentencePiece-converted with byte
+ * fallback) encodes the script's test text to the script's ids; the backward pass agrees with
+ * central finite differences on 4 sampled elements of every weight tensor (GPT-J's parallel block,
+ * partial interleaved rotary and head bias; Gemma's (1 + w) RMSNorm, √d embedding scale and
+ * GeGLU; Gemma-2's sandwich norms, soft-capped scores and logits and score scale); an unedited
+ * save has every tensor byte for byte and an edited one (the MLP output projection, as ROME
+ * writes it) reloads to the same logits bit for bit. EasyEdit's gpt-j-6B files (ROME, MEMIT, FT)
+ * select transformer.h.{}.mlp.fc_out and their layers for the GPT-J model.
+ */
+#include <dirent.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "formats/formats_internal.h"
+#include "formats/safetensors.h"
+#include "xledit.h"
+
+#define FIX XLE_SOURCE_DIR "/tests/fixtures/families/"
+#define EASYEDIT XLE_SOURCE_DIR "/tests/fixtures/easyedit/hparams"
+#define TOL_ABS 1e-4
+
+/* The fixtures of one family. */
+typedef struct family_fix {
+    const char *name;   /* folder under FIX */
+    json_t *manifest;
+    float *golden;      /* for each sequence, [len x V] */
+} family_fix;
+
+static family_fix g_fix;
+
+static void *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) *size = (size_t)n;
+    return buf;
+}
+
+static const char *model_dir(char *buf, size_t cap) {
+    snprintf(buf, cap, FIX "%s/hf_f32", g_fix.name);
+    return buf;
+}
+
+static xle_model *load_model(void) {
+    xle_model *m = NULL;
+    xle_error err = {0};
+    char dir[256];
+    CHECK_OK(xle_model_load(model_dir(dir, sizeof dir), &m, &err), &err);
+    return m;
+}
+
+static int n_seqs(void) { return (int)json_array_size(json_object_get(g_fix.manifest, "sequences")); }
+
+/* Sequence s as ids (caller frees); *n its length. */
+static int32_t *seq_ids(int s, int *n) {
+    json_t *a = json_array_get(json_object_get(g_fix.manifest, "sequences"), (size_t)s);
+    *n = (int)json_array_size(a);
+    int32_t *ids = malloc((size_t)*n * sizeof *ids);
+    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
+    return ids;
+}
+
+static const float *golden_of(int s, int V) {
+    size_t off = 0;
+    for (int i = 0; i < s; i++) {
+        int n;
+        free(seq_ids(i, &n));
+        off += (size_t)n * (size_t)V;
+    }
+    return g_fix.golden + off;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= worst)) worst = d; /* NaN counts as worst */
+    }
+    return worst;
+}
+
+/* ---- configuration per family -------------------------------------------------------------- */
+
+static void test_gptj_config(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    const xle_config *c = xle_model_config(m);
+    CHECK(c->arch == XLE_ARCH_GPTJ);
+    CHECK(c->dim == 32 && c->n_heads == 4 && c->n_kv_heads == 4 && c->head_dim == 8);
+    CHECK(c->n_layers == 2 && c->ffn_dim == 128 && c->max_seq_len == 64);
+    CHECK(c->rotary_dim == 4 && c->rope_interleaved == 1 && !c->tied_embeddings);
+    const xle_weights *w = xle_model_weights(m);
+    CHECK(w->lm_head_b.data && w->lm_head_b.shape[0] == c->vocab_size);
+    CHECK(w->lm_head.data && w->lm_head.data != w->tok_embd.data);
+    CHECK(w->layers[1].b_up.data && w->layers[1].b_down.data && w->layers[0].attn_norm_b.data);
+    CHECK(!w->layers[0].ffn_norm.data && !w->layers[0].w_gate.data && !w->layers[0].bq.data);
+    CHECK(w->layers[0].w_up.shape[0] == 128 && w->layers[0].w_up.shape[1] == 32);
+    xle_model_free(m);
+}
+
+static void test_gemma_config(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    const xle_config *c = xle_model_config(m);
+    const int v2 = !strcmp(g_fix.name, "gemma2");
+    CHECK(c->arch == (v2 ? XLE_ARCH_GEMMA2 : XLE_ARCH_GEMMA));
+    CHECK(c->dim == 32 && c->n_heads == 4 && c->n_kv_heads == 2 && c->head_dim == 16);
+    CHECK(c->n_layers == 2 && c->ffn_dim == 64 && c->tied_embeddings && c->rope_interleaved == 0);
+    CHECK(c->bos_id == 2 && c->eos_id == 1);
+    const xle_weights *w = xle_model_weights(m);
+    CHECK(w->lm_head.data == w->tok_embd.data && w->layers[1].w_gate.data);
+    if (v2) {
+        CHECK(c->sliding_window == 6 && c->attn_softcap == 2.0f && c->final_softcap == 15.0f);
+        CHECK(fabsf(c->attn_scale - 1.0f / sqrtf(24.0f)) < 1e-7f);
+        CHECK(w->layers[1].post_attn_norm.data && w->layers[1].post_ffn_norm.data);
+    } else {
+        CHECK(c->sliding_window == 0 && c->attn_softcap == 0 && c->final_softcap == 0);
+        CHECK(!w->layers[1].post_attn_norm.data);
+    }
+    xle_model_free(m);
+}
+
+/* ---- logits ------------------------------------------------------------------------------- */
+
+static void test_logits(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    const int V = xle_model_config(m)->vocab_size, S = n_seqs();
+    xle_error err = {0};
+    double worst = 0;
+    for (int s = 0; s < S; s++) {
+        int n;
+        int32_t *ids = seq_ids(s, &n);
+        int starts[2] = {0, n};
+        xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
+        float *got = malloc((size_t)n * (size_t)V * sizeof *got);
+        CHECK_OK(xle_forward(m, &b, NULL, got, &err), &err);
+        double d = max_abs_diff(got, golden_of(s, V), (size_t)n * (size_t)V);
+        CHECK_MSG(d <= TOL_ABS, "%s sequence %d: max |logit - golden| = %g", g_fix.name, s, d);
+        if (d > worst) worst = d;
+        free(got);
+        free(ids);
+    }
+    fprintf(stderr, "     %s: max |logit - golden| = %.3g over %d sequences\n", g_fix.name, worst, S);
+
+    /* All sequences packed in one batch: positions restart in each. */
+    int total = 0, *starts = malloc((size_t)(S + 1) * sizeof *starts);
+    starts[0] = 0;
+    for (int s = 0; s < S; s++) {
+        int n;
+        free(seq_ids(s, &n));
+        total += n;
+        starts[s + 1] = total;
+    }
+    int32_t *all = malloc((size_t)total * sizeof *all);
+    for (int s = 0; s < S; s++) {
+        int n;
+        int32_t *ids = seq_ids(s, &n);
+        memcpy(all + starts[s], ids, (size_t)n * sizeof *ids);
+        free(ids);
+    }
+    xle_batch b = {.n_seqs = S, .tokens = all, .seq_start = starts};
+    float *got = malloc((size_t)total * (size_t)V * sizeof *got);
+    CHECK_OK(xle_forward(m, &b, NULL, got, &err), &err);
+    double d = max_abs_diff(got, golden_of(0, V), (size_t)total * (size_t)V);
+    CHECK_MSG(d <= TOL_ABS, "%s packed batch: max |logit - golden| = %g", g_fix.name, d);
+    free(got);
+    free(all);
+    free(starts);
+    xle_model_free(m);
+}
+
+/* The last sequence in two chunks through a KV cache: the second chunk's logits are the golden
+ * rows (positions, and Gemma-2's window, continue after the cached keys). */
+static void test_kv_cache(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    const int V = xle_model_config(m)->vocab_size, s = n_seqs() - 1;
+    int n;
+    int32_t *ids = seq_ids(s, &n);
+    xle_error err = {0};
+    xle_kv_cache *kc = NULL;
+    CHECK_OK(xle_kv_cache_new(m, n, &kc, &err), &err);
+    const int first = n / 3;
+    float *got = malloc((size_t)n * (size_t)V * sizeof *got);
+    int st1[2] = {0, first}, st2[2] = {0, n - first};
+    xle_batch b1 = {.n_seqs = 1, .tokens = ids, .seq_start = st1};
+    xle_batch b2 = {.n_seqs = 1, .tokens = ids + first, .seq_start = st2};
+    xle_forward_opts o = {.cache = kc};
+    CHECK_OK(xle_forward(m, &b1, &o, got, &err), &err);
+    CHECK_OK(xle_forward(m, &b2, &o, got + (size_t)first * V, &err), &err);
+    double d = max_abs_diff(got, golden_of(s, V), (size_t)n * (size_t)V);
+    CHECK_MSG(d <= TOL_ABS, "%s with a KV cache: max |logit - golden| = %g", g_fix.name, d);
+    free(got);
+    free(ids);
+    xle_kv_cache_free(kc);
+    xle_model_free(m);
+}
+
+static void test_tokenizer(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    xle_tokenizer *tok = xle_model_tokenizer(m);
+    CHECK(tok != NULL);
+    json_t *tv = json_object_get(g_fix.manifest, "tokenizer");
+    const char *text = json_string_value(json_object_get(tv, "text"));
+    json_t *want = json_object_get(tv, "ids");
+    if (tok && text) {
+        xle_tokens t = {0};
+        xle_error err = {0};
+        CHECK_OK(xle_tokenize(tok, text, strlen(text), 0, 0, &t, &err), &err);
+        CHECK_MSG(t.n == (int)json_array_size(want), "%s: %d ids, want %zu", g_fix.name, t.n,
+                  json_array_size(want));
+        for (int i = 0; i < t.n && i < (int)json_array_size(want); i++)
+            CHECK_MSG(t.ids[i] == json_integer_value(json_array_get(want, (size_t)i)), "%s: id %d: %d",
+                      g_fix.name, i, t.ids[i]);
+        xle_tokens_free(&t);
+    }
+    xle_model_free(m);
+}
+
+/* ---- the backward pass, by central finite differences (as test_families.c) ---------------- */
+
+static const int k_logit_rows[] = {3, 7, 11};
+#define N_ROWS 3
+
+/* L = Σ C ⊙ logits at k_logit_rows of sequence 1 (12 tokens). */
+static double fd_loss(xle_model *m, const int32_t *ids, int n, const float *C) {
+    const int V = xle_model_config(m)->vocab_size;
+    int starts[2] = {0, n};
+    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
+    xle_forward_opts o = {.logit_rows = k_logit_rows, .n_logit_rows = N_ROWS};
+    float *logits = malloc((size_t)N_ROWS * (size_t)V * sizeof *logits);
+    xle_error err;
+    double s = NAN;
+    if (xle_forward(m, &b, &o, logits, &err) == XLE_OK) {
+        s = 0;
+        for (int i = 0; i < N_ROWS * V; i++) s += (double)C[i] * logits[i];
+    }
+    free(logits);
+    return s;
+}
+
+static int close_enough(double num, double ana) { return fabs(num - ana) <= 5e-3 + 2e-2 * fabs(ana); }
+
+static void test_backward(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    const xle_config *c = xle_model_config(m);
+    const int V = c->vocab_size, d = c->dim;
+    int n;
+    int32_t *ids = seq_ids(1, &n);
+    CHECK(n == 12);
+    float *C = malloc((size_t)N_ROWS * (size_t)V * sizeof *C);
+    xle_rng rng;
+    xle_rng_seed(&rng, 7);
+    for (int i = 0; i < N_ROWS * V; i++) C[i] = xle_rng_normal(&rng);
+
+    xle_acts *acts = xle_acts_new();
+    xle_grads *grads = NULL;
+    xle_error err = {0};
+    CHECK_OK(xle_grads_new(m, &grads, &err), &err);
+    int starts[2] = {0, n};
+    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
+    xle_forward_opts o = {.acts = acts, .logit_rows = k_logit_rows, .n_logit_rows = N_ROWS};
+    float *logits = malloc((size_t)N_ROWS * (size_t)V * sizeof *logits);
+    CHECK_OK(xle_forward(m, &b, &o, logits, &err), &err);
+    CHECK_OK(xle_backward(m, acts, C, 0, NULL, grads, &err), &err);
+
+    xle_weights *w = xle_model_weights(m), *G = xle_grads_weights(grads);
+    int bad = 0, checked = 0, sizable = 0, tensors = 0;
+    /* every tensor the model has (the tied head is the embedding) */
+    for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
+        if (k == XLE_W_LM_HEAD && c->tied_embeddings) continue;
+        const int nl = xle_wkind_per_layer((xle_wkind)k) ? c->n_layers : 1;
+        for (int l = 0; l < nl; l++) {
+            xle_tensor *wt = xle_weight_slot(w, (xle_wkind)k, l), *gt = xle_weight_slot(G, (xle_wkind)k, l);
+            if (!wt->data) continue;
+            tensors++;
+            CHECK(wt->dtype == XLE_F32 && gt->data);
+            if (wt->dtype != XLE_F32 || !gt->data) continue;
+            const int64_t numel = xle_tensor_numel(wt);
+            for (int s = 0; s < 4; s++) {
+                int64_t idx = (int64_t)(xle_rng_uniform(&rng) * (double)numel);
+                if (k == XLE_W_TOK_EMBD) idx = (int64_t)ids[s] * d + s % d; /* rows in use */
+                float *p = wt->data, old = p[idx];
+                const float eps = 3e-2f;
+                p[idx] = old + eps;
+                double lp = fd_loss(m, ids, n, C);
+                p[idx] = old - eps;
+                double lm = fd_loss(m, ids, n, C);
+                p[idx] = old;
+                double num = (lp - lm) / (2 * eps), ana = ((const float *)gt->data)[idx];
+                checked++;
+                sizable += fabs(ana) > 5e-2;
+                if (!close_enough(num, ana) && bad++ < 5)
+                    fprintf(stderr, "%s: kind %d layer %d elem %lld: numeric %.6g analytic %.6g\n",
+                            g_fix.name, k, l, (long long)idx, num, ana);
+            }
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %d of %d weight gradient mismatches", g_fix.name, bad, checked);
+    CHECK(checked == 4 * tensors && tensors > 10);
+    CHECK_MSG(sizable * 2 > checked, "%s: only %d of %d sampled gradients exceed 0.05", g_fix.name,
+              sizable, checked);
+    fprintf(stderr, "     %s: %d gradients of %d tensors checked\n", g_fix.name, checked, tensors);
+    free(logits);
+    free(C);
+    free(ids);
+    xle_grads_free(grads);
+    xle_acts_free(acts);
+    xle_model_free(m);
+}
+
+/* ---- saving ------------------------------------------------------------------------------- */
+
+static void rm_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Every tensor of safetensors file a is in b with the same name, dtype, shape and bytes (and b
+ * has no others). */
+static int same_tensors(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    uint8_t *x = read_file(a, &na), *y = read_file(b, &nb);
+    xle_safetensors *sa = NULL, *sb = NULL;
+    xle_error err = {0};
+    int same = x && y && xle_safetensors_parse(a, x, na, &sa, &err) == XLE_OK &&
+               xle_safetensors_parse(b, y, nb, &sb, &err) == XLE_OK && sa->n == sb->n;
+    for (int i = 0; same && i < sa->n; i++) {
+        const xle_st_entry *ea = &sa->entries[i], *eb = xle_safetensors_find(sb, ea->name);
+        same = eb && ea->ndim == eb->ndim && memcmp(ea->shape, eb->shape, sizeof ea->shape) == 0 &&
+               strcmp(ea->dtype, eb->dtype) == 0 && ea->end - ea->begin == eb->end - eb->begin &&
+               memcmp(ea->data, eb->data, ea->end - ea->begin) == 0;
+        if (!same) fprintf(stderr, "     %s: %s differs\n", b, ea->name);
+    }
+    xle_safetensors_free(sa);
+    xle_safetensors_free(sb);
+    free(x);
+    free(y);
+    return same;
+}
+
+static float *seq1_logits(xle_model *m) {
+    const int V = xle_model_config(m)->vocab_size;
+    int n;
+    int32_t *ids = seq_ids(1, &n);
+    int starts[2] = {0, n};
+    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
+    float *out = malloc((size_t)n * (size_t)V * sizeof *out);
+    xle_error err = {0};
+    CHECK_OK(xle_forward(m, &b, NULL, out, &err), &err);
+    free(ids);
+    return out;
+}
+
+static void test_save(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    const xle_config *c = xle_model_config(m);
+    const int V = c->vocab_size, f = c->ffn_dim;
+    char out[256], path[320], src[320], dir[256];
+    snprintf(out, sizeof out, "/tmp/xle_test_families_rope_%s_%d", g_fix.name, (int)getpid());
+    snprintf(src, sizeof src, "%s/model.safetensors", model_dir(dir, sizeof dir));
+    xle_error err = {0};
+    CHECK_OK(xle_model_save(m, out, &err), &err);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    CHECK_MSG(same_tensors(src, path), "%s: an unedited save changed a tensor", g_fix.name);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    rm_dir(out);
+
+    xle_weights *w = xle_model_weights(m);
+    CHECK_OK(xle_model_make_writable_f32(m, &w->layers[1].w_down, &err), &err);
+    ((float *)w->layers[1].w_down.data)[3 * f + 5] += 0.25f;
+    float *want = seq1_logits(m);
+    CHECK_OK(xle_model_save(m, out, &err), &err);
+    xle_model *r = NULL;
+    CHECK_OK(xle_model_load(out, &r, &err), &err);
+    if (r) {
+        CHECK(xle_model_config(r)->arch == c->arch);
+        float *got = seq1_logits(r);
+        int n;
+        free(seq_ids(1, &n));
+        CHECK_MSG(memcmp(got, want, (size_t)n * (size_t)V * sizeof *got) == 0,
+                  "%s: the saved edit reloads to other logits (max diff %g)", g_fix.name,
+                  max_abs_diff(got, want, (size_t)n * (size_t)V));
+        free(got);
+        xle_model_free(r);
+    }
+    free(want);
+    rm_dir(out);
+    CHECK(stat(src, &st) == 0);
+    xle_model_free(m);
+}
+
+/* EasyEdit's published gpt-j-6B files select fc_out and their layers for GPT-J; a Llama file is
+ * refused for it, naming both families' modules. */
+static void test_gptj_easyedit_hparams(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    static const char *const dirs[] = {"ROME", "MEMIT", "FT"};
+    static const xle_edit_method ms[] = {XLE_EDIT_ROME, XLE_EDIT_MEMIT, XLE_EDIT_FT_L};
+    static const int first_layer[] = {5, 3, 21}, n_layers[] = {1, 6, 1};
+    char path[512], note[512];
+    xle_error err = {0};
+    for (int i = 0; i < 3; i++) {
+        xle_edit_hparams hp;
+        xle_edit_hparams_default(&hp, ms[i], 28);
+        snprintf(path, sizeof path, EASYEDIT "/%s/gpt-j-6B.yaml", dirs[i]);
+        CHECK_OK(xle_edit_hparams_load_file(&hp, path, m, note, sizeof note, &err), &err);
+        CHECK_MSG(hp.n_layers == n_layers[i] && hp.layers[0] == first_layer[i], "%s: %d layers from %d",
+                  path, hp.n_layers, hp.layers[0]);
+        snprintf(path, sizeof path, EASYEDIT "/%s/llama-7b.yaml", dirs[i]);
+        CHECK(xle_edit_hparams_load_file(&hp, path, m, NULL, 0, &err) != XLE_OK);
+        CHECK_MSG(strstr(err.msg, "transformer.h.{}") && strstr(err.msg, "GPT-J"), "%s", err.msg);
+    }
+    xle_model_free(m);
+}
+
+/* Loads a family's manifest and golden logits into g_fix; 0 on failure. */
+static int load_fixture(const char *name) {
+    char path[256];
+    json_error_t jerr;
+    size_t size = 0;
+    g_fix.name = name;
+    snprintf(path, sizeof path, FIX "%s/manifest.json", name);
+    g_fix.manifest = json_load_file(path, 0, &jerr);
+    snprintf(path, sizeof path, FIX "%s/golden.bin", name);
+    g_fix.golden = read_file(path, &size);
+    if (!g_fix.manifest || !g_fix.golden) {
+        fprintf(stderr, "test_families_rope: cannot read the fixtures under %s%s\n", FIX, name);
+        return 0;
+    }
+    size_t want = 0;
+    for (int s = 0; s < n_seqs(); s++) {
+        int n;
+        free(seq_ids(s, &n));
+        want += (size_t)n * (size_t)json_integer_value(json_object_get(g_fix.manifest, "vocab_size"));
+    }
+    if (size / sizeof(float) != want) {
+        fprintf(stderr, "test_families_rope: %s/golden.bin holds %zu floats, the manifest implies %zu\n",
+                name, size / sizeof(float), want);
+        return 0;
+    }
+    return 1;
+}
+
+static void free_fixture(void) {
+    json_decref(g_fix.manifest);
+    free(g_fix.golden);
+    memset(&g_fix, 0, sizeof g_fix);
+}
+
+int main(void) {
+    static const char *const families[] = {"gptj", "gemma", "gemma2"};
+    for (int i = 0; i < 3; i++) {
+        if (!load_fixture(families[i])) return 1;
+        if (i == 0) RUN(test_gptj_config);
+        else RUN(test_gemma_config);
+        RUN(test_logits);
+        RUN(test_kv_cache);
+        RUN(test_tokenizer);
+        RUN(test_backward);
+        RUN(test_save);
+        if (i == 0) RUN(test_gptj_easyedit_hparams);
+        free_fixture();
+    }
+    return check_summary();
+}
