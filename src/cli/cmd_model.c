@@ -28,10 +28,15 @@ static int64_t count_params(xle_model *model) {
     const xle_weights *w = xle_model_weights(model);
     int64_t n = xle_tensor_numel(&w->tok_embd) + xle_tensor_numel(&w->out_norm);
     if (!c->tied_embeddings) n += xle_tensor_numel(&w->lm_head);
+    const xle_tensor *gs[] = {&w->pos_embd, &w->out_norm_b, &w->lm_head_b}; /* other families' */
+    for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++)
+        if (gs[i]->data) n += xle_tensor_numel(gs[i]);
     for (int l = 0; l < c->n_layers; l++) {
         const xle_layer_weights *L = &w->layers[l];
         const xle_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk,
-                                  &L->bv, &L->bo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+                                  &L->bv, &L->bo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down,
+                                  &L->attn_norm_b, &L->ffn_norm_b, &L->b_up, &L->b_down,
+                                  &L->post_attn_norm, &L->post_ffn_norm};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
             if (ts[i]->data) n += xle_tensor_numel(ts[i]);
     }
