@@ -15,7 +15,9 @@
  * GeGLU; Gemma-2's sandwich norms, soft-capped scores and logits and score scale); an unedited
  * save has every tensor byte for byte and an edited one (the MLP output projection, as ROME
  * writes it) reloads to the same logits bit for bit. EasyEdit's gpt-j-6B files (ROME, MEMIT, FT)
- * select transformer.h.{}.mlp.fc_out and their layers for the GPT-J model.
+ * select transformer.h.{}.mlp.fc_out and their layers for the GPT-J model. A bad value in a
+ * field each family reads (rotary_dim, the activation, query_pre_attn_scalar, …) is one error
+ * line naming config.json and the field.
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -449,6 +451,45 @@ static void test_gptj_easyedit_hparams(void) {
     xle_model_free(m);
 }
 
+/* A config.json field set to a bad value (JSON text) is one error naming config.json and the
+ * field. */
+static void bad_config(const char *family, const char *field, const char *value, const char *want) {
+    char dir[256], src[320], dst[320];
+    snprintf(dir, sizeof dir, "/tmp/xle_test_families_rope_cfg_%d", (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(src, sizeof src, FIX "%s/hf_f32/model.safetensors", family);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+    CHECK(symlink(src, dst) == 0);
+    snprintf(src, sizeof src, FIX "%s/hf_f32/config.json", family);
+    json_error_t jerr;
+    json_t *cfg = json_load_file(src, 0, &jerr), *v = json_loads(value, JSON_DECODE_ANY, &jerr);
+    CHECK(cfg && v);
+    if (cfg && v) json_object_set_new(cfg, field, v);
+    snprintf(dst, sizeof dst, "%s/config.json", dir);
+    CHECK(cfg && json_dump_file(cfg, dst, 0) == 0);
+    json_decref(cfg);
+    xle_model *m = NULL;
+    xle_error err = {0};
+    CHECK_MSG(xle_model_load(dir, &m, &err) != XLE_OK, "%s: %s = %s loaded", family, field, value);
+    CHECK_MSG(strstr(err.msg, "config.json") && strstr(err.msg, want) && !strchr(err.msg, '\n'),
+              "%s: %s = %s: %s", family, field, value, err.msg);
+    xle_model_free(m);
+    rm_dir(dir);
+}
+
+static void test_bad_configs(void) {
+    bad_config("gptj", "rotary_dim", "3", "rotary_dim");
+    bad_config("gptj", "rotary_dim", "16", "rotary_dim");
+    bad_config("gptj", "rotary_dim", "null", "rotary_dim");
+    bad_config("gptj", "tie_word_embeddings", "true", "tie_word_embeddings");
+    bad_config("gptj", "activation_function", "\"relu\"", "activation_function");
+    bad_config("gemma", "hidden_activation", "\"silu\"", "hidden_activation");
+    bad_config("gemma", "attention_bias", "true", "attention_bias");
+    bad_config("gemma2", "query_pre_attn_scalar", "0", "query_pre_attn_scalar");
+    bad_config("gemma2", "attn_logit_softcapping", "-1.0", "attn_logit_softcapping");
+    bad_config("gemma2", "sliding_window", "-4", "sliding_window");
+}
+
 /* Loads a family's manifest and golden logits into g_fix; 0 on failure. */
 static int load_fixture(const char *name) {
     char path[256];
@@ -497,5 +538,6 @@ int main(void) {
         if (i == 0) RUN(test_gptj_easyedit_hparams);
         free_fixture();
     }
+    RUN(test_bad_configs);
     return check_summary();
 }
