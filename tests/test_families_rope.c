@@ -27,6 +27,7 @@
 #include "check.h"
 #include "formats/formats_internal.h"
 #include "formats/safetensors.h"
+#include "model/partial.h"
 #include "xledit.h"
 
 #define FIX XLE_SOURCE_DIR "/tests/fixtures/families/"
@@ -334,6 +335,115 @@ static void test_backward(void) {
     xle_model_free(m);
 }
 
+/* ---- the partial passes of ROME and MEMIT (as test_edit_partial.c) ------------------------- */
+
+/* Sequences 1 (12 tokens) and 0 (5) packed; rows before first_var are fixed; a vector is added
+ * to the residual after `layer` at each sequence's first changing row. */
+static const int p_first_var[2] = {3, 1};
+static const int p_add_rows[2] = {3, 13};
+static const int p_logit_rows[4] = {5, 9, 11, 15};
+#define P_ROWS 17
+
+static const float *g_add;
+
+static int add_hook(void *user, xle_point point, int layer, float *act, int n_tokens, int width) {
+    (void)user, (void)point, (void)layer, (void)n_tokens;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < width; j++) act[(int64_t)p_add_rows[i] * width + j] += g_add[j];
+    return 0;
+}
+
+static double partial_loss(xle_upper *u, const float *add, int d, const float *C, int V) {
+    float *rows = malloc((size_t)(2 * d) * sizeof *rows), *logits = malloc((size_t)(4 * V) * sizeof *logits);
+    memcpy(rows, add, (size_t)d * sizeof(float));
+    memcpy(rows + d, add, (size_t)d * sizeof(float));
+    xle_error err;
+    double s = NAN;
+    if (xle_upper_forward(u, p_add_rows, 2, rows, logits, &err) == XLE_OK) {
+        s = 0;
+        for (int i = 0; i < 4 * V; i++) s += (double)C[i] * logits[i];
+    }
+    free(rows), free(logits);
+    return s;
+}
+
+/* The partial passes after each layer equal the full passes with the vector added by a hook
+ * (logits and the residual gradient), and their gradient agrees with finite differences. */
+static void test_partial(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    const xle_config *c = xle_model_config(m);
+    const int V = c->vocab_size, d = c->dim;
+    int n1, n0;
+    int32_t *s1 = seq_ids(1, &n1), *s0 = seq_ids(0, &n0);
+    int32_t tokens[P_ROWS];
+    memcpy(tokens, s1, 12 * sizeof *tokens);
+    memcpy(tokens + 12, s0, 5 * sizeof *tokens);
+    int starts[3] = {0, 12, 17};
+    xle_batch b = {.n_seqs = 2, .tokens = tokens, .seq_start = starts};
+    xle_rng rng;
+    xle_rng_seed(&rng, 11);
+    float *add = malloc((size_t)d * sizeof *add), *C = malloc((size_t)(4 * V) * sizeof *C);
+    for (int j = 0; j < d; j++) add[j] = 0.5f * xle_rng_normal(&rng);
+    for (int i = 0; i < 4 * V; i++) C[i] = xle_rng_normal(&rng);
+    g_add = add;
+    float *full = malloc((size_t)(4 * V) * sizeof *full), *part = malloc((size_t)(4 * V) * sizeof *part);
+    float *dblock = malloc((size_t)(P_ROWS * d) * sizeof *dblock), *dvar = malloc((size_t)(P_ROWS * d) * sizeof *dvar);
+    float *rows = malloc((size_t)(2 * d) * sizeof *rows);
+    memcpy(rows, add, (size_t)d * sizeof(float));
+    memcpy(rows + d, add, (size_t)d * sizeof(float));
+    for (int layer = 0; layer < c->n_layers; layer++) {
+        xle_error err = {0};
+        xle_hook h = {XLE_POINT_BLOCK_OUT, layer, add_hook, NULL};
+        xle_acts *acts = xle_acts_new();
+        xle_forward_opts o = {.hooks = &h, .n_hooks = 1, .acts = acts, .logit_rows = p_logit_rows,
+                              .n_logit_rows = 4, .keep_from_layer = layer};
+        CHECK_OK(xle_forward(m, &b, &o, full, &err), &err);
+        CHECK_OK(xle_backward(m, acts, C, layer, dblock, NULL, &err), &err);
+        xle_acts_free(acts);
+        xle_upper *u = NULL;
+        CHECK_OK(xle_upper_new(m, &b, layer, p_first_var, p_logit_rows, 4, NULL, 0, &u, &err), &err);
+        if (!u) continue;
+        CHECK_OK(xle_upper_forward(u, p_add_rows, 2, rows, part, &err), &err);
+        double e_logits = max_abs_diff(part, full, (size_t)(4 * V));
+        CHECK_MSG(e_logits <= 1e-5, "%s layer %d: partial logits differ by %.3g", g_fix.name, layer, e_logits);
+        const int nv = xle_upper_n_var(u);
+        CHECK(nv == P_ROWS - 4);
+        CHECK_OK(xle_upper_backward(u, C, dvar, &err), &err);
+        double e_grad = 0, g_max = 0;
+        for (int r = 0; r < P_ROWS; r++) {
+            const int vi = xle_upper_var_index(u, r);
+            if (vi < 0) continue;
+            for (int j = 0; j < d; j++) {
+                double g = dblock[(int64_t)r * d + j], e = fabs(dvar[(int64_t)vi * d + j] - g);
+                e_grad = e > e_grad ? e : e_grad;
+                g_max = fabs(g) > g_max ? fabs(g) : g_max;
+            }
+        }
+        CHECK_MSG(e_grad <= 1e-4 * g_max, "%s layer %d: partial gradient differs by %.3g (max %.3g)", g_fix.name,
+                  layer, e_grad, g_max);
+        int bad = 0;
+        for (int j = 0; j < d; j++) {
+            const float eps = 1e-2f, keep = add[j];
+            add[j] = keep + eps;
+            double lp = partial_loss(u, add, d, C, V);
+            add[j] = keep - eps;
+            double lm = partial_loss(u, add, d, C, V);
+            add[j] = keep;
+            double num = (lp - lm) / (2 * eps), ana = 0;
+            for (int i = 0; i < 2; i++) ana += dvar[(int64_t)xle_upper_var_index(u, p_add_rows[i]) * d + j];
+            if (!(fabs(num - ana) <= 2e-3 + 2e-2 * fabs(ana)) && bad++ < 5)
+                fprintf(stderr, "%s layer %d: d add[%d]: numeric %.6g analytic %.6g\n", g_fix.name, layer, j, num, ana);
+        }
+        CHECK_MSG(bad == 0, "%s layer %d: %d finite-difference mismatches", g_fix.name, layer, bad);
+        fprintf(stderr, "     %s partial, layer %d: logits %.1e, gradient %.1e of %.2g\n", g_fix.name, layer,
+                e_logits, e_grad, g_max);
+        xle_upper_free(u);
+    }
+    free(s1), free(s0), free(add), free(C), free(full), free(part), free(dblock), free(dvar), free(rows);
+    xle_model_free(m);
+}
+
 /* ---- saving ------------------------------------------------------------------------------- */
 
 static void rm_dir(const char *dir) {
@@ -535,6 +645,7 @@ int main(void) {
         RUN(test_tokenizer);
         RUN(test_backward);
         RUN(test_save);
+        RUN(test_partial);
         if (i == 0) RUN(test_gptj_easyedit_hparams);
         free_fixture();
     }

@@ -4,8 +4,8 @@
  * rows: per sequence, rows [lo, hi) attend to the keys and values of rows [0, hi) of the same
  * sequence, those of the rows before lo coming from the cache filled once by xle_upper_new.
  * Each family choice (norm, positions, MLP) is block_ops.c's, shared with forward.c and
- * backward.c; the ROME/MEMIT edit point (the residual after a block) is the same in every
- * family with sequential blocks.
+ * backward.c; the block's shape (parallel, sandwich norms), the attention's scale, cap and
+ * window and the head's bias and cap are read here as forward.c reads them.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -30,6 +30,7 @@ typedef struct row_set {
  * inputs and the attention output are not needed); NULL members are not kept. */
 typedef struct layer_io {
     float *x_in, *rstd1, *q, *probs, *h_mid, *rstd2, *gate, *up;
+    float *att_o, *rstd_pa, *mlp_o, *rstd_pf; /* sandwich norms' inputs and 1/rms (Gemma-2) */
 } layer_io;
 
 struct xle_upper {
@@ -46,6 +47,7 @@ struct xle_upper {
     float *io_mem;
     float *x_final, *rstd_f, *xnf; /* [n_logit x d] */
     double *inv_freq;
+    float *capped;     /* soft-capped logits [n_logit x vocab] and their gradient (Gemma-2) */
     float *ws;         /* per-step workspace (see ws_floats) */
     float *scratch;    /* XLE_MATMUL_SCRATCH floats */
     int valid;
@@ -82,11 +84,11 @@ static void row_set_free(row_set *rs) {
     free(rs->lo), free(rs->hi), free(rs->off), free(rs->probs_off), free(rs->pos);
 }
 
-/* Floats of layer_forward's workspace for n rows: k, v, a width-d temporary, key, the normed
- * input, the attention output. */
+/* Floats of layer_forward's workspace for n rows: k, v, two width-d temporaries, key, the
+ * normed input, the attention output. */
 static int64_t ws_floats(const xle_config *c, int n) {
     const int64_t kvd = (int64_t)c->n_kv_heads * c->head_dim, qd = (int64_t)c->n_heads * c->head_dim;
-    return (int64_t)n * (2 * kvd + 2 * c->dim + c->ffn_dim + qd);
+    return (int64_t)n * (2 * kvd + 3 * c->dim + c->ffn_dim + qd);
 }
 
 /* Floats of the step workspace: a forward pass needs layer_forward's and the residual stream
@@ -104,17 +106,18 @@ static int64_t step_ws_floats(const xle_config *c, int nv, int T, int R) {
 static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, const layer_io *io,
                           float *ws) {
     const xle_config *c = &u->m->cfg;
+    const xle_family *fam = xle_family_of(c->arch);
     const xle_layer_weights *L = &u->m->w.layers[l];
-    const int n = rs->n, hd = c->head_dim;
+    const int n = rs->n, hd = c->head_dim, window = xle_layer_window(u->m, l);
+    const float scale = xle_attn_scale(c);
     const int64_t d = c->dim, f = c->ffn_dim, qd = (int64_t)c->n_heads * hd,
                   kvd = (int64_t)c->n_kv_heads * hd;
     float *k = ws, *v = k + n * kvd, *tmp = v + n * kvd, *key = tmp + n * d, *xn = key + n * f,
-          *att = xn + n * d;
+          *att = xn + n * d, *tmp2 = att + n * qd;
     float *kc = u->kc + (int64_t)(l - u->layer - 1) * u->T * kvd,
           *vc = u->vc + (int64_t)(l - u->layer - 1) * u->T * kvd;
 
     if (io->x_in) memcpy(io->x_in, x, (size_t)(n * d) * sizeof(float));
-    const xle_family *fam = xle_family_of(c->arch);
     xle_block_norm_forward(fam, xn, io->rstd1, x, &L->attn_norm, &L->attn_norm_b, n, (int)d, c->norm_eps);
     {
         float *const outs[3] = {io->q, k, v};
@@ -129,18 +132,33 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
         memcpy(kc + at, k + r0 * kvd, (size_t)(nr * kvd) * sizeof(float));
         memcpy(vc + at, v + r0 * kvd, (size_t)(nr * kvd) * sizeof(float));
         const int64_t s0 = (int64_t)u->seq_start[s] * kvd;
-        xle_attention_forward(att + r0 * qd, io->probs ? io->probs + rs->probs_off[s] : NULL,
-                              io->q + r0 * qd, kc + s0, vc + s0, nr, rs->lo[s], (int)kvd,
-                              c->n_heads, c->n_kv_heads, hd, c->sliding_window);
+        xle_attention_forward_scaled(att + r0 * qd, io->probs ? io->probs + rs->probs_off[s] : NULL,
+                                     io->q + r0 * qd, kc + s0, vc + s0, nr, rs->lo[s], (int)kvd,
+                                     c->n_heads, c->n_kv_heads, hd, window, scale, c->attn_softcap);
     }
+    /* tmp: the attention output, kept beside the MLP's in a parallel block (GPT-J) */
     xle_matmul_forward(tmp, att, &L->wo, &L->bo, n, u->scratch, u->m->precision);
-    for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
+    if (fam->sandwich_norms) {
+        if (io->att_o) memcpy(io->att_o, tmp, (size_t)(n * d) * sizeof(float));
+        xle_block_norm_forward(fam, tmp2, io->rstd_pa, tmp, &L->post_attn_norm, NULL, n, (int)d, c->norm_eps);
+        for (int64_t i = 0; i < n * d; i++) x[i] += tmp2[i];
+    } else if (!fam->parallel_block) {
+        for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
+    }
     if (io->h_mid) memcpy(io->h_mid, x, (size_t)(n * d) * sizeof(float));
 
-    xle_block_norm_forward(fam, xn, io->rstd2, x, &L->ffn_norm, &L->ffn_norm_b, n, (int)d, c->norm_eps);
+    /* the MLP reads the attention's normed input in a parallel block */
+    if (!fam->parallel_block) xle_block_norm_forward(fam, xn, io->rstd2, x, &L->ffn_norm, &L->ffn_norm_b, n, (int)d, c->norm_eps);
     xle_block_mlp_key_forward(fam, L, key, io->gate, io->up, xn, n, f, u->scratch, u->m->precision);
-    xle_matmul_forward(tmp, key, &L->w_down, &L->b_down, n, u->scratch, u->m->precision);
-    for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
+    xle_matmul_forward(tmp2, key, &L->w_down, &L->b_down, n, u->scratch, u->m->precision);
+    if (fam->sandwich_norms) {
+        if (io->mlp_o) memcpy(io->mlp_o, tmp2, (size_t)(n * d) * sizeof(float));
+        xle_block_norm_forward(fam, xn, io->rstd_pf, tmp2, &L->post_ffn_norm, NULL, n, (int)d, c->norm_eps);
+        memcpy(tmp2, xn, (size_t)(n * d) * sizeof(float));
+    }
+    for (int64_t i = 0; i < n * d; i++) x[i] += tmp2[i];
+    if (fam->parallel_block)
+        for (int64_t i = 0; i < n * d; i++) x[i] += tmp[i];
 }
 
 typedef struct capture_ctx {
@@ -165,6 +183,7 @@ void xle_upper_free(xle_upper *u) {
     free(u->io), free(u->io_mem);
     free(u->x_final);
     free(u->inv_freq);
+    free(u->capped);
     free(u->ws);
     free(u->scratch);
     free(u);
@@ -181,6 +200,7 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
                          int n_hooks, xle_upper **out, xle_error *err) {
     const xle_config *c = &m->cfg;
     *out = NULL;
+    const xle_family *fam = xle_family_of(c->arch);
     if (layer < 0 || layer >= c->n_layers)
         return xle_fail(err, XLE_ERR_ARG, "partial pass: layer %d outside [0, %d)", layer, c->n_layers);
     if (!b || b->n_seqs <= 0 || !b->seq_start || n_logit_rows <= 0 || !logit_rows)
@@ -269,7 +289,7 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
         if (st == XLE_OK && nf > 0) {
             xp = malloc((size_t)(nf * d) * sizeof(float));
             pws = malloc((size_t)ws_floats(c, nf) * sizeof(float));
-            pbuf = malloc((size_t)(nf * (2 + qd + 2 * f)) * sizeof(float));
+            pbuf = malloc((size_t)(nf * (4 + qd + 2 * f)) * sizeof(float));
             if (!xp || !pws || !pbuf) {
                 st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", m->path);
             } else {
@@ -282,7 +302,9 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
                 io.q = p, p += nf * qd;
                 io.rstd2 = p, p += nf;
                 io.gate = p, p += nf * f;
-                io.up = p;
+                io.up = p, p += nf * f;
+                io.rstd_pa = p, p += nf;
+                io.rstd_pf = p;
                 for (int l = layer + 1; l < c->n_layers; l++) layer_forward(u, l, &fixed, xp, &io, pws);
             }
         }
@@ -293,12 +315,16 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
     /* Saved activations of the changing rows, per upper layer, and the step workspace. */
     {
         const int nv = u->var.n;
-        const int64_t per_layer = (int64_t)nv * (2 * d + 2 + qd + 2 * f) + u->var.probs_off[S];
+        const int sandwich = fam->sandwich_norms;
+        const int64_t per_layer = (int64_t)nv * (2 * d + 2 + qd + 2 * f) + u->var.probs_off[S] +
+                                  (sandwich ? (int64_t)nv * (2 * d + 2) : 0);
         u->io = calloc((size_t)(U > 0 ? U : 1), sizeof *u->io);
         u->io_mem = malloc((size_t)((U > 0 ? U : 1) * per_layer + 1) * sizeof(float));
         u->x_final = malloc((size_t)(n_logit_rows * (2 * d + 1)) * sizeof(float));
         u->ws = malloc((size_t)(step_ws_floats(c, nv, T, n_logit_rows) + 1) * sizeof(float));
-        if (!u->io || !u->io_mem || !u->x_final || !u->ws) {
+        if (c->final_softcap > 0)
+            u->capped = malloc((size_t)n_logit_rows * (size_t)c->vocab_size * 2 * sizeof(float));
+        if (!u->io || !u->io_mem || !u->x_final || !u->ws || (c->final_softcap > 0 && !u->capped)) {
             st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory for the activations of %d rows", m->path, nv);
             goto done;
         }
@@ -313,6 +339,12 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
             io->rstd2 = p, p += nv;
             io->gate = p, p += nv * f;
             io->up = p, p += nv * f;
+            if (sandwich) {
+                io->att_o = p, p += nv * d;
+                io->rstd_pa = p, p += nv;
+                io->mlp_o = p, p += nv * d;
+                io->rstd_pf = p, p += nv;
+            }
         }
         u->rstd_f = u->x_final + n_logit_rows * d;
         u->xnf = u->rstd_f + n_logit_rows;
@@ -343,9 +375,13 @@ xle_status xle_upper_forward(xle_upper *u, const int *rows, int n_rows, const fl
     for (int l = u->layer + 1; l < c->n_layers; l++) layer_forward(u, l, &u->var, x, &u->io[l - u->layer - 1], u->ws);
     for (int i = 0; i < R; i++)
         memcpy(u->x_final + (int64_t)i * d, x + (int64_t)u->logit_var[i] * d, (size_t)d * sizeof(float));
-    xle_block_norm_forward(xle_family_of(c->arch), u->xnf, u->rstd_f, u->x_final, &u->m->w.out_norm,
-                           &u->m->w.out_norm_b, R, (int)d, c->norm_eps);
-    xle_matmul_forward(logits, u->xnf, &u->m->w.lm_head, NULL, R, u->scratch, u->m->precision);
+    xle_block_norm_forward(xle_family_of(c->arch), u->xnf, u->rstd_f, u->x_final, &u->m->w.out_norm, &u->m->w.out_norm_b,
+             R, (int)d, c->norm_eps);
+    xle_matmul_forward(logits, u->xnf, &u->m->w.lm_head, &u->m->w.lm_head_b, R, u->scratch, u->m->precision);
+    if (u->capped) {
+        xle_softcap_forward(logits, c->final_softcap, R * V);
+        memcpy(u->capped, logits, (size_t)(R * V) * sizeof(float)); /* for the backward */
+    }
     for (int64_t i = 0; i < R * V; i++)
         if (!isfinite(logits[i]))
             return xle_fail(err, XLE_ERR_NUMERIC, "%s: non-finite logit (NaN or Inf in the weights?)", u->m->path);
@@ -358,6 +394,7 @@ xle_status xle_upper_backward(xle_upper *u, const float *d_logits, float *d_resi
     const xle_config *c = &u->m->cfg;
     const xle_family *fam = xle_family_of(c->arch);
     const int nv = u->var.n, R = u->n_logit, hd = c->head_dim, T = u->T;
+    const float scale = xle_attn_scale(c);
     const int64_t d = c->dim, f = c->ffn_dim, qd = (int64_t)c->n_heads * hd,
                   kvd = (int64_t)c->n_kv_heads * hd;
     /* The layout step_ws_floats counts. */
@@ -368,6 +405,14 @@ xle_status xle_upper_backward(xle_upper *u, const float *d_logits, float *d_resi
           *dxf = drows + (int64_t)R * d;
 
     /* Logits -> final norm input at the logit rows -> the residual stream. */
+    if (u->capped) {
+        /* logits = cap·tanh(z/cap): dz = d_logits (1 - (logits/cap)²) */
+        const int64_t RV = (int64_t)R * c->vocab_size;
+        float *dz = u->capped + RV;
+        memcpy(dz, d_logits, (size_t)RV * sizeof(float));
+        xle_softcap_backward(dz, u->capped, c->final_softcap, RV);
+        d_logits = dz;
+    }
     memset(drows, 0, (size_t)(R * d) * sizeof(float));
     xle_matmul_backward(drows, NULL, NULL, d_logits, u->xnf, &u->m->w.lm_head, R, u->scratch);
     memset(dxf, 0, (size_t)(R * d) * sizeof(float));
@@ -383,33 +428,48 @@ xle_status xle_upper_backward(xle_upper *u, const float *d_logits, float *d_resi
         const layer_io *io = &u->io[l - u->layer - 1];
         const float *kc = u->kc + (int64_t)(l - u->layer - 1) * T * kvd,
                     *vc = u->vc + (int64_t)(l - u->layer - 1) * T * kvd;
-        /* MLP. */
+        /* MLP (through Gemma-2's post-MLP norm; dh is free until the MLP's part is done). */
+        const float *dmlp = dx;
+        if (fam->sandwich_norms) {
+            memset(dh, 0, (size_t)(nv * d) * sizeof(float));
+            xle_block_norm_backward(fam, dh, NULL, NULL, dx, io->mlp_o, &L->post_ffn_norm, io->rstd_pf, nv, (int)d);
+            dmlp = dh;
+        }
         memset(dkey, 0, (size_t)(nv * f) * sizeof(float));
-        xle_matmul_backward(dkey, NULL, NULL, dx, NULL, &L->w_down, nv, u->scratch);
+        xle_matmul_backward(dkey, NULL, NULL, dmlp, NULL, &L->w_down, nv, u->scratch);
         memset(dxn, 0, (size_t)(nv * d) * sizeof(float));
         xle_block_mlp_key_backward(fam, L, NULL, dxn, dgate, dup, dkey, NULL, io->gate, io->up, nv, f, u->scratch);
         memcpy(dh, dx, (size_t)(nv * d) * sizeof(float));
-        xle_block_norm_backward(fam, dh, NULL, NULL, dxn, io->h_mid, &L->ffn_norm, io->rstd2, nv, (int)d);
+        /* a parallel block's MLP part stays in dxn for the shared norm */
+        if (!fam->parallel_block) xle_block_norm_backward(fam, dh, NULL, NULL, dxn, io->h_mid, &L->ffn_norm, io->rstd2, nv, (int)d);
+        const float *datt_out = dh;
+        if (fam->sandwich_norms) {
+            /* dkey is free again: nv x f >= nv x d floats */
+            memset(dkey, 0, (size_t)(nv * d) * sizeof(float));
+            xle_block_norm_backward(fam, dkey, NULL, NULL, dh, io->att_o, &L->post_attn_norm, io->rstd_pa, nv, (int)d);
+            datt_out = dkey;
+        }
 
         /* Attention: gradients reach the changing rows' queries, keys and values; those of
          * the fixed rows' keys and values are computed and dropped (they are constants). */
         memset(datt, 0, (size_t)(nv * qd) * sizeof(float));
-        xle_matmul_backward(datt, NULL, NULL, dh, NULL, &L->wo, nv, u->scratch);
+        xle_matmul_backward(datt, NULL, NULL, datt_out, NULL, &L->wo, nv, u->scratch);
         memset(dq, 0, (size_t)(nv * qd) * sizeof(float));
         memset(dk_all, 0, (size_t)(2 * T * kvd) * sizeof(float));
         for (int s = 0; s < u->n_seqs; s++) {
             const int nr = u->var.hi[s] - u->var.lo[s];
             if (nr <= 0) continue;
             const int64_t r0 = u->var.off[s], s0 = (int64_t)u->seq_start[s] * kvd;
-            xle_attention_backward_past(dq + r0 * qd, dk_all + s0, dv_all + s0, datt + r0 * qd,
-                                        io->probs + u->var.probs_off[s], io->q + r0 * qd, kc + s0,
-                                        vc + s0, nr, u->var.lo[s], c->n_heads, c->n_kv_heads, hd);
+            xle_attention_backward_scaled(dq + r0 * qd, dk_all + s0, dv_all + s0, datt + r0 * qd,
+                                          io->probs + u->var.probs_off[s], io->q + r0 * qd, kc + s0,
+                                          vc + s0, nr, u->var.lo[s], c->n_heads, c->n_kv_heads, hd,
+                                          scale, c->attn_softcap);
             const int64_t at = (int64_t)(u->seq_start[s] + u->var.lo[s]) * kvd;
             memcpy(dk + r0 * kvd, dk_all + at, (size_t)(nr * kvd) * sizeof(float));
             memcpy(dv + r0 * kvd, dv_all + at, (size_t)(nr * kvd) * sizeof(float));
         }
         xle_block_positions_backward(fam, c, dq, dk, u->var.pos, u->inv_freq, nv);
-        memset(dxn, 0, (size_t)(nv * d) * sizeof(float));
+        if (!fam->parallel_block) memset(dxn, 0, (size_t)(nv * d) * sizeof(float));
         xle_matmul_backward(dxn, NULL, NULL, dq, NULL, &L->wq, nv, u->scratch);
         xle_matmul_backward(dxn, NULL, NULL, dk, NULL, &L->wk, nv, u->scratch);
         xle_matmul_backward(dxn, NULL, NULL, dv, NULL, &L->wv, nv, u->scratch);
