@@ -542,6 +542,16 @@ static void test_save(void) {
 static void test_gptj_easyedit_hparams(void) {
     xle_model *m = load_model();
     if (!m) return;
+    /* the defaults: gpt-j-6B's layers scaled from 28 to 2, λ from d_ff 16384 to 128 */
+    xle_edit_hparams d;
+    xle_edit_hparams_for_model(&d, XLE_EDIT_ROME, xle_model_config(m));
+    CHECK(d.n_layers == 1 && d.layers[0] == 0);
+    xle_edit_hparams_for_model(&d, XLE_EDIT_MEMIT, xle_model_config(m));
+    CHECK_MSG(d.n_layers == 2 && d.layers[0] == 0 && d.layers[1] == 1 &&
+              fabs(d.mom2_update_weight - 15000.0 * 128 / 16384) < 1e-9, "MEMIT: %d layers, λ %g",
+              d.n_layers, d.mom2_update_weight);
+    xle_edit_hparams_for_model(&d, XLE_EDIT_FT_L, xle_model_config(m));
+    CHECK(d.n_layers == 1 && d.layers[0] == 1);
     static const char *const dirs[] = {"ROME", "MEMIT", "FT"};
     static const xle_edit_method ms[] = {XLE_EDIT_ROME, XLE_EDIT_MEMIT, XLE_EDIT_FT_L};
     static const int first_layer[] = {5, 3, 21}, n_layers[] = {1, 6, 1};

@@ -122,6 +122,9 @@ static const xle_family GPTJ = {
     .modules = {"transformer.h.{}.mlp.fc_out", "transformer.h.{}.mlp.fc_out.weight",
                 "transformer.h.{}", "transformer.h.{}.mlp", "transformer.h.{}.attn",
                 "transformer.ln_f", "lm_head", "transformer.wte"},
+    /* EasyEdit's gpt-j-6B files (28 layers, d_ff 16384): ROME [5], MEMIT [3..8] with λ 15000,
+     * FT [21] */
+    .edit = {28, 5, 3, 8, 21, 15000, 16384},
 };
 
 /* Gemma's tensors are Llama's, without biases. */
@@ -142,6 +145,8 @@ static const xle_family GPTJ = {
     {"model.layers.{}.mlp.down_proj", "model.layers.{}.mlp.down_proj.weight", "model.layers.{}", \
      "model.layers.{}.mlp", "model.layers.{}.self_attn", "model.norm", "lm_head",                \
      "model.embed_tokens"}
+/* EasyEdit publishes no Gemma files: Llama-2-7B's (32 layers, d_ff 11008), scaled */
+#define GEMMA_EDIT {32, 5, 4, 8, 21, 15000, 11008}
 
 /* Gemma (GemmaForCausalLM): RMSNorm scaling by (1 + w), embeddings × √d, GeGLU, tied head. */
 static const xle_family GEMMA = {
@@ -155,6 +160,7 @@ static const xle_family GEMMA = {
     .hf_layer_prefix = "model.layers.%d.",
     .hf_name = {GEMMA_NAMES, [XLE_W_FFN_NORM] = "post_attention_layernorm.weight"},
     .modules = GEMMA_MODULES,
+    .edit = GEMMA_EDIT,
 };
 
 /* Gemma-2 (Gemma2ForCausalLM): Gemma with a norm after attention and after the MLP too (HF's
@@ -176,6 +182,7 @@ static const xle_family GEMMA2 = {
                 [XLE_W_POST_ATTN_NORM] = "post_attention_layernorm.weight",
                 [XLE_W_POST_FFN_NORM] = "post_feedforward_layernorm.weight"},
     .modules = GEMMA_MODULES,
+    .edit = GEMMA_EDIT,
 };
 
 const xle_family *xle_family_of(xle_arch arch) {
