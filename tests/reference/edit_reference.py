@@ -39,7 +39,8 @@ import struct
 import sys
 
 import torch
-import safetensors_io  # noqa: E402  (tests/reference/, beside this script)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also when loaded from elsewhere (bench/)
+import safetensors_io  # noqa: E402
 
 DT = torch.float64
 
