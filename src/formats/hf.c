@@ -166,19 +166,44 @@ static xle_status read_sliding_window(cfg_reader *r, xle_config *c) {
     return XLE_OK;
 }
 
+/* GPT-2 and GPT-J: activation_function must be the tanh GELU under one of its three names
+ * ("gelu", the erf form, is another function). */
+static xle_status check_tanh_gelu(cfg_reader *r) {
+    json_t *act = json_object_get(r->root, "activation_function");
+    if (!act || json_is_null(act)) return XLE_OK;
+    const char *a = json_is_string(act) ? json_string_value(act) : "";
+    if (strcmp(a, "gelu_new") && strcmp(a, "gelu_pytorch_tanh") && strcmp(a, "gelu_fast"))
+        return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: activation_function: '%.40s' is not "
+                        "supported (gelu_new, gelu_pytorch_tanh, gelu_fast)", r->path, a);
+    return XLE_OK;
+}
+
+/* GPT-2 and GPT-J: the sizes under GPT-2's names (n_inner null: 4 x n_embd; one KV head per
+ * head); n_positions defaults to the family's own context. */
+static xle_status read_gpt2_sizes(cfg_reader *r, xle_config *c, int default_positions) {
+    xle_status st;
+    int n_inner = -1;
+    if ((st = cfg_int(r, "n_embd", 1, 0, &c->dim)) || (st = cfg_int(r, "n_layer", 1, 0, &c->n_layers)) ||
+        (st = cfg_int(r, "n_head", 1, 0, &c->n_heads)) ||
+        (st = cfg_int(r, "vocab_size", 1, 0, &c->vocab_size)) ||
+        (st = cfg_int(r, "n_positions", 0, default_positions, &c->max_seq_len)) ||
+        (st = cfg_int(r, "n_inner", 0, -1, &n_inner)))
+        return st;
+    c->ffn_dim = n_inner == -1 ? 4 * c->dim : n_inner;
+    c->n_kv_heads = c->n_heads;
+    if (c->n_heads > 0 && c->dim % c->n_heads != 0)
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: n_embd: %d is not a multiple of n_head %d",
+                        r->path, c->dim, c->n_heads);
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    return XLE_OK;
+}
+
 /* GPT2Config (transformers): every field that changes the math is read or refused. */
 static xle_status read_gpt2_config(cfg_reader *r, xle_config *c) {
     xle_status st;
     c->arch = XLE_ARCH_GPT2;
-    json_t *act = json_object_get(r->root, "activation_function");
-    if (act && !json_is_null(act)) {
-        const char *a = json_is_string(act) ? json_string_value(act) : "";
-        /* the three names of the tanh approximation; "gelu" (erf) is another function */
-        if (strcmp(a, "gelu_new") && strcmp(a, "gelu_pytorch_tanh") && strcmp(a, "gelu_fast"))
-            return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: activation_function: '%.40s' is not "
-                            "supported (gelu_new, gelu_pytorch_tanh, gelu_fast)", r->path, a);
-    }
-    int scale = 1, by_layer = 0, cross = 0, n_inner = -1;
+    if ((st = check_tanh_gelu(r))) return st;
+    int scale = 1, by_layer = 0, cross = 0;
     if ((st = cfg_bool(r, "scale_attn_weights", 1, &scale)) ||
         (st = cfg_bool(r, "scale_attn_by_inverse_layer_idx", 0, &by_layer)) ||
         (st = cfg_bool(r, "add_cross_attention", 0, &cross)))
@@ -190,18 +215,7 @@ static xle_status read_gpt2_config(cfg_reader *r, xle_config *c) {
                         "not supported", r->path);
     if (cross)
         return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: add_cross_attention: true is not supported", r->path);
-    if ((st = cfg_int(r, "n_embd", 1, 0, &c->dim)) || (st = cfg_int(r, "n_layer", 1, 0, &c->n_layers)) ||
-        (st = cfg_int(r, "n_head", 1, 0, &c->n_heads)) ||
-        (st = cfg_int(r, "vocab_size", 1, 0, &c->vocab_size)) ||
-        (st = cfg_int(r, "n_positions", 0, 1024, &c->max_seq_len)) ||
-        (st = cfg_int(r, "n_inner", 0, -1, &n_inner)))
-        return st;
-    c->ffn_dim = n_inner == -1 ? 4 * c->dim : n_inner; /* null: 4 x n_embd */
-    c->n_kv_heads = c->n_heads;
-    if (c->n_heads > 0 && c->dim % c->n_heads != 0)
-        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: n_embd: %d is not a multiple of n_head %d",
-                        r->path, c->dim, c->n_heads);
-    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    if ((st = read_gpt2_sizes(r, c, 1024))) return st;
     if ((st = obj_num(r->root, r->path, "", "layer_norm_epsilon", 0, 1e-5, &c->norm_eps, r->err)))
         return st;
     c->rope_theta = 10000.0f; /* no RoPE: a valid number for the validator */
@@ -217,27 +231,8 @@ static xle_status read_gpt2_config(cfg_reader *r, xle_config *c) {
 static xle_status read_gptj_config(cfg_reader *r, xle_config *c) {
     xle_status st;
     c->arch = XLE_ARCH_GPTJ;
-    json_t *act = json_object_get(r->root, "activation_function");
-    if (act && !json_is_null(act)) {
-        const char *a = json_is_string(act) ? json_string_value(act) : "";
-        if (strcmp(a, "gelu_new") && strcmp(a, "gelu_pytorch_tanh") && strcmp(a, "gelu_fast"))
-            return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: activation_function: '%.40s' is not "
-                            "supported (gelu_new, gelu_pytorch_tanh, gelu_fast)", r->path, a);
-    }
-    int n_inner = -1;
-    if ((st = cfg_int(r, "n_embd", 1, 0, &c->dim)) || (st = cfg_int(r, "n_layer", 1, 0, &c->n_layers)) ||
-        (st = cfg_int(r, "n_head", 1, 0, &c->n_heads)) ||
-        (st = cfg_int(r, "vocab_size", 1, 0, &c->vocab_size)) ||
-        (st = cfg_int(r, "n_positions", 0, 2048, &c->max_seq_len)) ||
-        (st = cfg_int(r, "n_inner", 0, -1, &n_inner)) ||
-        (st = cfg_int(r, "rotary_dim", 1, 0, &c->rotary_dim)))
-        return st;
-    c->ffn_dim = n_inner == -1 ? 4 * c->dim : n_inner; /* null: 4 x n_embd */
-    c->n_kv_heads = c->n_heads;
-    if (c->n_heads > 0 && c->dim % c->n_heads != 0)
-        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: n_embd: %d is not a multiple of n_head %d",
-                        r->path, c->dim, c->n_heads);
-    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    if ((st = check_tanh_gelu(r))) return st;
+    if ((st = read_gpt2_sizes(r, c, 2048)) || (st = cfg_int(r, "rotary_dim", 1, 0, &c->rotary_dim))) return st;
     if (c->rotary_dim <= 0 || c->rotary_dim % 2 || c->rotary_dim > c->head_dim)
         return xle_fail(r->err, XLE_ERR_FORMAT, "%s: rotary_dim: %d is not an even number in [2, %d] "
                         "(n_embd / n_head)", r->path, c->rotary_dim, c->head_dim);
