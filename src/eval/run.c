@@ -658,33 +658,8 @@ static xle_status check_run_json(run_ctx *r, const char *data_hash, const char *
     json_t *info = json_pack("{s:s, s:s, s:s?, s:s?}", "tool", "xledit " XLE_VERSION_STRING, "data", o->data_path,
                              "model", xle_model_path(r->model), "stats", o->stats_dir);
     json_t *doc = json_pack("{s:o, s:o}", "config", config, "info", info);
-    char *path = xle_path_join_dir(o->run_dir, "run.json");
-    xle_status st = XLE_OK;
-    if (!doc || !path) {
-        st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    json_error_t je;
-    json_t *old = json_load_file(path, 0, &je);
-    if (old) {
-        if (!o->resume) {
-            st = xle_fail(err, XLE_ERR_ARG, "%s: holds a run already (add --resume to continue it, or "
-                          "choose another directory)", o->run_dir);
-        } else if (!json_equal(json_object_get(old, "config"), config)) {
-            const char *what = xle_json_first_difference(json_object_get(old, "config"), config);
-            st = xle_fail(err, XLE_ERR_ARG, "%s: run.json: %s: this run was made with other "
-                          "arguments, model or data; cannot resume it", o->run_dir, what);
-        }
-        json_decref(old);
-    } else if (access(path, F_OK) == 0) {
-        st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s", path, je.text);
-    } else {
-        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-        st = text ? xle_atomic_write(path, text, strlen(text), err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-        free(text);
-    }
-done:
-    free(path);
+    xle_status st = doc ? xle_run_description_check(o->run_dir, "run.json", "a run", doc, o->resume, err)
+                        : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     json_decref(doc);
     return st;
 }

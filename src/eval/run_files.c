@@ -72,6 +72,35 @@ const char *xle_json_first_difference(const json_t *old, const json_t *now) {
     return "config";
 }
 
+xle_status xle_run_description_check(const char *run_dir, const char *name, const char *kind, const json_t *doc,
+                                     int resume, xle_error *err) {
+    char *path = xle_path_join_dir(run_dir, name);
+    if (!path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+    xle_status st = XLE_OK;
+    json_error_t je;
+    json_t *old = json_load_file(path, 0, &je);
+    const json_t *config = json_object_get(doc, "config");
+    if (old) {
+        if (!resume) {
+            st = xle_fail(err, XLE_ERR_ARG, "%s: holds %s already (add --resume to continue it, or "
+                          "choose another directory)", run_dir, kind);
+        } else if (!json_equal(json_object_get(old, "config"), config)) {
+            const char *what = xle_json_first_difference(json_object_get(old, "config"), config);
+            st = xle_fail(err, XLE_ERR_ARG, "%s: %s: %s: this run was made with other arguments, model "
+                          "or data; cannot resume it", run_dir, name, what);
+        }
+        json_decref(old);
+    } else if (access(path, F_OK) == 0) {
+        st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s", path, je.text);
+    } else {
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+        st = text ? xle_atomic_write(path, text, strlen(text), err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
+        free(text);
+    }
+    free(path);
+    return st;
+}
+
 char *xle_jsonl_text(const json_t *line) { return json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17)); }
 
 xle_status xle_jsonl_append_text(jsonl_out *o, const char *text, size_t n, xle_error *err) {

@@ -21,6 +21,13 @@ void xle_hash_hex(const unsigned char *p, size_t n, char out[33]);
  * borrowed from one of them. */
 const char *xle_json_first_difference(const json_t *old, const json_t *now);
 
+/* A run's description file DIR/name ({"config": ..., "info": ...}): written when absent; when
+ * present, refused unless resume, and then its "config" must equal doc's (the message names the
+ * first differing key). kind names the run in messages ("a run", "a sequential run"). doc is
+ * borrowed. */
+xle_status xle_run_description_check(const char *run_dir, const char *name, const char *kind, const json_t *doc,
+                                     int resume, xle_error *err);
+
 /* An append-only JSONL file: every line written with one write() and fsynced. */
 typedef struct jsonl_out {
     int fd;

@@ -507,31 +507,10 @@ static xle_status check_config(seq_ctx *s, const char *const *method_templates_j
     if (config && o->chat) json_object_set_new(config, "chat_template", json_string(xle_chat_template_family(o->chat)));
     json_t *doc = json_pack("{s:o, s:{s:s, s:s, s:s?}}", "config", config, "info", "data", o->data_path, "model",
                             xle_model_path(s->model), "fluency_text", s->so->fluency_text);
-    char *path = xle_path_join_dir(o->run_dir, "sequential.json");
-    xle_status st = XLE_OK;
-    json_error_t je;
-    json_t *old = path ? json_load_file(path, 0, &je) : NULL;
-    if (!doc || !path) {
-        st = xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    } else if (old) {
-        if (!o->resume)
-            st = xle_fail(err, XLE_ERR_ARG, "%s: holds a sequential run already (add --resume to continue it, or "
-                          "choose another directory)", o->run_dir);
-        else if (!json_equal(json_object_get(old, "config"), config)) {
-            const char *what = xle_json_first_difference(json_object_get(old, "config"), config);
-            st = xle_fail(err, XLE_ERR_ARG, "%s: sequential.json: %s: this run was made with other arguments, "
-                          "model or data; cannot resume it", o->run_dir, what);
-        }
-    } else if (access(path, F_OK) == 0) {
-        st = xle_fail(err, XLE_ERR_FORMAT, "%s: %s", path, je.text);
-    } else {
-        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-        st = text ? xle_atomic_write(path, text, strlen(text), err) : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-        free(text);
-    }
-    json_decref(old);
+    xle_status st = doc ? xle_run_description_check(o->run_dir, "sequential.json", "a sequential run", doc,
+                                                    o->resume, err)
+                        : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     json_decref(doc);
-    free(path);
     return st;
 }
 
