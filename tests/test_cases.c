@@ -11,6 +11,7 @@
 #include <dirent.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "xledit.h"
 
 static char tmpdir[256];
@@ -35,19 +36,6 @@ static void write_file(const char *path, const char *text, size_t len) {
     }
     fwrite(text, 1, len, f);
     fclose(f);
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = 0;
-    fclose(f);
-    return buf;
 }
 
 static int str_eq(const char *a, const char *b) {
@@ -123,7 +111,7 @@ static void test_builders_and_round_trip(void) {
     tmp_path(path2, sizeof path2, "rt2.jsonl");
     CHECK_OK(xle_cases_write_jsonl(back, path2, &err), &err);
     size_t n1, n2;
-    char *a = read_all(path, &n1), *b = read_all(path2, &n2);
+    char *a = test_read_file(path, &n1), *b = test_read_file(path2, &n2);
     CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0);
     /* One line per case, and the first line holds the documented field order. */
     int lines = 0;
@@ -157,7 +145,7 @@ static void test_builder_errors(void) {
     CHECK(xle_cases_write_jsonl(cs, path, &err) == XLE_ERR_FORMAT);
     CHECK(strstr(err.msg, "id") && strstr(err.msg, "duplicates"));
     size_t n;
-    char *s = read_all(path, &n);
+    char *s = test_read_file(path, &n);
     CHECK(s && n == 4 && memcmp(s, "old\n", 4) == 0);
     free(s);
     /* Invalid UTF-8 cannot be written as JSON: an error, not a broken file. */
@@ -166,7 +154,7 @@ static void test_builder_errors(void) {
     CHECK_OK(xle_cases_add(bad, "b", "s", NULL, &c, &err), &err);
     CHECK_OK(xle_case_add_lang(c, "en", "p\xff", "s", "t", NULL, NULL, &err), &err);
     CHECK(xle_cases_write_jsonl(bad, path, &err) != XLE_OK);
-    s = read_all(path, &n);
+    s = test_read_file(path, &n);
     CHECK(s && n == 4);
     free(s);
     /* An unwritable place fails with an i/o error. */

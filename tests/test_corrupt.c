@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "xledit.h"
 
 #define FIX XLE_SOURCE_DIR "/tests/fixtures/models/"
@@ -25,22 +26,6 @@ static int g_refused;  /* corrupt files checked for a clean refusal */
 static int g_poked;    /* fuzzed files loaded (or refused) without a crash */
 
 /* ---- files ----------------------------------------------------------------------------------- */
-
-static uint8_t *read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) *size = (size_t)n;
-    return buf;
-}
 
 static int write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -226,7 +211,7 @@ static void mutant_free(mutant *m) {
 static void truncation_sweep(const char *good, size_t header_end, size_t data_end, const char *suffix,
                              const char *file) {
     size_t n = 0;
-    uint8_t *b = read_file(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     CHECK(b != NULL);
     if (!b) return;
     char path[512];
@@ -265,7 +250,7 @@ static void test_gguf_truncated(void) {
         char good[512];
         snprintf(good, sizeof good, FIX "%s", files[i]);
         size_t n = 0;
-        uint8_t *b = read_file(good, &n);
+        uint8_t *b = test_read_file(good, &n);
         gguf_map g;
         CHECK(b && gguf_walk(b, n, &g));
         if (b) truncation_sweep(good, g.data_start, g.data_end, ".gguf", "case");
@@ -280,7 +265,7 @@ static void gguf_case(const char *rel, gguf_fn fn, void *arg, const char *field,
     char good[512];
     snprintf(good, sizeof good, FIX "%s", rel);
     size_t n = 0;
-    uint8_t *b = read_file(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     gguf_map g;
     CHECK(b && gguf_walk(b, n, &g));
     mutant m;
@@ -411,7 +396,7 @@ static void test_gguf_metadata(void) {
 /* Every value type on every key: no crash, and a failure names the file. */
 static void type_fuzz(const char *good) {
     size_t n = 0;
-    uint8_t *b = read_file(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     gguf_map g;
     CHECK(b && gguf_walk(b, n, &g));
     for (int i = 0; b && i < g.n_kv; i++)
@@ -515,7 +500,7 @@ static void test_nan_weight(void) {
     char good[512];
     snprintf(good, sizeof good, FIX "llama_gqa/llama_gqa_f32.gguf");
     size_t n = 0;
-    uint8_t *b = read_file(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     gguf_map g;
     CHECK(b && gguf_walk(b, n, &g));
     mutant m;
@@ -555,7 +540,7 @@ static void hf_folder(char *dir, size_t cap, const char *fixture) {
         snprintf(src, sizeof src, FIX "%s/%s", fixture, files[i]);
         snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
         size_t n = 0;
-        uint8_t *b = read_file(src, &n);
+        uint8_t *b = test_read_file(src, &n);
         if (b) CHECK(write_file(dst, b, n));
         free(b);
     }
@@ -707,7 +692,7 @@ static void safetensors_case(header_fn fn, void *arg, const char *raw_header, co
     char p[700];
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     size_t n = 0;
-    uint8_t *b = read_file(p, &n);
+    uint8_t *b = test_read_file(p, &n);
     CHECK(b != NULL);
     if (!b) return;
     uint64_t hl = rd64(b);
@@ -801,7 +786,7 @@ static void test_safetensors(void) {
     char p[700];
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     size_t n = 0;
-    uint8_t *b = read_file(p, &n);
+    uint8_t *b = test_read_file(p, &n);
     uint64_t lens[] = {(uint64_t)1 << 40, (uint64_t)-1, n - 7, 0, 1};
     for (size_t i = 0; b && i < sizeof lens / sizeof lens[0]; i++) {
         wr64(b, lens[i]);
@@ -816,7 +801,7 @@ static void test_safetensors_truncated(void) {
     char good[512];
     snprintf(good, sizeof good, FIX "llama_gqa/hf_f32/model.safetensors");
     size_t n = 0;
-    uint8_t *b = read_file(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     CHECK(b != NULL);
     if (!b) return;
     uint64_t hl = rd64(b);
@@ -882,7 +867,7 @@ static void idx_duplicate(const char *dir) {
     char p[700];
     snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
     size_t n = 0;
-    uint8_t *b = read_file(p, &n);
+    uint8_t *b = test_read_file(p, &n);
     CHECK(b != NULL);
     if (!b) return;
     uint64_t hl = rd64(b), data = n - 8 - hl, extra = 300 * 32 * 2;
@@ -921,7 +906,7 @@ static void test_hf_index(void) {
 
 static void test_llama2c(void) {
     size_t n = 0;
-    uint8_t *b = read_file(STORIES, &n);
+    uint8_t *b = test_read_file(STORIES, &n);
     CHECK(b && n == 1056540);
     if (!b) return;
     /* truncated or extended */
@@ -979,7 +964,7 @@ static void test_llama2c(void) {
 static void fuzz_file(const char *good, size_t region, int iterations, uint64_t seed, int is_dir_model,
                       const char *name_in_dir) {
     size_t n = 0;
-    uint8_t *b = read_file(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     CHECK(b != NULL);
     if (!b) return;
     if (region > n) region = n;
@@ -1014,23 +999,23 @@ static void test_fuzz(void) {
     char good[512];
     snprintf(good, sizeof good, FIX "llama_gqa/llama_gqa_q8_0.gguf");
     size_t n = 0;
-    uint8_t *b = read_file(good, &n);
+    uint8_t *b = test_read_file(good, &n);
     gguf_map g;
     CHECK(b && gguf_walk(b, n, &g));
     if (b) fuzz_file(good, g.data_start, 300, 1, 0, NULL);
     free(b);
     snprintf(good, sizeof good, FIX "qwen2_bias/qwen2_bias_f32.gguf");
-    b = read_file(good, &n);
+    b = test_read_file(good, &n);
     CHECK(b && gguf_walk(b, n, &g));
     if (b) fuzz_file(good, g.data_start, 300, 2, 0, NULL);
     free(b);
     snprintf(good, sizeof good, XLE_SHARED_DIR "/data/external/stories260k/stories260K.gguf");
-    b = read_file(good, &n);
+    b = test_read_file(good, &n);
     CHECK(b && gguf_walk(b, n, &g));
     if (b) fuzz_file(good, g.data_start, 200, 4, 0, NULL);
     free(b);
     snprintf(good, sizeof good, FIX "llama_gqa/hf_f32/model.safetensors");
-    b = read_file(good, &n);
+    b = test_read_file(good, &n);
     if (b) fuzz_file(good, 8 + rd64(b), 300, 3, 1, "model.safetensors");
     free(b);
 }

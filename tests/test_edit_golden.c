@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "formats/safetensors.h"
 #include "xledit.h"
 
@@ -44,20 +45,6 @@ typedef struct golden {
     uint8_t *bytes;
     xle_safetensors *st;
 } golden;
-
-/* The whole file at path, malloc'd (NULL if unreadable); *size gets its length. */
-static uint8_t *file_bytes(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
-    fclose(f);
-    *size = b ? (size_t)n : 0;
-    return b;
-}
 
 static int golden_load(golden *g, const char *path) {
     memset(g, 0, sizeof *g);
@@ -267,7 +254,7 @@ static void test_stats(void) {
 /* The F32 tensor `name` of a safetensors file as floats (malloc'd), or NULL. */
 static float *file_tensor(const char *path, const char *name, int64_t numel) {
     size_t size;
-    uint8_t *bytes = file_bytes(path, &size);
+    uint8_t *bytes = test_read_file(path, &size);
     xle_safetensors *st = NULL;
     xle_error err;
     float *out = NULL;

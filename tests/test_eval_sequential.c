@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "model/model_internal.h"
 
 #define MODEL XLE_SOURCE_DIR "/models/xledit-mini"
@@ -35,20 +36,6 @@ static const int checkpoints[] = {1, 2, 3};
 #define N_CHECKPOINTS 3
 #define HELD_OUT 1
 #define N_CASES 4
-
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (p) p[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return p;
-}
 
 static xle_eval_opts opts(const char *run_dir) {
     xle_eval_opts o = {0};
@@ -188,9 +175,9 @@ static void test_sequential(void) {
     }
     size_t na = 0, nb = 0;
     snprintf(path, sizeof path, "%s/sequential.jsonl", dir_a);
-    char *a = read_text(path, &na);
+    char *a = test_read_file(path, &na);
     snprintf(path, sizeof path, "%s/sequential.jsonl", dir_b);
-    char *b = read_text(path, &nb);
+    char *b = test_read_file(path, &nb);
     CHECK_MSG(a && b && na > 0 && na == nb && !memcmp(a, b, na), "the resumed run's sequential.jsonl differs");
     free(a), free(b);
 

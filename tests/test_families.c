@@ -14,75 +14,24 @@
  * save has every tensor byte for byte; an edited one reloads to the same logits bit for bit);
  * EasyEdit's gpt2-xl hyper-parameter files select GPT-2's modules and layers.
  */
-#include <dirent.h>
 #include <jansson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "formats/safetensors.h"
+#include "family_fixture.h"
 #include "xledit.h"
 
-#define FIX XLE_SOURCE_DIR "/tests/fixtures/families/"
+#define FIX FAMILY_FIX_DIR
 #define EASYEDIT XLE_SOURCE_DIR "/tests/fixtures/easyedit/hparams"
 #define TOL_ABS 1e-4
 
-static json_t *g_manifest;
-static float *g_golden;      /* for each sequence, [len x V] */
-static size_t g_golden_n;
-
-static void *read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) *size = (size_t)n;
-    return buf;
-}
+static family_fix g_fix;
 
 static xle_model *load_gpt2(void) {
     xle_model *m = NULL;
     xle_error err = {0};
     CHECK_OK(xle_model_load(FIX "gpt2/hf_f32", &m, &err), &err);
     return m;
-}
-
-static int n_seqs(void) { return (int)json_array_size(json_object_get(g_manifest, "sequences")); }
-
-/* Sequence s as ids (caller frees); *n its length. */
-static int32_t *seq_ids(int s, int *n) {
-    json_t *a = json_array_get(json_object_get(g_manifest, "sequences"), (size_t)s);
-    *n = (int)json_array_size(a);
-    int32_t *ids = malloc((size_t)*n * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
-    return ids;
-}
-
-/* The golden logits of sequence s. */
-static const float *golden_of(int s, int V) {
-    size_t off = 0;
-    for (int i = 0; i < s; i++) {
-        int n;
-        free(seq_ids(i, &n));
-        off += (size_t)n * (size_t)V;
-    }
-    return g_golden + off;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= worst)) worst = d; /* NaN counts as worst */
-    }
-    return worst;
 }
 
 static void test_gpt2_config(void) {
@@ -92,7 +41,7 @@ static void test_gpt2_config(void) {
     CHECK(c->arch == XLE_ARCH_GPT2);
     CHECK(c->dim == 32 && c->n_heads == 4 && c->n_kv_heads == 4 && c->head_dim == 8);
     CHECK(c->n_layers == 2 && c->ffn_dim == 128 && c->max_seq_len == 64);
-    CHECK(c->vocab_size == (int)json_integer_value(json_object_get(g_manifest, "vocab_size")));
+    CHECK(c->vocab_size == (int)json_integer_value(json_object_get(g_fix.manifest, "vocab_size")));
     CHECK(c->tied_embeddings);
     const xle_weights *w = xle_model_weights(m);
     CHECK(w->pos_embd.data && w->pos_embd.shape[0] == 64 && w->pos_embd.shape[1] == 32);
@@ -108,17 +57,17 @@ static void test_gpt2_config(void) {
 static void test_gpt2_logits(void) {
     xle_model *m = load_gpt2();
     if (!m) return;
-    const int V = xle_model_config(m)->vocab_size, S = n_seqs();
+    const int V = xle_model_config(m)->vocab_size, S = fix_n_seqs(&g_fix);
     xle_error err = {0};
     double worst = 0;
     for (int s = 0; s < S; s++) {
         int n;
-        int32_t *ids = seq_ids(s, &n);
+        int32_t *ids = fix_seq_ids(&g_fix, s, &n);
         int starts[2] = {0, n};
         xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
         float *got = malloc((size_t)n * (size_t)V * sizeof *got);
         CHECK_OK(xle_forward(m, &b, NULL, got, &err), &err);
-        double d = max_abs_diff(got, golden_of(s, V), (size_t)n * (size_t)V);
+        double d = max_abs_diff(got, fix_golden_of(&g_fix, s, V), (size_t)n * (size_t)V);
         CHECK_MSG(d <= TOL_ABS, "sequence %d: max |logit - golden| = %g", s, d);
         if (d > worst) worst = d;
         free(got);
@@ -131,21 +80,21 @@ static void test_gpt2_logits(void) {
     starts[0] = 0;
     for (int s = 0; s < S; s++) {
         int n;
-        free(seq_ids(s, &n));
+        free(fix_seq_ids(&g_fix, s, &n));
         total += n;
         starts[s + 1] = total;
     }
     int32_t *all = malloc((size_t)total * sizeof *all);
     for (int s = 0; s < S; s++) {
         int n;
-        int32_t *ids = seq_ids(s, &n);
+        int32_t *ids = fix_seq_ids(&g_fix, s, &n);
         memcpy(all + starts[s], ids, (size_t)n * sizeof *ids);
         free(ids);
     }
     xle_batch b = {.n_seqs = S, .tokens = all, .seq_start = starts};
     float *got = malloc((size_t)total * (size_t)V * sizeof *got);
     CHECK_OK(xle_forward(m, &b, NULL, got, &err), &err);
-    double d = max_abs_diff(got, golden_of(0, V), (size_t)total * (size_t)V);
+    double d = max_abs_diff(got, fix_golden_of(&g_fix, 0, V), (size_t)total * (size_t)V);
     CHECK_MSG(d <= TOL_ABS, "packed batch: max |logit - golden| = %g", d);
     free(got);
     free(all);
@@ -158,9 +107,9 @@ static void test_gpt2_logits(void) {
 static void test_gpt2_kv_cache(void) {
     xle_model *m = load_gpt2();
     if (!m) return;
-    const int V = xle_model_config(m)->vocab_size, s = n_seqs() - 1;
+    const int V = xle_model_config(m)->vocab_size, s = fix_n_seqs(&g_fix) - 1;
     int n;
-    int32_t *ids = seq_ids(s, &n);
+    int32_t *ids = fix_seq_ids(&g_fix, s, &n);
     xle_error err = {0};
     xle_kv_cache *kc = NULL;
     CHECK_OK(xle_kv_cache_new(m, n, &kc, &err), &err);
@@ -172,7 +121,7 @@ static void test_gpt2_kv_cache(void) {
     xle_forward_opts o = {.cache = kc};
     CHECK_OK(xle_forward(m, &b1, &o, got, &err), &err);
     CHECK_OK(xle_forward(m, &b2, &o, got + (size_t)first * V, &err), &err);
-    double d = max_abs_diff(got, golden_of(s, V), (size_t)n * (size_t)V);
+    double d = max_abs_diff(got, fix_golden_of(&g_fix, s, V), (size_t)n * (size_t)V);
     CHECK_MSG(d <= TOL_ABS, "with a KV cache: max |logit - golden| = %g", d);
     free(got);
     free(ids);
@@ -199,7 +148,7 @@ static void test_gpt2_tokenizer(void) {
     if (!m) return;
     xle_tokenizer *tok = xle_model_tokenizer(m);
     CHECK(tok != NULL);
-    json_t *tv = json_object_get(g_manifest, "tokenizer");
+    json_t *tv = json_object_get(g_fix.manifest, "tokenizer");
     const char *text = json_string_value(json_object_get(tv, "text"));
     json_t *want = json_object_get(tv, "ids");
     if (tok && text) {
@@ -216,37 +165,15 @@ static void test_gpt2_tokenizer(void) {
 
 /* ---- the backward pass, by central finite differences (as test_backward.c) ---------------- */
 
-static const int k_logit_rows[] = {3, 7, 11};
-#define N_ROWS 3
-
-/* L = Σ C ⊙ logits at k_logit_rows of sequence 1 (12 tokens). */
-static double fd_loss(xle_model *m, const int32_t *ids, int n, const float *C) {
-    const int V = xle_model_config(m)->vocab_size;
-    int starts[2] = {0, n};
-    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
-    xle_forward_opts o = {.logit_rows = k_logit_rows, .n_logit_rows = N_ROWS};
-    float *logits = malloc((size_t)N_ROWS * (size_t)V * sizeof *logits);
-    xle_error err;
-    double s = NAN;
-    if (xle_forward(m, &b, &o, logits, &err) == XLE_OK) {
-        s = 0;
-        for (int i = 0; i < N_ROWS * V; i++) s += (double)C[i] * logits[i];
-    }
-    free(logits);
-    return s;
-}
-
 /* The loss sums 3 x 269 float32 logits, each within ~5e-6 of exact: its rounding noise (~6e-5)
  * over 2 eps = 0.06 is ~1e-3 in a numeric derivative, under the 5e-3 allowed. */
-static int close_enough(double num, double ana) { return fabs(num - ana) <= 5e-3 + 2e-2 * fabs(ana); }
-
 static void test_gpt2_backward(void) {
     xle_model *m = load_gpt2();
     if (!m) return;
     const xle_config *c = xle_model_config(m);
     const int V = c->vocab_size, d = c->dim;
     int n;
-    int32_t *ids = seq_ids(1, &n);
+    int32_t *ids = fix_seq_ids(&g_fix, 1, &n);
     CHECK(n == 12);
     float *C = malloc((size_t)N_ROWS * (size_t)V * sizeof *C);
     xle_rng rng;
@@ -319,58 +246,8 @@ static void test_gpt2_backward(void) {
     xle_model_free(m);
 }
 
-/* Removes a flat folder. */
-static void rm_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* Every tensor of safetensors file a is in b with the same name, dtype, shape and bytes (and b
  * has no others). */
-static int same_tensors(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    uint8_t *x = read_file(a, &na), *y = read_file(b, &nb);
-    xle_safetensors *sa = NULL, *sb = NULL;
-    xle_error err = {0};
-    int same = x && y && xle_safetensors_parse(a, x, na, &sa, &err) == XLE_OK &&
-               xle_safetensors_parse(b, y, nb, &sb, &err) == XLE_OK && sa->n == sb->n;
-    for (int i = 0; same && i < sa->n; i++) {
-        const xle_st_entry *ea = &sa->entries[i], *eb = xle_safetensors_find(sb, ea->name);
-        same = eb && ea->ndim == eb->ndim && memcmp(ea->shape, eb->shape, sizeof ea->shape) == 0 &&
-               strcmp(ea->dtype, eb->dtype) == 0 && ea->end - ea->begin == eb->end - eb->begin &&
-               memcmp(ea->data, eb->data, ea->end - ea->begin) == 0;
-        if (!same) fprintf(stderr, "     %s: %s differs\n", b, ea->name);
-    }
-    xle_safetensors_free(sa);
-    xle_safetensors_free(sb);
-    free(x);
-    free(y);
-    return same;
-}
-
-/* Logits of sequence 1 at every position (caller frees). */
-static float *seq1_logits(xle_model *m) {
-    const int V = xle_model_config(m)->vocab_size;
-    int n;
-    int32_t *ids = seq_ids(1, &n);
-    int starts[2] = {0, n};
-    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
-    float *out = malloc((size_t)n * (size_t)V * sizeof *out);
-    xle_error err = {0};
-    CHECK_OK(xle_forward(m, &b, NULL, out, &err), &err);
-    free(ids);
-    return out;
-}
-
 /* Saving converts GPT-2's tensors back (Conv1D transposes, the fused c_attn): unedited, the
  * weights file comes back byte for byte; edited (c_proj of the MLP, as ROME writes it, and k of
  * c_attn, as fine-tuning may), the saved folder reloads to the same logits, bit for bit. */
@@ -384,21 +261,21 @@ static void test_gpt2_save(void) {
     CHECK_OK(xle_model_save(m, out, &err), &err);
     snprintf(path, sizeof path, "%s/model.safetensors", out);
     CHECK_MSG(same_tensors(FIX "gpt2/hf_f32/model.safetensors", path), "an unedited save changed a tensor");
-    rm_dir(out);
+    test_rm_dir(out);
 
     xle_weights *w = xle_model_weights(m);
     CHECK_OK(xle_model_make_writable_f32(m, &w->layers[1].w_down, &err), &err);
     CHECK_OK(xle_model_make_writable_f32(m, &w->layers[0].wk, &err), &err);
     ((float *)w->layers[1].w_down.data)[3 * 128 + 5] += 0.25f;
     ((float *)w->layers[0].wk.data)[7 * 32 + 2] -= 0.125f;
-    float *want = seq1_logits(m);
+    float *want = fix_seq1_logits(&g_fix, m);
     CHECK_OK(xle_model_save(m, out, &err), &err);
     xle_model *r = NULL;
     CHECK_OK(xle_model_load(out, &r, &err), &err);
     if (r) {
-        float *got = seq1_logits(r);
+        float *got = fix_seq1_logits(&g_fix, r);
         int n;
-        free(seq_ids(1, &n));
+        free(fix_seq_ids(&g_fix, 1, &n));
         CHECK_MSG(memcmp(got, want, (size_t)n * (size_t)V * sizeof *got) == 0,
                   "the saved edit reloads to other logits (max diff %g)", max_abs_diff(got, want, (size_t)n * (size_t)V));
         CHECK(xle_tensor_get_f32(&xle_model_weights(r)->layers[1].w_down, 3 * 128 + 5) ==
@@ -407,7 +284,7 @@ static void test_gpt2_save(void) {
         xle_model_free(r);
     }
     free(want);
-    rm_dir(out);
+    test_rm_dir(out);
     struct stat st;
     CHECK(stat(FIX "gpt2/hf_f32/model.safetensors", &st) == 0);
     xle_model_free(m);
@@ -447,25 +324,7 @@ static void test_gpt2_easyedit_hparams(void) {
 }
 
 int main(void) {
-    size_t size = 0;
-    json_error_t jerr;
-    g_manifest = json_load_file(FIX "gpt2/manifest.json", 0, &jerr);
-    g_golden = read_file(FIX "gpt2/golden.bin", &size);
-    if (!g_manifest || !g_golden) {
-        fprintf(stderr, "test_families: cannot read the fixtures under %s\n", FIX);
-        return 1;
-    }
-    g_golden_n = size / sizeof(float);
-    size_t want = 0;
-    for (int s = 0; s < n_seqs(); s++) {
-        int n;
-        free(seq_ids(s, &n));
-        want += (size_t)n * (size_t)json_integer_value(json_object_get(g_manifest, "vocab_size"));
-    }
-    if (g_golden_n != want) {
-        fprintf(stderr, "test_families: golden.bin holds %zu floats, the manifest implies %zu\n", g_golden_n, want);
-        return 1;
-    }
+    if (!family_fix_load(&g_fix, "gpt2", "test_families")) return 1;
     RUN(test_gpt2_config);
     RUN(test_gpt2_logits);
     RUN(test_gpt2_kv_cache);
@@ -474,7 +333,6 @@ int main(void) {
     RUN(test_gpt2_backward);
     RUN(test_gpt2_save);
     RUN(test_gpt2_easyedit_hparams);
-    json_decref(g_manifest);
-    free(g_golden);
+    family_fix_free(&g_fix);
     return check_summary();
 }

@@ -19,45 +19,20 @@
  * field each family reads (rotary_dim, the activation, query_pre_attn_scalar, …) is one error
  * line naming config.json and the field.
  */
-#include <dirent.h>
 #include <jansson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "family_fixture.h"
 #include "formats/formats_internal.h"
-#include "formats/safetensors.h"
 #include "model/partial.h"
 #include "xledit.h"
 
-#define FIX XLE_SOURCE_DIR "/tests/fixtures/families/"
+#define FIX FAMILY_FIX_DIR
 #define EASYEDIT XLE_SOURCE_DIR "/tests/fixtures/easyedit/hparams"
 #define TOL_ABS 1e-4
 
-/* The fixtures of one family. */
-typedef struct family_fix {
-    const char *name;   /* folder under FIX */
-    json_t *manifest;
-    float *golden;      /* for each sequence, [len x V] */
-} family_fix;
-
 static family_fix g_fix;
-
-static void *read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) *size = (size_t)n;
-    return buf;
-}
 
 static const char *model_dir(char *buf, size_t cap) {
     snprintf(buf, cap, FIX "%s/hf_f32", g_fix.name);
@@ -70,36 +45,6 @@ static xle_model *load_model(void) {
     char dir[256];
     CHECK_OK(xle_model_load(model_dir(dir, sizeof dir), &m, &err), &err);
     return m;
-}
-
-static int n_seqs(void) { return (int)json_array_size(json_object_get(g_fix.manifest, "sequences")); }
-
-/* Sequence s as ids (caller frees); *n its length. */
-static int32_t *seq_ids(int s, int *n) {
-    json_t *a = json_array_get(json_object_get(g_fix.manifest, "sequences"), (size_t)s);
-    *n = (int)json_array_size(a);
-    int32_t *ids = malloc((size_t)*n * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
-    return ids;
-}
-
-static const float *golden_of(int s, int V) {
-    size_t off = 0;
-    for (int i = 0; i < s; i++) {
-        int n;
-        free(seq_ids(i, &n));
-        off += (size_t)n * (size_t)V;
-    }
-    return g_fix.golden + off;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= worst)) worst = d; /* NaN counts as worst */
-    }
-    return worst;
 }
 
 /* ---- configuration per family -------------------------------------------------------------- */
@@ -148,17 +93,17 @@ static void test_gemma_config(void) {
 static void test_logits(void) {
     xle_model *m = load_model();
     if (!m) return;
-    const int V = xle_model_config(m)->vocab_size, S = n_seqs();
+    const int V = xle_model_config(m)->vocab_size, S = fix_n_seqs(&g_fix);
     xle_error err = {0};
     double worst = 0;
     for (int s = 0; s < S; s++) {
         int n;
-        int32_t *ids = seq_ids(s, &n);
+        int32_t *ids = fix_seq_ids(&g_fix, s, &n);
         int starts[2] = {0, n};
         xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
         float *got = malloc((size_t)n * (size_t)V * sizeof *got);
         CHECK_OK(xle_forward(m, &b, NULL, got, &err), &err);
-        double d = max_abs_diff(got, golden_of(s, V), (size_t)n * (size_t)V);
+        double d = max_abs_diff(got, fix_golden_of(&g_fix, s, V), (size_t)n * (size_t)V);
         CHECK_MSG(d <= TOL_ABS, "%s sequence %d: max |logit - golden| = %g", g_fix.name, s, d);
         if (d > worst) worst = d;
         free(got);
@@ -171,21 +116,21 @@ static void test_logits(void) {
     starts[0] = 0;
     for (int s = 0; s < S; s++) {
         int n;
-        free(seq_ids(s, &n));
+        free(fix_seq_ids(&g_fix, s, &n));
         total += n;
         starts[s + 1] = total;
     }
     int32_t *all = malloc((size_t)total * sizeof *all);
     for (int s = 0; s < S; s++) {
         int n;
-        int32_t *ids = seq_ids(s, &n);
+        int32_t *ids = fix_seq_ids(&g_fix, s, &n);
         memcpy(all + starts[s], ids, (size_t)n * sizeof *ids);
         free(ids);
     }
     xle_batch b = {.n_seqs = S, .tokens = all, .seq_start = starts};
     float *got = malloc((size_t)total * (size_t)V * sizeof *got);
     CHECK_OK(xle_forward(m, &b, NULL, got, &err), &err);
-    double d = max_abs_diff(got, golden_of(0, V), (size_t)total * (size_t)V);
+    double d = max_abs_diff(got, fix_golden_of(&g_fix, 0, V), (size_t)total * (size_t)V);
     CHECK_MSG(d <= TOL_ABS, "%s packed batch: max |logit - golden| = %g", g_fix.name, d);
     free(got);
     free(all);
@@ -198,9 +143,9 @@ static void test_logits(void) {
 static void test_kv_cache(void) {
     xle_model *m = load_model();
     if (!m) return;
-    const int V = xle_model_config(m)->vocab_size, s = n_seqs() - 1;
+    const int V = xle_model_config(m)->vocab_size, s = fix_n_seqs(&g_fix) - 1;
     int n;
-    int32_t *ids = seq_ids(s, &n);
+    int32_t *ids = fix_seq_ids(&g_fix, s, &n);
     xle_error err = {0};
     xle_kv_cache *kc = NULL;
     CHECK_OK(xle_kv_cache_new(m, n, &kc, &err), &err);
@@ -212,7 +157,7 @@ static void test_kv_cache(void) {
     xle_forward_opts o = {.cache = kc};
     CHECK_OK(xle_forward(m, &b1, &o, got, &err), &err);
     CHECK_OK(xle_forward(m, &b2, &o, got + (size_t)first * V, &err), &err);
-    double d = max_abs_diff(got, golden_of(s, V), (size_t)n * (size_t)V);
+    double d = max_abs_diff(got, fix_golden_of(&g_fix, s, V), (size_t)n * (size_t)V);
     CHECK_MSG(d <= TOL_ABS, "%s with a KV cache: max |logit - golden| = %g", g_fix.name, d);
     free(got);
     free(ids);
@@ -244,35 +189,13 @@ static void test_tokenizer(void) {
 
 /* ---- the backward pass, by central finite differences (as test_families.c) ---------------- */
 
-static const int k_logit_rows[] = {3, 7, 11};
-#define N_ROWS 3
-
-/* L = Σ C ⊙ logits at k_logit_rows of sequence 1 (12 tokens). */
-static double fd_loss(xle_model *m, const int32_t *ids, int n, const float *C) {
-    const int V = xle_model_config(m)->vocab_size;
-    int starts[2] = {0, n};
-    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
-    xle_forward_opts o = {.logit_rows = k_logit_rows, .n_logit_rows = N_ROWS};
-    float *logits = malloc((size_t)N_ROWS * (size_t)V * sizeof *logits);
-    xle_error err;
-    double s = NAN;
-    if (xle_forward(m, &b, &o, logits, &err) == XLE_OK) {
-        s = 0;
-        for (int i = 0; i < N_ROWS * V; i++) s += (double)C[i] * logits[i];
-    }
-    free(logits);
-    return s;
-}
-
-static int close_enough(double num, double ana) { return fabs(num - ana) <= 5e-3 + 2e-2 * fabs(ana); }
-
 static void test_backward(void) {
     xle_model *m = load_model();
     if (!m) return;
     const xle_config *c = xle_model_config(m);
     const int V = c->vocab_size, d = c->dim;
     int n;
-    int32_t *ids = seq_ids(1, &n);
+    int32_t *ids = fix_seq_ids(&g_fix, 1, &n);
     CHECK(n == 12);
     float *C = malloc((size_t)N_ROWS * (size_t)V * sizeof *C);
     xle_rng rng;
@@ -375,7 +298,7 @@ static void test_partial(void) {
     const xle_config *c = xle_model_config(m);
     const int V = c->vocab_size, d = c->dim;
     int n1, n0;
-    int32_t *s1 = seq_ids(1, &n1), *s0 = seq_ids(0, &n0);
+    int32_t *s1 = fix_seq_ids(&g_fix, 1, &n1), *s0 = fix_seq_ids(&g_fix, 0, &n0);
     int32_t tokens[P_ROWS];
     memcpy(tokens, s1, 12 * sizeof *tokens);
     memcpy(tokens + 12, s0, 5 * sizeof *tokens);
@@ -446,56 +369,8 @@ static void test_partial(void) {
 
 /* ---- saving ------------------------------------------------------------------------------- */
 
-static void rm_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* Every tensor of safetensors file a is in b with the same name, dtype, shape and bytes (and b
  * has no others). */
-static int same_tensors(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    uint8_t *x = read_file(a, &na), *y = read_file(b, &nb);
-    xle_safetensors *sa = NULL, *sb = NULL;
-    xle_error err = {0};
-    int same = x && y && xle_safetensors_parse(a, x, na, &sa, &err) == XLE_OK &&
-               xle_safetensors_parse(b, y, nb, &sb, &err) == XLE_OK && sa->n == sb->n;
-    for (int i = 0; same && i < sa->n; i++) {
-        const xle_st_entry *ea = &sa->entries[i], *eb = xle_safetensors_find(sb, ea->name);
-        same = eb && ea->ndim == eb->ndim && memcmp(ea->shape, eb->shape, sizeof ea->shape) == 0 &&
-               strcmp(ea->dtype, eb->dtype) == 0 && ea->end - ea->begin == eb->end - eb->begin &&
-               memcmp(ea->data, eb->data, ea->end - ea->begin) == 0;
-        if (!same) fprintf(stderr, "     %s: %s differs\n", b, ea->name);
-    }
-    xle_safetensors_free(sa);
-    xle_safetensors_free(sb);
-    free(x);
-    free(y);
-    return same;
-}
-
-static float *seq1_logits(xle_model *m) {
-    const int V = xle_model_config(m)->vocab_size;
-    int n;
-    int32_t *ids = seq_ids(1, &n);
-    int starts[2] = {0, n};
-    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
-    float *out = malloc((size_t)n * (size_t)V * sizeof *out);
-    xle_error err = {0};
-    CHECK_OK(xle_forward(m, &b, NULL, out, &err), &err);
-    free(ids);
-    return out;
-}
-
 static void test_save(void) {
     xle_model *m = load_model();
     if (!m) return;
@@ -511,20 +386,20 @@ static void test_save(void) {
     snprintf(path, sizeof path, "%s/config.json", out);
     struct stat st;
     CHECK(stat(path, &st) == 0);
-    rm_dir(out);
+    test_rm_dir(out);
 
     xle_weights *w = xle_model_weights(m);
     CHECK_OK(xle_model_make_writable_f32(m, &w->layers[1].w_down, &err), &err);
     ((float *)w->layers[1].w_down.data)[3 * f + 5] += 0.25f;
-    float *want = seq1_logits(m);
+    float *want = fix_seq1_logits(&g_fix, m);
     CHECK_OK(xle_model_save(m, out, &err), &err);
     xle_model *r = NULL;
     CHECK_OK(xle_model_load(out, &r, &err), &err);
     if (r) {
         CHECK(xle_model_config(r)->arch == c->arch);
-        float *got = seq1_logits(r);
+        float *got = fix_seq1_logits(&g_fix, r);
         int n;
-        free(seq_ids(1, &n));
+        free(fix_seq_ids(&g_fix, 1, &n));
         CHECK_MSG(memcmp(got, want, (size_t)n * (size_t)V * sizeof *got) == 0,
                   "%s: the saved edit reloads to other logits (max diff %g)", g_fix.name,
                   max_abs_diff(got, want, (size_t)n * (size_t)V));
@@ -532,7 +407,7 @@ static void test_save(void) {
         xle_model_free(r);
     }
     free(want);
-    rm_dir(out);
+    test_rm_dir(out);
     CHECK(stat(src, &st) == 0);
     xle_model_free(m);
 }
@@ -594,7 +469,7 @@ static void bad_config(const char *family, const char *field, const char *value,
     CHECK_MSG(strstr(err.msg, "config.json") && strstr(err.msg, want) && !strchr(err.msg, '\n'),
               "%s: %s = %s: %s", family, field, value, err.msg);
     xle_model_free(m);
-    rm_dir(dir);
+    test_rm_dir(dir);
 }
 
 static void test_bad_configs(void) {
@@ -610,44 +485,10 @@ static void test_bad_configs(void) {
     bad_config("gemma2", "sliding_window", "-4", "sliding_window");
 }
 
-/* Loads a family's manifest and golden logits into g_fix; 0 on failure. */
-static int load_fixture(const char *name) {
-    char path[256];
-    json_error_t jerr;
-    size_t size = 0;
-    g_fix.name = name;
-    snprintf(path, sizeof path, FIX "%s/manifest.json", name);
-    g_fix.manifest = json_load_file(path, 0, &jerr);
-    snprintf(path, sizeof path, FIX "%s/golden.bin", name);
-    g_fix.golden = read_file(path, &size);
-    if (!g_fix.manifest || !g_fix.golden) {
-        fprintf(stderr, "test_families_rope: cannot read the fixtures under %s%s\n", FIX, name);
-        return 0;
-    }
-    size_t want = 0;
-    for (int s = 0; s < n_seqs(); s++) {
-        int n;
-        free(seq_ids(s, &n));
-        want += (size_t)n * (size_t)json_integer_value(json_object_get(g_fix.manifest, "vocab_size"));
-    }
-    if (size / sizeof(float) != want) {
-        fprintf(stderr, "test_families_rope: %s/golden.bin holds %zu floats, the manifest implies %zu\n",
-                name, size / sizeof(float), want);
-        return 0;
-    }
-    return 1;
-}
-
-static void free_fixture(void) {
-    json_decref(g_fix.manifest);
-    free(g_fix.golden);
-    memset(&g_fix, 0, sizeof g_fix);
-}
-
 int main(void) {
     static const char *const families[] = {"gptj", "gemma", "gemma2"};
     for (int i = 0; i < 3; i++) {
-        if (!load_fixture(families[i])) return 1;
+        if (!family_fix_load(&g_fix, families[i], "test_families_rope")) return 1;
         if (i == 0) RUN(test_gptj_config);
         else RUN(test_gemma_config);
         RUN(test_logits);
@@ -657,7 +498,7 @@ int main(void) {
         RUN(test_save);
         RUN(test_partial);
         if (i == 0) RUN(test_gptj_easyedit_hparams);
-        free_fixture();
+        family_fix_free(&g_fix);
     }
     RUN(test_bad_configs);
     return check_summary();

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "xledit.h"
@@ -42,25 +43,9 @@ static int g_n_long_pos;
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static void *read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) *size = (size_t)n;
-    return buf;
-}
-
 static int files_equal(const char *a, const char *b) {
     size_t na = 0, nb = 0;
-    void *x = read_file(a, &na), *y = read_file(b, &nb);
+    void *x = test_read_file(a, &na), *y = test_read_file(b, &nb);
     int same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -156,7 +141,7 @@ static double check_long(xle_model *m, const char *gpath) {
     char lpath[600];
     snprintf(lpath, sizeof lpath, "%.*s_long.bin", (int)(strlen(gpath) - 4), gpath);
     size_t gsize = 0;
-    float *golden = read_file(lpath, &gsize);
+    float *golden = test_read_file(lpath, &gsize);
     size_t n = (size_t)g_n_long_pos * (size_t)g_V;
     float *got = malloc(n * sizeof(float));
     double rel = INFINITY;
@@ -193,7 +178,7 @@ static void test_goldens(void) {
         if (!m) continue;
         check_config(m, json_object_get(json_object_get(g_manifest, "families"), jstr(e, "family")), e);
         size_t gsize = 0;
-        float *golden = read_file(gpath, &gsize);
+        float *golden = test_read_file(gpath, &gsize);
         float *got = run_all(m);
         size_t off = 0;
         double worst = 0;
@@ -335,7 +320,7 @@ static int compare_hf_dirs(const char *a, const char *b, const char *const *shar
         snprintf(pa, sizeof pa, "%s/%s", a, shards[k]);
         snprintf(pb, sizeof pb, "%s/%s", b, shards[k]);
         size_t na = 0, nb = 0;
-        uint8_t *x = read_file(pa, &na), *y = read_file(pb, &nb);
+        uint8_t *x = test_read_file(pa, &na), *y = test_read_file(pb, &nb);
         xle_safetensors *sa = NULL, *sb = NULL;
         xle_error err = {0};
         CHECK(x && y);
@@ -389,7 +374,7 @@ static void check_hf_roundtrip(const char *rel, const char *const *shards, int n
     for (int k = 0; k < n_shards; k++) {
         char p[600];
         snprintf(p, sizeof p, "%s/%s", src, shards[k]);
-        before[k] = read_file(p, &n_before[k]);
+        before[k] = test_read_file(p, &n_before[k]);
     }
     xle_model *m = load(src);
     if (!m) return;
@@ -427,7 +412,7 @@ static void check_hf_roundtrip(const char *rel, const char *const *shards, int n
         char p[600];
         snprintf(p, sizeof p, "%s/%s", src, shards[k]);
         size_t n = 0;
-        void *now = read_file(p, &n);
+        void *now = test_read_file(p, &n);
         CHECK_MSG(now && before[k] && n == n_before[k] && memcmp(now, before[k], n) == 0,
                   "%s changed", p);
         free(now);
@@ -456,7 +441,7 @@ static void check_gguf_roundtrip(const char *rel, const char *edited_name) {
     snprintf(out, sizeof out, "%s/rt.gguf", g_tmp);
     snprintf(out2, sizeof out2, "%s/rt_edit.gguf", g_tmp);
     size_t n_before = 0;
-    void *before = read_file(src, &n_before);
+    void *before = test_read_file(src, &n_before);
     xle_model *m = load(src);
     if (!m) {
         free(before);
@@ -477,7 +462,7 @@ static void check_gguf_roundtrip(const char *rel, const char *edited_name) {
     if (r2) CHECK_MSG(logits_equal(m, r2), "%s: edited logits changed by save + load", rel);
     /* tensor by tensor: only the edited one differs, and it is F32 now */
     size_t na = 0, nb = 0;
-    uint8_t *x = read_file(src, &na), *y = read_file(out2, &nb);
+    uint8_t *x = test_read_file(src, &na), *y = test_read_file(out2, &nb);
     xle_gguf *ga = NULL, *gb = NULL;
     if (x && y) {
         CHECK_OK(xle_gguf_parse_memory(src, x, na, &ga, &err), &err);
@@ -512,7 +497,7 @@ static void check_gguf_roundtrip(const char *rel, const char *edited_name) {
     free(x);
     free(y);
     size_t n_now = 0;
-    void *now = read_file(src, &n_now);
+    void *now = test_read_file(src, &n_now);
     CHECK_MSG(now && before && n_now == n_before && memcmp(now, before, n_now) == 0, "%s changed", src);
     free(now);
     free(before);
@@ -614,7 +599,7 @@ static void test_cli_logits_json(void) {
     CHECK_MSG(pclose(p) == 0, "%s", cmd);
     CHECK_MSG(root != NULL, "logits output is not JSON: %s", je.text);
     size_t gsize = 0;
-    float *golden = read_file(gpath, &gsize);
+    float *golden = test_read_file(gpath, &gsize);
     json_t *rows = json_object_get(root, "logits");
     CHECK(json_integer_value(json_object_get(root, "vocab_size")) == g_V);
     CHECK((int)json_array_size(rows) == g_seq_len[s]);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "formats/torchbin.h"
 #include "xledit.h"
 
@@ -151,27 +152,11 @@ static void test_unsupported_tensors(void) {
     CHECK_MSG(strstr(err.msg, "torch.LongStorage"), "%s", err.msg);
 }
 
-static void *slurp(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
-
 /* Every truncation of an archive and single flipped bytes: an error or a parse, never a crash
  * (ASan checks the reads). Under the sanitizers every 7th length only. */
 static void test_corrupt_archives(void) {
     size_t size = 0;
-    uint8_t *full = slurp(BAD "transposed.bin", &size);
+    uint8_t *full = test_read_file(BAD "transposed.bin", &size);
     CHECK(full != NULL);
     if (!full) return;
 #ifdef XLE_SANITIZED

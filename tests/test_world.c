@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "world/world.h"
 #include "xledit.h"
 
@@ -29,19 +30,6 @@ static const char *const want_langs[] = {"en", "de", "fr", "it", "es", "hi", "ta
 
 static void tmp_path(char *buf, size_t cap, const char *name) {
     snprintf(buf, cap, "%s/%s", tmpdir, name);
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = 0;
-    fclose(f);
-    return buf;
 }
 
 static void write_file(const char *path, const char *text) {
@@ -67,7 +55,7 @@ static int cmp_str(const void *a, const void *b) {
 
 static int read_lines(const char *path, lines *out) {
     size_t len;
-    out->buf = read_all(path, &len);
+    out->buf = test_read_file(path, &len);
     if (!out->buf) return 0;
     size_t n = 0;
     for (size_t i = 0; i < len; i++) n += out->buf[i] == '\n';
@@ -210,7 +198,7 @@ static void test_corpus_deterministic(void) {
     CHECK_OK(xle_world_write_corpus(world, c, 2, 1, NULL, &err), &err);
     CHECK_OK(xle_world_write_corpus(world, d, 1, 3, NULL, &err), &err);
     size_t na, nb, nc, nd;
-    char *ta = read_all(a, &na), *tb = read_all(b, &nb), *tc = read_all(c, &nc), *td = read_all(d, &nd);
+    char *ta = test_read_file(a, &na), *tb = test_read_file(b, &nb), *tc = test_read_file(c, &nc), *td = test_read_file(d, &nd);
     CHECK(ta && tb && tc && td);
     if (ta && tb && tc && td) {
         CHECK(na == nb && memcmp(ta, tb, na) == 0);
@@ -463,12 +451,12 @@ static void test_cases(void) {
     CHECK_OK(xle_cases_write_jsonl(again, p2, &err), &err);
     CHECK_OK(xle_cases_write_jsonl(other, p3, &err), &err);
     size_t n1, n2, n3;
-    char *t1 = read_all(p1, &n1), *t2 = read_all(p2, &n2), *t3 = read_all(p3, &n3);
+    char *t1 = test_read_file(p1, &n1), *t2 = test_read_file(p2, &n2), *t3 = test_read_file(p3, &n3);
     CHECK(t1 && t2 && t3 && n1 == n2 && memcmp(t1, t2, n1) == 0);
     CHECK(t1 && t3 && (n1 != n3 || memcmp(t1, t3, n1) != 0));
     /* the committed file is the generator's output (regenerate: xledit world cases) */
     size_t nc;
-    char *committed = read_all(XLE_SOURCE_DIR "/data/world/cases.jsonl", &nc);
+    char *committed = test_read_file(XLE_SOURCE_DIR "/data/world/cases.jsonl", &nc);
     CHECK_MSG(committed && t1 && nc == n1 && memcmp(committed, t1, n1) == 0,
               "data/world/cases.jsonl is stale: run xledit world cases --data data/world --out data/world/cases.jsonl");
     free(committed);
