@@ -6,6 +6,7 @@
  * interleaved RoPE; qwen2 files are not permuted and use rotate-half. The parsed file stays in
  * model->format_state so that xle_model_save can write the same KVs and tensor order back.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,25 +52,80 @@ static xle_status get_fp(const xle_gguf *g, const char *arch, const char *key, d
     return XLE_OK;
 }
 
-static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size_t arch_cap,
-                              xle_error *err) {
+/* The GGUF architectures xledit reads (llama.cpp's names; Mistral GGUFs say "llama"). */
+static const struct {
+    const char *name;
+    xle_arch arch;
+} ARCHES[] = {{"llama", XLE_ARCH_LLAMA}, {"qwen2", XLE_ARCH_QWEN2}, {"gpt2", XLE_ARCH_GPT2},
+              {"gemma", XLE_ARCH_GEMMA}, {"gemma2", XLE_ARCH_GEMMA2}};
+
+/* general.architecture as an xle_arch, with the arch string for the "{arch}." keys. */
+static xle_status read_arch(const xle_gguf *g, xle_config *c, char *arch, size_t arch_cap, xle_error *err) {
     const xle_gguf_kv *a = xle_gguf_find(g, "general.architecture");
     if (!a || a->type != XLE_GGUF_STRING)
         return xle_fail(err, XLE_ERR_FORMAT, "%s: general.architecture: missing or not a string", g->path);
-    if (xle_gguf_str_eq(a->str, "llama")) c->arch = XLE_ARCH_LLAMA;
-    else if (xle_gguf_str_eq(a->str, "qwen2")) c->arch = XLE_ARCH_QWEN2;
-    else
-        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: '%.*s' is not "
-                        "supported (llama, qwen2)", g->path, (int)(a->str.len > 40 ? 40 : a->str.len), a->str.ptr);
-    snprintf(arch, arch_cap, "%s", c->arch == XLE_ARCH_LLAMA ? "llama" : "qwen2");
+    for (size_t i = 0; i < sizeof ARCHES / sizeof ARCHES[0]; i++)
+        if (xle_gguf_str_eq(a->str, ARCHES[i].name)) {
+            c->arch = ARCHES[i].arch;
+            snprintf(arch, arch_cap, "%s", ARCHES[i].name);
+            return XLE_OK;
+        }
+    const int len = (int)(a->str.len > 40 ? 40 : a->str.len);
+    /* GPT-J: llama.cpp's llama-arch.cpp lists only token_embd for "gptj" and its converter has
+     * no GPT-J class, so no file defines where the other tensors are. BLOOM: no family yet. */
+    if (xle_gguf_str_eq(a->str, "gptj"))
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: 'gptj': llama.cpp "
+                        "defines no GPT-J tensor layout (load the Hugging Face folder instead)", g->path);
+    if (xle_gguf_str_eq(a->str, "bloom"))
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: 'bloom': the BLOOM "
+                        "family is not supported yet", g->path);
+    return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: '%.*s' is not supported "
+                    "(llama, qwen2, gpt2, gemma, gemma2)", g->path, len, a->str.ptr);
+}
+
+/* A float key that must be present (llama.cpp's get_key without a default). */
+static xle_status get_fp_required(const xle_gguf *g, const char *arch, const char *key, float *out,
+                                  xle_error *err) {
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    if (!xle_gguf_find(g, full)) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", g->path, full);
+    return get_fp(g, arch, key, 0.0, out, err);
+}
+
+/* Gemma-2's extras: soft-capping (llama.cpp's defaults 50 and 30 when absent), the window of the
+ * even layers (4096 when absent) and the score scale. The file carries no
+ * query_pre_attn_scalar: llama.cpp scales queries by head_dim^-1/2, by (n_embd / n_head)^-1/2 for
+ * the 46-layer 27B (whose query_pre_attn_scalar that is), and so does this loader. */
+static xle_status read_gemma2(const xle_gguf *g, const char *arch, xle_config *c, xle_error *err) {
     xle_status st;
+    if ((st = get_fp(g, arch, "attn_logit_softcapping", 50.0, &c->attn_softcap, err)) ||
+        (st = get_fp(g, arch, "final_logit_softcapping", 30.0, &c->final_softcap, err)) ||
+        (st = get_hp(g, arch, "attention.sliding_window", 0, 4096, &c->sliding_window, err)))
+        return st;
+    if (!(c->attn_softcap >= 0) || !(c->final_softcap >= 0))
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.%s: negative", g->path, arch,
+                        c->attn_softcap < 0 ? "attn_logit_softcapping" : "final_logit_softcapping");
+    if (c->sliding_window < 0)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.attention.sliding_window: negative", g->path, arch);
+    c->attn_scale = 0.0f; /* 1/sqrt(head_dim) */
+    if (c->n_layers == 46 && c->n_heads > 0) c->attn_scale = (float)(1.0 / sqrt((double)c->dim / c->n_heads));
+    return XLE_OK;
+}
+
+static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size_t arch_cap,
+                              xle_error *err) {
+    xle_status st = read_arch(g, c, arch, arch_cap, err);
+    if (st != XLE_OK) return st;
+    const int gpt2 = c->arch == XLE_ARCH_GPT2;
+    const int gemma = c->arch == XLE_ARCH_GEMMA || c->arch == XLE_ARCH_GEMMA2;
     if ((st = get_hp(g, arch, "embedding_length", 1, 0, &c->dim, err)) ||
         (st = get_hp(g, arch, "feed_forward_length", 1, 0, &c->ffn_dim, err)) ||
         (st = get_hp(g, arch, "block_count", 1, 0, &c->n_layers, err)) ||
         (st = get_hp(g, arch, "attention.head_count", 1, 0, &c->n_heads, err)) ||
         (st = get_hp(g, arch, "attention.head_count_kv", 0, c->n_heads, &c->n_kv_heads, err)) ||
-        (st = get_hp(g, arch, "context_length", 0, 2048, &c->max_seq_len, err)) ||
-        (st = get_hp(g, arch, "attention.sliding_window", 0, 0, &c->sliding_window, err)))
+        /* GPT-2's learned positions have context_length rows */
+        (st = get_hp(g, arch, "context_length", gpt2, 2048, &c->max_seq_len, err)) ||
+        (!gpt2 && (st = get_hp(g, arch, "attention.sliding_window", 0, 0, &c->sliding_window, err))))
         return st;
     int dflt_hd = c->n_heads > 0 ? c->dim / c->n_heads : 0;
     if ((st = get_hp(g, arch, "attention.key_length", 0, dflt_hd, &c->head_dim, err))) return st;
@@ -78,10 +134,25 @@ static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size
     if (vlen != c->head_dim)
         return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s.attention.value_length: %d differs from "
                         "key_length %d", g->path, arch, vlen, c->head_dim);
-    if ((st = get_fp(g, arch, "attention.layer_norm_rms_epsilon",
-                     c->arch == XLE_ARCH_QWEN2 ? 1e-6 : 1e-5, &c->norm_eps, err)) ||
-        (st = get_fp(g, arch, "rope.freq_base", 10000.0, &c->rope_theta, err)))
+    if (gpt2) {
+        if ((st = get_fp_required(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, err))) return st;
+        if (c->n_heads > 0 && c->dim % c->n_heads != 0)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.embedding_length: %d is not a multiple of "
+                            "attention.head_count %d", g->path, arch, c->dim, c->n_heads);
+        if (c->n_kv_heads != c->n_heads)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.attention.head_count_kv: %d, GPT-2 has one "
+                            "per head (%d)", g->path, arch, c->n_kv_heads, c->n_heads);
+        c->rope_theta = 10000.0f; /* no RoPE: a valid number for the validator */
+    } else if (gemma) {
+        if ((st = get_fp_required(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, err)) ||
+            (st = get_fp(g, arch, "rope.freq_base", 10000.0, &c->rope_theta, err)))
+            return st;
+        if (c->arch == XLE_ARCH_GEMMA2 && (st = read_gemma2(g, arch, c, err))) return st;
+    } else if ((st = get_fp(g, arch, "attention.layer_norm_rms_epsilon",
+                            c->arch == XLE_ARCH_QWEN2 ? 1e-6 : 1e-5, &c->norm_eps, err)) ||
+               (st = get_fp(g, arch, "rope.freq_base", 10000.0, &c->rope_theta, err))) {
         return st;
+    }
     char key[160];
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     const xle_gguf_kv *sc = xle_gguf_find(g, key);
@@ -92,6 +163,7 @@ static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size
         return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: only 'linear' and 'none' are supported",
                         g->path, key);
     }
+    /* llama.cpp permutes Q/K rows for "llama" only; Gemma and Qwen2 rotate halves (NEOX). */
     c->rope_interleaved = c->arch == XLE_ARCH_LLAMA;
     static const char *const id_keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
     int *ids[2] = {&c->bos_id, &c->eos_id};
@@ -105,52 +177,142 @@ static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size
     return XLE_OK;
 }
 
-/* Binds the model slot (kind, layer) to the tensor of that name, if present. */
-static xle_status bind_tensor(xle_model *m, xle_gguf_state *s, xle_wkind kind, int layer,
-                              xle_error *err) {
-    char name[96];
-    xle_weight_name(XLE_FORMAT_GGUF, kind, layer, name, sizeof name);
-    const xle_gguf_tensor_info *ti = xle_gguf_find_tensor(s->gguf, name);
-    if (!ti) return XLE_OK; /* missing tensors are reported by the shape check */
-    xle_tensor *t = xle_weight_slot(&m->w, kind, layer);
+/* Views rows [row0, row0 + nrows) of a stored tensor as t (nrows < 0: all of it), in its stored
+ * type. A vector's rows are its elements. */
+static xle_status view_rows(xle_model *m, const xle_gguf_tensor_info *ti, const char *name,
+                            int64_t row0, int64_t nrows, xle_tensor *t, xle_error *err) {
     int nd = (int)ti->n_dims;
+    if (nd < 1) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: n_dims: 0", m->path, name);
     int64_t shape[4];
     for (int i = 0; i < nd; i++) shape[i] = ti->ne[nd - 1 - i];
-    xle_fmt_bind *b = &s->binds[ti - s->gguf->tensors];
-    xle_status st;
+    xle_dtype dt;
     switch (ti->ggml_type) {
-    case XLE_GGML_F32: st = xle_tensor_view(m, t, XLE_F32, nd, shape, ti->data, err); break;
-    case XLE_GGML_F16: st = xle_tensor_view(m, t, XLE_F16, nd, shape, ti->data, err); break;
-    case XLE_GGML_BF16: st = xle_tensor_view(m, t, XLE_BF16, nd, shape, ti->data, err); break;
-    default: {
-        const xle_dtype dt = xle_dtype_of_ggml(ti->ggml_type);
+    case XLE_GGML_F32: dt = XLE_F32; break;
+    case XLE_GGML_F16: dt = XLE_F16; break;
+    case XLE_GGML_BF16: dt = XLE_BF16; break;
+    default:
+        dt = xle_dtype_of_ggml(ti->ggml_type);
         if (!xle_dtype_is_quantized(dt))
             return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: type %s is not supported (F32, F16, "
                             "BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)",
                             m->path, name, xle_ggml_type_name(ti->ggml_type));
         /* Kept as stored: the products work on the blocks (tensor/quant_dot.c). */
-        st = xle_tensor_view(m, t, dt, nd, shape, ti->data, err);
         break;
     }
+    const unsigned char *data = ti->data;
+    if (nrows >= 0) {
+        if (nd == 1 && xle_dtype_is_quantized(dt))
+            return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: a block-quantized vector cannot be "
+                            "split", m->path, name);
+        const size_t row_bytes = nd == 1 ? xle_dtype_size(dt) : xle_dtype_row_bytes(dt, shape[1]);
+        data += (size_t)row0 * row_bytes;
+        shape[0] = nrows;
     }
+    return xle_tensor_view(m, t, dt, nd, shape, data, err);
+}
+
+static int is_norm_weight(xle_wkind k) {
+    return k == XLE_W_OUT_NORM || k == XLE_W_ATTN_NORM || k == XLE_W_FFN_NORM ||
+           k == XLE_W_POST_ATTN_NORM || k == XLE_W_POST_FFN_NORM;
+}
+
+/* A Gemma norm the file stores as 1 + w (convert_hf_to_gguf.py adds 1): the slot becomes an f32
+ * copy of w, which the family's (1 + w) RMSNorm reads; save adds the 1 back. */
+static xle_status norm_minus_one(xle_model *m, xle_tensor *t, const char *name, xle_error *err) {
+    if (xle_dtype_is_quantized(t->dtype))
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: a block-quantized norm is not supported",
+                        m->path, name);
+    const int64_t n = xle_tensor_numel(t);
+    float *w = malloc((size_t)(n ? n : 1) * sizeof *w);
+    if (!w) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", m->path);
+    for (int64_t i = 0; i < n; i++) w[i] = xle_tensor_get_f32(t, i) - 1.0f;
+    xle_status st = xle_model_own_buffer(m, w, err); /* frees w on failure */
     if (st != XLE_OK) return st;
-    if (nd < 1) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: n_dims: 0", m->path, name);
+    t->data = w;
+    t->dtype = XLE_F32;
+    return XLE_OK;
+}
+
+/* Binds the model slot (kind, layer) to the tensor of that name, if present. */
+static xle_status bind_tensor(xle_model *m, xle_gguf_state *s, xle_wkind kind, int layer,
+                              xle_error *err) {
+    const xle_family *fam = xle_family_of(m->cfg.arch);
+    char name[96];
+    xle_family_weight_name(fam, XLE_FORMAT_GGUF, kind, layer, name, sizeof name);
+    const xle_gguf_tensor_info *ti = xle_gguf_find_tensor(s->gguf, name);
+    if (!ti) return XLE_OK; /* missing tensors are reported by the shape check */
+    xle_tensor *t = xle_weight_slot(&m->w, kind, layer);
+    xle_fmt_bind *b = &s->binds[ti - s->gguf->tensors];
+    xle_status st = view_rows(m, ti, name, 0, -1, t, err);
+    if (st != XLE_OK) return st;
+    if (fam->gguf_norm_plus_one && is_norm_weight(kind)) {
+        if ((st = norm_minus_one(m, t, name, err)) != XLE_OK) return st;
+        b->layout = XLE_LAYOUT_PLUS_ONE;
+    }
     b->slot = t;
     b->loaded_data = t->data;
     b->loaded_dtype = t->dtype;
     return XLE_OK;
 }
 
+/* GPT-2's blk.N.attn_qkv.{weight,bias}: rows q | k | v, bound as three views. */
+static xle_status bind_fused_qkv(xle_model *m, xle_gguf_state *s, int layer, int bias, xle_error *err) {
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.attn_qkv.%s", layer, bias ? "bias" : "weight");
+    const xle_gguf_tensor_info *ti = xle_gguf_find_tensor(s->gguf, name);
+    if (!ti)
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing (the GGUF metadata says %d layers)",
+                        m->path, name, m->cfg.n_layers);
+    const xle_config *c = &m->cfg;
+    const int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+    const int want_nd = bias ? 1 : 2;
+    const int ok = (int)ti->n_dims == want_nd && ti->ne[want_nd - 1] == q + 2 * kv &&
+                   (bias || ti->ne[0] == c->dim);
+    if (!ok) {
+        if (bias)
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape does not match the GGUF metadata "
+                            "(expected [%lld])", m->path, name, (long long)(q + 2 * kv));
+        return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape does not match the GGUF metadata "
+                        "(expected [%lld, %d])", m->path, name, (long long)(q + 2 * kv), c->dim);
+    }
+    xle_layer_weights *L = &m->w.layers[layer];
+    xle_tensor *parts[3] = {bias ? &L->bq : &L->wq, bias ? &L->bk : &L->wk, bias ? &L->bv : &L->wv};
+    const int64_t row0[3] = {0, q, q + kv}, rows[3] = {q, kv, kv};
+    xle_fmt_bind *b = &s->binds[ti - s->gguf->tensors];
+    for (int p = 0; p < 3; p++) {
+        xle_status st = view_rows(m, ti, name, row0[p], rows[p], parts[p], err);
+        if (st != XLE_OK) return st;
+        b->parts[p] = parts[p];
+        b->parts_loaded[p] = parts[p]->data;
+    }
+    b->layout = XLE_LAYOUT_FUSED_QKV_ROWS;
+    b->slot = parts[0];
+    b->loaded_data = parts[0]->data;
+    b->loaded_dtype = parts[0]->dtype;
+    return XLE_OK;
+}
+
+static int is_qkv(xle_wkind k) {
+    return k == XLE_W_Q || k == XLE_W_K || k == XLE_W_V || k == XLE_W_BQ || k == XLE_W_BK || k == XLE_W_BV;
+}
+
 static xle_status bind_all(xle_model *m, xle_gguf_state *s, xle_error *err) {
     const xle_family *fam = xle_family_of(m->cfg.arch);
     for (int k = 0; k < XLE_W_KIND_COUNT; k++) {
         if (fam->has[k] == XLE_ABSENT) continue;
+        if (fam->gguf_fused_qkv && is_qkv((xle_wkind)k)) continue;
         int nl = xle_wkind_per_layer((xle_wkind)k) ? m->cfg.n_layers : 1;
         for (int l = 0; l < nl; l++) {
             xle_status st = bind_tensor(m, s, (xle_wkind)k, l, err);
             if (st != XLE_OK) return st;
         }
     }
+    if (fam->gguf_fused_qkv)
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            for (int bias = 0; bias < 2; bias++) {
+                xle_status st = bind_fused_qkv(m, s, l, bias, err);
+                if (st != XLE_OK) return st;
+            }
     return XLE_OK;
 }
 

@@ -664,6 +664,8 @@ static xle_status bind_gpt2(xle_model *m, xle_hf_state *s, const char *source, x
             case XLE_LAYOUT_FUSED_QKV_T:
                 if (k == XLE_W_Q) st = bind_fused_qkv(m, s, l, source, err);
                 break;
+            case XLE_LAYOUT_FUSED_QKV_ROWS: /* GGUF layouts: never in a family's hf_layout */
+            case XLE_LAYOUT_PLUS_ONE: break;
             }
             if (st != XLE_OK) return st;
         }

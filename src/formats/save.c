@@ -79,6 +79,56 @@ static xle_status store_quantized_source(const xle_tensor *t, xle_dtype source, 
     return XLE_OK;
 }
 
+/* A GGUF tensor the loader split (fused q/k/v rows) or converted (Gemma's 1 + w norms) still
+ * holds what was loaded: every part in its loaded buffer and dtype, and for a converted norm
+ * adding the 1 back gives the stored bytes (an f32 copy is edited in place). */
+static int gguf_converted_untouched(const xle_fmt_bind *b, const xle_gguf_tensor_info *ti) {
+    if (b->layout == XLE_LAYOUT_FUSED_QKV_ROWS) {
+        for (int p = 0; p < 3; p++)
+            if (b->parts[p]->data != b->parts_loaded[p] || b->parts[p]->dtype != xle_dtype_of_ggml(ti->ggml_type))
+                return 0;
+        return 1;
+    }
+    if (b->slot->data != b->loaded_data || b->slot->dtype != XLE_F32 || ti->ggml_type != XLE_GGML_F32)
+        return 0;
+    const float *w = b->slot->data;
+    const unsigned char *stored = ti->data;
+    for (int64_t i = 0; i < xle_tensor_numel(b->slot); i++) {
+        float back = w[i] + 1.0f;
+        if (memcmp(&back, stored + (size_t)i * sizeof back, sizeof back) != 0) return 0;
+    }
+    return 1;
+}
+
+/* A split or converted tensor back in the file's layout as f32 (*buf, caller frees). */
+static xle_status gguf_convert_back(const xle_model *m, const xle_fmt_bind *b, const xle_gguf_tensor_info *ti,
+                                    const char *out, void **buf, xle_error *err) {
+    (void)m;
+    const int64_t numel = ti->ne[0] * ti->ne[1] * ti->ne[2] * ti->ne[3];
+    const xle_tensor *parts[3] = {b->slot, NULL, NULL};
+    const int n_parts = b->layout == XLE_LAYOUT_FUSED_QKV_ROWS ? 3 : 1;
+    if (n_parts == 3)
+        for (int p = 0; p < 3; p++) parts[p] = b->parts[p];
+    int64_t have = 0;
+    for (int p = 0; p < n_parts; p++) have += xle_tensor_numel(parts[p]);
+    if (have != numel)
+        return xle_fail(err, XLE_ERR_ARG, "%s: %.*s: tensor now has %lld elements, the source had %lld",
+                        out, (int)(ti->name.len > 200 ? 200 : ti->name.len), ti->name.ptr,
+                        (long long)have, (long long)numel);
+    float *f = malloc((size_t)(numel ? numel : 1) * sizeof *f);
+    if (!f) return xle_fail(err, XLE_ERR_NOMEM, "save: out of memory");
+    int64_t at = 0;
+    for (int p = 0; p < n_parts; p++) {
+        const int64_t n = xle_tensor_numel(parts[p]);
+        xle_tensor_row_to_f32(parts[p], 0, n, f + at);
+        at += n;
+    }
+    if (b->layout == XLE_LAYOUT_PLUS_ONE)
+        for (int64_t i = 0; i < numel; i++) f[i] += 1.0f;
+    *buf = f;
+    return XLE_OK;
+}
+
 static xle_status save_gguf(const xle_model *m, const char *tmp, const char *out, xle_error *err) {
     const xle_gguf_state *s = m->format_state;
     const xle_gguf *g = s->gguf;
@@ -94,7 +144,27 @@ static xle_status save_gguf(const xle_model *m, const char *tmp, const char *out
     for (uint64_t i = 0; i < g->n_tensors && st == XLE_OK; i++) {
         const xle_gguf_tensor_info *ti = &g->tensors[i];
         const xle_fmt_bind *b = &s->binds[i];
-        if (xle_fmt_bind_untouched(b)) {
+        if (b->layout != XLE_LAYOUT_SAME && !gguf_converted_untouched(b, ti)) {
+            st = gguf_convert_back(m, b, ti, out, &owned[i], err);
+            if (st == XLE_OK) {
+                const xle_dtype source = xle_dtype_of_ggml(ti->ggml_type);
+                xle_tensor f = {.dtype = XLE_F32, .ndim = 1, .shape = {ti->ne[0] * ti->ne[1]}, .data = owned[i]};
+                const void *data = owned[i];
+                uint32_t type = XLE_GGML_F32;
+                void *requant = NULL;
+                if (xle_dtype_is_quantized(source))
+                    st = store_quantized_source(&f, source, m->quant_save, &data, &type, &requant, err);
+                if (st == XLE_OK)
+                    st = xle_gguf_writer_add_tensor(w, ti->name.ptr, (size_t)ti->name.len, ti->n_dims,
+                                                    ti->ne, type, data, err);
+                if (requant) { /* the writer keeps pointers until written: keep the quantized copy */
+                    free(owned[i]);
+                    owned[i] = requant;
+                }
+            }
+            continue;
+        }
+        if (b->layout != XLE_LAYOUT_SAME || xle_fmt_bind_untouched(b)) {
             st = xle_gguf_writer_add_tensor(w, ti->name.ptr, (size_t)ti->name.len, ti->n_dims,
                                             ti->ne, ti->ggml_type, ti->data, err);
             continue;

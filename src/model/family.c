@@ -47,6 +47,7 @@ static const xle_family GPT2 = {
     .norm = XLE_NORM_LAYER,
     .mlp = XLE_MLP_GELU,
     .pos = XLE_POS_LEARNED,
+    .gguf_fused_qkv = 1,
     .has = {
         [XLE_W_TOK_EMBD] = XLE_REQUIRED, [XLE_W_OUT_NORM] = XLE_REQUIRED,
         [XLE_W_LM_HEAD] = XLE_REQUIRED, [XLE_W_POS_EMBD] = XLE_REQUIRED,
@@ -156,6 +157,7 @@ static const xle_family GEMMA = {
     .mlp = XLE_MLP_GEGLU,
     .pos = XLE_POS_ROPE,
     .embed_scale_sqrt_dim = 1,
+    .gguf_norm_plus_one = 1,
     .has = {GEMMA_HAS},
     .hf_layer_prefix = "model.layers.%d.",
     .hf_name = {GEMMA_NAMES, [XLE_W_FFN_NORM] = "post_attention_layernorm.weight"},
@@ -174,6 +176,7 @@ static const xle_family GEMMA2 = {
     .mlp = XLE_MLP_GEGLU,
     .pos = XLE_POS_ROPE,
     .embed_scale_sqrt_dim = 1,
+    .gguf_norm_plus_one = 1,
     .sandwich_norms = 1,
     .window_even_layers = 1,
     .has = {GEMMA_HAS, [XLE_W_POST_ATTN_NORM] = XLE_REQUIRED, [XLE_W_POST_FFN_NORM] = XLE_REQUIRED},

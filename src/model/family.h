@@ -63,6 +63,9 @@ typedef enum xle_hf_layout {
     XLE_LAYOUT_TRANSPOSED,     /* Conv1D weight [in, out] (GPT-2) */
     XLE_LAYOUT_FUSED_QKV_T,    /* GPT-2 c_attn: one Conv1D [d, 3d], columns q | k | v; its bias
                                 * [3d] is the q, k, v biases end to end */
+    XLE_LAYOUT_FUSED_QKV_ROWS, /* GGUF blk.N.attn_qkv [q + 2 kv, d]: rows q | k | v (the parts are
+                                * views of it); its bias the same end to end */
+    XLE_LAYOUT_PLUS_ONE,       /* GGUF Gemma norms: the file stores 1 + w, the slot a copy of w */
 } xle_hf_layout;
 
 /* EasyEdit's module-name templates for the family: what its hyper-parameter files must say
@@ -92,6 +95,9 @@ typedef struct xle_family {
     int embed_scale_sqrt_dim;      /* embedding rows × √d rounded to the embedding's dtype (Gemma) */
     int sandwich_norms;            /* norms on the attention and MLP outputs too (Gemma-2) */
     int window_even_layers;        /* sliding_window on even layers only (Gemma-2) */
+    /* How llama.cpp's converter (convert_hf_to_gguf.py) lays the family out in GGUF: */
+    int gguf_fused_qkv;            /* q, k, v (and biases) fused in blk.N.attn_qkv (GPT-2) */
+    int gguf_norm_plus_one;        /* RMSNorm weights stored as 1 + w (Gemma, Gemma-2) */
     xle_presence has[XLE_W_KIND_COUNT];
     /* Hugging Face names: global kinds in full, per-layer kinds after hf_layer_prefix (with %d
      * for the layer); NULL for kinds the family never has. */
