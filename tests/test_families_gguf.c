@@ -18,40 +18,24 @@
  * llama.cpp gives no tensor layout (gptj) or xledit has no family for are one error line naming
  * the file and the key.
  */
-#include <jansson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "family_fixture.h"
 #include "formats/formats_internal.h"
 #include "formats/gguf.h"
 #include "xledit.h"
 
-#define FIX XLE_SOURCE_DIR "/tests/fixtures/families/"
+#define FIX FAMILY_FIX_DIR
 #define TOL_F32 1e-5
 
+static family_fix g_fix;   /* the family under test: manifest (sequences, tokenizer vector) */
 static const char *g_family;
 static json_t *g_manifest;
 static char g_tmp[128];
 
-static int n_seqs(void) { return (int)json_array_size(json_object_get(g_manifest, "sequences")); }
-
-static int32_t *seq_ids(int s, int *n) {
-    json_t *a = json_array_get(json_object_get(g_manifest, "sequences"), (size_t)s);
-    *n = (int)json_array_size(a);
-    int32_t *ids = malloc((size_t)*n * sizeof *ids);
-    for (int i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
-    return ids;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= worst)) worst = d; /* NaN counts as worst */
-    }
-    return worst;
-}
+static int n_seqs(void) { return fix_n_seqs(&g_fix); }
 
 static xle_model *load(const char *path) {
     xle_model *m = NULL;
@@ -67,7 +51,7 @@ static const char *twin(const char *kind, char *buf, size_t cap) {
 
 /* The logits of sequence s (caller frees). */
 static float *logits_of(xle_model *m, int s, int *n) {
-    int32_t *ids = seq_ids(s, n);
+    int32_t *ids = fix_seq_ids(&g_fix, s, n);
     const int V = xle_model_config(m)->vocab_size;
     int starts[2] = {0, *n};
     xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
@@ -359,20 +343,14 @@ int main(void) {
     mkdir(g_tmp, 0755);
     static const char *const families[] = {"gpt2", "gemma", "gemma2"};
     for (int i = 0; i < 3; i++) {
-        char path[256];
-        json_error_t jerr;
-        g_family = families[i];
-        snprintf(path, sizeof path, FIX "%s/manifest.json", g_family);
-        g_manifest = json_load_file(path, 0, &jerr);
-        if (!g_manifest) {
-            fprintf(stderr, "test_families_gguf: cannot read %s\n", path);
-            return 1;
-        }
+        if (!family_fix_load(&g_fix, families[i], "test_families_gguf")) return 1;
+        g_family = g_fix.name;
+        g_manifest = g_fix.manifest;
         RUN(test_logits);
         RUN(test_tokenizer);
         RUN(test_save_f32);
         RUN(test_save_q8_0);
-        json_decref(g_manifest);
+        family_fix_free(&g_fix);
     }
     RUN(test_bad_metadata);
     rmdir(g_tmp);
