@@ -2,8 +2,8 @@
  * test_kernels.c: the engine's compute kernels against plain double-precision references on
  * random data of awkward sizes: the blocked product xle_gemm (every dtype of the right operand,
  * stored transposed or not, partial tiles, inner sizes across the KC blocks, accumulation,
- * row strides wider than the rows), its threaded form (identical to the serial one, tile for
- * tile), weight products with few rows (dot products, four rows at a time for long rows) and
+ * row strides wider than the rows), its threaded form above the threshold that splits it
+ * (identical to the serial one, tile for tile), weight products with few rows (dot products, four rows at a time for long rows) and
  * many rows (blocked product), several products of one input in one pass, and blocked
  * attention (causal, sliding window, grouped heads, past keys, kept probabilities).
  * Every kernel variant built into the library that this CPU runs (tensor/kernels.h: AVX-512 with
@@ -87,6 +87,43 @@ static void test_gemm_sizes_and_dtypes(void) {
         for (size_t d = 0; d < 4; d++)
             for (int tr = 0; tr < 2; tr++)
                 check_gemm(sizes[s][0], sizes[s][1], sizes[s][2], dts[d], tr, (int)(s + d) % 2, &rng);
+}
+
+/* Products above XLE_PAR_MIN_PRODUCT, the only ones split across threads: the threaded form
+ * gives the serial one's bits (f32/bf16/f16 weights, and the bf16 x bf16 product where the CPU
+ * has it; one thread's scratch makes a product serial). */
+static void test_gemm_threaded(void) {
+    enum { M = 72, N = 600, K = 1000 }; /* 43 M multiply-adds */
+    _Static_assert((int64_t)M * N * K > XLE_PAR_MIN_PRODUCT, "must be above the threshold");
+    xle_rng rng;
+    xle_rng_seed(&rng, 12);
+    float *A = malloc((size_t)M * K * sizeof(float)), *C1 = malloc((size_t)M * N * sizeof(float));
+    float *C2 = malloc((size_t)M * N * sizeof(float));
+    uint16_t *W = malloc((size_t)N * K * sizeof(uint16_t));
+    float *Wf = malloc((size_t)N * K * sizeof(float));
+    float *scratch = malloc(XLE_MATMUL_SCRATCH * sizeof(float));
+    CHECK(A && C1 && C2 && W && Wf && scratch);
+    for (int64_t i = 0; i < (int64_t)M * K; i++) A[i] = xle_rng_normal(&rng);
+    for (int64_t i = 0; i < (int64_t)N * K; i++) Wf[i] = xle_rng_normal(&rng);
+    const xle_dtype dts[] = {XLE_F32, XLE_BF16, XLE_F16};
+    for (int d = 0; d < 3; d++) {
+        const void *data = Wf;
+        if (dts[d] != XLE_F32) {
+            for (int64_t i = 0; i < (int64_t)N * K; i++) store_as(W, dts[d], i, Wf[i]);
+            data = W;
+        }
+        const xle_gemm_rhs rhs = {data, dts[d], K, 1};
+        xle_gemm_parallel(M, N, K, A, K, &rhs, C1, N, 0, scratch, XLE_GEMM_PACK_FLOATS);
+        xle_gemm_parallel(M, N, K, A, K, &rhs, C2, N, 0, scratch, XLE_MATMUL_SCRATCH);
+        CHECK_MSG(memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0, "%s: threaded product differs",
+                  xle_dtype_name(dts[d]));
+    }
+    for (int64_t i = 0; i < (int64_t)N * K; i++) store_as(W, XLE_BF16, i, Wf[i]);
+    if (xle_gemm_bf16_parallel(M, N, K, A, K, W, K, C1, N, scratch, XLE_GEMM_PACK_FLOATS)) {
+        CHECK(xle_gemm_bf16_parallel(M, N, K, A, K, W, K, C2, N, scratch, XLE_MATMUL_SCRATCH));
+        CHECK_MSG(memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0, "bf16 x bf16: threaded product differs");
+    }
+    free(A), free(C1), free(C2), free(W), free(Wf), free(scratch);
 }
 
 static void test_gemm_empty(void) {
@@ -402,6 +439,7 @@ int main(void) {
         (void)best;
 #endif
         RUN(test_gemm_sizes_and_dtypes);
+        RUN(test_gemm_threaded);
         RUN(test_matmul_many);
         RUN(test_attention);
     }

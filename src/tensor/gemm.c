@@ -126,7 +126,7 @@ void xle_gemm_parallel(int64_t M, int64_t N, int64_t K, const float *A, int64_t 
     const xle_kernels *kern = xle_kernels_select();
     const int threads = usable_threads(scratch_floats);
     /* (a quantized B stored [K x N] cannot be cut at any column: its blocks run along N) */
-    if (threads <= 1 || M * N * K <= XLE_PAR_MIN_WORK || (xle_dtype_is_quantized(B->dtype) && !B->transposed)) {
+    if (threads <= 1 || M * N * K <= XLE_PAR_MIN_PRODUCT || (xle_dtype_is_quantized(B->dtype) && !B->transposed)) {
         kern->gemm(M, N, K, A, lda, B, C, ldc, accumulate, scratch);
         return;
     }
@@ -161,7 +161,7 @@ int xle_gemm_bf16_parallel(int64_t M, int64_t N, int64_t K, const float *A, int6
     uint16_t *Ab = malloc((size_t)(rows * ldab) * sizeof(uint16_t));
     if (!Ab) return 0;
     int threads = usable_threads(scratch_floats);
-    if (M * N * K <= XLE_PAR_MIN_WORK) threads = 1;
+    if (M * N * K <= XLE_PAR_MIN_PRODUCT) threads = 1;
     for (int64_t r0 = 0; r0 < M; r0 += rows) {
         const int64_t mb = M - r0 < rows ? M - r0 : rows;
         const task_split split = split_tasks(mb, N, threads, kern->mr, kern->nr);

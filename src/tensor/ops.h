@@ -18,6 +18,16 @@
  * products (2-50 M multiply-adds each) still split. */
 #define XLE_PAR_MIN_WORK (1 << 20)
 
+/* Below this many multiply-adds a blocked product (prompts, backward, statistics: gemm.h,
+ * quant_gemm.h) runs on one thread. Such a product is one parallel region that ends when the
+ * second thread has arrived; beside other CPU-bound processes that thread is often waiting for
+ * its core, ~170 us per region here. Measured with a busy process pinned on each core
+ * (docs/performance.md, "Threads on busy cores"): products of 2.8-22 M multiply-adds ran at
+ * 0.5-0.87x with two threads, 45 M at 0.96-1.13x, the 1B model's 67-268 M at 0.98-1.66x. On
+ * idle cores the smaller ones would split with profit; the built-in model's prompt products
+ * (4-22 M) stay on one thread for it. */
+#define XLE_PAR_MIN_PRODUCT (1 << 25)
+
 /* Floats of scratch a weight matmul may use to convert a block of bf16/f16 rows to f32. */
 #define XLE_MATMUL_SCRATCH (1u << 21)
 

@@ -129,7 +129,7 @@ int xle_quant_gemm_parallel(int64_t M, int64_t N, int64_t K, const float *A, int
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    if (M * N * K <= XLE_PAR_MIN_WORK) threads = 1;
+    if (M * N * K <= XLE_PAR_MIN_PRODUCT) threads = 1;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
