@@ -137,7 +137,7 @@ uint16_t xle_f32_to_bf16(float f);      /* round to nearest even, NaN kept */
 
 typedef enum xle_arch {
     XLE_ARCH_LLAMA = 0, XLE_ARCH_MISTRAL, XLE_ARCH_QWEN2, XLE_ARCH_GPT2,
-    XLE_ARCH_GPTJ, XLE_ARCH_GEMMA, XLE_ARCH_GEMMA2
+    XLE_ARCH_GPTJ, XLE_ARCH_GEMMA, XLE_ARCH_GEMMA2, XLE_ARCH_BLOOM
 } xle_arch;
 typedef enum xle_format { XLE_FORMAT_HF = 0, XLE_FORMAT_GGUF, XLE_FORMAT_LLAMA2C } xle_format;
 typedef enum xle_rope_scaling { XLE_ROPE_NONE = 0, XLE_ROPE_LLAMA3, XLE_ROPE_LINEAR } xle_rope_scaling;
@@ -189,6 +189,7 @@ typedef struct xle_weights {
     xle_tensor pos_embd;                 /* learned positions [max_seq_len, d] (GPT-2) */
     xle_tensor out_norm_b;               /* final LayerNorm bias [d] (GPT-2) */
     xle_tensor lm_head_b;                /* head bias [V] (GPT-J) */
+    xle_tensor embd_norm, embd_norm_b;   /* LayerNorm on the embedding rows [d] (BLOOM) */
 } xle_weights;
 
 typedef struct xle_model xle_model;       /* opaque owner of mappings and buffers */

@@ -19,6 +19,7 @@ static const char *arch_name(xle_arch a) {
     case XLE_ARCH_GPTJ: return "gptj";
     case XLE_ARCH_GEMMA: return "gemma";
     case XLE_ARCH_GEMMA2: return "gemma2";
+    case XLE_ARCH_BLOOM: return "bloom";
     }
     return "?";
 }
@@ -28,7 +29,8 @@ static int64_t count_params(xle_model *model) {
     const xle_weights *w = xle_model_weights(model);
     int64_t n = xle_tensor_numel(&w->tok_embd) + xle_tensor_numel(&w->out_norm);
     if (!c->tied_embeddings) n += xle_tensor_numel(&w->lm_head);
-    const xle_tensor *gs[] = {&w->pos_embd, &w->out_norm_b, &w->lm_head_b}; /* other families' */
+    const xle_tensor *gs[] = {&w->pos_embd, &w->out_norm_b, &w->lm_head_b,
+                              &w->embd_norm, &w->embd_norm_b}; /* other families' */
     for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++)
         if (gs[i]->data) n += xle_tensor_numel(gs[i]);
     for (int l = 0; l < c->n_layers; l++) {

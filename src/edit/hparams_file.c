@@ -64,6 +64,7 @@ static const char *arch_name(const xle_model *model) {
     case XLE_ARCH_GPTJ: return "GPT-J";
     case XLE_ARCH_GEMMA: return "Gemma";
     case XLE_ARCH_GEMMA2: return "Gemma-2";
+    case XLE_ARCH_BLOOM: return "BLOOM";
     }
     return "Llama-family";
 }

@@ -40,9 +40,10 @@ typedef struct xle_fmt_bind {
     xle_hf_layout layout;      /* how the file stores it; not SAME: the slot holds a converted
                                 * copy (an owned f32 copy is edited in place, so the pointer test
                                 * above cannot see a change): save always converts back */
-    xle_tensor *parts[3];      /* XLE_LAYOUT_FUSED_QKV_T, _ROWS: the q, k, v slots (weights or
-                                * biases) */
+    xle_tensor *parts[3];      /* XLE_LAYOUT_FUSED_QKV_T, _ROWS, _HEADS: the q, k, v slots (weights
+                                * or biases) */
     const void *parts_loaded[3]; /* XLE_LAYOUT_FUSED_QKV_ROWS: each part's data right after loading */
+    int head_rows;             /* XLE_LAYOUT_FUSED_QKV_HEADS: rows per head and part (head_dim) */
 } xle_fmt_bind;
 
 /* A slot still holds exactly what was loaded (same buffer, same dtype). */

@@ -250,6 +250,43 @@ static xle_status read_gptj_config(cfg_reader *r, xle_config *c) {
     return xle_config_validate_names(c, r->path, &XLE_NAMES_HF_GPT2, r->err);
 }
 
+/* BloomConfig (transformers): every field that changes the math is read or refused. The MLP is
+ * 4 x hidden_size; ALiBi has no position limit, seq_length (when present) is the context. */
+static xle_status read_bloom_config(cfg_reader *r, xle_config *c) {
+    xle_status st;
+    c->arch = XLE_ARCH_BLOOM;
+    const char *dim_key = json_object_get(r->root, "n_embed") && !json_is_null(json_object_get(r->root, "n_embed"))
+                              ? "n_embed" : "hidden_size";
+    int post_ln = 0;
+    if ((st = cfg_int(r, dim_key, 1, 0, &c->dim)) || (st = cfg_int(r, "n_layer", 1, 0, &c->n_layers)) ||
+        (st = cfg_int(r, "n_head", 1, 0, &c->n_heads)) ||
+        (st = cfg_int(r, "vocab_size", 1, 0, &c->vocab_size)) ||
+        (st = cfg_int(r, "seq_length", 0, 2048, &c->max_seq_len)) ||
+        (st = cfg_bool(r, "apply_residual_connection_post_layernorm", 0, &post_ln)))
+        return st;
+    if (post_ln)
+        return xle_fail(r->err, XLE_ERR_UNSUPPORTED, "%s: apply_residual_connection_post_layernorm: "
+                        "true is not supported (no released BLOOM uses it)", r->path);
+    if (c->n_heads > 0 && c->dim % c->n_heads != 0)
+        return xle_fail(r->err, XLE_ERR_FORMAT, "%s: %s: %d is not a multiple of n_head %d", r->path,
+                        dim_key, c->dim, c->n_heads);
+    c->ffn_dim = 4 * c->dim;
+    c->n_kv_heads = c->n_heads;
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    if ((st = obj_num(r->root, r->path, "", "layer_norm_epsilon", 0, 1e-5, &c->norm_eps, r->err)))
+        return st;
+    c->rope_theta = 10000.0f; /* no RoPE: a valid number for the validator */
+    if ((st = cfg_bool(r, "tie_word_embeddings", 1, &c->tied_embeddings)) ||
+        (st = cfg_token_id(r, "bos_token_id", &c->bos_id)) ||
+        (st = cfg_token_id(r, "eos_token_id", &c->eos_id)))
+        return st;
+    const xle_config_names names = {dim_key, "4 x hidden_size", "n_layer", "n_head", "n_head",
+                                    "hidden_size / n_head", "vocab_size", "seq_length",
+                                    "layer_norm_epsilon", "rope_theta", "rope_scaling.factor",
+                                    "sliding_window"};
+    return xle_config_validate_names(c, r->path, &names, r->err);
+}
+
 /* Gemma's MLP activation: the tanh GELU under any of its names (old Gemma configs say "gelu" in
  * hidden_act, which transformers ran as the tanh form). */
 static xle_status read_gemma_activation(cfg_reader *r) {
@@ -327,6 +364,11 @@ static xle_status read_config(const char *path, xle_config *c, int *attn_bias, x
         st = read_gptj_config(&r, c);
         goto done;
     }
+    if (strcmp(type, "bloom") == 0) {
+        *attn_bias = 0;
+        st = read_bloom_config(&r, c);
+        goto done;
+    }
     if (strcmp(type, "llama") == 0) c->arch = XLE_ARCH_LLAMA;
     else if (strcmp(type, "mistral") == 0) c->arch = XLE_ARCH_MISTRAL;
     else if (strcmp(type, "qwen2") == 0) c->arch = XLE_ARCH_QWEN2;
@@ -334,7 +376,7 @@ static xle_status read_config(const char *path, xle_config *c, int *attn_bias, x
     else if (strcmp(type, "gemma2") == 0) c->arch = XLE_ARCH_GEMMA2;
     else {
         st = xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: model_type: '%.40s' is not supported "
-                      "(llama, mistral, qwen2, gpt2, gptj, gemma, gemma2)", path, type);
+                      "(llama, mistral, qwen2, gpt2, gptj, gemma, gemma2, bloom)", path, type);
         goto done;
     }
     /* Gemma and Gemma-2 read as Llama with their own activation, defaults and extras */
@@ -649,6 +691,70 @@ static xle_status bind_fused_qkv(xle_model *m, xle_hf_state *s, int layer, const
     return XLE_OK;
 }
 
+/* Rows of a [3d, ...] tensor laid out [n_head, 3, hd, ...] (BLOOM's query_key_value) gathered
+ * into three new [d, ...] tensors the model owns: part p's row h·hd + j is the file's row
+ * (3h + p)·hd + j. row_elems is 1 for the bias. */
+static xle_status gather_head_rows(xle_model *m, xle_tensor *parts[3], xle_dtype dt, const void *src,
+                                   int64_t d, int64_t hd, int64_t row_elems, xle_error *err) {
+    const size_t es = xle_dtype_size(dt), row_bytes = (size_t)row_elems * es;
+    for (int p = 0; p < 3; p++) {
+        unsigned char *copy = malloc((size_t)d * row_bytes);
+        if (!copy) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", m->path);
+        for (int64_t r = 0; r < d; r++) {
+            const int64_t h = r / hd, j = r % hd;
+            memcpy(copy + (size_t)r * row_bytes,
+                   (const unsigned char *)src + (size_t)((3 * h + p) * hd + j) * row_bytes, row_bytes);
+        }
+        xle_status st = xle_model_own_buffer(m, copy, err); /* frees copy on failure */
+        if (st != XLE_OK) return st;
+        xle_tensor *t = parts[p];
+        t->dtype = dt;
+        for (int i = 0; i < XLE_MAX_DIMS; i++) t->shape[i] = 0;
+        t->ndim = row_elems > 1 ? 2 : 1;
+        t->shape[0] = d;
+        if (row_elems > 1) t->shape[1] = row_elems;
+        t->data = copy;
+    }
+    return XLE_OK;
+}
+
+/* BLOOM's query_key_value: weight [3d, d] and bias [3d], rows per head (head 0's q, k, v, then
+ * head 1's ...), into wq, wk, wv [d, d] and bq, bk, bv [d]. */
+static xle_status bind_fused_qkv_heads(xle_model *m, xle_hf_state *s, int layer, const char *source,
+                                       xle_error *err) {
+    const xle_family *fam = xle_family_of(m->cfg.arch);
+    const int64_t d = m->cfg.dim, hd = m->cfg.head_dim;
+    xle_layer_weights *L = &m->w.layers[layer];
+    const xle_wkind kinds[2] = {XLE_W_Q, XLE_W_BQ};
+    xle_tensor *weights[3] = {&L->wq, &L->wk, &L->wv}, *biases[3] = {&L->bq, &L->bk, &L->bv};
+    for (int i = 0; i < 2; i++) {
+        char name[128];
+        xle_family_weight_name(fam, XLE_FORMAT_HF, kinds[i], layer, name, sizeof name);
+        int sh;
+        const xle_st_entry *e = find_entry(s, name, &sh);
+        if (!e) return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: missing", source, name);
+        xle_dtype dt;
+        xle_status st = entry_dtype(s, sh, e, name, &dt, err);
+        if (st != XLE_OK) return st;
+        const int want_nd = i == 0 ? 2 : 1;
+        if (e->ndim != want_nd || e->shape[0] != 3 * d || (i == 0 && e->shape[1] != d)) {
+            if (i == 0)
+                return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape does not match config.json "
+                                "(expected [%lld, %lld]: 3 x hidden_size, hidden_size)", source, name,
+                                (long long)(3 * d), (long long)d);
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: shape does not match config.json (expected "
+                            "[%lld]: 3 x hidden_size)", source, name, (long long)(3 * d));
+        }
+        xle_tensor **parts = i == 0 ? weights : biases;
+        if ((st = gather_head_rows(m, parts, dt, e->data, d, hd, i == 0 ? d : 1, err)) != XLE_OK) return st;
+        bind_record(s, sh, e, parts[0], XLE_LAYOUT_FUSED_QKV_HEADS);
+        xle_fmt_bind *b = &s->shards[sh].binds[e - s->shards[sh].st->entries];
+        for (int p = 0; p < 3; p++) b->parts[p] = parts[p];
+        b->head_rows = (int)hd;
+    }
+    return XLE_OK;
+}
+
 /* Every tensor of a GPT-2 model, through the family's names and layouts. */
 static xle_status bind_gpt2(xle_model *m, xle_hf_state *s, const char *source, xle_error *err) {
     const xle_family *fam = xle_family_of(m->cfg.arch);
@@ -663,6 +769,9 @@ static xle_status bind_gpt2(xle_model *m, xle_hf_state *s, const char *source, x
             case XLE_LAYOUT_TRANSPOSED: st = bind_transposed(m, s, (xle_wkind)k, l, err); break;
             case XLE_LAYOUT_FUSED_QKV_T:
                 if (k == XLE_W_Q) st = bind_fused_qkv(m, s, l, source, err);
+                break;
+            case XLE_LAYOUT_FUSED_QKV_HEADS:
+                if (k == XLE_W_Q) st = bind_fused_qkv_heads(m, s, l, source, err);
                 break;
             case XLE_LAYOUT_FUSED_QKV_ROWS: /* GGUF layouts: never in a family's hf_layout */
             case XLE_LAYOUT_PLUS_ONE: break;

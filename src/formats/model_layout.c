@@ -23,6 +23,8 @@ xle_tensor *xle_weight_slot(xle_weights *w, xle_wkind kind, int layer) {
     case XLE_W_POS_EMBD: return &w->pos_embd;
     case XLE_W_OUT_NORM_B: return &w->out_norm_b;
     case XLE_W_LM_HEAD_B: return &w->lm_head_b;
+    case XLE_W_EMBD_NORM: return &w->embd_norm;
+    case XLE_W_EMBD_NORM_B: return &w->embd_norm_b;
     default: break;
     }
     xle_layer_weights *l = &w->layers[layer];
@@ -64,7 +66,8 @@ static const char *const GGUF_NAMES[XLE_W_KIND_COUNT] = {
     [XLE_W_ATTN_NORM_B] = "attn_norm.bias", [XLE_W_FFN_NORM_B] = "ffn_norm.bias",
     [XLE_W_B_UP] = "ffn_up.bias", [XLE_W_B_DOWN] = "ffn_down.bias",
     [XLE_W_LM_HEAD_B] = "output.bias", [XLE_W_POST_ATTN_NORM] = "post_attention_norm.weight",
-    [XLE_W_POST_FFN_NORM] = "post_ffw_norm.weight"};
+    [XLE_W_POST_FFN_NORM] = "post_ffw_norm.weight", [XLE_W_EMBD_NORM] = "token_embd_norm.weight",
+    [XLE_W_EMBD_NORM_B] = "token_embd_norm.bias"};
 static const char *const L2C_NAMES[XLE_W_KIND_COUNT] = {
     [XLE_W_TOK_EMBD] = "token_embedding_table", [XLE_W_OUT_NORM] = "rms_final_weight",
     [XLE_W_LM_HEAD] = "wcls", [XLE_W_ROPE_FREQS] = "rope_freqs", [XLE_W_POS_EMBD] = "pos_embd",
@@ -74,7 +77,8 @@ static const char *const L2C_NAMES[XLE_W_KIND_COUNT] = {
     [XLE_W_UP] = "w3", [XLE_W_DOWN] = "w2", [XLE_W_ATTN_NORM_B] = "att_norm_bias",
     [XLE_W_FFN_NORM_B] = "ffn_norm_bias", [XLE_W_B_UP] = "b3", [XLE_W_B_DOWN] = "b2",
     [XLE_W_LM_HEAD_B] = "wcls_bias", [XLE_W_POST_ATTN_NORM] = "post_att_norm",
-    [XLE_W_POST_FFN_NORM] = "post_ffn_norm"};
+    [XLE_W_POST_FFN_NORM] = "post_ffn_norm", [XLE_W_EMBD_NORM] = "embd_norm",
+    [XLE_W_EMBD_NORM_B] = "embd_norm_bias"};
 
 const char *xle_family_weight_name(const xle_family *fam, xle_format fmt, xle_wkind kind, int layer,
                                    char *buf, size_t cap) {

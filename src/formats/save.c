@@ -231,7 +231,7 @@ static xle_status convert_back(const xle_fmt_bind *b, const xle_st_entry *e, con
                                void **out, xle_dtype *dtype, xle_error *err) {
     const xle_tensor *parts[3] = {b->slot, NULL, NULL};
     int n_parts = 1;
-    if (b->layout == XLE_LAYOUT_FUSED_QKV_T) {
+    if (b->layout == XLE_LAYOUT_FUSED_QKV_T || b->layout == XLE_LAYOUT_FUSED_QKV_HEADS) {
         n_parts = 3;
         for (int p = 0; p < 3; p++) parts[p] = b->parts[p];
     }
@@ -253,6 +253,28 @@ static xle_status convert_back(const xle_fmt_bind *b, const xle_st_entry *e, con
      * from part c / w at [c % w, r] for a matrix (the transpose), [c % w] for a vector. */
     const int64_t rows = e->ndim == 2 ? e->shape[0] : 1, cols = e->ndim == 2 ? e->shape[1] : e->shape[0];
     const int64_t w = cols / n_parts;
+    if (b->layout == XLE_LAYOUT_FUSED_QKV_HEADS) {
+        /* BLOOM: the fused dimension is the first (rows of a matrix, elements of a vector),
+         * [n_head, 3, hd]: file index i comes from part (i / hd) % 3 at row (i / 3hd)·hd + i % hd */
+        const int64_t n_fused = e->shape[0], inner = e->ndim == 2 ? e->shape[1] : 1, hd = b->head_rows;
+        for (int64_t i = 0; i < n_fused; i++) {
+            const xle_tensor *t = parts[(i / hd) % 3];
+            const int64_t src_row = (i / (3 * hd)) * hd + i % hd;
+            for (int64_t c = 0; c < inner; c++) {
+                unsigned char *dst = buf + (size_t)(i * inner + c) * es;
+                const int64_t src = src_row * inner + c;
+                if (t->dtype == dt) {
+                    memcpy(dst, (const unsigned char *)t->data + (size_t)src * es, es);
+                } else {
+                    float v = xle_tensor_get_f32(t, src);
+                    memcpy(dst, &v, sizeof v);
+                }
+            }
+        }
+        *out = buf;
+        *dtype = dt;
+        return XLE_OK;
+    }
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) {
             const xle_tensor *t = parts[c / w];

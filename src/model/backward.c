@@ -34,6 +34,8 @@ static int64_t grads_layout(xle_grads *g, const xle_model *m, float *mem) {
     CARVE(g->w.pos_embd, m->w.pos_embd);       /* empty (no floats) in a Llama model */
     CARVE(g->w.out_norm_b, m->w.out_norm_b);
     CARVE(g->w.lm_head_b, m->w.lm_head_b);     /* GPT-J */
+    CARVE(g->w.embd_norm, m->w.embd_norm);     /* BLOOM */
+    CARVE(g->w.embd_norm_b, m->w.embd_norm_b);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const xle_layer_weights *L = &m->w.layers[l];
         xle_layer_weights *G = &g->w.layers[l];
@@ -223,6 +225,13 @@ xle_status xle_backward(xle_model *m, xle_acts *a, const float *d_logits, int st
 
     /* Embedding rows receive the gradient of the first layer's input. */
     if (grads && stop_layer == 0) {
+        if (fam->embed_norm) {
+            /* through BLOOM's embedding LayerNorm: dx becomes the gradient of its input */
+            memcpy(dh, dx, (size_t)(T * d) * sizeof(float));
+            memset(dx, 0, (size_t)(T * d) * sizeof(float));
+            xle_block_norm_backward(fam, dx, gptr(&G->embd_norm), gptr(&G->embd_norm_b), dh, a->x_embd,
+                                    &m->w.embd_norm, a->rstd_e, T, (int)d);
+        }
         float *de = gptr(&G->tok_embd);
         const float es = xle_embed_scale(m); /* 1 but for Gemma's √d */
         for (int t = 0; t < T; t++) {

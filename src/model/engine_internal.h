@@ -29,6 +29,7 @@ struct xle_acts {
     int n_logit_rows;
     xle_layer_acts *layers;   /* n_layers entries; only layers >= keep_from are filled */
     float *x_final, *rstd_f, *xnf;
+    float *x_embd, *rstd_e;   /* the embedding rows before their LayerNorm and its 1/std (BLOOM) */
     size_t cap_ints;
     void *int_mem;
     int valid;

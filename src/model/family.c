@@ -1,6 +1,6 @@
 /*
  * family.c: the family descriptions (family.h): Llama (with Mistral and Qwen2, which differ
- * only in numbers and optional biases the config names), GPT-2, GPT-J, Gemma and Gemma-2. A
+ * only in numbers and optional biases the config names), GPT-2, GPT-J, Gemma, Gemma-2 and BLOOM. A
  * description is data; the engine reads it (docs/families.md says where).
  */
 #include "model/family.h"
@@ -188,12 +188,67 @@ static const xle_family GEMMA2 = {
     .edit = GEMMA_EDIT,
 };
 
+/* BLOOM (transformers' BloomForCausalLM): a LayerNorm on the embedding rows, ALiBi instead of
+ * positions, q/k/v fused in query_key_value with rows per head, LayerNorm and every linear layer
+ * with a bias, a tanh-GELU MLP, the head tied to word_embeddings. */
+static const xle_family BLOOM = {
+    .arch = XLE_ARCH_BLOOM,
+    .name = "BLOOM",
+    .norm = XLE_NORM_LAYER,
+    .mlp = XLE_MLP_GELU,
+    .pos = XLE_POS_ALIBI,
+    .embed_norm = 1,
+    .has = {
+        [XLE_W_TOK_EMBD] = XLE_REQUIRED, [XLE_W_OUT_NORM] = XLE_REQUIRED,
+        [XLE_W_LM_HEAD] = XLE_REQUIRED, [XLE_W_OUT_NORM_B] = XLE_REQUIRED,
+        [XLE_W_EMBD_NORM] = XLE_REQUIRED, [XLE_W_EMBD_NORM_B] = XLE_REQUIRED,
+        [XLE_W_ATTN_NORM] = XLE_REQUIRED, [XLE_W_Q] = XLE_REQUIRED, [XLE_W_K] = XLE_REQUIRED,
+        [XLE_W_V] = XLE_REQUIRED, [XLE_W_O] = XLE_REQUIRED, [XLE_W_BQ] = XLE_REQUIRED,
+        [XLE_W_BK] = XLE_REQUIRED, [XLE_W_BV] = XLE_REQUIRED, [XLE_W_BO] = XLE_REQUIRED,
+        [XLE_W_FFN_NORM] = XLE_REQUIRED, [XLE_W_UP] = XLE_REQUIRED, [XLE_W_DOWN] = XLE_REQUIRED,
+        [XLE_W_ATTN_NORM_B] = XLE_REQUIRED, [XLE_W_FFN_NORM_B] = XLE_REQUIRED,
+        [XLE_W_B_UP] = XLE_REQUIRED, [XLE_W_B_DOWN] = XLE_REQUIRED,
+    },
+    .hf_layer_prefix = "transformer.h.%d.",
+    .hf_name = {
+        [XLE_W_TOK_EMBD] = "transformer.word_embeddings.weight",
+        [XLE_W_EMBD_NORM] = "transformer.word_embeddings_layernorm.weight",
+        [XLE_W_EMBD_NORM_B] = "transformer.word_embeddings_layernorm.bias",
+        [XLE_W_OUT_NORM] = "transformer.ln_f.weight", [XLE_W_OUT_NORM_B] = "transformer.ln_f.bias",
+        [XLE_W_LM_HEAD] = "lm_head.weight",
+        [XLE_W_ATTN_NORM] = "input_layernorm.weight", [XLE_W_ATTN_NORM_B] = "input_layernorm.bias",
+        [XLE_W_Q] = "self_attention.query_key_value.weight",
+        [XLE_W_K] = "self_attention.query_key_value.weight",
+        [XLE_W_V] = "self_attention.query_key_value.weight",
+        [XLE_W_BQ] = "self_attention.query_key_value.bias",
+        [XLE_W_BK] = "self_attention.query_key_value.bias",
+        [XLE_W_BV] = "self_attention.query_key_value.bias",
+        [XLE_W_O] = "self_attention.dense.weight", [XLE_W_BO] = "self_attention.dense.bias",
+        [XLE_W_FFN_NORM] = "post_attention_layernorm.weight",
+        [XLE_W_FFN_NORM_B] = "post_attention_layernorm.bias",
+        [XLE_W_UP] = "mlp.dense_h_to_4h.weight", [XLE_W_B_UP] = "mlp.dense_h_to_4h.bias",
+        [XLE_W_DOWN] = "mlp.dense_4h_to_h.weight", [XLE_W_B_DOWN] = "mlp.dense_4h_to_h.bias",
+    },
+    .hf_layout = {
+        [XLE_W_Q] = XLE_LAYOUT_FUSED_QKV_HEADS, [XLE_W_K] = XLE_LAYOUT_FUSED_QKV_HEADS,
+        [XLE_W_V] = XLE_LAYOUT_FUSED_QKV_HEADS, [XLE_W_BQ] = XLE_LAYOUT_FUSED_QKV_HEADS,
+        [XLE_W_BK] = XLE_LAYOUT_FUSED_QKV_HEADS, [XLE_W_BV] = XLE_LAYOUT_FUSED_QKV_HEADS,
+    },
+    .modules = {"transformer.h.{}.mlp.dense_4h_to_h", "transformer.h.{}.mlp.dense_4h_to_h.weight",
+                "transformer.h.{}", "transformer.h.{}.mlp", "transformer.h.{}.self_attention",
+                "transformer.ln_f", "lm_head", "transformer.word_embeddings"},
+    /* EasyEdit publishes no BLOOM files: gpt2-xl's (the same sequential LayerNorm/GELU block;
+     * 48 layers, d_ff 6400), scaled */
+    .edit = {48, 17, 13, 17, 0, 20000, 6400},
+};
+
 const xle_family *xle_family_of(xle_arch arch) {
     switch (arch) {
     case XLE_ARCH_GPT2: return &GPT2;
     case XLE_ARCH_GPTJ: return &GPTJ;
     case XLE_ARCH_GEMMA: return &GEMMA;
     case XLE_ARCH_GEMMA2: return &GEMMA2;
+    case XLE_ARCH_BLOOM: return &BLOOM;
     case XLE_ARCH_LLAMA:
     case XLE_ARCH_MISTRAL:
     case XLE_ARCH_QWEN2: break;

@@ -18,6 +18,7 @@ typedef enum xle_wkind {
     XLE_W_POS_EMBD,        /* learned positions [max_seq_len, d] (GPT-2) */
     XLE_W_OUT_NORM_B,      /* final LayerNorm bias [d] */
     XLE_W_LM_HEAD_B,       /* head bias [V] (GPT-J) */
+    XLE_W_EMBD_NORM, XLE_W_EMBD_NORM_B, /* LayerNorm on the embedding [d] (BLOOM) */
     /* per layer: */
     XLE_W_ATTN_NORM, XLE_W_Q, XLE_W_K, XLE_W_V, XLE_W_O, XLE_W_BQ, XLE_W_BK, XLE_W_BV, XLE_W_BO,
     XLE_W_FFN_NORM, XLE_W_GATE, XLE_W_UP, XLE_W_DOWN,
@@ -48,6 +49,7 @@ typedef enum xle_mlp_kind {
 typedef enum xle_pos_kind {
     XLE_POS_ROPE = 0,      /* rotary on q and k (xle_config says interleaved or rotate-half) */
     XLE_POS_LEARNED,       /* pos_embd[p] added to the embedding (GPT-2) */
+    XLE_POS_ALIBI,         /* slope_h × (key − query position) added to head h's scores (BLOOM) */
 } xle_pos_kind;
 
 /* Whether a model of the family has a weight kind. */
@@ -66,6 +68,9 @@ typedef enum xle_hf_layout {
     XLE_LAYOUT_FUSED_QKV_ROWS, /* GGUF blk.N.attn_qkv [q + 2 kv, d]: rows q | k | v (the parts are
                                 * views of it); its bias the same end to end */
     XLE_LAYOUT_PLUS_ONE,       /* GGUF Gemma norms: the file stores 1 + w, the slot a copy of w */
+    XLE_LAYOUT_FUSED_QKV_HEADS, /* BLOOM query_key_value: one [3d, d] weight whose rows are
+                                * [n_head, 3, head_dim] (head 0's q, k, v rows, then head 1's);
+                                * its bias [3d] likewise */
 } xle_hf_layout;
 
 /* EasyEdit's module-name templates for the family: what its hyper-parameter files must say
@@ -98,6 +103,7 @@ typedef struct xle_family {
     /* How llama.cpp's converter (convert_hf_to_gguf.py) lays the family out in GGUF: */
     int gguf_fused_qkv;            /* q, k, v (and biases) fused in blk.N.attn_qkv (GPT-2) */
     int gguf_norm_plus_one;        /* RMSNorm weights stored as 1 + w (Gemma, Gemma-2) */
+    int embed_norm;                /* LayerNorm on the embedding rows (BLOOM) */
     xle_presence has[XLE_W_KIND_COUNT];
     /* Hugging Face names: global kinds in full, per-layer kinds after hf_layer_prefix (with %d
      * for the layer); NULL for kinds the family never has. */

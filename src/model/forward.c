@@ -93,7 +93,8 @@ static xle_status acts_prepare(xle_acts *a, const xle_model *m, const xle_batch 
     const int sandwich = xle_family_of(c->arch)->sandwich_norms;
     const int64_t per_layer = T * (4 * d + 2 + 2 * qd + 2 * kvd + 3 * f) + probs +
                               (sandwich ? T * (2 * d + 2) : 0);
-    const size_t need = (size_t)(kept * per_layer + T * (2 * d + 1));
+    const int embd_norm = xle_family_of(c->arch)->embed_norm;
+    const size_t need = (size_t)(kept * per_layer + T * (2 * d + 1) + (embd_norm ? T * (d + 1) : 0));
     if (need > a->cap_floats) {
         free(a->mem);
         a->mem = malloc(need * sizeof(float));
@@ -146,7 +147,9 @@ static xle_status acts_prepare(xle_acts *a, const xle_model *m, const xle_batch 
     }
     a->x_final = p, p += T * d;
     a->rstd_f = p, p += T;
-    a->xnf = p;
+    a->xnf = p, p += T * d;
+    a->x_embd = embd_norm ? p : NULL, p += embd_norm ? T * d : 0;
+    a->rstd_e = embd_norm ? p : NULL;
     int64_t *ip64 = a->int_mem;
     a->probs_offset = ip64, ip64 += b->n_seqs + 1;
     int *ip = (int *)ip64;
@@ -264,8 +267,9 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     float *ws = malloc((size_t)ws_floats * sizeof(float));
     int *pos = malloc((size_t)(T + n_rows) * sizeof(int));
     double *inv_freq = malloc((size_t)(hd / 2 + 1) * sizeof(double));
-    if (!ws || !pos || !inv_freq) {
-        free(ws), free(pos), free(inv_freq);
+    float *slopes = fam->pos == XLE_POS_ALIBI ? malloc((size_t)c->n_heads * sizeof(float)) : NULL;
+    if (!ws || !pos || !inv_freq || (fam->pos == XLE_POS_ALIBI && !slopes)) {
+        free(ws), free(pos), free(inv_freq), free(slopes);
         return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory for a batch of %d tokens", m->path, T);
     }
     int *rows = pos + T;
@@ -282,6 +286,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     for (int s = 0; s < b->n_seqs; s++)
         for (int t = b->seq_start[s]; t < b->seq_start[s + 1]; t++) pos[t] = n_past + t - b->seq_start[s];
     xle_rope_inv_freq(m, inv_freq);
+    if (slopes) xle_alibi_slopes(c->n_heads, slopes);
 
     if (acts) {
         int keep_from = o->keep_from_layer;
@@ -318,6 +323,13 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
         }
     }
     if (run_hooks(o, XLE_POINT_EMBED, 0, x, T, (int)d)) goto stopped;
+    if (fam->embed_norm) {
+        /* BLOOM's word_embeddings_layernorm (the EMBED hook saw word_embeddings' output) */
+        if (acts) memcpy(acts->x_embd, x, (size_t)(T * d) * sizeof(float));
+        xle_block_norm_forward(fam, xn, acts ? acts->rstd_e : rstd, x, &m->w.embd_norm, &m->w.embd_norm_b,
+                               T, (int)d, c->norm_eps);
+        memcpy(x, xn, (size_t)(T * d) * sizeof(float));
+    }
 
     for (int l = 0; l < c->n_layers; l++) {
         const xle_layer_weights *L = &m->w.layers[l];
@@ -340,15 +352,15 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
             float *cv = cache->v + (int64_t)l * cache->max_tokens * kvd;
             memcpy(ck + n_past * kvd, lk, (size_t)(T * kvd) * sizeof(float));
             memcpy(cv + n_past * kvd, lv, (size_t)(T * kvd) * sizeof(float));
-            xle_attention_forward_scaled(latt, NULL, lq, ck, cv, T, n_past, (int)kvd, c->n_heads,
-                                         c->n_kv_heads, hd, window, att_scale, c->attn_softcap);
+            xle_attention_forward_alibi(latt, NULL, lq, ck, cv, T, n_past, (int)kvd, c->n_heads,
+                                        c->n_kv_heads, hd, window, att_scale, c->attn_softcap, slopes);
         } else {
             for (int s = 0; s < b->n_seqs; s++) {
                 int s0 = b->seq_start[s], n = b->seq_start[s + 1] - s0;
                 float *probs = la ? la->probs + acts->probs_offset[s] : NULL;
-                xle_attention_forward_scaled(latt + s0 * qd, probs, lq + s0 * qd, lk + s0 * kvd,
-                                             lv + s0 * kvd, n, 0, (int)kvd, c->n_heads, c->n_kv_heads,
-                                             hd, window, att_scale, c->attn_softcap);
+                xle_attention_forward_alibi(latt + s0 * qd, probs, lq + s0 * qd, lk + s0 * kvd,
+                                            lv + s0 * kvd, n, 0, (int)kvd, c->n_heads, c->n_kv_heads,
+                                            hd, window, att_scale, c->attn_softcap, slopes);
             }
         }
         /* a parallel block keeps the attention output (its MLP reads xn1) until the MLP's */
@@ -414,5 +426,6 @@ done:
     free(ws);
     free(pos);
     free(inv_freq);
+    free(slopes);
     return st;
 }

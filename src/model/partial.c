@@ -47,6 +47,7 @@ struct xle_upper {
     float *io_mem;
     float *x_final, *rstd_f, *xnf; /* [n_logit x d] */
     double *inv_freq;
+    float *slopes;     /* ALiBi's per head (BLOOM); NULL otherwise */
     float *capped;     /* soft-capped logits [n_logit x vocab] and their gradient (Gemma-2) */
     float *ws;         /* per-step workspace (see ws_floats) */
     float *scratch;    /* XLE_MATMUL_SCRATCH floats */
@@ -132,9 +133,10 @@ static void layer_forward(xle_upper *u, int l, const row_set *rs, float *x, cons
         memcpy(kc + at, k + r0 * kvd, (size_t)(nr * kvd) * sizeof(float));
         memcpy(vc + at, v + r0 * kvd, (size_t)(nr * kvd) * sizeof(float));
         const int64_t s0 = (int64_t)u->seq_start[s] * kvd;
-        xle_attention_forward_scaled(att + r0 * qd, io->probs ? io->probs + rs->probs_off[s] : NULL,
-                                     io->q + r0 * qd, kc + s0, vc + s0, nr, rs->lo[s], (int)kvd,
-                                     c->n_heads, c->n_kv_heads, hd, window, scale, c->attn_softcap);
+        xle_attention_forward_alibi(att + r0 * qd, io->probs ? io->probs + rs->probs_off[s] : NULL,
+                                    io->q + r0 * qd, kc + s0, vc + s0, nr, rs->lo[s], (int)kvd,
+                                    c->n_heads, c->n_kv_heads, hd, window, scale, c->attn_softcap,
+                                    u->slopes);
     }
     /* tmp: the attention output, kept beside the MLP's in a parallel block (GPT-J) */
     xle_matmul_forward(tmp, att, &L->wo, &L->bo, n, u->scratch, u->m->precision);
@@ -183,6 +185,7 @@ void xle_upper_free(xle_upper *u) {
     free(u->io), free(u->io_mem);
     free(u->x_final);
     free(u->inv_freq);
+    free(u->slopes);
     free(u->capped);
     free(u->ws);
     free(u->scratch);
@@ -218,7 +221,10 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
     u->var_of_row = malloc((size_t)(T > 0 ? T : 1) * sizeof(int));
     u->inv_freq = malloc((size_t)(hd / 2 + 1) * sizeof(double));
     u->scratch = malloc((size_t)XLE_MATMUL_SCRATCH * sizeof(float));
-    if (!zeros || !lens || !u->seq_start || !u->var_of_row || !u->inv_freq || !u->scratch) {
+    const int alibi = xle_family_of(m->cfg.arch)->pos == XLE_POS_ALIBI;
+    u->slopes = alibi ? malloc((size_t)m->cfg.n_heads * sizeof(float)) : NULL;
+    if (!zeros || !lens || !u->seq_start || !u->var_of_row || !u->inv_freq || !u->scratch ||
+        (alibi && !u->slopes)) {
         st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", m->path);
         goto done;
     }
@@ -232,6 +238,7 @@ xle_status xle_upper_new(xle_model *m, const xle_batch *b, int layer, const int 
         }
     }
     xle_rope_inv_freq(m, u->inv_freq);
+    if (u->slopes) xle_alibi_slopes(m->cfg.n_heads, u->slopes);
     st = row_set_init(&u->var, u, first_var, lens, err);
     if (st != XLE_OK) goto done;
     for (int t = 0; t < T; t++) u->var_of_row[t] = -1;

@@ -258,8 +258,8 @@ static int first_key(int qpos, int window) {
  * ATT_QBLOCK * n_keys + XLE_GEMM_PACK_FLOATS floats. */
 static void attention_block(float *out, float *probs, const float *q, const float *k,
                             const float *v, int n, int n_past, int kv_stride, int n_heads,
-                            int group, int hd, int window, float scale, float cap, int h, int i0,
-                            int bq, float *buf) {
+                            int group, int hd, int window, float scale, float cap,
+                            const float *slopes, int h, int i0, int bq, float *buf) {
     const int q_stride = n_heads * hd, g = h / group, n_keys = n_past + n;
     const int k_lo = first_key(n_past + i0, window), nk = n_past + i0 + bq - k_lo;
     float *S = buf, *pack = buf + (int64_t)ATT_QBLOCK * n_keys;
@@ -271,6 +271,7 @@ static void attention_block(float *out, float *probs, const float *q, const floa
         for (int p = lo; p <= hi; p++) {
             row[p] *= scale;
             if (cap > 0) row[p] = cap * tanhf(row[p] / cap);
+            if (slopes) row[p] += slopes[h] * (float)(k_lo + p - qpos); /* ALiBi */
             if (row[p] > mx) mx = row[p];
         }
         double sum = 0;
@@ -296,7 +297,8 @@ static void attention_block(float *out, float *probs, const float *q, const floa
  * the threads (largest blocks first). Returns 0 (nothing done) when the buffers cannot be had. */
 static int attention_blocked(float *out, float *probs, const float *q, const float *k,
                              const float *v, int n, int n_past, int kv_stride, int n_heads,
-                             int n_kv_heads, int hd, int window, float scale, float cap) {
+                             int n_kv_heads, int hd, int window, float scale, float cap,
+                             const float *slopes) {
     const int n_keys = n_past + n, n_blocks = (n + ATT_QBLOCK - 1) / ATT_QBLOCK;
     const int64_t per_thread = (int64_t)ATT_QBLOCK * n_keys + XLE_GEMM_PACK_FLOATS;
     const int64_t tasks = (int64_t)n_heads * n_blocks;
@@ -318,7 +320,7 @@ static int attention_blocked(float *out, float *probs, const float *q, const flo
             const int b = n_blocks - 1 - (int)(t / n_heads), h = (int)(t % n_heads);
             const int i0 = b * ATT_QBLOCK, bq = n - i0 < ATT_QBLOCK ? n - i0 : ATT_QBLOCK;
             attention_block(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_heads / n_kv_heads,
-                            hd, window, scale, cap, h, i0, bq, bufs + tid * per_thread);
+                            hd, window, scale, cap, slopes, h, i0, bq, bufs + tid * per_thread);
         }
     }
     free(bufs);
@@ -335,9 +337,28 @@ void xle_attention_forward(float *out, float *probs, const float *q, const float
 void xle_attention_forward_scaled(float *out, float *probs, const float *q, const float *k,
                                   const float *v, int n, int n_past, int kv_stride, int n_heads,
                                   int n_kv_heads, int hd, int window, float scale, float cap) {
+    xle_attention_forward_alibi(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_kv_heads, hd,
+                                window, scale, cap, NULL);
+}
+
+void xle_alibi_slopes(int n_heads, float *slopes) {
+    /* with p the largest power of two <= n_heads, heads h < p get base^(h+1), base = 2^(-8/p);
+     * the heads beyond it the odd powers 1, 3, 5 ... of 2^(-4/p) (every other slope of 2p heads).
+     * The bases are rounded to float first, as transformers holds them. */
+    int p = 1;
+    while (p * 2 <= n_heads) p *= 2;
+    const float base = (float)pow(2.0, -8.0 / p), extra = (float)pow(2.0, -4.0 / p);
+    for (int h = 0; h < n_heads; h++)
+        slopes[h] = h < p ? (float)pow((double)base, h + 1) : (float)pow((double)extra, 2 * (h - p) + 1);
+}
+
+void xle_attention_forward_alibi(float *out, float *probs, const float *q, const float *k,
+                                 const float *v, int n, int n_past, int kv_stride, int n_heads,
+                                 int n_kv_heads, int hd, int window, float scale, float cap,
+                                 const float *slopes) {
     if (n >= ATT_MIN_QUERIES &&
         attention_blocked(out, probs, q, k, v, n, n_past, kv_stride, n_heads, n_kv_heads, hd, window,
-                          scale, cap))
+                          scale, cap, slopes))
         return;
     /* Few queries (generation): one query and head at a time. */
     const int n_keys = n_past + n, group = n_heads / n_kv_heads, q_stride = n_heads * hd;
@@ -366,6 +387,7 @@ void xle_attention_forward_scaled(float *out, float *probs, const float *q, cons
                     for (int c = 0; c < hd; c++) s += qi[c] * kp[c];
                     s *= scale;
                     if (cap > 0) s = cap * tanhf(s / cap);
+                    if (slopes) s += slopes[h] * (float)(p - qpos); /* ALiBi */
                     scores[p] = s;
                     if (s > mx) mx = s;
                 }

@@ -116,6 +116,15 @@ void xle_attention_backward(float *dq, float *dk, float *dv, const float *dout,
 void xle_attention_forward_scaled(float *out, float *probs, const float *q, const float *k,
                                   const float *v, int n, int n_past, int kv_stride, int n_heads,
                                   int n_kv_heads, int hd, int window, float scale, float cap);
+/* The same with ALiBi (BLOOM) when slopes != NULL: head h's score of key position p for query
+ * position t gains slopes[h]·(p − t) after scaling (the softmax cannot tell it from
+ * transformers' slopes[h]·p); the backward is the one above (the bias is constant). */
+void xle_attention_forward_alibi(float *out, float *probs, const float *q, const float *k,
+                                 const float *v, int n, int n_past, int kv_stride, int n_heads,
+                                 int n_kv_heads, int hd, int window, float scale, float cap,
+                                 const float *slopes);
+/* ALiBi's slope of each of n_heads heads (transformers' build_alibi_tensor), into slopes[n_heads]. */
+void xle_alibi_slopes(int n_heads, float *slopes);
 void xle_attention_backward_scaled(float *dq, float *dk, float *dv, const float *dout,
                                    const float *probs, const float *q, const float *k,
                                    const float *v, int n, int n_past, int n_heads, int n_kv_heads,

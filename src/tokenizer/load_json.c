@@ -44,6 +44,59 @@ static xle_status add_regex(json_cfg *c, const char *re, size_t len, const char 
     return XLE_OK;
 }
 
+/* tokenizers compiles Split regexes with Oniguruma, where "[" inside a character class opens a
+ * nested class (BLOOM's " ?[^(\\s|[.,!?…。，、।۔،])]+"); PCRE2 reads it as a literal "[". A nested
+ * class that is not negated is the union of its members, so it is written flat: the inner "["
+ * and its "]" are dropped. Returns a new string (caller frees), or NULL when there is nothing to
+ * flatten or a nested class is negated (PCRE2 then sees the pattern as written). */
+static char *flatten_nested_classes(const char *re) {
+    const size_t n = strlen(re);
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    size_t w = 0;
+    int depth = 0, changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char ch = re[i];
+        if (ch == '\\' && i + 1 < n) {
+            out[w++] = ch;
+            out[w++] = re[++i];
+            continue;
+        }
+        if (depth == 0) {
+            out[w++] = ch;
+            if (ch == '[') {
+                depth = 1;
+                if (re[i + 1] == '^') out[w++] = re[++i];
+                if (re[i + 1] == ']') out[w++] = re[++i]; /* a leading "]" is a member */
+            }
+            continue;
+        }
+        if (ch == '[' && re[i + 1] == ':') { /* a POSIX class [:name:] */
+            const char *end = strstr(re + i + 2, ":]");
+            if (!end) break;
+            const size_t len = (size_t)(end + 2 - (re + i));
+            memcpy(out + w, re + i, len);
+            w += len, i += len - 1;
+            continue;
+        }
+        if (ch == '[') {
+            if (re[i + 1] == '^') break; /* a negated nested class has no flat form */
+            depth++, changed = 1;
+            continue;
+        }
+        if (ch == ']') {
+            if (--depth > 0) continue;
+        }
+        out[w++] = ch;
+    }
+    if (!changed || w > n || depth != 0) {
+        free(out);
+        return NULL;
+    }
+    out[w] = 0;
+    return out;
+}
+
 /* A literal Split pattern as a regex: \Q...\E (with any "\E" inside spelled out). */
 static xle_status add_literal(json_cfg *c, const char *lit, const char *field, xle_error *err) {
     size_t n = strlen(lit);
@@ -133,7 +186,12 @@ static xle_status parse_pretok(json_cfg *c, const json_t *p, const char *field, 
         const char *re = json_string_value(json_object_get(pat, "Regex"));
         const char *lit = json_string_value(json_object_get(pat, "String"));
         snprintf(sub, sizeof sub, "%s.pattern", field);
-        if (re) return add_regex(c, re, strlen(re), sub, err);
+        if (re) {
+            char *flat = flatten_nested_classes(re);
+            xle_status st = add_regex(c, flat ? flat : re, strlen(flat ? flat : re), sub, err);
+            free(flat);
+            return st;
+        }
         if (lit) return add_literal(c, lit, sub, err);
         return xle_fail(err, XLE_ERR_FORMAT, "%s: %s: expected {\"Regex\": ...} or {\"String\": ...}", c->path, sub);
     }

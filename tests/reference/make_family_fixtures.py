@@ -479,6 +479,171 @@ def gemma_forward(cfg, w, ids):
     return logits
 
 
+# ---- BLOOM: a byte-level BPE with BLOOM's Split pre-tokenizer ------------------------------------
+
+BLOOM_SPECIAL = ["<unk>", "<s>", "</s>", "<pad>"]
+# bigscience/bloom's tokenizer.json Split pattern. tokenizers runs it with Oniguruma, where the
+# inner [...] is a nested class: " ?" then characters that are neither whitespace nor one of
+# ( | . , ! ? … 。 ， 、 । ۔ ، ). BLOOM_SPLIT_FLAT is the same set written flat for Python's re.
+BLOOM_SPLIT = " ?[^(\\s|[.,!?…。，、।۔،])]+"
+BLOOM_SPLIT_FLAT = re.compile(r" ?[^(\s|.,!?…。，、।۔،)]+")
+
+
+def bloom_vocab():
+    vocab = {t: i for i, t in enumerate(BLOOM_SPECIAL)}
+    for b in BYTE_CHAR:
+        vocab[BYTE_CHAR[b]] = len(vocab)
+    for a, b in MERGES:
+        vocab[a + b] = len(vocab)
+    return vocab
+
+
+BLOOM_VOCAB = bloom_vocab()
+BLOOM_V = len(BLOOM_VOCAB)           # 4 + 256 + 12 = 272
+BLOOM_V_CFG = 280                    # config vocab_size: the embedding has rows beyond the tokenizer's
+
+
+def bloom_encode(text):
+    """Split (Isolated): every match and every gap between matches is a piece; each piece in GPT-2's
+    byte alphabet, then the merges by rank (ByteLevel without its own regex)."""
+    ranks = {a + " " + b: i for i, (a, b) in enumerate(MERGES)}
+    pieces, at = [], 0
+    for mt in BLOOM_SPLIT_FLAT.finditer(text):
+        if mt.start() > at:
+            pieces.append(text[at:mt.start()])
+        pieces.append(mt.group(0))
+        at = mt.end()
+    if at < len(text):
+        pieces.append(text[at:])
+    ids = []
+    for piece in pieces:
+        parts = [BYTE_CHAR[b] for b in piece.encode("utf-8")]
+        while len(parts) > 1:
+            best, pos = None, -1
+            for i in range(len(parts) - 1):
+                r = ranks.get(parts[i] + " " + parts[i + 1])
+                if r is not None and (best is None or r < best):
+                    best, pos = r, i
+            if best is None:
+                break
+            parts[pos:pos + 2] = [parts[pos] + parts[pos + 1]]
+        ids += [BLOOM_VOCAB[p] for p in parts]
+    return ids
+
+
+def bloom_tokenizer_json():
+    """The layout of bigscience/bloom's tokenizer.json, with this vocabulary."""
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, t in enumerate(BLOOM_SPECIAL)]
+    return {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": BLOOM_SPLIT}, "behavior": "Isolated",
+             "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+             "use_regex": False}]},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
+                           "use_regex": False},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": False},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": None, "end_of_word_suffix": None, "fuse_unk": False,
+                  "byte_fallback": False, "ignore_merges": False, "vocab": BLOOM_VOCAB,
+                  "merges": [a + " " + b for a, b in MERGES]},
+    }
+
+
+def bloom_config():
+    """BloomConfig().to_json_string() of transformers 4.46 for these sizes, keys sorted. Six
+    heads: not a power of two, so ALiBi's extra slopes are used."""
+    return {
+        "apply_residual_connection_post_layernorm": False, "architectures": ["BloomForCausalLM"],
+        "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2, "hidden_dropout": 0.0,
+        "hidden_size": 48, "initializer_range": 0.02, "layer_norm_epsilon": 1e-05,
+        "model_type": "bloom", "n_head": 6, "n_layer": 2, "pad_token_id": 3, "pretraining_tp": 1,
+        "slow_but_exact": False, "torch_dtype": "float32", "transformers_version": "4.46.0",
+        "use_cache": True, "vocab_size": BLOOM_V_CFG,
+    }
+
+
+def bloom_weights(cfg, seed):
+    g = torch.Generator().manual_seed(seed)
+    d, L = cfg["hidden_size"], cfg["n_layer"]
+    f = 4 * d
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float32) * scale).contiguous()
+
+    w = {"transformer.word_embeddings.weight": randn(cfg["vocab_size"], d, scale=0.5),
+         "transformer.word_embeddings_layernorm.weight": 1.0 + randn(d, scale=0.1),
+         "transformer.word_embeddings_layernorm.bias": randn(d, scale=0.1)}
+    for l in range(L):
+        p = f"transformer.h.{l}."
+        w[p + "input_layernorm.weight"] = 1.0 + randn(d, scale=0.1)
+        w[p + "input_layernorm.bias"] = randn(d, scale=0.1)
+        # nn.Linear [out, in]; rows [n_head, 3, head_dim]
+        w[p + "self_attention.query_key_value.weight"] = randn(3 * d, d, scale=d ** -0.5)
+        w[p + "self_attention.query_key_value.bias"] = randn(3 * d, scale=0.1)
+        w[p + "self_attention.dense.weight"] = randn(d, d, scale=d ** -0.5)
+        w[p + "self_attention.dense.bias"] = randn(d, scale=0.1)
+        w[p + "post_attention_layernorm.weight"] = 1.0 + randn(d, scale=0.1)
+        w[p + "post_attention_layernorm.bias"] = randn(d, scale=0.1)
+        w[p + "mlp.dense_h_to_4h.weight"] = randn(f, d, scale=d ** -0.5)
+        w[p + "mlp.dense_h_to_4h.bias"] = randn(f, scale=0.1)
+        w[p + "mlp.dense_4h_to_h.weight"] = randn(d, f, scale=f ** -0.5)
+        w[p + "mlp.dense_4h_to_h.bias"] = randn(d, scale=0.1)
+    w["transformer.ln_f.weight"] = 1.0 + randn(d, scale=0.1)
+    w["transformer.ln_f.bias"] = randn(d, scale=0.1)
+    return w
+
+
+def alibi_slopes(n_head):
+    """build_alibi_tensor's slopes: float32 bases raised to integer powers in float32."""
+    p = 2 ** math.floor(math.log2(n_head))
+    base = torch.tensor(2 ** (-(2 ** -(math.log2(p) - 3))), dtype=torch.float32)
+    slopes = torch.pow(base, torch.arange(1, 1 + p, dtype=torch.int32))
+    if p != n_head:
+        extra = torch.tensor(2 ** (-(2 ** -(math.log2(2 * p) - 3))), dtype=torch.float32)
+        n_rest = min(p, n_head - p)
+        slopes = torch.cat([slopes, torch.pow(extra, torch.arange(1, 1 + 2 * n_rest, 2, dtype=torch.int32))])
+    return slopes
+
+
+def bloom_gelu(x):
+    """modeling_bloom.bloom_gelu_forward (its own rounding of sqrt(2/pi))."""
+    return x * 0.5 * (1.0 + torch.tanh(0.79788456 * x * (1 + 0.044715 * x * x)))
+
+
+def bloom_forward(cfg, w, ids):
+    """Logits [T, V] of one sequence, float64 (modeling_bloom.py with
+    apply_residual_connection_post_layernorm false): scores q·k/√hd + slope_h · key position."""
+    d, H, L, eps = cfg["hidden_size"], cfg["n_head"], cfg["n_layer"], cfg["layer_norm_epsilon"]
+    hd = d // H
+    T = len(ids)
+    mask = causal_mask(T)
+    alibi = alibi_slopes(H).to(DT)[:, None, None] * torch.arange(T, dtype=DT)[None, None, :]
+    h = w["transformer.word_embeddings.weight"][torch.tensor(ids)]
+    h = layer_norm(h, w["transformer.word_embeddings_layernorm.weight"],
+                   w["transformer.word_embeddings_layernorm.bias"], eps)
+    for l in range(L):
+        p = f"transformer.h.{l}."
+        a = layer_norm(h, w[p + "input_layernorm.weight"], w[p + "input_layernorm.bias"], eps)
+        fused = a @ w[p + "self_attention.query_key_value.weight"].T + \
+            w[p + "self_attention.query_key_value.bias"]
+        fused = fused.view(T, H, 3, hd)
+        q, k, v = (fused[:, :, i].transpose(0, 1) for i in range(3))       # [H, T, hd]
+        att = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + alibi + mask, dim=-1)
+        o = (att @ v).transpose(0, 1).reshape(T, d)
+        h = h + o @ w[p + "self_attention.dense.weight"].T + w[p + "self_attention.dense.bias"]
+        m = layer_norm(h, w[p + "post_attention_layernorm.weight"],
+                       w[p + "post_attention_layernorm.bias"], eps)
+        h = h + bloom_gelu(m @ w[p + "mlp.dense_h_to_4h.weight"].T + w[p + "mlp.dense_h_to_4h.bias"]) \
+            @ w[p + "mlp.dense_4h_to_h.weight"].T + w[p + "mlp.dense_4h_to_h.bias"]
+    h = layer_norm(h, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], eps)
+    return h @ w["transformer.word_embeddings.weight"].T
+
+
 # ---- main ---------------------------------------------------------------------------------------
 
 def write_family(out, family, cfg, w, forward, tok_json, encode, text, vocab_size, n_positions):
@@ -531,12 +696,26 @@ def write_gemma(out, v2):
                  "the cat sat on the mat is 42 caf\u00e9s", SPM_V, cfg["max_position_embeddings"])
 
 
+def write_bloom(out):
+    cfg = bloom_config()
+    write_family(out, "bloom", cfg, bloom_weights(cfg, 25), bloom_forward, bloom_tokenizer_json(),
+                 bloom_encode, "the cat is on the mat, isn't it? 42 cats (sat) there... | ok",
+                 BLOOM_V_CFG, 0)
+    # ALiBi's slopes for head counts with and without a power of two, for test_families
+    with open(os.path.join(out, "bloom", "manifest.json")) as fh:
+        manifest = json.load(fh)
+    manifest["alibi_slopes"] = {str(n): alibi_slopes(n).tolist() for n in (1, 2, 3, 6, 8, 12, 16, 30, 112)}
+    with open(os.path.join(out, "bloom", "manifest.json"), "w") as fh:
+        fh.write(json.dumps(manifest, indent=1) + "\n")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "tests", "fixtures", "families")
     write_gpt2(out)
     write_gptj(out)
     write_gemma(out, False)
     write_gemma(out, True)
+    write_bloom(out)
 
 
 if __name__ == "__main__":
