@@ -444,6 +444,13 @@ static void test_save(void) {
     xle_weights *w = xle_model_weights(m);
     CHECK_OK(xle_model_make_writable_f32(m, &w->layers[1].w_down, &err), &err);
     ((float *)w->layers[1].w_down.data)[3 * f + 5] += 0.25f;
+    /* k inside BLOOM's fused query_key_value (its own tensor elsewhere), and k's bias */
+    CHECK_OK(xle_model_make_writable_f32(m, &w->layers[0].wk, &err), &err);
+    ((float *)w->layers[0].wk.data)[(c->head_dim + 2) * c->dim + 7] -= 0.5f;
+    if (w->layers[0].bk.data) {
+        CHECK_OK(xle_model_make_writable_f32(m, &w->layers[0].bk, &err), &err);
+        ((float *)w->layers[0].bk.data)[c->head_dim + 1] += 0.5f;
+    }
     float *want = fix_seq1_logits(&g_fix, m);
     CHECK_OK(xle_model_save(m, out, &err), &err);
     xle_model *r = NULL;
