@@ -1,10 +1,14 @@
 /*
- * gguf_model.c: xle_load_gguf, a Llama-family model from a GGUF file (architectures "llama",
- * which Mistral GGUFs also use, and "qwen2"). Every tensor, the block-quantized ones (Q4_0 ..
- * Q6_K) included, is a view into the private mapping in its stored type. GGUF `llama` Q/K rows are in the
- * interleaved RoPE order (llama.cpp's converter permutes them), so such models compute with
- * interleaved RoPE; qwen2 files are not permuted and use rotate-half. The parsed file stays in
- * model->format_state so that xle_model_save can write the same KVs and tensor order back.
+ * gguf_model.c: xle_load_gguf, a model from a GGUF file as llama.cpp defines its architectures:
+ * "llama" (which Mistral GGUFs also use), "qwen2", "gpt2", "gemma" and "gemma2"
+ * (docs/families.md §9; "gptj", for which llama.cpp defines no tensors, is refused by name).
+ * Every tensor, the block-quantized ones (Q4_0 .. Q6_K) included, is a view into the private
+ * mapping in its stored type: GPT-2's fused blk.N.attn_qkv as three row views; Gemma's norms,
+ * which the converter stores as 1 + w, are the one exception (f32 copies of w). GGUF `llama`
+ * Q/K rows are in the interleaved RoPE order (llama.cpp's converter permutes them), so such
+ * models compute with interleaved RoPE; the other archs are not permuted and use rotate-half.
+ * The parsed file stays in model->format_state so that xle_model_save can write the same KVs
+ * and tensor order back.
  */
 #include <math.h>
 #include <stdio.h>
