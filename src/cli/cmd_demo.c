@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/outpath.h"
 #include "cli/progress.h"
 
 static const char *const DEMO_LANGS[] = {"en", "de", "fr", "it", "es", "hi", "ta", "kn"};
@@ -361,17 +362,9 @@ int cmd_demo(int argc, char **argv) {
     char html_path[PATH_MAX + 32] = "";
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         if (xle_report_render(report, formats[i], &text, &len, &err) != XLE_OK) goto fail;
-        char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
+        char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/report.%s", out, xle_report_format_ext(formats[i]));
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = fopen(tmp, "wb");
-        int ok = f && fwrite(text, 1, len, f) == len;
-        ok = (f && fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            remove(tmp);
-            xle_fail(&err, XLE_ERR_IO, "%s: cannot write", path);
-            goto fail;
-        }
+        if (xle_atomic_write(path, text, len, &err) != XLE_OK) goto fail;
         if (formats[i] == XLE_REPORT_HTML) snprintf(html_path, sizeof html_path, "%s", path);
         free(text);
         text = NULL;

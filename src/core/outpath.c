@@ -168,12 +168,28 @@ xle_status xle_in_check_file(const char *path, xle_error *err) {
     return XLE_OK;
 }
 
-xle_status xle_atomic_open(xle_atomic_file *a, const char *path, xle_error *err) {
+xle_status xle_atomic_name(xle_atomic_file *a, const char *path, xle_error *err) {
     a->f = NULL;
     if (snprintf(a->path, sizeof a->path, "%s", path) >= (int)sizeof a->path ||
         !xle_out_tmp_name(path, a->tmp, sizeof a->tmp))
         return xle_fail(err, XLE_ERR_ARG, "%s: path too long", path);
     xle_out_clean_stale(path); /* a killed writer's temporary */
+    return XLE_OK;
+}
+
+xle_status xle_atomic_commit(xle_atomic_file *a, xle_status written, xle_error *err) {
+    if (written == XLE_OK && rename(a->tmp, a->path) != 0)
+        written = xle_fail(err, XLE_ERR_IO, "%s: cannot rename into place: %s", a->path, strerror(errno));
+    if (written != XLE_OK) {
+        unlink(a->tmp);
+        xle_out_error_rename(err, a->tmp, a->path);
+    }
+    return written;
+}
+
+xle_status xle_atomic_open(xle_atomic_file *a, const char *path, xle_error *err) {
+    xle_status st = xle_atomic_name(a, path, err);
+    if (st != XLE_OK) return st;
     a->f = fopen(a->tmp, "wb");
     if (!a->f) return xle_fail(err, XLE_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
     return XLE_OK;

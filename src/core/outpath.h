@@ -52,6 +52,13 @@ xle_status xle_atomic_open(xle_atomic_file *a, const char *path, xle_error *err)
  * Otherwise, or when any of that fails, closes and removes the temporary: nothing is left.
  * Errors name the path. Call exactly once after a successful xle_atomic_open. */
 xle_status xle_atomic_close(xle_atomic_file *a, int ok, xle_error *err);
+/* For writers that open the file themselves by name (a safetensors writer, a file copy): fills
+ * a->path and a->tmp (removing those of killed writers of the same path) without opening
+ * anything; give them a->tmp, then call xle_atomic_commit with their status. */
+xle_status xle_atomic_name(xle_atomic_file *a, const char *path, xle_error *err);
+/* written == XLE_OK: renames a->tmp over a->path. Otherwise, or when the rename fails, removes
+ * a->tmp and returns the failure, its message naming the path instead of the temporary. */
+xle_status xle_atomic_commit(xle_atomic_file *a, xle_status written, xle_error *err);
 /* len bytes of data as the whole of path, that way. */
 xle_status xle_atomic_write(const char *path, const void *data, size_t len, xle_error *err);
 

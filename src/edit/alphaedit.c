@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "edit/edit_internal.h"
 #include "edit/spread.h"
 #include "formats/safetensors.h"
@@ -219,14 +220,12 @@ xle_status xle_alphaedit_state_save(xle_model *m, const xle_alphaedit_state *s, 
         {"projection", "F32", 3, {s->n_layers, s->f, s->f}, s->proj},
         {"edit_keys", "F32", 3, {s->n_layers, s->f, s->f}, s->keys},
     };
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, STATE_FILE);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    xle_status st = xle_safetensors_write(tmp, ts, 2, meta_s, NULL, err);
+    xle_atomic_file out;
+    xle_status st = xle_atomic_name(&out, path, err);
+    if (st == XLE_OK) st = xle_atomic_commit(&out, xle_safetensors_write(out.tmp, ts, 2, meta_s, NULL, err), err);
     free(meta_s);
-    if (st == XLE_OK && rename(tmp, path) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (st != XLE_OK) unlink(tmp);
     return st;
 }
 

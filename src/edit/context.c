@@ -99,26 +99,14 @@ xle_status xle_context_templates_save(const xle_context_templates *ct, const cha
                                       xle_error *err) {
     xle_status checked = xle_out_check(path, XLE_OUT_FILE, err);
     if (checked != XLE_OK) return checked;
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    snprintf(tmp, n + 16, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    }
+    xle_atomic_file out;
+    xle_status st = xle_atomic_open(&out, path, err);
+    if (st != XLE_OK) return st;
     int ok = 1;
-    for (int i = 0; i < ct->n; i++) ok = ok && fprintf(f, "%s\n", ct->texts[i]) >= 0;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        free(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: write failed", path);
-    }
-    free(tmp);
-    return XLE_OK;
+    for (int i = 0; i < ct->n; i++) ok = ok && fprintf(out.f, "%s\n", ct->texts[i]) >= 0;
+    st = xle_atomic_close(&out, ok, err);
+    if (!ok) st = xle_fail(err, XLE_ERR_IO, "%s: write failed", path);
+    return st;
 }
 
 static int has_text(const xle_context_templates *ct, const char *text) {

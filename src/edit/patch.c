@@ -147,22 +147,13 @@ xle_status xle_patch_write(xle_model *model, const xle_edit_result *r, const cha
         free(meta_text);
         goto done;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 24);
-    if (!meta_text || !tmp) {
-        free(meta_text), free(tmp);
+    if (!meta_text) {
         st = xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
-    snprintf(tmp, plen + 24, "%s.tmp%ld", path, (long)getpid());
-    st = xle_safetensors_write(tmp, ts, (size_t)n, meta_text, NULL, err);
-    if (st == XLE_OK && rename(tmp, path) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename the temporary file into place", path);
-    if (st != XLE_OK) {
-        xle_out_error_rename(err, tmp, path);
-        remove(tmp);
-    }
-    free(tmp);
+    xle_atomic_file out;
+    if ((st = xle_atomic_name(&out, path, err)) == XLE_OK)
+        st = xle_atomic_commit(&out, xle_safetensors_write(out.tmp, ts, (size_t)n, meta_text, NULL, err), err);
     free(meta_text);
 done:
     json_decref(meta);

@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "core/outpath.h"
-#include "core/outpath.h"
 #include "xledit.h"
 
 #define STATS_FORMAT "xledit-stats-1"
@@ -105,28 +104,6 @@ static char *path_join(const char *dir, const char *name) {
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s/%s", dir, name);
     return p;
-}
-
-/* Writes n bytes to path atomically (temporary file, fsync, rename). */
-static xle_status write_atomic(const char *path, const void *data, size_t n, xle_error *err) {
-    size_t len = strlen(path) + 8;
-    char *tmp = malloc(len);
-    if (!tmp) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    snprintf(tmp, len, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    }
-    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        free(tmp);
-        return xle_fail(err, XLE_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    }
-    free(tmp);
-    return XLE_OK;
 }
 
 /* Reads exactly n bytes of path into data. */
@@ -289,7 +266,7 @@ static xle_status write_state(const char *dir, const stats_state *s, json_t *opt
     char *text = j ? json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
     json_decref(j);
     char *path = path_join(dir, "stats.json");
-    xle_status st = text && path ? write_atomic(path, text, strlen(text), err)
+    xle_status st = text && path ? xle_atomic_write(path, text, strlen(text), err)
                                  : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     free(text);
     free(path);
@@ -350,7 +327,7 @@ static xle_status save_partial(const char *dir, stats_state *s, json_t *options,
     snprintf(old_name, sizeof old_name, "partial-%d.f64", s->partial_gen);
     snprintf(name, sizeof name, "partial-%d.f64", s->partial_gen + 1);
     char *path = path_join(dir, name);
-    xle_status st = path ? write_atomic(path, all, per * (size_t)n_layers, err)
+    xle_status st = path ? xle_atomic_write(path, all, per * (size_t)n_layers, err)
                          : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
     free(all);
     free(path);
@@ -373,7 +350,7 @@ static xle_status save_complete(const char *dir, stats_state *s, json_t *options
         char name[48];
         snprintf(name, sizeof name, "layer-%d.f64", stats[i].layer);
         char *path = path_join(dir, name);
-        st = path ? write_atomic(path, sum, (size_t)d * d * sizeof *sum, err)
+        st = path ? xle_atomic_write(path, sum, (size_t)d * d * sizeof *sum, err)
                   : xle_fail(err, XLE_ERR_NOMEM, "out of memory");
         free(path);
     }

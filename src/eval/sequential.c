@@ -295,13 +295,11 @@ static xle_status stream_save(seq_ctx *s, stream *sm, xle_error *err) {
     char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     json_decref(meta);
     if (!meta_s) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", sm->path);
-    st = xle_safetensors_write(tmp, ts, (size_t)sm->hp->n_layers, meta_s, NULL, err);
+    xle_atomic_file out;
+    st = xle_atomic_name(&out, sm->path, err);
+    if (st == XLE_OK)
+        st = xle_atomic_commit(&out, xle_safetensors_write(out.tmp, ts, (size_t)sm->hp->n_layers, meta_s, NULL, err), err);
     free(meta_s);
-    if (st == XLE_OK && rename(tmp, sm->path) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename into place: %s", sm->path, strerror(errno));
-    if (st != XLE_OK) unlink(tmp);
     return st;
 }
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/outpath.h"
 #include "formats/formats_internal.h"
 #include "train/train_internal.h"
 
@@ -124,14 +125,9 @@ static xle_status put_json(json_t *j, const char *dir, const char *name, xle_err
 static xle_status put_copy(const char *src, const char *dir, const char *name, xle_error *err) {
     char *dst = xle_path_join(dir, name);
     if (!dst) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    char tmp[4096];
-    xle_status st = XLE_OK;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dst, (long)getpid()) >= (int)sizeof tmp)
-        st = xle_fail(err, XLE_ERR_ARG, "%s: path too long", dst);
-    if (st == XLE_OK) st = xle_file_copy(src, tmp, err);
-    if (st == XLE_OK && rename(tmp, dst) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename into place: %s", dst, strerror(errno));
-    if (st != XLE_OK) unlink(tmp);
+    xle_atomic_file out;
+    xle_status st = xle_atomic_name(&out, dst, err);
+    if (st == XLE_OK) st = xle_atomic_commit(&out, xle_file_copy(src, out.tmp, err), err);
     free(dst);
     return st;
 }
@@ -144,14 +140,10 @@ xle_status xle_train_export_hf(const xle_model *m, const char *tokenizer_json, i
     xle_status st = XLE_OK;
     /* the weights first: a folder is only loadable once config.json appears */
     char *st_path = xle_path_join(dir, "model.safetensors");
-    char tmp[4096];
     if (!st_path) return xle_fail(err, XLE_ERR_NOMEM, "out of memory");
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", st_path, (long)getpid()) >= (int)sizeof tmp)
-        st = xle_fail(err, XLE_ERR_ARG, "%s: path too long", st_path);
-    if (st == XLE_OK) st = write_weights(m, bf16, tmp, err);
-    if (st == XLE_OK && rename(tmp, st_path) != 0)
-        st = xle_fail(err, XLE_ERR_IO, "%s: cannot rename into place: %s", st_path, strerror(errno));
-    if (st != XLE_OK) unlink(tmp);
+    xle_atomic_file weights;
+    st = xle_atomic_name(&weights, st_path, err);
+    if (st == XLE_OK) st = xle_atomic_commit(&weights, write_weights(m, bf16, weights.tmp, err), err);
     free(st_path);
     if (st == XLE_OK && tokenizer_json) {
         st = put_copy(tokenizer_json, dir, "tokenizer.json", err);
