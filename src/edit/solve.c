@@ -58,12 +58,25 @@ xle_status xle_solve_spd_rfp(double *arf, double *b, int n, int nrhs, const char
 }
 
 xle_status xle_solve_general(double *a, double *b, int n, int nrhs, const char *what, xle_error *err) {
+    /* The row-major memory of A is the column-major form of Aᵀ: LAPACK factors Aᵀ = P L U in
+     * place and dgetrs with 'T' solves (Aᵀ)ᵀ X = A X = B. Row-major LAPACKE dgesv would first
+     * copy the n x n matrix (537 MB at n = 8192: AlphaEdit's peak memory). Only B (n x nrhs,
+     * small) is transposed to column-major. */
     lapack_int *ipiv = malloc((size_t)n * sizeof *ipiv);
-    if (!ipiv) return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", what);
-    lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, n, nrhs, a, n, ipiv, b, nrhs);
-    free(ipiv);
+    double *bt = malloc((size_t)n * nrhs * sizeof(double));
+    if (!ipiv || !bt) {
+        free(ipiv), free(bt);
+        return xle_fail(err, XLE_ERR_NOMEM, "%s: out of memory", what);
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < nrhs; j++) bt[(int64_t)j * n + i] = b[i * nrhs + j];
+    lapack_int info = LAPACKE_dgetrf(LAPACK_COL_MAJOR, n, n, a, n, ipiv);
+    if (info == 0) info = LAPACKE_dgetrs(LAPACK_COL_MAJOR, 'T', n, nrhs, a, n, ipiv, bt, n);
+    for (int64_t i = 0; info == 0 && i < n; i++)
+        for (int j = 0; j < nrhs; j++) b[i * nrhs + j] = bt[(int64_t)j * n + i];
+    free(ipiv), free(bt);
     if (info > 0) return xle_fail(err, XLE_ERR_NUMERIC, "%s: the %dx%d matrix is singular", what, n, n);
-    if (info < 0) return xle_fail(err, XLE_ERR_ARG, "%s: LAPACK dgesv argument %d is invalid", what, (int)-info);
+    if (info < 0) return xle_fail(err, XLE_ERR_ARG, "%s: LAPACK dgetrf/dgetrs argument %d is invalid", what, (int)-info);
     return XLE_OK;
 }
 

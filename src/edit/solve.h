@@ -17,7 +17,7 @@ int64_t xle_rfp_index(int n, int64_t i, int64_t j);
 xle_status xle_solve_spd_rfp(double *arf, double *b, int n, int nrhs, const char *what, xle_error *err);
 
 /* Solves X = A^-1 B for a general square A (n x n, row-major, overwritten; LU with pivoting,
- * LAPACK dgesv) and B n x nrhs (overwritten by X); XLE_ERR_NUMERIC when A is singular. */
+ * LAPACK dgetrf/dgetrs on Aᵀ in place: no copy of A) and B n x nrhs (overwritten by X); XLE_ERR_NUMERIC when A is singular. */
 xle_status xle_solve_general(double *a, double *b, int n, int nrhs, const char *what, xle_error *err);
 
 /* AlphaEdit's projection onto the null space of a key covariance c (n x n, symmetric, row-major,
