@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cli_families_gguf.sh XLEDIT SOURCE_DIR: the GGUF twins of the GPT-2, Gemma and Gemma-2 fixtures
+# cli_families_gguf.sh XLEDIT SOURCE_DIR: the GGUF twins of the GPT-2, Gemma, Gemma-2 and BLOOM fixtures
 # (tests/fixtures/families/*/gguf_*.gguf, docs/families.md 9) through the CLI: `info` names the
 # architecture, `stats` and `edit --method rome --out x.gguf` run on F32 and Q8_0 sources, and
 # the edited file loads again as the same architecture. (What a saved edit holds is checked
@@ -27,7 +27,7 @@ KINDS="f32 q8_0"
 [ "${XLE_SANITIZED:-OFF}" = "ON" ] && KINDS=q8_0 # sanitizers: the quantized twins (fused q/k/v row views)
 echo '{"v_num_grad_steps": 4, "num_steps": 4, "layers": [1]}' > "$T/fast.json"
 
-for f in gpt2 gemma gemma2; do
+for f in gpt2 gemma gemma2 bloom; do
     for k in $KINDS; do
         M="$SRC/tests/fixtures/families/$f/gguf_$k.gguf"
         "$X" info "$M" | grep -q "^architecture   $f\$" || fail "$f $k: info: $("$X" info "$M" 2>&1)"

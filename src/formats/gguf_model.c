@@ -1,14 +1,14 @@
 /*
  * gguf_model.c: xle_load_gguf, a model from a GGUF file as llama.cpp defines its architectures:
- * "llama" (which Mistral GGUFs also use), "qwen2", "gpt2", "gemma" and "gemma2"
+ * "llama" (which Mistral GGUFs also use), "qwen2", "gpt2", "gemma", "gemma2" and "bloom"
  * (docs/families.md §9; "gptj", for which llama.cpp defines no tensors, is refused by name).
  * Every tensor, the block-quantized ones (Q4_0 .. Q6_K) included, is a view into the private
- * mapping in its stored type: GPT-2's fused blk.N.attn_qkv as three row views; Gemma's norms,
- * which the converter stores as 1 + w, are the one exception (f32 copies of w). GGUF `llama`
- * Q/K rows are in the interleaved RoPE order (llama.cpp's converter permutes them), so such
- * models compute with interleaved RoPE; the other archs are not permuted and use rotate-half.
- * The parsed file stays in model->format_state so that xle_model_save can write the same KVs
- * and tensor order back.
+ * mapping in its stored type: GPT-2's and BLOOM's fused blk.N.attn_qkv as three row views;
+ * Gemma's norms, which the converter stores as 1 + w, are the one exception (f32 copies of w).
+ * GGUF `llama` Q/K rows are in the interleaved RoPE order (llama.cpp's converter permutes them),
+ * so such models compute with interleaved RoPE; the other archs are not permuted and use
+ * rotate-half. The parsed file stays in model->format_state so that xle_model_save can write the
+ * same KVs and tensor order back.
  */
 #include <math.h>
 #include <stdio.h>
@@ -61,7 +61,7 @@ static const struct {
     const char *name;
     xle_arch arch;
 } ARCHES[] = {{"llama", XLE_ARCH_LLAMA}, {"qwen2", XLE_ARCH_QWEN2}, {"gpt2", XLE_ARCH_GPT2},
-              {"gemma", XLE_ARCH_GEMMA}, {"gemma2", XLE_ARCH_GEMMA2}};
+              {"gemma", XLE_ARCH_GEMMA}, {"gemma2", XLE_ARCH_GEMMA2}, {"bloom", XLE_ARCH_BLOOM}};
 
 /* general.architecture as an xle_arch, with the arch string for the "{arch}." keys. */
 static xle_status read_arch(const xle_gguf *g, xle_config *c, char *arch, size_t arch_cap, xle_error *err) {
@@ -76,15 +76,12 @@ static xle_status read_arch(const xle_gguf *g, xle_config *c, char *arch, size_t
         }
     const int len = (int)(a->str.len > 40 ? 40 : a->str.len);
     /* GPT-J: llama.cpp's llama-arch.cpp lists only token_embd for "gptj" and its converter has
-     * no GPT-J class, so no file defines where the other tensors are. BLOOM: no family yet. */
+     * no GPT-J class, so no file defines where the other tensors are. */
     if (xle_gguf_str_eq(a->str, "gptj"))
         return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: 'gptj': llama.cpp "
                         "defines no GPT-J tensor layout (load the Hugging Face folder instead)", g->path);
-    if (xle_gguf_str_eq(a->str, "bloom"))
-        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: 'bloom': the BLOOM "
-                        "family is not supported yet", g->path);
     return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: general.architecture: '%.*s' is not supported "
-                    "(llama, qwen2, gpt2, gemma, gemma2)", g->path, len, a->str.ptr);
+                    "(llama, qwen2, gpt2, gemma, gemma2, bloom)", g->path, len, a->str.ptr);
 }
 
 /* A float key that must be present (llama.cpp's get_key without a default). */
@@ -121,6 +118,8 @@ static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size
     xle_status st = read_arch(g, c, arch, arch_cap, err);
     if (st != XLE_OK) return st;
     const int gpt2 = c->arch == XLE_ARCH_GPT2;
+    /* GPT-2 and BLOOM: LayerNorm, one kv head per head, no RoPE (learned positions; ALiBi) */
+    const int layer_norm = gpt2 || c->arch == XLE_ARCH_BLOOM;
     const int gemma = c->arch == XLE_ARCH_GEMMA || c->arch == XLE_ARCH_GEMMA2;
     if ((st = get_hp(g, arch, "embedding_length", 1, 0, &c->dim, err)) ||
         (st = get_hp(g, arch, "feed_forward_length", 1, 0, &c->ffn_dim, err)) ||
@@ -129,7 +128,7 @@ static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size
         (st = get_hp(g, arch, "attention.head_count_kv", 0, c->n_heads, &c->n_kv_heads, err)) ||
         /* GPT-2's learned positions have context_length rows */
         (st = get_hp(g, arch, "context_length", gpt2, 2048, &c->max_seq_len, err)) ||
-        (!gpt2 && (st = get_hp(g, arch, "attention.sliding_window", 0, 0, &c->sliding_window, err))))
+        (!layer_norm && (st = get_hp(g, arch, "attention.sliding_window", 0, 0, &c->sliding_window, err))))
         return st;
     int dflt_hd = c->n_heads > 0 ? c->dim / c->n_heads : 0;
     if ((st = get_hp(g, arch, "attention.key_length", 0, dflt_hd, &c->head_dim, err))) return st;
@@ -138,14 +137,15 @@ static xle_status read_config(const xle_gguf *g, xle_config *c, char *arch, size
     if (vlen != c->head_dim)
         return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s.attention.value_length: %d differs from "
                         "key_length %d", g->path, arch, vlen, c->head_dim);
-    if (gpt2) {
+    if (layer_norm) {
         if ((st = get_fp_required(g, arch, "attention.layer_norm_epsilon", &c->norm_eps, err))) return st;
         if (c->n_heads > 0 && c->dim % c->n_heads != 0)
             return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.embedding_length: %d is not a multiple of "
                             "attention.head_count %d", g->path, arch, c->dim, c->n_heads);
         if (c->n_kv_heads != c->n_heads)
-            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.attention.head_count_kv: %d, GPT-2 has one "
-                            "per head (%d)", g->path, arch, c->n_kv_heads, c->n_heads);
+            return xle_fail(err, XLE_ERR_FORMAT, "%s: %s.attention.head_count_kv: %d, %s has one "
+                            "per head (%d)", g->path, arch, c->n_kv_heads, gpt2 ? "GPT-2" : "BLOOM",
+                            c->n_heads);
         c->rope_theta = 10000.0f; /* no RoPE: a valid number for the validator */
     } else if (gemma) {
         if ((st = get_fp_required(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, err)) ||

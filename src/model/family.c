@@ -198,6 +198,7 @@ static const xle_family BLOOM = {
     .mlp = XLE_MLP_GELU,
     .pos = XLE_POS_ALIBI,
     .embed_norm = 1,
+    .gguf_fused_qkv = 1, /* the converter reorders query_key_value's heads into q | k | v rows */
     .has = {
         [XLE_W_TOK_EMBD] = XLE_REQUIRED, [XLE_W_OUT_NORM] = XLE_REQUIRED,
         [XLE_W_LM_HEAD] = XLE_REQUIRED, [XLE_W_OUT_NORM_B] = XLE_REQUIRED,

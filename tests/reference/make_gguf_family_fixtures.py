@@ -24,8 +24,17 @@ gemma2 (Gemma2ForCausalLM): Gemma's keys plus attn_logit_softcapping, final_logi
        queries by head_dim^-1/2 (n_embd/n_head for the 46-layer 27B), so the twin of this
        fixture (query_pre_attn_scalar 24, head_dim 16) matches the HF model with 16 there; the
        test says so.
+bloom  (BloomForCausalLM): keys context_length = seq_length (absent, as here: n_embed, the
+       converter's fallback; ALiBi has no position table, so it limits nothing), embedding_length,
+       feed_forward_length = 4 * n_embed, block_count, head_count, head_count_kv = n_head,
+       attention.layer_norm_epsilon. query_key_value, whose rows are [n_head, 3, head_dim], is
+       reordered into the q | k | v rows of blk.N.attn_qkv (weight and bias); output.weight is
+       written as a copy of token_embd.weight when the folder has no lm_head;
+       word_embeddings_layernorm is token_embd_norm. Vocabulary as GPT-2's with pre "bloom"; ids
+       past the tokenizer's up to vocab_size are "[PAD<id>]" of type UNUSED (_set_vocab_gpt2).
 Tensor types (prepare_tensors): 1-D tensors, "*_norm.weight", position_embd and every non-
-".weight" tensor stay F32; the other matrices take the file type (F32, F16 or Q8_0).
+".weight" tensor stay F32; the other matrices take the file type (F32, F16 or Q8_0; a matrix
+whose rows are not whole Q8_0 blocks falls back to F16, as prepare_tensors does on QuantError).
 Gemma's vocabulary: convert reads tokenizer.model; the twin takes the same pieces from
 tokenizer.json (a SentencePiece conversion): model "llama", scores -id for ordinary pieces (the
 merge order of this vocabulary is its id order), 0 for the others; token_type CONTROL for
@@ -35,7 +44,8 @@ add_eos_token false (Gemma's tokenizer_config).
 Run by hand (CI never needs Python):
     PYTHONPATH=/work/scratch/llama.cpp/gguf-py /usr/bin/python3 \
         tests/reference/make_gguf_family_fixtures.py [FAMILIES_DIR]
-Outputs FAMILIES_DIR/<family>/gguf_{f32,f16,q8_0}.gguf for gpt2, gemma and gemma2. GPT-J has no
+Outputs FAMILIES_DIR/<family>/gguf_{f32,f16,q8_0}.gguf for gpt2, gemma, gemma2 and bloom (no
+F16 twin for bloom). GPT-J has no
 twin: llama.cpp defines no GPT-J tensors (llama-arch.cpp lists only token_embd) and its converter
 has no GPT-J class.
 """
@@ -127,21 +137,56 @@ def gemma_tensors(weights):
     return out
 
 
-def add_gpt2_vocab(w, tok, cfg):
+def bloom_tensors(weights, cfg):
+    n_head, d = cfg["n_head"], cfg.get("n_embed") or cfg["hidden_size"]
+    per_layer = {"input_layernorm": "attn_norm", "self_attention.query_key_value": "attn_qkv",
+                 "self_attention.dense": "attn_output", "post_attention_layernorm": "ffn_norm",
+                 "mlp.dense_h_to_4h": "ffn_up", "mlp.dense_4h_to_h": "ffn_down"}
+    out = []
+    for name, (_, arr) in weights.items():
+        a = np.asarray(arr, dtype=np.float32)
+        short = name[len("transformer."):] if name.startswith("transformer.") else name
+        if short.startswith("h."):
+            _, layer, rest = short.split(".", 2)
+            module, kind = rest.rsplit(".", 1)
+            if module == "self_attention.query_key_value":
+                heads = a.reshape((n_head, 3, d // n_head) + a.shape[1:])
+                a = np.concatenate([heads[:, p].reshape((d,) + a.shape[1:]) for p in range(3)], axis=0)
+            out.append((f"blk.{layer}.{per_layer[module]}.{kind}", np.ascontiguousarray(a)))
+            continue
+        new = {"word_embeddings.weight": "token_embd.weight",
+               "word_embeddings_layernorm.weight": "token_embd_norm.weight",
+               "word_embeddings_layernorm.bias": "token_embd_norm.bias",
+               "ln_f.weight": "output_norm.weight", "ln_f.bias": "output_norm.bias",
+               "lm_head.weight": "output.weight"}[short]
+        out.append((new, a))
+        if new == "token_embd.weight" and "lm_head.weight" not in weights:
+            out.append(("output.weight", a.copy()))
+    return out
+
+
+def add_gpt2_vocab(w, tok, cfg, pre):
     vocab = tok["model"]["vocab"]
     special = {t["id"] for t in tok["added_tokens"] if t.get("special")}
-    tokens = [None] * len(vocab)
+    n = max(cfg["vocab_size"], len(vocab))
+    tokens = [f"[PAD{i}]" for i in range(n)]
+    types_ = [gguf.TokenType.UNUSED] * n
     for piece, i in vocab.items():
         tokens[i] = piece
+        types_[i] = gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt-2")  # get_vocab_base_pre's name for GPT-2's hash
+    w.add_tokenizer_pre(pre)  # get_vocab_base_pre's name for the tokenizer's hash
     w.add_token_list(tokens)
-    w.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
-                       for i in range(len(tokens))])
+    w.add_token_types(types_)
     w.add_token_merges(tok["model"]["merges"])
     w.add_bos_token_id(cfg["bos_token_id"])
     w.add_eos_token_id(cfg["eos_token_id"])
-    w.add_unk_token_id(cfg["eos_token_id"])  # SpecialVocab reads it from tokenizer_config: endoftext
+    if "<unk>" in vocab:
+        w.add_unk_token_id(vocab["<unk>"])
+    else:
+        w.add_unk_token_id(cfg["eos_token_id"])  # GPT-2's tokenizer_config: <|endoftext|>
+    if "pad_token_id" in cfg:
+        w.add_pad_token_id(cfg["pad_token_id"])
 
 
 def add_spm_vocab(w, tok, cfg):
@@ -196,7 +241,18 @@ def write_twin(folder, family, kind):
         w.add_head_count(cfg["n_head"])
         w.add_layer_norm_eps(cfg["layer_norm_epsilon"])
         tensors = gpt2_tensors(weights)
-        add_gpt2_vocab(w, tok, cfg)
+        add_gpt2_vocab(w, tok, cfg, "gpt-2")
+    elif family == "bloom":
+        d = cfg.get("n_embed") or cfg["hidden_size"]
+        w.add_context_length(cfg.get("seq_length", d))
+        w.add_embedding_length(d)
+        w.add_feed_forward_length(4 * d)
+        w.add_block_count(cfg["n_layer"])
+        w.add_head_count(cfg["n_head"])
+        w.add_head_count_kv(cfg["n_head"])
+        w.add_layer_norm_eps(cfg["layer_norm_epsilon"])
+        tensors = bloom_tensors(weights, cfg)
+        add_gpt2_vocab(w, tok, cfg, "bloom")
     else:
         w.add_context_length(cfg["max_position_embeddings"])
         w.add_embedding_length(cfg["hidden_size"])
@@ -217,7 +273,11 @@ def write_twin(folder, family, kind):
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     for name, a in tensors:
         t = tensor_type(name, a, qtype)
-        data = gguf.quants.quantize(a, t)
+        try:
+            data = gguf.quants.quantize(a, t)
+        except gguf.QuantError:
+            t = gguf.GGMLQuantizationType.F16
+            data = gguf.quants.quantize(a, t)
         w.add_tensor(name, data, raw_dtype=t)
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -228,8 +288,10 @@ def write_twin(folder, family, kind):
 
 def main():
     folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "tests", "fixtures", "families")
-    for family in ("gpt2", "gemma", "gemma2"):
+    for family in ("gpt2", "gemma", "gemma2", "bloom"):
         for kind in FILE_TYPES:
+            if family == "bloom" and kind == "f16":
+                continue  # its Q8_0 twin is mostly F16 already (rows of 48 are not whole blocks)
             write_twin(folder, family, kind)
 
 
