@@ -3,40 +3,43 @@
  * moment E[k kᵀ] of the down-projection input at chosen layers over a text corpus (editing.md
  * §1.4). Every non-padding position counts, the BOS position included. One forward pass serves
  * all requested layers and stops after the highest one. Each batch's Kᵀ K is a symmetric
- * rank-k update of the lower triangle only (half the multiply-adds of the full product):
- *   exact precision (the default): BLAS dsyrk on the keys as float64, everything in float64;
- *   XLE_PRECISION_BF16 (the model's setting): the forward pass's products with bf16 weights in
- *     bf16 arithmetic (tensor/matmul.c), and Kᵀ K with the engine's float32 product, block row
- *     by block row, each block added to the float64 sums: the products of one batch (at most
- *     BATCH_TOKENS keys) are summed in float32, the batches in float64 (docs/editing.md gives
- *     what this changes in the sums and in the edits).
+ * rank-k update of the lower triangle only (half the multiply-adds of the full product),
+ * computed in float32 by BLAS and added to float64 sums: the products of one batch (at most
+ * BATCH_TOKENS keys) are summed in float32, the batches in float64 (EasyEdit sums everything in
+ * float32, its mom2_dtype; docs/editing.md gives the error).
+ *   exact precision (the default): the forward pass's products in float32;
+ *   XLE_PRECISION_BF16 (the model's setting): the products with bf16 weights in bf16
+ *     arithmetic (tensor/matmul.c), except each requested layer's gate and up products, which
+ *     make the keys and stay exact (docs/editing.md gives what this changes in the sums and in
+ *     the edits).
  * The file cache and resumption live in stats_cache.c.
  */
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "core/hugepages.h"
 #include "tensor/gemm.h"
 #include "xledit.h"
 
 enum {
     BATCH_TOKENS = 2048,  /* keys per forward pass (whole sequences; longer ones alone) */
-    ROW_BLOCK = 512,      /* rows of Σ k kᵀ computed per product */
-    TILE = 64             /* transpose and mirror tiles */
+    ROW_BLOCK = 512,      /* rows of Σ k kᵀ computed per product (a 512 x f float32 block) */
+    TILE = 64             /* mirror tiles */
 };
 
 typedef struct stats_ctx {
+    xle_model *model;
     const int *layers;
     int n_layers, max_layer;
     xle_layer_stats *stats;
-    double *keys_f64;    /* exact: the batch's keys as float64, n_tokens x width */
+    float *block;        /* ROW_BLOCK x width: one block row of the batch's Kᵀ K, float32 */
     float *keys_t;       /* the batch's keys transposed, width x n_tokens */
-    float *block;        /* ROW_BLOCK x width: one block row of the batch's Kᵀ K */
     float *scratch;      /* packing buffers of the product */
     size_t scratch_floats;
+    xle_precision below; /* of the products below each requested layer's MLP key (bf16 mode) */
 } stats_ctx;
 
 /* dst[c][r] = src[r][c] for src n x w (row-major), in tiles. */
@@ -45,25 +48,25 @@ static void transpose(float *dst, const float *src, int n, int w) {
     for (int c0 = 0; c0 < w; c0 += TILE)
         for (int r0 = 0; r0 < n; r0 += TILE) {
             const int c1 = c0 + TILE < w ? c0 + TILE : w, r1 = r0 + TILE < n ? r0 + TILE : n;
-            for (int c = c0; c < c1; c++)
-                for (int r = r0; r < r1; r++) dst[(int64_t)c * n + r] = src[(int64_t)r * w + c];
+            for (int col = c0; col < c1; col++)
+                for (int r = r0; r < r1; r++) dst[(int64_t)col * n + r] = src[(int64_t)r * w + col];
         }
 }
 
-/* Lower triangle of sum (w x w) += Kᵀ K for the keys K (n x w, float32), in float64. */
-static void accumulate_lower_f64(stats_ctx *c, double *sum, const float *keys, int n, int w) {
-    for (int64_t j = 0; j < (int64_t)n * w; j++) c->keys_f64[j] = keys[j];
-    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, w, n, 1.0, c->keys_f64, w, 1.0, sum, w);
-}
-
-/* Lower triangle of sum (w x w, float64) += Kᵀ K for the keys K (n x w, float32), the batch's
- * products summed in float32. */
-static void accumulate_lower_f32(stats_ctx *c, double *sum, const float *keys, int n, int w) {
+/* Lower triangle of sum (w x w, float64) += Kᵀ K for the keys K (n x w, float32): block row by
+ * block row, rows r0..r1 of the batch's Kᵀ K and columns 0..r1 (the lower triangle and the
+ * diagonal block: ≈ half the multiply-adds of the full product) with the engine's float32
+ * product, each block added to the float64 sums. So the products of one batch (at most
+ * BATCH_TOKENS keys, or one longer sequence) are summed in float32 and the batches in float64
+ * (docs/editing.md gives the error). The engine's product rather than BLAS ssyrk: it uses
+ * AVX-512 where OpenBLAS 0.3.21 picks its AVX2 kernels on this machine's CPU (≈ 1.6x the time
+ * measured), and it runs on the OpenMP threads of the forward pass instead of waking
+ * OpenBLAS's own. */
+static void accumulate_lower(stats_ctx *c, double *sum, const float *keys, int n, int w) {
     transpose(c->keys_t, keys, n, w);
     const xle_gemm_rhs rhs = {keys, XLE_F32, w, 0}; /* K as the right operand, [n x w] */
     for (int r0 = 0; r0 < w; r0 += ROW_BLOCK) {
         const int r1 = r0 + ROW_BLOCK < w ? r0 + ROW_BLOCK : w;
-        /* rows r0..r1 of Kᵀ K, columns 0..r1 (the lower triangle and the diagonal block) */
         xle_gemm_parallel(r1 - r0, r1, n, c->keys_t + (int64_t)r0 * n, n, &rhs, c->block, r1, 0,
                           c->scratch, c->scratch_floats);
 #pragma omp parallel for schedule(static)
@@ -85,15 +88,25 @@ static void mirror_lower(double *sum, int w) {
                     sum[(int64_t)r * w + col] = sum[(int64_t)col * w + r];
 }
 
+/* bf16 mode: each requested layer's gate and up products run exact, so the keys are not made
+ * from bf16-rounded inputs; every other product runs in the model's bf16 arithmetic. The hook
+ * after a requested layer's attention output switches the model to exact, its key hook back. */
+static int exact_key_hook(void *user, xle_point point, int layer, float *act, int n_tokens, int width) {
+    (void)point, (void)layer, (void)act, (void)n_tokens, (void)width;
+    stats_ctx *c = user;
+    xle_model_set_precision(c->model, XLE_PRECISION_EXACT);
+    return 0;
+}
+
 static int accumulate_hook(void *user, xle_point point, int layer, float *act, int n_tokens, int width) {
     (void)point;
     stats_ctx *c = user;
     for (int i = 0; i < c->n_layers; i++) {
         if (c->layers[i] != layer) continue;
-        if (c->keys_f64) accumulate_lower_f64(c, c->stats[i].sum, act, n_tokens, width);
-        else accumulate_lower_f32(c, c->stats[i].sum, act, n_tokens, width);
+        accumulate_lower(c, c->stats[i].sum, act, n_tokens, width);
         c->stats[i].count += n_tokens;
     }
+    xle_model_set_precision(c->model, c->below);
     return layer == c->max_layer;
 }
 
@@ -113,29 +126,33 @@ xle_status xle_stats_accumulate(xle_model *m, const int *layers, int n_layers,
     int max_len = 0;
     for (int s = 0; s < n_seqs; s++) max_len = lens[s] > max_len ? lens[s] : max_len;
     const int cap = max_len > BATCH_TOKENS ? max_len : BATCH_TOKENS;
+    const xle_precision keep = xle_model_precision(m);
+    int32_t *ids = malloc((size_t)cap * sizeof(int32_t));
+    int *start = malloc((size_t)(n_seqs + 1) * sizeof(int));
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    const int fast = xle_model_precision(m) == XLE_PRECISION_BF16;
-    const size_t scratch_floats = fast ? (size_t)XLE_GEMM_PACK_FLOATS * (size_t)threads : 0;
-    int32_t *ids = malloc((size_t)cap * sizeof(int32_t));
-    int *start = malloc((size_t)(n_seqs + 1) * sizeof(int));
-    double *keys_f64 = fast ? NULL : malloc((size_t)cap * f * sizeof(double));
-    float *keys_t = fast ? malloc((size_t)cap * f * sizeof(float)) : NULL;
-    float *block = fast ? malloc((size_t)ROW_BLOCK * f * sizeof(float)) : NULL;
-    float *scratch = fast ? malloc(scratch_floats * sizeof(float)) : NULL;
-    if (!ids || !start || (fast ? !keys_t || !block || !scratch : !keys_f64)) {
-        free(ids), free(start), free(keys_f64), free(keys_t), free(block), free(scratch);
+    const size_t scratch_floats = (size_t)XLE_GEMM_PACK_FLOATS * (size_t)threads;
+    float *block = malloc((size_t)ROW_BLOCK * f * sizeof(float));
+    float *keys_t = malloc((size_t)cap * f * sizeof(float));
+    float *scratch = malloc(scratch_floats * sizeof(float));
+    if (!ids || !start || !block || !keys_t || !scratch) {
+        free(ids), free(start), free(block), free(keys_t), free(scratch);
         return xle_fail(err, XLE_ERR_NOMEM, "stats: out of memory");
     }
-    stats_ctx ctx = {layers, n_layers, max_layer, stats, keys_f64, keys_t, block, scratch, scratch_floats};
-    xle_hook hooks[XLE_EDIT_MAX_LAYERS];
+    xle_advise_huge_pages(keys_t, (size_t)cap * f * sizeof(float));
+    for (int i = 0; i < n_layers; i++) xle_advise_huge_pages(stats[i].sum, (size_t)f * f * sizeof(double));
+    stats_ctx ctx = {m, layers, n_layers, max_layer, stats, block, keys_t, scratch, scratch_floats, keep};
+    xle_hook hooks[2 * XLE_EDIT_MAX_LAYERS];
     int n_hooks = 0;
-    for (int i = 0; i < n_layers && n_hooks < XLE_EDIT_MAX_LAYERS; i++) {
+    for (int i = 0; i < n_layers && n_hooks < 2 * XLE_EDIT_MAX_LAYERS; i++) {
         int dup = 0;
         for (int j = 0; j < i; j++) dup |= layers[j] == layers[i];
-        if (!dup) hooks[n_hooks++] = (xle_hook){XLE_POINT_MLP_KEY, layers[i], accumulate_hook, &ctx};
+        if (dup) continue;
+        if (keep != XLE_PRECISION_EXACT)
+            hooks[n_hooks++] = (xle_hook){XLE_POINT_ATTN_OUT, layers[i], exact_key_hook, &ctx};
+        hooks[n_hooks++] = (xle_hook){XLE_POINT_MLP_KEY, layers[i], accumulate_hook, &ctx};
     }
     xle_status st = XLE_OK;
     for (int s = 0; s < n_seqs && st == XLE_OK;) {
@@ -153,9 +170,10 @@ xle_status xle_stats_accumulate(xle_model *m, const int *layers, int n_layers,
         xle_batch b = {n, ids, start};
         xle_forward_opts o = {.hooks = hooks, .n_hooks = n_hooks};
         st = xle_forward(m, &b, &o, NULL, err);
+        xle_model_set_precision(m, keep);
     }
     /* The sums as full symmetric matrices again. */
     for (int i = 0; i < n_layers; i++) mirror_lower(stats[i].sum, f);
-    free(ids), free(start), free(keys_f64), free(keys_t), free(block), free(scratch);
+    free(ids), free(start), free(block), free(keys_t), free(scratch);
     return st;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hugepages.h"
 #include "model/engine_internal.h"
 #include "model/family.h"
 #include "tensor/ops.h"
@@ -265,6 +266,7 @@ xle_status xle_forward(xle_model *m, const xle_batch *b, const xle_forward_opts 
     const int64_t ws_floats = T * (4 * d + 2 * qd + 2 * kvd + 3 * f + 2) + (int64_t)n_rows * d +
                               XLE_MATMUL_SCRATCH + hd;
     float *ws = malloc((size_t)ws_floats * sizeof(float));
+    xle_advise_huge_pages(ws, (size_t)ws_floats * sizeof(float)); /* fresh each call: fewer faults */
     int *pos = malloc((size_t)(T + n_rows) * sizeof(int));
     double *inv_freq = malloc((size_t)(hd / 2 + 1) * sizeof(double));
     float *slopes = fam->pos == XLE_POS_ALIBI ? malloc((size_t)c->n_heads * sizeof(float)) : NULL;
