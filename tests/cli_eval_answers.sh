@@ -3,7 +3,7 @@
 # built-in multilingual model (models/xledit-mini) in English, French, Hindi and Tamil:
 #  - every greedy_whole (pre.jsonl) / before_whole / after_whole (results.jsonl) starts with the
 #    answer the metrics compare (greedy / before / after, as long as the expected answer);
-#  - each pre-edit whole answer is where `xledit generate` (KV cache, a separate code path)
+#  - each pre-edit whole answer that grew (and 3 per language that did not) is where `xledit generate` (KV cache, a separate code path)
 #    ends a word: its continuation of the same prompt starts with the answer, and the text
 #    after it is empty or starts with a character that is not a letter, a mark (vowel sign,
 #    virama) or a digit (Python's unicodedata, an independent implementation); answers cut
@@ -24,7 +24,7 @@ fail() {
     echo "FAIL: $*"
     exit 1
 }
-CASES=3
+CASES=2
 [ "${XLE_SANITIZED:-OFF}" = "ON" ] && CASES=1 # sanitizers: one case (seconds, not minutes)
 ARGS=(--data "$SRC/data/world/cases.jsonl" --cases $CASES --methods ft-l --edit-langs en
       --test-langs en,fr,hi,ta --context-templates none --quiet)
@@ -35,7 +35,7 @@ mkdir "$T/q"
 python3 - "$T/run" "$T/q" > "$T/q/list" << 'EOF' || fail "whole answers: $(cat "$T/q/list")"
 import json, sys
 run, qdir = sys.argv[1], sys.argv[2]
-bad, n = [], 0
+bad, n, same = [], 0, {}
 for line in open(run + "/pre.jsonl", encoding="utf-8"):
     for lang, half in json.loads(line)["langs"].items():
         for q in half["qa"]:
@@ -43,6 +43,11 @@ for line in open(run + "/pre.jsonl", encoding="utf-8"):
                 continue
             if not q["greedy_whole"].startswith(q["greedy"]):
                 bad.append(("pre", lang, q["greedy"], q["greedy_whole"]))
+            # every answer that grew, and the first 3 per language that did not (time)
+            if q["greedy_whole"] == q["greedy"]:
+                same[lang] = same.get(lang, 0) + 1
+                if same[lang] > 3:
+                    continue
             with open("%s/%d.prompt" % (qdir, n), "w", encoding="utf-8") as f:
                 f.write(q["prompt"])
             with open("%s/%d.json" % (qdir, n), "w", encoding="utf-8") as f:
@@ -80,7 +85,7 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.json")):
         sys.exit("%s: %r ends inside a word or a character cluster of %r" % (lang, w, g))
     n_checked += 1
     n_longer += len(whole) > len(greedy)
-if n_checked < 20:
+if n_checked < 12:
     sys.exit("only %d answers checked" % n_checked)
 # the fixture has answers cut inside a word ('R' for Rome, "l'A" for l'Algérie, Tamil)
 if n_longer < 2:
