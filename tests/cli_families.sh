@@ -4,7 +4,8 @@
 # byte-level BPE tokenizer.json): key statistics, `xledit eval` with ROME, MEMIT and FT-L
 # (every unit runs, and ROME's edit of c1 makes the target more likely than the true answer,
 # which it is not before), `xledit edit` writing an HF folder that keeps GPT-2's
-# layout and reloads; `xledit merge` refuses GPT-2 models in one line; the same statistics, eval
+# layout and reloads; `xledit merge` of GPT-2 models (TIES of the edit onto the base) writes a
+# GPT-2 folder that loads, and refuses another family in one line; the same statistics, eval
 # and edit on the tiny BLOOM of tests/fixtures/families/bloom.
 set -u
 X=$1
@@ -50,13 +51,20 @@ grep '"case":"c1"' "$T/eval/results.jsonl" | grep '"method":"rome"' | grep -q '"
 grep -qi "gpt2\|gpt-2" "$T/info" || fail "info does not name the family: $(cat "$T/info")"
 cmp -s "$M/config.json" "$T/edited/config.json" || fail "config.json changed"
 
-# merge: GPT-2 models are refused for now (their Conv1D and fused tensors need the layout
-# conversion the streaming merge writer does not do yet: docs/families.md): one line, exit 1, no
-# output folder
-"$X" merge --models "$T/edited" "$M" --base "$M" --method ties --out "$T/merged" > /dev/null 2> "$T/err"
-[ $? -eq 1 ] || fail "merge of GPT-2 models: expected exit 1"
-[ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "GPT-2" "$T/err" || fail "merge refusal: $(cat "$T/err")"
-[ ! -e "$T/merged" ] || fail "a refused merge left an output"
+# merge: GPT-2 models are merged by name in their stored layout (docs/merging.md): TIES of the
+# edited model onto the base writes a GPT-2 folder that loads; another family is one line, exit 1,
+# no output folder
+"$X" merge --models "$T/edited" "$M" --base "$M" --method ties --density 0.5 --out "$T/merged" > /dev/null \
+    2> "$T/err" || fail "merge of GPT-2 models: $(cat "$T/err")"
+"$X" info "$T/merged" > "$T/info" 2> "$T/err" && grep -qi "gpt2\|gpt-2" "$T/info" ||
+    fail "info of the merged model: $(cat "$T/err" "$T/info")"
+cmp -s "$M/config.json" "$T/merged/config.json" || fail "merge: config.json changed"
+"$X" merge --models "$SRC/tests/fixtures/families/gemma/hf_f32" --base "$M" --method ties --out "$T/mixed" \
+    > /dev/null 2> "$T/err"
+[ $? -eq 1 ] || fail "merge of GPT-2 and Gemma: expected exit 1"
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "architecture: Gemma does not match" "$T/err" ||
+    fail "merge refusal: $(cat "$T/err")"
+[ ! -e "$T/mixed" ] || fail "a refused merge left an output"
 # BLOOM (tests/fixtures/families/bloom: ALiBi, embedding LayerNorm, per-head fused
 # query_key_value, BLOOM's Split pre-tokenizer): the same statistics, eval and edit
 B="$SRC/tests/fixtures/families/bloom/hf_f32"

@@ -119,6 +119,15 @@ flags grad_f --method dare-ties --base "$FIX/base" --models "$FIX/a" "$FIX/b" --
 same grad grad_f "per-layer lists: recipe and flags differ"
 flags grad_one --method dare-ties --base "$FIX/base" --models "$FIX/a" "$FIX/b" --weights 1,0.5 --density 0.2,0.6
 cmp -s "$T/grad/model.safetensors" "$T/grad_one/model.safetensors" && fail "per-layer lists ignored"
+jq -e '.densities == [[0.2, 0.9], [0.6, 0.3, 0.45]] and .weights == [[1, 0.25, 0], 0.5]' "$T/grad/merge_info.json" \
+  >/dev/null || fail "merge_info.json: $(cat "$T/grad/merge_info.json")"
+# flags that do not fit: one line naming the flag, exit 2, nothing written
+for bad_density in 0.5,0.2 0.5,,0.2 0.5:1.5 0.5:; do
+  "$X" merge --method ties --base "$FIX/base" --models "$FIX/a" "$FIX/b" "$FIX/c" --density "$bad_density" \
+    --out "$T/bad_flag" >/dev/null 2>"$T/err"
+  [ $? -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "--density" "$T/err" && [ ! -e "$T/bad_flag" ] ||
+    fail "--density $bad_density: $(cat "$T/err")"
+done
 
 # the JSON spelling of a recipe
 printf '{"merge_method": "dare_linear", "base_model": "%s", "models": [{"model": "%s", "parameters": {"weight": 0.6, "density": 0.3}}, {"model": "%s", "parameters": {"weight": 0.4, "density": 0.3}}]}\n' \

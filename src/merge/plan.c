@@ -473,7 +473,7 @@ static xle_status check_no_extra(const xle_merge_plan *p, const xle_model *m, xl
 static xle_status build_stored_tensors(xle_merge_plan *p, xle_error *err) {
     const xle_hf_state *rs = p->ref->format_state;
     const xle_family *fam = xle_family_of(p->ref->cfg.arch);
-    int total = 0, n = p->n_models, per = n + 3; /* views per tensor: ref, base, models, donor */
+    int total = 0, n = p->n_models, per = n + 2; /* views per tensor: ref, models, donor */
     for (int k = 0; k < rs->n_shards; k++) total += rs->shards[k].st->n;
     p->tensors = calloc((size_t)total, sizeof *p->tensors);
     p->views = calloc((size_t)total * (size_t)per, sizeof *p->views);
@@ -481,7 +481,6 @@ static xle_status build_stored_tensors(xle_merge_plan *p, xle_error *err) {
     xle_status st = XLE_OK;
     for (int i = 0; st == XLE_OK && i < n; i++)
         if (p->models[i] != p->ref) st = check_no_extra(p, p->models[i], err);
-    if (st == XLE_OK && p->base && p->base != p->ref) st = check_no_extra(p, p->base, err);
     for (int k = 0; st == XLE_OK && k < rs->n_shards; k++) {
         const xle_safetensors *sf = rs->shards[k].st;
         for (int e = 0; st == XLE_OK && e < sf->n; e++) {
@@ -510,27 +509,24 @@ static xle_status build_stored_tensors(xle_merge_plan *p, xle_error *err) {
             if ((st = resolve_parameters(p, t, t->layer, err)) != XLE_OK) break;
             t->src = calloc((size_t)n, sizeof *t->src);
             if (!t->src) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
-            if (p->base) {
-                const xle_st_entry *be = re;
-                if (p->base != p->ref && (st = match_stored(p, p->base, re, rb, &be, err)) != XLE_OK) break;
-                if ((st = view_of(p->base, be, &v[1], err)) != XLE_OK) break;
-                t->base = &v[1];
+            if (p->base) { /* the base is the reference */
+                t->base = t->ref;
                 t->input_bytes = (uint64_t)xle_tensor_nbytes(t->base);
             }
             for (int i = 0; st == XLE_OK && i < n; i++) {
                 const xle_st_entry *me = re;
                 if (p->models[i] != p->ref) st = match_stored(p, p->models[i], re, rb, &me, err);
-                if (st == XLE_OK) st = view_of(p->models[i], me, &v[2 + i], err);
-                t->src[i] = &v[2 + i];
+                if (st == XLE_OK) st = view_of(p->models[i], me, &v[1 + i], err);
+                t->src[i] = &v[1 + i];
                 /* an extended model's larger tensor: only its first rows take part */
-                t->input_bytes += (uint64_t)(t->rows * t->cols) * xle_dtype_size(v[2 + i].dtype);
+                t->input_bytes += (uint64_t)(t->rows * t->cols) * xle_dtype_size(v[1 + i].dtype);
             }
             if (st == XLE_OK && vocab && p->donor >= 0) {
                 const xle_st_entry *de;
                 st = match_stored(p, p->models[p->donor], re, rb, &de, err);
-                if (st == XLE_OK) st = view_of(p->models[p->donor], de, &v[2 + n], err);
+                if (st == XLE_OK) st = view_of(p->models[p->donor], de, &v[1 + n], err);
                 if (st == XLE_OK) {
-                    t->donor = &v[2 + n];
+                    t->donor = &v[1 + n];
                     t->rows = t->shape[0] = de->shape[0];
                 }
             }
