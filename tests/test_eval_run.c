@@ -557,10 +557,17 @@ static void test_sharing(void) {
     char corpus[500], stats[500], path_a[600], path_b[600];
     snprintf(corpus, sizeof corpus, "%s/corpus.txt", tmpdir);
     snprintf(stats, sizeof stats, "%s/stats", tmpdir);
+    /* Sixty different stories: one sentence repeated with only a number changed spans too few
+     * key directions for stories260K's 172-wide MLP, so λC + K Kᵀ was singular up to rounding
+     * and MEMIT's Cholesky passed or failed by the last bits of the sums. */
+    static const char *const who[] = {"Lily", "Tom", "Sue", "Ben", "Mia"}, *const what[] = {"ball", "cat", "tree", "cake", "boat", "dog", "bird"},
+                             *const how[] = {"big", "red", "little", "happy", "old", "shiny"}, *const act[] = {"play", "run", "jump", "sing"};
     FILE *f = fopen(corpus, "w");
     for (int i = 0; f && i < 60; i++)
-        fprintf(f, "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
-                   "park. One day, she saw a big, red ball. Tom and his dog ran to the tree number %d.\n\n", i);
+        fprintf(f, "Once upon a time, %s saw a %s %s. %s wanted to %s with the %s, so %s went to the %s %s. "
+                   "They were %s and ate a %s.\n\n",
+                who[i % 5], how[i % 6], what[i % 7], who[(i + 2) % 5], act[i % 4], what[(i + 3) % 7], who[(i / 5) % 5],
+                how[(i / 6) % 6], what[(i / 7) % 7], how[(i + 1) % 6], what[(i + 5) % 7]);
     if (f) fclose(f);
     const int layers[2] = {1, 2};
     const char *files[1] = {corpus};
