@@ -1,7 +1,8 @@
 /*
- * cmd_merge.c: `xledit merge`, model merging (linear, task arithmetic, TIES, DARE-TIES) into an
- * HF folder or a GGUF file. Option parsing and progress only; the work is xle_merge
- * (src/merge/). Ctrl-C stops at the next chunk and leaves no output.
+ * cmd_merge.c: `xledit merge`, model merging (linear, task arithmetic, TIES, DARE-TIES,
+ * DARE-linear; from flags or a mergekit recipe with --config, per-model and per-layer weights and
+ * densities) into an HF folder or a GGUF file. Option parsing and progress only; the work is
+ * xle_merge (src/merge/). Ctrl-C stops at the next chunk and leaves no output.
  */
 #include <errno.h>
 #include <getopt.h>
