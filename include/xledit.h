@@ -968,6 +968,16 @@ typedef enum xle_merge_method {
     XLE_MERGE_METHOD_COUNT
 } xle_merge_method;
 
+/* A per-model parameter that varies over the layers (mergekit's "gradient"): n >= 1 anchor
+ * values. Layer l of L takes them interpolated at t = l / (L - 1) (t = 1 when L == 1): with
+ * s = t (n - 1), i = floor(s), f = s - i, the value is (1 - f) v[i] + f v[min(i + 1, n - 1)], in
+ * double; tensors outside the layers (embeddings, positions, final norm, head) take t = 0, i.e.
+ * v[0], as mergekit does (docs/merging.md). n == 0 means "not given". */
+typedef struct xle_merge_gradient {
+    const double *values;
+    int n;
+} xle_merge_gradient;
+
 typedef struct xle_merge_opts {
     xle_merge_method method;
     const char *base;              /* the base model; required except for linear */
@@ -977,6 +987,11 @@ typedef struct xle_merge_opts {
     double density;                /* TIES / DARE-TIES: fraction kept, in (0, 1]; TIES keeps
                                     * max(1, floor(density * N)) of N entries, with density
                                     * read as its shortest decimal (0.7 is 7/10 exactly) */
+    const double *densities;       /* optional: one density per model (n_models, mergekit's
+                                    * per-model density), in place of density */
+    const xle_merge_gradient *weight_gradients;  /* optional, n_models: model i's per-layer
+                                    * weights when weight_gradients[i].n > 0 (else weights[i]) */
+    const xle_merge_gradient *density_gradients; /* optional, n_models: the same for densities */
     float lambda;                  /* scale of the merged task vector (not used by linear) */
     int normalize;                 /* -1: the method's mergekit default; 0 or 1 */
     uint64_t seed;                 /* DARE-TIES drop mask */
@@ -1017,13 +1032,15 @@ xle_status xle_merge(const xle_merge_opts *opts, const char *out_path, xle_merge
                      xle_error *err);
 
 /* A mergekit recipe (YAML, or JSON when PATH ends in ".json"; docs/merging.md, "mergekit
- * recipes") read into opts: merge_method, base_model, models[].model and their weight and density,
- * the global parameters (normalize, lambda, int8_mask, rescale, default weight and density), with
- * mergekit's defaults (weight required, density 1). opts' other fields (seed, out_format, chunk,
- * progress) are kept. Keys accepted without changing the tensors (dtype, int8_mask) are listed in
- * NOTE (optional, "" when none). What xledit cannot merge as mergekit would (slices, per-layer
- * value lists, other methods, different per-model densities, LoRA, tokenizer_source other than
- * base) is an error naming the file and key; opts is then unchanged. The strings and arrays opts
+ * recipes") read into opts: merge_method, base_model, models[].model and their weight and density
+ * (numbers or per-layer value lists: weights, densities, weight_gradients, density_gradients),
+ * the global parameters (normalize, lambda, int8_mask, rescale, default weight and density),
+ * with mergekit's defaults
+ * (weight required, density 1). opts' other fields (seed, out_format, chunk, progress) are kept.
+ * Keys accepted without changing the tensors (dtype, int8_mask) are listed in NOTE (optional, ""
+ * when none). What xledit cannot merge as mergekit would (slices, filtered values, lists for
+ * other parameters, other methods, LoRA, tokenizer_source other than base) is an error naming
+ * the file and key; opts is then unchanged. The strings and arrays opts
  * points at are owned by *cfg: free it with xle_merge_config_free after the merge. */
 typedef struct xle_merge_config xle_merge_config;
 xle_status xle_merge_config_load(const char *path, xle_merge_opts *opts, xle_merge_config **cfg, char *note,

@@ -3,8 +3,9 @@
 # fixture models: every supported merge_method gives the same model.safetensors bytes as the
 # equivalent flags (mergekit's defaults: density 1, the method's normalization; the base listed
 # among the models is skipped, global parameters as per-model defaults); the JSON spelling gives
-# the YAML's bytes; dtype is named in one note; what xledit cannot do as mergekit would (slerp,
-# slices, per-layer lists, different densities, LoRA, a missing weight, unknown keys) is one
+# the YAML's bytes; per-model densities and per-layer lists (gradients) equal their flags
+# (--density d1,d2, a:b:c); dtype is named in one note; what xledit cannot do as mergekit would
+# (slerp, slices, filtered values, lists for lambda, LoRA, a missing weight, unknown keys) is one
 # error line naming the file and key, with nothing written. Also dare-linear at density 1 equals
 # task arithmetic.
 set -u
@@ -88,6 +89,46 @@ EOF2
 flags linear_f --method linear --models "$FIX/a" "$FIX/b" --weights 1,3
 same linear linear_f "linear: recipe and flags differ"
 
+# each model its own density (mergekit's per-model density): --density takes one per model
+for m in ties dare_ties dare_linear; do
+  recipe "dens_$m" <<EOF2
+merge_method: $m
+base_model: $FIX/base
+models:
+  - {model: $FIX/a, parameters: {weight: 0.7, density: 0.5}}
+  - {model: $FIX/b, parameters: {weight: 0.3, density: 0.2}}
+  - {model: $FIX/c, parameters: {weight: 0.5}}
+EOF2
+  flags "dens_${m}_f" --method "${m/_/-}" --base "$FIX/base" --models "$FIX/a" "$FIX/b" "$FIX/c" --weights 0.7,0.3,0.5 \
+    --density 0.5,0.2,1
+  same "dens_$m" "dens_${m}_f" "$m with per-model densities: recipe and flags differ"
+  flags "dens_${m}_one" --method "${m/_/-}" --base "$FIX/base" --models "$FIX/a" "$FIX/b" "$FIX/c" --weights 0.7,0.3,0.5 \
+    --density 0.5
+  cmp -s "$T/dens_$m/model.safetensors" "$T/dens_${m}_one/model.safetensors" && fail "$m: per-model densities ignored"
+done
+# per-layer value lists (mergekit's gradients): a:b:c in the flags; a global list is every model's
+recipe grad <<EOF2
+merge_method: dare_ties
+base_model: $FIX/base
+parameters: {density: [0.2, 0.9]}
+models:
+  - {model: $FIX/a, parameters: {weight: [1, 0.25, 0]}}
+  - {model: $FIX/b, parameters: {weight: 0.5, density: [0.6, 0.3, 0.45]}}
+EOF2
+flags grad_f --method dare-ties --base "$FIX/base" --models "$FIX/a" "$FIX/b" --weights 1:0.25:0,0.5 --density 0.2:0.9,0.6:0.3:0.45
+same grad grad_f "per-layer lists: recipe and flags differ"
+flags grad_one --method dare-ties --base "$FIX/base" --models "$FIX/a" "$FIX/b" --weights 1,0.5 --density 0.2,0.6
+cmp -s "$T/grad/model.safetensors" "$T/grad_one/model.safetensors" && fail "per-layer lists ignored"
+jq -e '.densities == [[0.2, 0.9], [0.6, 0.3, 0.45]] and .weights == [[1, 0.25, 0], 0.5]' "$T/grad/merge_info.json" \
+  >/dev/null || fail "merge_info.json: $(cat "$T/grad/merge_info.json")"
+# flags that do not fit: one line naming the flag, exit 2, nothing written
+for bad_density in 0.5,0.2 0.5,,0.2 0.5:1.5 0.5:; do
+  "$X" merge --method ties --base "$FIX/base" --models "$FIX/a" "$FIX/b" "$FIX/c" --density "$bad_density" \
+    --out "$T/bad_flag" >/dev/null 2>"$T/err"
+  [ $? -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "--density" "$T/err" && [ ! -e "$T/bad_flag" ] ||
+    fail "--density $bad_density: $(cat "$T/err")"
+done
+
 # the JSON spelling of a recipe
 printf '{"merge_method": "dare_linear", "base_model": "%s", "models": [{"model": "%s", "parameters": {"weight": 0.6, "density": 0.3}}, {"model": "%s", "parameters": {"weight": 0.4, "density": 0.3}}]}\n' \
   "$FIX/base" "$FIX/a" "$FIX/c" >"$T/dl.json"
@@ -117,17 +158,23 @@ bad slices "slices" <<EOF2
 merge_method: linear
 slices: [{sources: [{model: $FIX/a, layer_range: [0, 2]}]}]
 EOF2
-bad gradient "models\[0\].parameters.weight: per-layer" <<EOF2
+bad lambda_list "parameters.lambda: per-layer" <<EOF2
 merge_method: ties
 base_model: $FIX/base
-models: [{model: $FIX/a, parameters: {weight: [0, 0.5, 1], density: 0.5}}]
+models: [{model: $FIX/a, parameters: {weight: 1, density: 0.5}}]
+parameters: {lambda: [0.5, 1]}
 EOF2
-bad densities "models\[1\].parameters.density" <<EOF2
+bad filtered "models\[0\].parameters.weight\[0\]: filtered" <<EOF2
 merge_method: ties
+base_model: $FIX/base
+models: [{model: $FIX/a, parameters: {weight: [{filter: mlp, value: 0.5}, {value: 1}]}}]
+EOF2
+bad density_range "models\[1\].parameters.density\[1\]: 1.5 is not in" <<EOF2
+merge_method: dare_ties
 base_model: $FIX/base
 models:
   - {model: $FIX/a, parameters: {weight: 1, density: 0.5}}
-  - {model: $FIX/b, parameters: {weight: 1, density: 0.3}}
+  - {model: $FIX/b, parameters: {weight: 1, density: [0.3, 1.5]}}
 EOF2
 bad noweight "models\[0\].parameters.weight: required" <<EOF2
 merge_method: ties

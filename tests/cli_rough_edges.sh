@@ -5,7 +5,8 @@
 # (mkstemp makes 0600); errors carry no doubled prefix and say "is a directory" for a folder
 # given as a file; status lines ("wrote ...") go to stderr, stdout stays empty; a failed stats
 # leaves no folder; statistics of two option sets coexist in the cache and edit finds them;
-# an empty or broken tokenizer.json and an out-of-vocabulary bos_token_id are errors.
+# an empty or broken tokenizer.json and an out-of-vocabulary bos_token_id or eos_token_id are
+# errors; no error names a temporary (OUT.tmp-PID) instead of the user's path.
 set -u
 XLEDIT="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 SRC="$2"
@@ -26,6 +27,7 @@ expect_error() {
   [ "$(wc -l <"$T/err")" -eq 1 ] || fail "want one error line: $* -> $(cat "$T/err")"
   grep -q -- "$pattern" "$T/err" || fail "error does not match '$pattern': $(cat "$T/err")"
   grep -q "xledit \([a-z-]*\): \1:" "$T/err" && fail "doubled prefix: $(cat "$T/err")"
+  grep -q "\.tmp-[0-9]" "$T/err" && fail "error names a temporary, not the user's path: $(cat "$T/err")"
   [ -s "$T/out" ] && fail "wrote to stdout on error: $*"
 }
 
@@ -85,6 +87,8 @@ expect_error "tokenizer.json: not valid JSON" "$XLEDIT" info m
 rm m/tokenizer.json
 sed 's/"bos_token_id": *[0-9]*/"bos_token_id": 99999/' "$M/config.json" >m/config.json
 expect_error "bos_token_id: 99999 is outside the vocabulary" "$XLEDIT" info m
+sed 's/"eos_token_id": *[0-9]*/"eos_token_id": 99999/' "$M/config.json" >m/config.json
+expect_error "eos_token_id: 99999 is outside the vocabulary" "$XLEDIT" info m
 
 [ "$fails" -eq 0 ] && echo "cli_rough_edges: all checks passed"
 exit $((fails > 0))

@@ -4,7 +4,9 @@
  * tiny Llama in tests/fixtures/edit/model (HF folder, F32 weights, rotate-half RoPE, GQA) and
  * on the tiny GPT-2 in tests/fixtures/edit_gpt2/model (Conv1D weights stored [in, out], fused
  * c_attn, LayerNorm, learned positions, gelu_new; the edited matrix is mlp.c_proj, whose
- * ΔW [d, d_ff] the library keeps in the engine's [out, in] layout), the same checks on each.
+ * ΔW [d, d_ff] the library keeps in the engine's [out, in] layout) and on the tiny BLOOM in
+ * tests/fixtures/edit_bloom/model (per-head fused query_key_value, embedding LayerNorm, ALiBi;
+ * the edited matrix is mlp.dense_4h_to_h), the same checks on each.
  *
  * Checked, each as max|got − want| / max|want| over the whole array:
  *  - the logits of one prompt (the forward pass both sides run), tolerance 1e-5;
@@ -35,8 +37,9 @@
 
 #define FIXTURES XLE_SOURCE_DIR "/tests/fixtures/edit" /* the Llama fixtures (AlphaEdit's too) */
 /* The fixture folders, one per family: each has model/, requests.json, hparams_*.json and
- * expected.safetensors written by edit_reference.py (--family gpt2 for the second). */
-static const char *const FIXTURE_DIRS[] = {FIXTURES, XLE_SOURCE_DIR "/tests/fixtures/edit_gpt2"};
+ * expected.safetensors written by edit_reference.py (--family gpt2, --family bloom for the others). */
+static const char *const FIXTURE_DIRS[] = {FIXTURES, XLE_SOURCE_DIR "/tests/fixtures/edit_gpt2",
+                                           XLE_SOURCE_DIR "/tests/fixtures/edit_bloom"};
 static const char *g_dir; /* the folder of the family under test */
 
 /* ---- expected.safetensors (all F64) ------------------------------------------------------- */

@@ -5,6 +5,8 @@
  *  - The text-level metrics of a language half, before and after a change of the weights:
  *    every value recomputed here from the joint token sequence with xle_forward (argmax),
  *    xle_score (log-probabilities), xle_generate (greedy answers, KV cache) and a separate F1.
+ *  - Whole answers (decoded on to the end of the word): the metrics and every value they use are
+ *    bitwise those of the evaluation without them; each is the demo's xle_answer_whole text.
  *  - A run in process: the weights are bitwise the original afterwards; results.jsonl has one
  *    line per unit in unit order, skipped units name their reason; one unit's reliability is
  *    recomputed by editing a fresh copy of the model directly.
@@ -213,6 +215,44 @@ static void check_half(xle_model *m, const xle_half_eval *h, const xle_case_lang
     }
 }
 
+/* The same half evaluated with whole answers (xle_halves_eval_whole): every value the metrics
+ * use is bitwise what xle_halves_eval gave (plain), and the metrics too; each whole answer
+ * starts with the greedy one and is what xle_answer_whole (KV-cache generation, the demo's
+ * path) shows for the prompt. *n_longer counts answers that grew. */
+static void check_whole_answers(xle_model *m, const xle_case_lang *l, const xle_half_eval *plain,
+                                const xle_half_eval *pre_plain, int *n_longer) {
+    xle_tokenizer *tok = xle_model_tokenizer(m);
+    xle_error err = {0};
+    xle_half_eval whole;
+    CHECK_OK(xle_halves_eval_whole(m, tok, NULL, &l, 1, XLE_ANSWER_EXTRA_TOKENS, &whole, &err), &err);
+    CHECK(whole.n_qa == plain->n_qa);
+    for (int i = 0; i < whole.n_qa && i < plain->n_qa; i++) {
+        const xle_qa_eval *a = &whole.qa[i], *b = &plain->qa[i];
+        CHECK(a->ok == b->ok && a->n_answer == b->n_answer && !b->greedy_whole);
+        CHECK(!memcmp(&a->acc, &b->acc, sizeof a->acc) && !memcmp(&a->nll_new, &b->nll_new, sizeof a->nll_new) &&
+              !memcmp(&a->nll_true, &b->nll_true, sizeof a->nll_true));
+        if (!a->ok) continue;
+        CHECK(!memcmp(a->argmax, b->argmax, (size_t)a->n_answer * sizeof *a->argmax));
+        CHECK(!strcmp(a->gold, b->gold) && !strcmp(a->greedy, b->greedy));
+        CHECK_MSG(a->greedy_whole && !strncmp(a->greedy_whole, a->greedy, strlen(a->greedy)),
+                  "whole answer '%s' does not start with '%s'", a->greedy_whole ? a->greedy_whole : "(null)", a->greedy);
+        int32_t *p = NULL, *ans = NULL, ids[64];
+        int np = 0, na = 0, kept = 0;
+        char *text = NULL;
+        CHECK_OK(xle_tokenize_continuation(tok, a->prompt, a->answer, &p, &np, &ans, &na, &err), &err);
+        CHECK_OK(xle_answer_whole(m, tok, p, np, na, na + XLE_ANSWER_EXTRA_TOKENS, ids, &kept, &text, &err), &err);
+        CHECK_MSG(text && a->greedy_whole && !strcmp(text, a->greedy_whole), "question %d: generation shows '%s', "
+                  "the evaluation '%s'", i, text ? text : "", a->greedy_whole ? a->greedy_whole : "");
+        *n_longer += a->greedy_whole && strlen(a->greedy_whole) > strlen(a->greedy);
+        free(p), free(ans), free(text);
+    }
+    double mp[XLE_METRIC_COUNT], mw[XLE_METRIC_COUNT];
+    CHECK_OK(xle_half_metrics(tok, plain, pre_plain, mp, &err), &err);
+    CHECK_OK(xle_half_metrics(tok, &whole, pre_plain, mw, &err), &err);
+    CHECK_MSG(!memcmp(mp, mw, sizeof mp), "metrics with whole answers differ from the metrics without");
+    xle_half_eval_free(&whole);
+}
+
 static void test_half_metrics(void) {
     xle_model *m = load_stories();
     if (!m) return;
@@ -225,6 +265,8 @@ static void test_half_metrics(void) {
     ref_pair refs[6];
     memset(refs, 0, sizeof refs);
     check_half(m, &pre, l, refs);
+    int n_longer = 0;
+    check_whole_answers(m, l, &pre, NULL, &n_longer);
 
     double mt[XLE_METRIC_COUNT];
     CHECK_OK(xle_half_metrics(tok, &pre, NULL, mt, &err), &err);
@@ -272,6 +314,8 @@ static void test_half_metrics(void) {
     ref_pair prefs[6];
     memset(prefs, 0, sizeof prefs);
     check_half(m, &post, l, prefs);
+    check_whole_answers(m, l, &post, &pre, &n_longer);
+    CHECK_MSG(n_longer > 0, "no greedy answer was cut inside a word (fixture)");
     CHECK_OK(xle_half_metrics(tok, &post, &pre, mt, &err), &err);
     double agree = 0, em = 0, f1 = 0;
     int changed = 0;
@@ -513,10 +557,17 @@ static void test_sharing(void) {
     char corpus[500], stats[500], path_a[600], path_b[600];
     snprintf(corpus, sizeof corpus, "%s/corpus.txt", tmpdir);
     snprintf(stats, sizeof stats, "%s/stats", tmpdir);
+    /* Sixty different stories: one sentence repeated with only a number changed spans too few
+     * key directions for stories260K's 172-wide MLP, so λC + K Kᵀ was singular up to rounding
+     * and MEMIT's Cholesky passed or failed by the last bits of the sums. */
+    static const char *const who[] = {"Lily", "Tom", "Sue", "Ben", "Mia"}, *const what[] = {"ball", "cat", "tree", "cake", "boat", "dog", "bird"},
+                             *const how[] = {"big", "red", "little", "happy", "old", "shiny"}, *const act[] = {"play", "run", "jump", "sing"};
     FILE *f = fopen(corpus, "w");
     for (int i = 0; f && i < 60; i++)
-        fprintf(f, "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
-                   "park. One day, she saw a big, red ball. Tom and his dog ran to the tree number %d.\n\n", i);
+        fprintf(f, "Once upon a time, %s saw a %s %s. %s wanted to %s with the %s, so %s went to the %s %s. "
+                   "They were %s and ate a %s.\n\n",
+                who[i % 5], how[i % 6], what[i % 7], who[(i + 2) % 5], act[i % 4], what[(i + 3) % 7], who[(i / 5) % 5],
+                how[(i / 6) % 6], what[(i / 7) % 7], how[(i + 1) % 6], what[(i + 5) % 7]);
     if (f) fclose(f);
     const int layers[2] = {1, 2};
     const char *files[1] = {corpus};

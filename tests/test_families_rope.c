@@ -506,6 +506,39 @@ static void test_gptj_easyedit_hparams(void) {
     xle_model_free(m);
 }
 
+/* BLOOM: EasyEdit publishes no files, so the defaults are gpt2-xl's scaled to the model; a file
+ * in EasyEdit's shape naming BLOOM's modules loads, gpt2-xl's (c_proj) is refused naming both. */
+static void test_bloom_edit_hparams(void) {
+    xle_model *m = load_model();
+    if (!m) return;
+    xle_edit_hparams d;
+    xle_edit_hparams_for_model(&d, XLE_EDIT_ROME, xle_model_config(m));
+    CHECK(d.n_layers == 1 && d.layers[0] == 1); /* 17 of 48 -> round(0.71) = 1 of 2 */
+    xle_edit_hparams_for_model(&d, XLE_EDIT_MEMIT, xle_model_config(m));
+    CHECK_MSG(fabs(d.mom2_update_weight - 20000.0 * 192 / 6400) < 1e-9, "MEMIT λ %g", d.mom2_update_weight);
+    char path[512], note[512];
+    snprintf(path, sizeof path, "/tmp/xle_test_bloom_rome_%d.yaml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("alg_name: \"ROME\"\nlayers: [1]\nv_num_grad_steps: 20\nv_lr: 5e-1\nv_loss_layer: 1\n"
+              "rewrite_module_tmp: \"transformer.h.{}.mlp.dense_4h_to_h\"\n"
+              "layer_module_tmp: \"transformer.h.{}\"\nmlp_module_tmp: \"transformer.h.{}.mlp\"\n"
+              "attn_module_tmp: \"transformer.h.{}.self_attention\"\nln_f_module: \"transformer.ln_f\"\n"
+              "lm_head_module: \"transformer.word_embeddings\"\n", f);
+        fclose(f);
+    }
+    xle_edit_hparams hp;
+    xle_error err = {0};
+    xle_edit_hparams_default(&hp, XLE_EDIT_ROME, 2);
+    CHECK_OK(xle_edit_hparams_load_file(&hp, path, m, note, sizeof note, &err), &err);
+    CHECK(hp.n_layers == 1 && hp.layers[0] == 1);
+    unlink(path);
+    CHECK(xle_edit_hparams_load_file(&hp, EASYEDIT "/ROME/gpt2-xl.yaml", m, NULL, 0, &err) != XLE_OK);
+    CHECK_MSG(strstr(err.msg, "dense_4h_to_h") && strstr(err.msg, "BLOOM"), "%s", err.msg);
+    xle_model_free(m);
+}
+
 /* A config.json field set to a bad value (JSON text) is one error naming config.json and the
  * field. */
 static void bad_config(const char *family, const char *field, const char *value, const char *want) {
@@ -555,7 +588,10 @@ int main(void) {
     for (int i = 0; i < 4; i++) {
         if (!family_fix_load(&g_fix, families[i], "test_families_rope")) return 1;
         if (i == 0) RUN(test_gptj_config);
-        else if (i == 3) RUN(test_bloom_config);
+        else if (i == 3) {
+            RUN(test_bloom_config);
+            RUN(test_bloom_edit_hparams);
+        }
         else RUN(test_gemma_config);
         RUN(test_logits);
         RUN(test_kv_cache);

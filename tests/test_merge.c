@@ -183,6 +183,9 @@ typedef struct gcase {
     char models[4][512];
     const char *model_ptrs[4];
     float weights[4];
+    double densities[4];
+    xle_merge_gradient wgrad[4], dgrad[4];
+    double lists[8][8];      /* the per-layer lists wgrad and dgrad point at */
     int exact;
 } gcase;
 
@@ -208,14 +211,32 @@ static void case_get(int i, gcase *c) {
         c->o.base = c->base;
     }
     json_t *ms = json_object_get(j, "models"), *ws = json_object_get(j, "weights");
+    json_t *ds = json_object_get(j, "densities");
     c->o.n_models = (int)json_array_size(ms);
+    int n_lists = 0, any_w = 0, any_d = 0;
     for (int k = 0; k < c->o.n_models && k < 4; k++) {
         snprintf(c->models[k], sizeof c->models[k], FIX "/models/%s", json_string_value(json_array_get(ms, (size_t)k)));
         c->model_ptrs[k] = c->models[k];
-        c->weights[k] = (float)json_number_value(json_array_get(ws, (size_t)k));
+        for (int which = 0; which < 2; which++) { /* a number, or a per-layer list */
+            json_t *v = json_array_get(which ? ds : ws, (size_t)k);
+            double first = json_number_value(v);
+            if (json_is_array(v) && n_lists < 8) {
+                double *list = c->lists[n_lists++];
+                int n = (int)json_array_size(v) < 8 ? (int)json_array_size(v) : 8;
+                for (int e = 0; e < n; e++) list[e] = json_number_value(json_array_get(v, (size_t)e));
+                first = list[0];
+                (which ? c->dgrad : c->wgrad)[k] = (xle_merge_gradient){list, n};
+                *(which ? &any_d : &any_w) = 1;
+            }
+            if (which) c->densities[k] = first;
+            else c->weights[k] = (float)first;
+        }
     }
     c->o.models = c->model_ptrs;
     c->o.weights = c->weights;
+    c->o.densities = c->densities;
+    c->o.weight_gradients = any_w ? c->wgrad : NULL;
+    c->o.density_gradients = any_d ? c->dgrad : NULL;
     c->o.density = json_number_value(json_object_get(j, "density"));
     c->o.lambda = (float)json_number_value(json_object_get(j, "lambda"));
     c->o.normalize = json_is_true(json_object_get(j, "normalize"));
@@ -748,11 +769,33 @@ static void test_bad_options(void) {
     gcase c;
     CHECK(find_case("ties_f32", &c));
     xle_merge_opts o = c.o;
+    o.densities = NULL;
     o.density = 0;
     expect_failure(&o, "opt_density", XLE_ERR_ARG, NULL, "density");
-    o = c.o;
     o.density = 1.5;
     expect_failure(&o, "opt_density2", XLE_ERR_ARG, NULL, "density");
+    /* per-model densities and per-layer lists are checked the same way */
+    o = c.o;
+    double dens[3] = {0.5, 0, 0.5};
+    o.densities = dens;
+    expect_failure(&o, "opt_densities", XLE_ERR_ARG, NULL, "densities: entry 2");
+    o = c.o;
+    double bad_list[2] = {0.5, 1.25}, nan_list[2] = {1, NAN};
+    xle_merge_gradient grads[3] = {{NULL, 0}, {bad_list, 2}, {NULL, 0}};
+    o.density_gradients = grads;
+    expect_failure(&o, "opt_dgrad", XLE_ERR_ARG, NULL, "densities: entry 2: per-layer value 2");
+    o = c.o;
+    grads[1] = (xle_merge_gradient){nan_list, 2};
+    o.weight_gradients = grads;
+    expect_failure(&o, "opt_wgrad", XLE_ERR_ARG, NULL, "weights: entry 2: per-layer value 2");
+    /* a normalized linear merge whose per-layer weights sum to 0 at some layer */
+    CHECK(find_case("linear_grad", &c));
+    o = c.o;
+    double zero_at_end[2] = {1, 0};
+    xle_merge_gradient both_zero[2] = {{zero_at_end, 2}, {zero_at_end, 2}};
+    o.weight_gradients = both_zero;
+    expect_failure(&o, "opt_wgrad_sum", XLE_ERR_ARG, NULL, "sum to 0 at model.layers.3.");
+    CHECK(find_case("ties_f32", &c));
     o = c.o;
     o.base = NULL;
     expect_failure(&o, "opt_nobase", XLE_ERR_ARG, NULL, "base");
@@ -953,6 +996,124 @@ static void test_hist_select(void) {
     CHECK(xle_merge_interleaved_row(1, 8) == 2 && xle_merge_interleaved_row(4, 8) == 1);
 }
 
+/* ---- other families ---------------------------------------------------------------------- */
+
+/* Logits of a model at every position of a fixed 6-token sequence (V * 6 floats, caller frees). */
+static float *logits_of(const char *dir, xle_arch want_arch, int *vocab) {
+    xle_error err = {0};
+    xle_model *m = NULL;
+    CHECK_OK(xle_model_load(dir, &m, &err), &err);
+    if (!m) return NULL;
+    CHECK_MSG(xle_model_config(m)->arch == want_arch, "%s: loads as another architecture", dir);
+    int V = xle_model_config(m)->vocab_size, starts[2] = {0, 6};
+    if (vocab) *vocab = V;
+    int32_t ids[6] = {1, 5, 9, 3, 17, 22};
+    xle_batch b = {.n_seqs = 1, .tokens = ids, .seq_start = starts};
+    float *out = malloc((size_t)6 * (size_t)V * sizeof *out);
+    CHECK_OK(xle_forward(m, &b, NULL, out, &err), &err);
+    xle_model_free(m);
+    return out;
+}
+
+/* GPT-2, GPT-J and Gemma merged by name (their goldens ran in test_golden): the outputs load as
+ * their family and give finite logits; averaging a model with itself (these and the BLOOM family
+ * fixture) gives back its logits bit for bit (the layouts went through unchanged); mismatched families, a missing tensor, an extra
+ * tensor or another shape fail naming the file and the tensor, before any output exists. */
+static void test_families(void) {
+    static const struct { const char *name; xle_arch arch; } outs[] = {
+        {"ties_gpt2", XLE_ARCH_GPT2}, {"ties_gpt2_ext", XLE_ARCH_GPT2}, {"ties_gptj_ext", XLE_ARCH_GPTJ},
+        {"dare_ties_gemma", XLE_ARCH_GEMMA}};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        char dir[128];
+        snprintf(dir, sizeof dir, "golden_%s", outs[i].name);
+        float *l = logits_of(tmp_path(dir), outs[i].arch, NULL);
+        int V = strstr(outs[i].name, "_ext") ? 30 : 24, finite = 1;
+        for (int k = 0; l && k < 6 * V; k++) finite &= isfinite(l[k]);
+        CHECK_MSG(l && finite, "%s: logits not finite", outs[i].name);
+        free(l);
+    }
+    /* BLOOM (fused per-head query_key_value, embedding LayerNorm) needs no merge code of its own */
+    static const struct { const char *model; xle_arch arch; int vocab; } selfs[] = {
+        {"gpt2_a", XLE_ARCH_GPT2, 24}, {"gptj_b", XLE_ARCH_GPTJ, 24}, {"gemma_a", XLE_ARCH_GEMMA, 24},
+        {"../../families/bloom/hf_f32", XLE_ARCH_BLOOM, 0}};
+    for (size_t i = 0; i < sizeof selfs / sizeof selfs[0]; i++) {
+        char in[600], out[96];
+        snprintf(in, sizeof in, FIX "/models/%s", selfs[i].model);
+        snprintf(out, sizeof out, "self_%zu", i);
+        const char *ms[2] = {in, in};
+        xle_merge_opts o;
+        xle_merge_opts_default(&o);
+        o.method = XLE_MERGE_LINEAR;
+        o.models = ms;
+        o.n_models = 2;
+        xle_error err = {0};
+        int V = 0;
+        CHECK_OK(xle_merge(&o, tmp_path(out), NULL, &err), &err);
+        float *a = logits_of(in, selfs[i].arch, NULL), *b = logits_of(tmp_path(out), selfs[i].arch, &V);
+        CHECK_MSG(a && b && (selfs[i].vocab == 0 || V == selfs[i].vocab) &&
+                  memcmp(a, b, (size_t)6 * (size_t)V * sizeof *a) == 0, "%s: (m + m) / 2 changed the logits",
+                  selfs[i].model);
+        free(a);
+        free(b);
+    }
+    gcase c;
+    CHECK(find_case("ties_gpt2", &c));
+    xle_merge_opts o = c.o;
+    char other[600];
+    snprintf(other, sizeof other, FIX "/models/gemma_a");
+    const char *mixed[2] = {c.model_ptrs[0], other};
+    o.models = mixed;
+    expect_failure(&o, "fam_mixed", XLE_ERR_ARG, "gemma_a", "architecture: Gemma does not match");
+    /* a copy of gpt2_a without one tensor, with one more, with one reshaped */
+    xle_error err = {0};
+    st_file src;
+    CHECK(st_read(FIX "/models/gpt2_a/model.safetensors", &src));
+    static const char *const variants[] = {"fam_missing", "fam_extra", "fam_shape"};
+    static const char *const fields[] = {"transformer.h.1.mlp.c_fc.bias: missing here",
+                                         "extra.weight: present here but missing",
+                                         "transformer.h.0.attn.c_attn.weight: shape [96, 8] does not match [8, 24]"};
+    for (int v = 0; v < 3; v++) {
+        char dir[96], path[700], cfg_path[700];
+        snprintf(dir, sizeof dir, "%s_in", variants[v]);
+        mkdir(tmp_path(dir), 0755);
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", tmp_path(dir));
+        char *cfg = read_text(FIX "/models/gpt2_a/config.json");
+        FILE *f = fopen(cfg_path, "w");
+        if (f && cfg) fputs(cfg, f);
+        if (f) fclose(f);
+        free(cfg);
+        xle_st_tensor ts[64];
+        int n = 0;
+        for (int k = 0; k < src.st->n && n < 63; k++) {
+            const xle_st_entry *e = &src.st->entries[k];
+            if (v == 0 && !strcmp(e->name, "transformer.h.1.mlp.c_fc.bias")) continue;
+            ts[n] = (xle_st_tensor){e->name, e->dtype, e->ndim, {0}, e->data};
+            memcpy(ts[n].shape, e->shape, sizeof e->shape);
+            if (v == 2 && !strcmp(e->name, "transformer.h.0.attn.c_attn.weight")) { /* stored [out, in] */
+                ts[n].shape[0] = e->shape[1];
+                ts[n].shape[1] = e->shape[0];
+            }
+            n++;
+        }
+        if (v == 1) ts[n++] = (xle_st_tensor){"extra.weight", "F32", 1, {2}, src.st->entries[0].data};
+        snprintf(path, sizeof path, "%s/model.safetensors", tmp_path(dir));
+        CHECK_OK(xle_safetensors_write(path, ts, (size_t)n, NULL, NULL, &err), &err);
+        o = c.o;
+        const char *ms[2] = {tmp_path(dir), c.model_ptrs[1]};
+        o.models = ms;
+        snprintf(path, sizeof path, "%s_out", variants[v]);
+        xle_model *probe = NULL;
+        if (xle_model_load(tmp_path(dir), &probe, &err) != XLE_OK) { /* the loader may refuse it first */
+            CHECK_MSG(strstr(err.msg, dir) != NULL, "%s: loader message does not name the file: %s", variants[v], err.msg);
+            fprintf(stderr, "     %s: refused by the loader: %s\n", variants[v], err.msg);
+            continue;
+        }
+        xle_model_free(probe);
+        expect_failure(&o, path, XLE_ERR_ARG, dir, fields[v]);
+    }
+    st_close(&src);
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/xle-test-merge-XXXXXX");
     if (!mkdtemp(g_tmp)) {
@@ -973,6 +1134,7 @@ int main(void) {
     RUN(test_bad_options);
     RUN(test_nonfinite_and_interrupt);
     RUN(test_ties_keep_count);
+    RUN(test_families);
     json_decref(g_cases);
     rm_rf(g_tmp);
     return check_summary();

@@ -1,7 +1,8 @@
 /*
- * cmd_merge.c: `xledit merge`, model merging (linear, task arithmetic, TIES, DARE-TIES) into an
- * HF folder or a GGUF file. Option parsing and progress only; the work is xle_merge
- * (src/merge/). Ctrl-C stops at the next chunk and leaves no output.
+ * cmd_merge.c: `xledit merge`, model merging (linear, task arithmetic, TIES, DARE-TIES,
+ * DARE-linear; from flags or a mergekit recipe with --config, per-model and per-layer weights and
+ * densities) into an HF folder or a GGUF file. Option parsing and progress only; the work is
+ * xle_merge (src/merge/). Ctrl-C stops at the next chunk and leaves no output.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,7 +36,8 @@ static const char MERGE_USAGE[] =
     "  dare-linear      the same drop and rescale, then BASE + lambda * sum_i w_i tau~_i (no\n"
     "                   election; divided by sum_i w_i only with --normalize)\n"
     "--config reads a mergekit YAML recipe (merge_method linear, task_arithmetic, ties,\n"
-    "dare_ties, dare_linear; base_model; models[].model with parameters weight, density;\n"
+    "dare_ties, dare_linear; base_model; models[].model with parameters weight, density, each a\n"
+    "number or a per-layer list;\n"
     "parameters normalize, lambda) with mergekit's defaults (density 1).\n"
     "\n"
     "Inputs may be HF folders, .gguf files or llama2.c checkpoints, mixed. Models with a larger\n"
@@ -45,7 +47,10 @@ static const char MERGE_USAGE[] =
     "\n"
     "options:\n"
     "  --weights LIST   one weight per model (default 1 each)\n"
-    "  --density D      TIES / DARE-TIES fraction kept, in (0, 1] (default 0.2)\n"
+    "  --density D      TIES / DARE fraction kept, in (0, 1] (default 0.2); one for all models or a\n"
+    "                   comma-separated list, one per model (mergekit's per-model density)\n"
+    "                   In --weights and --density an entry may be a per-layer list a:b:c (mergekit's\n"
+    "                   gradient: interpolated over the layers; embeddings and head take a)\n"
     "  --lambda L       scale of the merged task vector (default 1)\n"
     "  --seed S         DARE drop mask seed (default 0)\n"
     "  --out OUT        output folder (hf) or file (gguf); must not exist\n";
@@ -62,15 +67,6 @@ static int show_progress(void *user, int64_t done, int64_t total) {
     return interrupted;
 }
 
-static int parse_double(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v)) return 0;
-    *out = v;
-    return 1;
-}
-
 static int parse_float(const char *s, float *out) {
     char *end;
     errno = 0;
@@ -80,28 +76,85 @@ static int parse_float(const char *s, float *out) {
     return 1;
 }
 
-/* "0.5,1,2" -> n floats (malloc'd). */
-static int parse_weights(const char *s, float **out, int *n) {
-    int cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    float *w = malloc((size_t)cap * sizeof *w);
+/* A --weights or --density argument: comma-separated entries, one per model (or, for
+ * --density, one for all), each a number or a ':'-separated per-layer list ("0.2:0.5:1", as a
+ * mergekit gradient). All numbers live in store; grads[i].n is 0 for a plain number. */
+typedef struct value_arg {
+    int n;                     /* entries */
+    double *scalars;           /* n: the number, or the list's first value */
+    xle_merge_gradient *grads; /* n */
+    double *store;
+    int any_list;
+} value_arg;
+
+static void value_arg_free(value_arg *a) {
+    free(a->scalars);
+    free(a->grads);
+    free(a->store);
+    memset(a, 0, sizeof *a);
+}
+
+/* Parses s; density: every number must lie in (0, 1]. Returns 0 on a malformed argument. */
+static int parse_values(const char *s, int density, value_arg *a) {
+    memset(a, 0, sizeof *a);
+    int entries = 1, numbers = 1;
+    for (const char *p = s; *p; p++) {
+        entries += *p == ',';
+        numbers += *p == ',' || *p == ':';
+    }
+    a->scalars = calloc((size_t)entries, sizeof *a->scalars);
+    a->grads = calloc((size_t)entries, sizeof *a->grads);
+    a->store = calloc((size_t)numbers, sizeof *a->store);
     char *copy = strdup(s);
-    if (!w || !copy) {
-        free(w);
-        free(copy);
-        return 0;
-    }
-    int k = 0, ok = 1;
+    int ok = a->scalars && a->grads && a->store && copy, used = 0;
     char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save))
-        ok = parse_float(tok, &w[k++]);
+    for (char *tok = ok ? strtok_r(copy, ",", &save) : NULL; tok && ok; tok = strtok_r(NULL, ",", &save)) {
+        int first = used, k = 0;
+        const char *q = tok;
+        for (;;) { /* one number up to the next ':' */
+            char *end;
+            errno = 0;
+            double v = strtod(q, &end);
+            ok = end != q && (*end == ':' || *end == 0) && !errno && isfinite(v) && (!density || (v > 0 && v <= 1));
+            if (!ok) break;
+            a->store[used++] = v;
+            k++;
+            if (*end == 0) break;
+            q = end + 1;
+        }
+        if (!ok) break;
+        a->scalars[a->n] = a->store[first];
+        if (k > 1) {
+            a->grads[a->n] = (xle_merge_gradient){a->store + first, k};
+            a->any_list = 1;
+        }
+        a->n++;
+    }
     free(copy);
-    if (!ok || k != cap) {
-        free(w);
+    if (ok && a->n != entries) ok = 0; /* an empty entry ("1,,2") */
+    if (!ok) value_arg_free(a);
+    return ok;
+}
+
+/* One --density entry for every model: copies the single entry n_models times. */
+static int spread_values(value_arg *a, int n_models) {
+    if (a->n != 1 || n_models == 1) return 1;
+    double *scalars = calloc((size_t)n_models, sizeof *scalars);
+    xle_merge_gradient *grads = calloc((size_t)n_models, sizeof *grads);
+    if (!scalars || !grads) {
+        free(scalars);
+        free(grads);
         return 0;
     }
-    *out = w;
-    *n = k;
+    for (int i = 0; i < n_models; i++) {
+        scalars[i] = a->scalars[0];
+        grads[i] = a->grads[0];
+    }
+    free(a->scalars);
+    free(a->grads);
+    a->scalars = scalars;
+    a->grads = grads;
+    a->n = n_models;
     return 1;
 }
 
@@ -150,7 +203,7 @@ int cmd_merge(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     xle_merge_opts mo;
     xle_merge_opts_default(&mo);
-    const char *out = NULL, *weights_arg = NULL, *config = NULL, *recipe_flag = NULL;
+    const char *out = NULL, *weights_arg = NULL, *density_arg = NULL, *config = NULL, *recipe_flag = NULL;
     int have_method = 0, c;
     const char **models = calloc((size_t)argc + 1, sizeof *models);
     if (!models) return cli_usage_error("merge", "out of memory");
@@ -174,10 +227,7 @@ int cmd_merge(int argc, char **argv) {
             while (optind < argc && argv[optind][0] != '-') models[n_models++] = argv[optind++];
             break;
         case 'w': weights_arg = optarg; break;
-        case 'd':
-            if (!parse_double(optarg, &mo.density) || !(mo.density > 0 && mo.density <= 1))
-                rc = cli_usage_error("merge", "--density: '%s' is not a number in (0, 1]", optarg);
-            break;
+        case 'd': density_arg = optarg; break;
         case 'l':
             if (!parse_float(optarg, &mo.lambda)) rc = cli_usage_error("merge", "--lambda: '%s' is not a number", optarg);
             break;
@@ -221,23 +271,41 @@ int cmd_merge(int argc, char **argv) {
     if (rc == 0 && !mo.base && mo.method != XLE_MERGE_LINEAR)
         rc = cli_usage_error("merge", "--base is required for %s", xle_merge_method_name(mo.method));
     float *weights = NULL;
-    int n_weights = 0;
+    value_arg wa = {0}, da = {0};
     if (rc == 0 && weights_arg) {
-        if (!parse_weights(weights_arg, &weights, &n_weights))
-            rc = cli_usage_error("merge", "--weights: '%s' is not a comma-separated list of numbers", weights_arg);
-        else if (n_weights != n_models)
-            rc = cli_usage_error("merge", "--weights: %d weights for %d models", n_weights, n_models);
+        if (!parse_values(weights_arg, 0, &wa))
+            rc = cli_usage_error("merge", "--weights: '%s' is not a comma-separated list of numbers (or "
+                                 "':'-separated per-layer lists)", weights_arg);
+        else if (wa.n != n_models)
+            rc = cli_usage_error("merge", "--weights: %d weights for %d models", wa.n, n_models);
+        else if (!(weights = malloc((size_t)n_models * sizeof *weights)))
+            rc = cli_usage_error("merge", "out of memory");
+        for (int i = 0; rc == 0 && i < n_models; i++) weights[i] = (float)wa.scalars[i];
     }
-    if (rc != 0) {
-        free(models);
-        free(weights);
-        return rc;
+    if (rc == 0 && density_arg) {
+        if (!parse_values(density_arg, 1, &da))
+            rc = cli_usage_error("merge", "--density: '%s' is not a number in (0, 1], one per model, or "
+                                 "':'-separated per-layer lists", density_arg);
+        else if (da.n != 1 && da.n != n_models)
+            rc = cli_usage_error("merge", "--density: %d values for %d models", da.n, n_models);
+        else if (!spread_values(&da, n_models))
+            rc = cli_usage_error("merge", "out of memory");
     }
-    mo.models = models;
-    mo.n_models = n_models;
-    mo.weights = weights;
-    rc = run_merge(&mo, out);
+    if (rc == 0) {
+        mo.models = models;
+        mo.n_models = n_models;
+        mo.weights = weights;
+        mo.weight_gradients = wa.any_list ? wa.grads : NULL;
+        if (density_arg) {
+            mo.density = da.scalars[0];
+            mo.densities = da.scalars;
+            mo.density_gradients = da.any_list ? da.grads : NULL;
+        }
+        rc = run_merge(&mo, out);
+    }
     free(models);
     free(weights);
+    value_arg_free(&wa);
+    value_arg_free(&da);
     return rc;
 }

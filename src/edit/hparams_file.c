@@ -72,6 +72,8 @@ static const char *arch_name(const xle_model *model) {
 /* Which family writes module names this way, for the message when a file is for another. */
 static const char *family_of(const char *name) {
     if (strstr(name, "fc_out") || strstr(name, "fc_in")) return "GPT-J's";
+    if (strstr(name, "dense_4h_to_h") || strstr(name, "self_attention") || strstr(name, "word_embeddings"))
+        return "BLOOM's";
     if (!strncmp(name, "transformer.", 12)) return "a GPT-2, GPT-J or Qwen-1 name";
     if (!strncmp(name, "gpt_neox.", 9)) return "GPT-NeoX's";
     if (!strncmp(name, "model.layers.", 13)) return "a Llama, Mistral or Qwen2 name";

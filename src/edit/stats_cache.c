@@ -83,6 +83,9 @@ void xle_model_fingerprint(xle_model *model, char out[65]) {
         hash_tensor(&hs, &w->tok_embd, row);
         hash_tensor(&hs, &w->out_norm, row);
         hash_tensor(&hs, &w->lm_head, row);
+        /* BLOOM's embedding LayerNorm changes every key; absent elsewhere (fingerprints unchanged) */
+        if (w->embd_norm.data) hash_tensor(&hs, &w->embd_norm, row);
+        if (w->embd_norm_b.data) hash_tensor(&hs, &w->embd_norm_b, row);
         /* wq/wk are left out: GGUF stores their rows permuted for its RoPE convention */
         for (int l = 0; l < c->n_layers; l++) {
             const xle_layer_weights *lw = &w->layers[l];

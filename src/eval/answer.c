@@ -9,7 +9,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "xledit.h"
+#include "eval/eval_internal.h"
 
 /* Whether all of s is valid UTF-8; *last gets its last code point (-1 when empty). */
 static int valid_utf8(const char *s, size_t n, utf8proc_int32_t *last) {
@@ -33,9 +33,10 @@ static int starts_new_word(utf8proc_int32_t cp) {
            c != UTF8PROC_CATEGORY_NO;
 }
 
-/* Whether the first k of the n generated ids end a word of the whole decoded text `full`. */
+/* Whether the first k of the n generated ids end a word of the whole decoded text `full`. Tokens
+ * after k that add no text end the word only when `final` (nothing more will be generated). */
 static int word_ends_after(const xle_tokenizer *tok, const int32_t *ids, int k, const char *full,
-                           int *nomem) {
+                           int final, int *nomem) {
     char *pre = xle_detokenize(tok, ids, k, 1);
     if (!pre) {
         *nomem = 1;
@@ -46,16 +47,35 @@ static int word_ends_after(const xle_tokenizer *tok, const int32_t *ids, int k, 
     int ok = strncmp(pre, full, n) == 0 && valid_utf8(pre, n, &last);
     free(pre);
     if (!ok) return 0;  /* inside a character made of byte tokens, or decoding is not a prefix */
-    if (!full[n]) return 1; /* the tokens after k add no text */
+    if (!full[n]) return final; /* the tokens after k add no text */
     if (utf8proc_iterate((const utf8proc_uint8_t *)full + n, -1, &next) <= 0) return 0;
     if (!starts_new_word(next)) return 0;
     utf8proc_int32_t state = 0;
     return last < 0 || utf8proc_grapheme_break_stateful(last, next, &state);
 }
 
+int xle_answer_cut(const xle_tokenizer *tok, const int32_t *ids, int n, int n_min, int final, int *nomem) {
+    *nomem = 0;
+    if (n_min < 0) n_min = 0;
+    if (n_min >= n) return -1;
+    char *full = xle_detokenize(tok, ids, n, 1);
+    if (!full) {
+        *nomem = 1;
+        return -1;
+    }
+    int cut = -1;
+    for (int k = n_min; k < n && !*nomem; k++)
+        if (word_ends_after(tok, ids, k, full, final, nomem)) {
+            cut = k;
+            break;
+        }
+    free(full);
+    return *nomem ? -1 : cut;
+}
+
 /* Text without a trailing incomplete UTF-8 sequence (an answer stopped by the cap may end in
  * the middle of a character made of byte tokens). */
-static void drop_incomplete_tail(char *s) {
+void xle_answer_drop_incomplete_tail(char *s) {
     size_t n = strlen(s), i = 0, good = 0;
     while (i < n) {
         utf8proc_int32_t cp;
@@ -82,19 +102,12 @@ xle_status xle_answer_whole(xle_model *model, const struct xle_tokenizer *tok, c
     int n_gen = 0;
     xle_status st = xle_generate(model, prompt, n_prompt, n_max, &greedy, ids, &n_gen, err);
     if (st != XLE_OK) return st;
-    char *full = xle_detokenize(tok, ids, n_gen, 1);
-    if (!full) return xle_fail(err, XLE_ERR_NOMEM, "answer: out of memory");
-    int cut = n_gen, nomem = 0;
-    for (int k = n_min; k < n_gen && !nomem; k++)
-        if (word_ends_after(tok, ids, k, full, &nomem)) {
-            cut = k;
-            break;
-        }
-    free(full);
+    int nomem = 0, cut = xle_answer_cut(tok, ids, n_gen, n_min, 1, &nomem);
     if (nomem) return xle_fail(err, XLE_ERR_NOMEM, "answer: out of memory");
+    if (cut < 0) cut = n_gen;
     *text = xle_detokenize(tok, ids, cut, 1);
     if (!*text) return xle_fail(err, XLE_ERR_NOMEM, "answer: out of memory");
-    drop_incomplete_tail(*text);
+    xle_answer_drop_incomplete_tail(*text);
     *n_ids = cut;
     return XLE_OK;
 }

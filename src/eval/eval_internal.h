@@ -25,7 +25,11 @@ typedef struct xle_qa_eval {
     int32_t *argmax;       /* n_answer teacher-forced argmax ids (locality compares these) */
     int n_answer;
     char *gold;            /* the answer's tokens decoded (what exact match compares with) */
-    char *greedy;          /* the greedy answer (n_answer tokens at most, decoded) */
+    char *greedy;          /* the greedy answer (n_answer tokens at most, decoded): what the
+                            * metrics compare */
+    char *greedy_whole;    /* the greedy answer shown whole: decoded on to the end of the word
+                            * (answer.c), at most XLE_ANSWER_EXTRA_TOKENS more; NULL when not
+                            * asked for (xle_halves_eval) */
     double nll_new;        /* mean NLL of target_new after prompt (rel, gen, loc); NaN if absent */
     double nll_true;       /* mean NLL of target_true after prompt (rel, gen, loc); NaN if absent */
 } xle_qa_eval;
@@ -44,6 +48,44 @@ void xle_half_eval_free(xle_half_eval *h);
 xle_status xle_halves_eval(xle_model *model, const xle_tokenizer *tok, const xle_chat_template *chat,
                            const xle_case_lang *const *halves, int n, xle_half_eval *out,
                            xle_error *err);
+
+/* As xle_halves_eval, and with answer_extra > 0 each greedy answer is also decoded on until its
+ * word ends, at most answer_extra tokens past the expected answer's length (greedy_whole); the
+ * metrics are computed as without it. */
+xle_status xle_halves_eval_whole(xle_model *model, const xle_tokenizer *tok, const xle_chat_template *chat,
+                                 const xle_case_lang *const *halves, int n, int answer_extra,
+                                 xle_half_eval *out, xle_error *err);
+
+/* The most tokens a greedy answer is decoded past the expected answer's length to end its word
+ * (results.jsonl's before_whole / after_whole). */
+#define XLE_ANSWER_EXTRA_TOKENS 8
+
+/* Greedy decoding past the expected answer (metrics.c): with max_extra > 0, each greedy probe
+ * goes on for at most max_extra tokens past n_answer, until EOS or until cut(ctx, ids, n, n_answer)
+ * finds a word end in the n greedy ids decoded so far (n > n_answer; >= 0: found). ids[i] and
+ * n_ids[i] (arrays of n probes, given by the caller) receive every greedy id decoded, EOS not
+ * included (malloc'd; the caller frees them; NULL for probes without greedy); final[i] is 1 when
+ * the decoding stopped at EOS or at the limit rather than at a word end. The first
+ * min(n_ids, n_answer) ids are the result's greedy answer, as xle_probes_eval gives it. */
+typedef struct xle_greedy_more {
+    int max_extra;
+    int (*cut)(void *ctx, const int32_t *ids, int n, int n_min);
+    void *ctx;
+    int32_t **ids;
+    int *n_ids;
+    int *final;
+} xle_greedy_more;
+
+xle_status xle_probes_eval_more(xle_model *model, const xle_probe *probes, int n, int eos_id,
+                                const xle_greedy_more *more, xle_probe_result *out, xle_error *err);
+
+/* Where a greedy answer shown whole ends (answer.c): the first k in [n_min, n) such that the text
+ * of ids[0..k) ends a word of the text of ids[0..n) (the text after it starts with white space,
+ * punctuation or a symbol, between grapheme clusters, never inside a character); with final,
+ * tokens after k that add no text end it too. -1: none (or out of memory: *nomem = 1). */
+int xle_answer_cut(const xle_tokenizer *tok, const int32_t *ids, int n, int n_min, int final, int *nomem);
+/* Cuts a trailing incomplete UTF-8 sequence off s (a cap can stop inside a character). */
+void xle_answer_drop_incomplete_tail(char *s);
 
 /* metrics[XLE_METRIC_COUNT] of an evaluation: post is the model after the edit, pre the same
  * half before it (locality compares them; pre == NULL gives the pre-edit values of post, with

@@ -32,6 +32,7 @@ void xle_half_eval_free(xle_half_eval *h) {
     for (int i = 0; i < h->n_qa; i++) {
         xle_qa_eval *q = &h->qa[i];
         free(q->prompt), free(q->answer), free(q->argmax), free(q->gold), free(q->greedy);
+        free(q->greedy_whole);
     }
     free(h->qa);
     memset(h, 0, sizeof *h);
@@ -183,19 +184,51 @@ static char *decode(const xle_tokenizer *tok, const int32_t *ids, int n) {
     return valid_utf8(xle_detokenize(tok, ids, n, 1));
 }
 
+/* xle_greedy_more's cut: a word end in the greedy ids decoded so far (not final). */
+static int cut_word(void *tok, const int32_t *ids, int n, int n_min) {
+    int nomem = 0, cut = xle_answer_cut(tok, ids, n, n_min, 0, &nomem);
+    return nomem ? n_min : cut; /* out of memory: stop decoding (the text is made below) */
+}
+
+/* The greedy answer shown whole from every greedy id decoded (n_min: the expected answer's
+ * length), as valid UTF-8; NULL only when out of memory. */
+static char *whole_answer(const xle_tokenizer *tok, const int32_t *ids, int n, int n_min, int final) {
+    int nomem = 0, cut = xle_answer_cut(tok, ids, n, n_min, final, &nomem);
+    if (nomem) return NULL;
+    if (cut < 0) cut = n; /* stopped at EOS or at the limit without a word end */
+    if (cut <= 0) return dup_str("");
+    char *s = xle_detokenize(tok, ids, cut, 1);
+    if (!s) return NULL;
+    xle_answer_drop_incomplete_tail(s);
+    return valid_utf8(s);
+}
+
 xle_status xle_halves_eval(xle_model *m, const xle_tokenizer *tok, const xle_chat_template *chat,
                            const xle_case_lang *const *halves, int n, xle_half_eval *out,
                            xle_error *err) {
+    return xle_halves_eval_whole(m, tok, chat, halves, n, 0, out, err);
+}
+
+xle_status xle_halves_eval_whole(xle_model *m, const xle_tokenizer *tok, const xle_chat_template *chat,
+                                 const xle_case_lang *const *halves, int n, int answer_extra,
+                                 xle_half_eval *out, xle_error *err) {
     memset(out, 0, (size_t)(n > 0 ? n : 0) * sizeof *out);
     if (!tok) return xle_fail(err, XLE_ERR_ARG, "evaluation: the model has no tokenizer");
     probe_list pl = {.chat = chat};
     xle_probe_result *res = NULL;
+    xle_greedy_more more = {answer_extra > 0 ? answer_extra : 0, cut_word, (void *)tok, NULL, NULL, NULL};
     xle_status st = XLE_OK;
     for (int h = 0; h < n && st == XLE_OK; h++) st = build_half(&pl, tok, halves[h], &out[h], err);
     if (st == XLE_OK && pl.n) {
         res = calloc((size_t)pl.n, sizeof *res);
-        if (!res) st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: out of memory");
-        else st = xle_probes_eval(m, pl.p, pl.n, xle_tokenizer_eos_id(tok), res, err);
+        if (more.max_extra) {
+            more.ids = calloc((size_t)pl.n, sizeof *more.ids);
+            more.n_ids = calloc((size_t)pl.n, sizeof *more.n_ids);
+            more.final = calloc((size_t)pl.n, sizeof *more.final);
+        }
+        if (!res || (more.max_extra && (!more.ids || !more.n_ids || !more.final)))
+            st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: out of memory");
+        else st = xle_probes_eval_more(m, pl.p, pl.n, xle_tokenizer_eos_id(tok), &more, res, err);
     }
     for (int i = 0; st == XLE_OK && i < pl.n; i++) {
         xle_qa_eval *q = pl.qa[i];
@@ -212,6 +245,11 @@ xle_status xle_halves_eval(xle_model *m, const xle_tokenizer *tok, const xle_cha
                 break;
             }
             memcpy(q->argmax, r->argmax, (size_t)r->n_answer * sizeof *q->argmax);
+            if (more.max_extra &&
+                !(q->greedy_whole = whole_answer(tok, more.ids[i], more.n_ids[i], r->n_answer, more.final[i]))) {
+                st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: out of memory");
+                break;
+            }
             /* rel/gen ask for target_new itself: the main pair is its NLL */
             if (q->kind == XLE_QA_REL || q->kind == XLE_QA_GEN) q->nll_new = r->mean_nll;
             break;
@@ -221,6 +259,8 @@ xle_status xle_halves_eval(xle_model *m, const xle_tokenizer *tok, const xle_cha
     }
     if (res) xle_probe_results_free(res, pl.n);
     free(res);
+    for (int i = 0; more.ids && i < pl.n; i++) free(more.ids[i]);
+    free(more.ids), free(more.n_ids), free(more.final);
     probe_list_free(&pl);
     if (st != XLE_OK)
         for (int h = 0; h < n; h++) xle_half_eval_free(&out[h]);

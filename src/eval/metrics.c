@@ -9,12 +9,18 @@
  * before j. So the first mismatch fixes one more greedy token and the rest of the argmax row
  * becomes the next draft. Every pass confirms at least one token; when the model already says
  * the answer (the usual case after a successful edit) the teacher-forced pass is the only one.
+ *
+ * For showing an answer whole (xle_probes_eval_more), greedy decoding goes on past the expected
+ * answer's length until the word ends. Every pass of such a probe reads one token more (the
+ * whole draft) and gives the argmax after it, so the token after the expected length comes with
+ * the pass that verifies the last one; each further token takes one more (batched) pass. The
+ * rows of the expected answer's positions are computed as without it.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "xledit.h"
+#include "eval/eval_internal.h"
 
 /* Packed-batch limits: tokens per forward pass, and bytes of logits per pass. */
 #define PROBE_BATCH_TOKENS 2048
@@ -108,28 +114,33 @@ void xle_probe_results_free(xle_probe_result *r, int n) {
     }
 }
 
-/* One sequence of a pass: prompt + the first n_answer - 1 draft tokens; logits are wanted at
- * answer positions [from, n_answer). */
+/* One sequence of a pass: prompt + the first to - 1 draft tokens; logits are wanted at answer
+ * positions [from, to) (to is n_answer, or more for an answer decoded past it). */
 typedef struct pass_item {
     int probe;
     const int32_t *draft;
-    int from;
+    int from, to;
 } pass_item;
 
-/* Row r of logits: index of the largest (lowest id on ties) and log p(gold). */
+/* Row r of logits: index of the largest (lowest id on ties) and log p(gold) (gold < 0: past
+ * the expected answer, no log p). */
 static void read_row(const float *row, int V, int32_t gold, int32_t *argmax, double *logp) {
     int best = 0;
     float mx = row[0];
     for (int v = 1; v < V; v++)
         if (row[v] > mx) mx = row[v], best = v;
+    *argmax = best;
+    if (gold < 0) {
+        *logp = 0;
+        return;
+    }
     double sum = 0;
     for (int v = 0; v < V; v++) sum += exp((double)row[v] - mx);
-    *argmax = best;
     *logp = (double)row[gold] - mx - log(sum);
 }
 
 /* Runs items[0..n) as packed batches within the limits; for each item, argmax_out[item][j] and
- * logp_out[item][j] for j in [from, n_answer) (arrays indexed from 0 = answer position 0). */
+ * logp_out[item][j] for j in [from, to) (arrays indexed from 0 = answer position 0). */
 static xle_status run_items(xle_model *m, const xle_probe *probes, const pass_item *items, int n,
                             int32_t **argmax_out, double **logp_out, xle_error *err) {
     const int V = xle_model_config(m)->vocab_size;
@@ -144,7 +155,7 @@ static xle_status run_items(xle_model *m, const xle_probe *probes, const pass_it
         int last = first, n_tok = 0, n_rows = 0;
         while (last < n) {
             const xle_probe *p = &probes[items[last].probe];
-            int len = p->n_prompt + p->n_answer - 1, nr = p->n_answer - items[last].from;
+            int len = p->n_prompt + items[last].to - 1, nr = items[last].to - items[last].from;
             if (last > first && (n_tok + len > PROBE_BATCH_TOKENS || (size_t)(n_rows + nr) > max_rows))
                 break;
             n_tok += len, n_rows += nr, last++;
@@ -167,9 +178,9 @@ static xle_status run_items(xle_model *m, const xle_probe *probes, const pass_it
             const xle_probe *p = &probes[items[i].probe];
             seq_start[i - first] = at;
             memcpy(tokens + at, p->prompt, (size_t)p->n_prompt * sizeof *tokens);
-            memcpy(tokens + at + p->n_prompt, items[i].draft, (size_t)(p->n_answer - 1) * sizeof *tokens);
-            for (int j = items[i].from; j < p->n_answer; j++) rows[r++] = at + p->n_prompt - 1 + j;
-            at += p->n_prompt + p->n_answer - 1;
+            memcpy(tokens + at + p->n_prompt, items[i].draft, (size_t)(items[i].to - 1) * sizeof *tokens);
+            for (int j = items[i].from; j < items[i].to; j++) rows[r++] = at + p->n_prompt - 1 + j;
+            at += p->n_prompt + items[i].to - 1;
         }
         seq_start[n_seqs] = at;
         xle_batch b = {n_seqs, tokens, seq_start};
@@ -185,14 +196,15 @@ static xle_status run_items(xle_model *m, const xle_probe *probes, const pass_it
         }
         r = 0;
         for (int i = first; i < last; i++)
-            for (int j = items[i].from; j < probes[items[i].probe].n_answer; j++)
+            for (int j = items[i].from; j < items[i].to; j++)
                 row_item[2 * r] = i, row_item[2 * r + 1] = j, r++;
         /* threads only when the rows are worth it (a small vocabulary is faster alone) */
 #pragma omp parallel for schedule(static) if ((size_t)n_rows * (size_t)V > ((size_t)1 << 18))
         for (int k = 0; k < n_rows; k++) {
             int i = row_item[2 * k], j = row_item[2 * k + 1];
             const xle_probe *p = &probes[items[i].probe];
-            read_row(logits + (size_t)k * V, V, p->answer[j], &argmax_out[i][j], &logp_out[i][j]);
+            read_row(logits + (size_t)k * V, V, j < p->n_answer ? p->answer[j] : -1, &argmax_out[i][j],
+                     &logp_out[i][j]);
         }
         free(row_item);
         first = last;
@@ -222,15 +234,30 @@ static xle_status check_probe(xle_model *m, const xle_probe *p, int i, xle_error
 
 /* Per probe scratch for the passes. */
 typedef struct probe_work {
-    int32_t *argmax;   /* n_answer: argmax of the latest pass */
-    double *logp;      /* n_answer */
-    int32_t *draft;    /* n_answer: verified greedy prefix + guesses */
+    int32_t *argmax;   /* cap: argmax of the latest pass */
+    double *logp;      /* cap */
+    int32_t *draft;    /* cap: verified greedy prefix + guesses */
+    int cap;           /* greedy ids decoded at most: n_answer, plus the extra ones */
+    int want;          /* greedy ids wanted now: n_answer, then one past the latest verified */
     int verified;      /* draft[0..verified) are greedy tokens */
     int done;
+    int final;         /* stopped at EOS or at cap */
 } probe_work;
 
-xle_status xle_probes_eval(xle_model *m, const xle_probe *probes, int n, int eos_id,
-                           xle_probe_result *out, xle_error *err) {
+/* Whether probe i's greedy decoding is complete once draft[0..want) are verified: at n_answer
+ * without extra tokens, at the cap, or when the ids so far hold a word end. */
+static int greedy_complete(probe_work *w, const xle_probe *p, const xle_greedy_more *more) {
+    if (w->verified == w->cap) {
+        w->final = 1;
+        return 1;
+    }
+    if (w->verified > p->n_answer && more->cut(more->ctx, w->draft, w->verified, p->n_answer) >= 0) return 1;
+    w->want = w->verified + 1; /* one more token: the next pass reads the whole draft */
+    return 0;
+}
+
+static xle_status probes_eval(xle_model *m, const xle_probe *probes, int n, int eos_id,
+                              const xle_greedy_more *more, xle_probe_result *out, xle_error *err) {
     memset(out, 0, (size_t)(n > 0 ? n : 0) * sizeof *out);
     if (n <= 0) return XLE_OK;
     for (int i = 0; i < n; i++) {
@@ -247,19 +274,25 @@ xle_status xle_probes_eval(xle_model *m, const xle_probe *probes, int n, int eos
         goto done;
     }
     for (int i = 0; i < n && st == XLE_OK; i++) {
-        int na = probes[i].n_answer;
-        w[i].argmax = malloc((size_t)na * sizeof(int32_t));
-        w[i].logp = malloc((size_t)na * sizeof(double));
-        w[i].draft = malloc((size_t)na * sizeof(int32_t));
+        const xle_probe *p = &probes[i];
+        int na = p->n_answer, extra = more && more->max_extra > 0 && p->greedy ? more->max_extra : 0;
+        if (extra > PROBE_BATCH_TOKENS - (p->n_prompt + na - 1)) extra = PROBE_BATCH_TOKENS - (p->n_prompt + na - 1);
+        w[i].cap = na + extra;
+        /* the token after the expected answer comes with the pass that verifies its last one */
+        w[i].want = na + (extra > 0);
+        w[i].argmax = calloc((size_t)w[i].cap, sizeof(int32_t));
+        w[i].logp = calloc((size_t)w[i].cap, sizeof(double));
+        w[i].draft = calloc((size_t)w[i].cap, sizeof(int32_t));
         if (!w[i].argmax || !w[i].logp || !w[i].draft)
             st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: out of memory");
-        else memcpy(w[i].draft, probes[i].answer, (size_t)na * sizeof(int32_t));
+        else memcpy(w[i].draft, p->answer, (size_t)na * sizeof(int32_t));
     }
     if (st != XLE_OK) goto done;
 
-    /* Teacher-forced pass: the draft is the gold answer. */
+    /* Teacher-forced pass: the draft is the gold answer (read whole when a token after it is
+     * wanted). */
     for (int i = 0; i < n; i++) {
-        items[i] = (pass_item){i, probes[i].answer, 0};
+        items[i] = (pass_item){i, probes[i].answer, 0, w[i].want};
         am[i] = w[i].argmax;
         lp[i] = w[i].logp;
     }
@@ -288,13 +321,12 @@ xle_status xle_probes_eval(xle_model *m, const xle_probe *probes, int n, int eos
         int n_items = 0;
         for (int i = 0; i < n; i++) {
             if (w[i].done) continue;
-            const int na = probes[i].n_answer;
             int j = w[i].verified;
             /* argmax[j] is greedy at j: the draft before j is greedy. Accept while it agrees. */
-            while (j < na) {
+            while (j < w[i].want) {
                 int32_t g = w[i].argmax[j];
                 if (g == eos_id) { /* the greedy answer ends here */
-                    w[i].done = 1;
+                    w[i].done = w[i].final = 1;
                     break;
                 }
                 int agrees = w[i].draft[j] == g;
@@ -303,13 +335,12 @@ xle_status xle_probes_eval(xle_model *m, const xle_probe *probes, int n, int eos
                 if (!agrees) break;
             }
             w[i].verified = j;
-            if (w[i].done || j == na) {
-                w[i].done = 1;
-                continue;
-            }
+            if (!w[i].done && j == w[i].want)
+                w[i].done = w[i].want == probes[i].n_answer ? 1 : greedy_complete(&w[i], &probes[i], more);
+            if (w[i].done) continue;
             /* the rest of the argmax row is the next draft's guess */
-            memcpy(w[i].draft + j, w[i].argmax + j, (size_t)(na - j) * sizeof(int32_t));
-            items[n_items] = (pass_item){i, w[i].draft, j};
+            memcpy(w[i].draft + j, w[i].argmax + j, (size_t)(w[i].want - j) * sizeof(int32_t));
+            items[n_items] = (pass_item){i, w[i].draft, j, w[i].want};
             am[n_items] = w[i].argmax;
             lp[n_items] = w[i].logp;
             n_items++;
@@ -319,7 +350,7 @@ xle_status xle_probes_eval(xle_model *m, const xle_probe *probes, int n, int eos
     }
     for (int i = 0; i < n; i++) {
         if (!probes[i].greedy) continue;
-        int ng = w[i].verified;
+        int nv = w[i].verified, ng = nv < probes[i].n_answer ? nv : probes[i].n_answer;
         out[i].greedy = malloc((size_t)(ng > 0 ? ng : 1) * sizeof(int32_t));
         if (!out[i].greedy) {
             st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: out of memory");
@@ -327,6 +358,15 @@ xle_status xle_probes_eval(xle_model *m, const xle_probe *probes, int n, int eos
         }
         if (ng) memcpy(out[i].greedy, w[i].draft, (size_t)ng * sizeof(int32_t));
         out[i].n_greedy = ng;
+        if (!more || more->max_extra <= 0) continue;
+        more->ids[i] = malloc((size_t)(nv > 0 ? nv : 1) * sizeof(int32_t));
+        if (!more->ids[i]) {
+            st = xle_fail(err, XLE_ERR_NOMEM, "evaluation: out of memory");
+            goto done;
+        }
+        if (nv) memcpy(more->ids[i], w[i].draft, (size_t)nv * sizeof(int32_t));
+        more->n_ids[i] = nv;
+        more->final[i] = w[i].final || w[i].cap == probes[i].n_answer;
     }
 done:
     for (int i = 0; w && i < n; i++) {
@@ -338,6 +378,29 @@ done:
     free(items);
     free(am);
     free(lp);
-    if (st != XLE_OK) xle_probe_results_free(out, n);
+    if (st != XLE_OK) {
+        xle_probe_results_free(out, n);
+        for (int i = 0; more && more->max_extra > 0 && i < n; i++) {
+            free(more->ids[i]);
+            more->ids[i] = NULL;
+            more->n_ids[i] = 0;
+        }
+    }
     return st;
+}
+
+xle_status xle_probes_eval(xle_model *m, const xle_probe *probes, int n, int eos_id,
+                           xle_probe_result *out, xle_error *err) {
+    return probes_eval(m, probes, n, eos_id, NULL, out, err);
+}
+
+xle_status xle_probes_eval_more(xle_model *m, const xle_probe *probes, int n, int eos_id,
+                                const xle_greedy_more *more, xle_probe_result *out, xle_error *err) {
+    if (more && more->max_extra > 0) {
+        if (!more->cut || !more->ids || !more->n_ids || !more->final)
+            return xle_fail(err, XLE_ERR_ARG, "evaluation: greedy decoding past the answer needs cut, ids, "
+                            "n_ids and final");
+        for (int i = 0; i < n; i++) more->ids[i] = NULL, more->n_ids[i] = 0, more->final[i] = 0;
+    }
+    return probes_eval(m, probes, n, eos_id, more, out, err);
 }

@@ -59,10 +59,11 @@ static json_t *half_json(const xle_half_eval *h, const double *metrics) {
         const xle_qa_eval *q = &h->qa[i];
         json_t *ids = json_array();
         for (int j = 0; j < q->n_answer; j++) json_array_append_new(ids, json_integer(q->argmax[j]));
-        json_t *e = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:s?, s:s?, s:o, s:o}", "kind",
+        json_t *e = json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:s?, s:s?, s:s?, s:o, s:o}", "kind",
                               xle_qa_kind_name(q->kind), "prompt", q->prompt, "answer", q->answer, "ok",
                               q->ok, "acc", num(q->acc), "argmax", ids, "gold", q->gold, "greedy",
-                              q->greedy, "nll_new", num(q->nll_new), "nll_true", num(q->nll_true));
+                              q->greedy, "greedy_whole", q->greedy_whole, "nll_new", num(q->nll_new),
+                              "nll_true", num(q->nll_true));
         if (json_array_append_new(qa, e) != 0) { /* NULL e: out of memory or not UTF-8 */
             json_decref(qa);
             return NULL;
@@ -100,6 +101,7 @@ static xle_status half_from_json(const json_t *j, const char *lang, xle_half_eva
         q->answer = dup_json_str(json_object_get(e, "answer"));
         q->gold = dup_json_str(json_object_get(e, "gold"));
         q->greedy = dup_json_str(json_object_get(e, "greedy"));
+        q->greedy_whole = dup_json_str(json_object_get(e, "greedy_whole")); /* absent before it existed */
         q->ok = json_is_true(json_object_get(e, "ok"));
         q->acc = num_of(json_object_get(e, "acc"));
         q->nll_new = num_of(json_object_get(e, "nll_new"));
@@ -326,7 +328,7 @@ static xle_status get_pre(run_ctx *r, int ci, const xle_case_lang **halves, int 
         }
         return st;
     }
-    xle_status st = xle_halves_eval(r->model, r->tok, r->o->chat, halves, n, pre, err);
+    xle_status st = xle_halves_eval_whole(r->model, r->tok, r->o->chat, halves, n, XLE_ANSWER_EXTRA_TOKENS, pre, err);
     if (st != XLE_OK) return st;
     json_t *langs = json_object();
     for (int k = 0; k < n && st == XLE_OK; k++) {
@@ -382,10 +384,13 @@ static xle_status tests_json(run_ctx *r, const xle_case *c, const xle_case_lang 
         json_t *probes = json_array();
         for (int q = 0; q < post[k].n_qa; q++) {
             const xle_qa_eval *a = &post[k].qa[q], *b = &pre[k].qa[q];
-            if (json_array_append_new(probes, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o}", "kind",
+            /* before/after: as long as the expected answer (what the metrics compare); *_whole:
+             * the same answers decoded on to the end of the word, for people to read */
+            if (json_array_append_new(probes, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:o}", "kind",
                                                         xle_qa_kind_name(a->kind), "prompt", b->prompt,
                                                         "expected", a->answer, "before", b->greedy,
-                                                        "after", a->greedy, "acc", num(a->acc))) != 0)
+                                                        "after", a->greedy, "before_whole", b->greedy_whole,
+                                                        "after_whole", a->greedy_whole, "acc", num(a->acc))) != 0)
                 st = xle_fail(err, XLE_ERR_NOMEM, "case %s: cannot encode the answers", c->id);
         }
         json_object_set_new(tj, tests[k]->lang, json_pack("{s:o, s:o}", "metrics", metrics_json(m), "probes", probes));
@@ -430,7 +435,8 @@ static xle_status run_ike_unit(run_ctx *r, int ci, int mi, int ei, const xle_cas
         st = xle_ike_half(ctx, tests[n_made], &halves[n_made], err);
         hp[n_made] = &halves[n_made];
     }
-    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, r->o->chat, hp, n_tests, post, err);
+    if (st == XLE_OK)
+        st = xle_halves_eval_whole(r->model, r->tok, r->o->chat, hp, n_tests, XLE_ANSWER_EXTRA_TOKENS, post, err);
     json_t *tj = NULL;
     if (st == XLE_OK) st = tests_json(r, c, tests, n_tests, post, pre, &tj, err);
     if (st == XLE_OK) {
@@ -528,7 +534,8 @@ static xle_status run_unit(run_ctx *r, int ci, int mi, int ei, const xle_case_la
     }
     for (int i = 0; i < res.n_deltas && st == XLE_OK; i++, n_swaps++)
         st = xle_weight_swap_apply(r->model, &res.deltas[i], &swaps[i], err);
-    if (st == XLE_OK) st = xle_halves_eval(r->model, r->tok, r->o->chat, tests, n_tests, post, err);
+    if (st == XLE_OK)
+        st = xle_halves_eval_whole(r->model, r->tok, r->o->chat, tests, n_tests, XLE_ANSWER_EXTRA_TOKENS, post, err);
     for (int i = n_swaps - 1; i >= 0; i--) xle_weight_swap_restore(&swaps[i]);
     n_swaps = 0;
     if (st == XLE_OK) st = check_weights(r, err);

@@ -224,6 +224,17 @@ static int cmp_entry_begin(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
+/* Element src of t written at dst as dtype dt (es bytes): its own bytes when t already has dt,
+ * else as f32 (the dtype convert_back falls back to when the parts differ). */
+static void copy_element(unsigned char *dst, const xle_tensor *t, int64_t src, xle_dtype dt, size_t es) {
+    if (t->dtype == dt) {
+        memcpy(dst, (const unsigned char *)t->data + (size_t)src * es, es);
+    } else {
+        float v = xle_tensor_get_f32(t, src);
+        memcpy(dst, &v, sizeof v);
+    }
+}
+
 /* The bytes of a tensor the loader converted (bind layout not SAME), back in the file's layout,
  * in a new buffer (*out, caller frees) of dtype *dtype: the slots' dtype when they share one
  * (then an unchanged tensor comes back byte for byte), else F32. */
@@ -261,14 +272,7 @@ static xle_status convert_back(const xle_fmt_bind *b, const xle_st_entry *e, con
             const xle_tensor *t = parts[(i / hd) % 3];
             const int64_t src_row = (i / (3 * hd)) * hd + i % hd;
             for (int64_t c = 0; c < inner; c++) {
-                unsigned char *dst = buf + (size_t)(i * inner + c) * es;
-                const int64_t src = src_row * inner + c;
-                if (t->dtype == dt) {
-                    memcpy(dst, (const unsigned char *)t->data + (size_t)src * es, es);
-                } else {
-                    float v = xle_tensor_get_f32(t, src);
-                    memcpy(dst, &v, sizeof v);
-                }
+                copy_element(buf + (size_t)(i * inner + c) * es, t, src_row * inner + c, dt, es);
             }
         }
         *out = buf;
@@ -279,13 +283,7 @@ static xle_status convert_back(const xle_fmt_bind *b, const xle_st_entry *e, con
         for (int64_t c = 0; c < cols; c++) {
             const xle_tensor *t = parts[c / w];
             const int64_t src = e->ndim == 2 ? (c % w) * rows + r : c % w;
-            unsigned char *dst = buf + (size_t)(r * cols + c) * es;
-            if (t->dtype == dt) {
-                memcpy(dst, (const unsigned char *)t->data + (size_t)src * es, es);
-            } else {
-                float v = xle_tensor_get_f32(t, src);
-                memcpy(dst, &v, sizeof v);
-            }
+            copy_element(buf + (size_t)(r * cols + c) * es, t, src, dt, es);
         }
     *out = buf;
     *dtype = dt;

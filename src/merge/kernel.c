@@ -170,35 +170,38 @@ static void load_inputs(const xle_merge_kernel *k, int64_t c, int64_t col0, int6
 
 /* ---- the methods on one block --------------------------------------------------------------- */
 
-static float weight_of(const xle_merge_plan *p, int i) { return p->opts.weights ? p->opts.weights[i] : 1.0f; }
+/* Model i's weight for this tensor (per-model and per-layer values are resolved by the plan). */
+static float weight_of(const xle_merge_kernel *k, int i) { return k->t->weights[i]; }
 
 /* Σ wᵢ in f32, model 0 first (the divisor of normalized linear and task arithmetic). */
-static float weight_sum(const xle_merge_plan *p) {
+static float weight_sum(const xle_merge_kernel *k) {
     float s = 0;
-    for (int i = 0; i < p->n_models; i++) s = s + weight_of(p, i);
+    for (int i = 0; i < k->plan->n_models; i++) s = s + weight_of(k, i);
     return s;
 }
 
-static void block_linear(const xle_merge_plan *p, const float *in, int64_t nb, float *out) {
-    float wsum = weight_sum(p);
+static void block_linear(const xle_merge_kernel *k, const float *in, int64_t nb, float *out) {
+    const xle_merge_plan *p = k->plan;
+    float wsum = weight_sum(k);
     for (int64_t j = 0; j < nb; j++) out[j] = 0.0f;
     for (int i = 0; i < p->n_models; i++) {
         const float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
-        float w = weight_of(p, i);
+        float w = weight_of(k, i);
         for (int64_t j = 0; j < nb; j++) out[j] = out[j] + w * m[j];
     }
     if (p->opts.normalize)
         for (int64_t j = 0; j < nb; j++) out[j] = out[j] / wsum;
 }
 
-static void block_task_arithmetic(const xle_merge_plan *p, const float *in, int64_t nb, float *out) {
+static void block_task_arithmetic(const xle_merge_kernel *k, const float *in, int64_t nb, float *out) {
+    const xle_merge_plan *p = k->plan;
     const float *b = in;
-    float div = weight_sum(p);
+    float div = weight_sum(k);
     if (fabsf(div) < 1e-8f) div = 1.0f; /* mergekit's guard */
     for (int64_t j = 0; j < nb; j++) out[j] = 0.0f;
     for (int i = 0; i < p->n_models; i++) {
         const float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
-        float w = weight_of(p, i);
+        float w = weight_of(k, i);
         for (int64_t j = 0; j < nb; j++) out[j] = out[j] + w * (m[j] - b[j]);
     }
     float lambda = p->opts.lambda;
@@ -225,16 +228,19 @@ static int block_task_vectors(const xle_merge_plan *p, float *in, int64_t nb) {
     return bad;
 }
 
-/* DARE: weighted, randomly dropped and rescaled task vectors (in place). */
+/* DARE: weighted, randomly dropped and rescaled task vectors (in place), each model with its
+ * own density. */
 static void block_dare(const xle_merge_kernel *k, int64_t c, int64_t col0, int64_t nb, float *in) {
     const xle_merge_plan *p = k->plan;
-    /* the rescale divides in f32 like mergekit's f32 tensor by a Python float */
-    float density = (float)p->opts.density;
-    uint64_t thr = dare_threshold(p->opts.density), first = (uint64_t)(c * k->t->cols + col0);
+    uint64_t first = (uint64_t)(c * k->t->cols + col0);
     for (int i = 0; i < p->n_models; i++) {
         float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
-        float w = weight_of(p, i);
-        if (density >= 1.0f) { /* nothing dropped, nothing rescaled */
+        float w = weight_of(k, i);
+        double rho = k->t->densities[i];
+        /* the rescale divides in f32 like mergekit's f32 tensor by a Python float */
+        float density = (float)rho;
+        uint64_t thr = dare_threshold(rho);
+        if (rho >= 1.0) { /* nothing dropped, nothing rescaled (mergekit: density >= 1) */
             for (int64_t j = 0; j < nb; j++) m[j] = w * m[j];
             continue;
         }
@@ -249,9 +255,10 @@ static void block_dare(const xle_merge_kernel *k, int64_t c, int64_t col0, int64
 
 /* DARE-linear: the weighted sparse task vectors summed (no sign election), divided by Σ wᵢ when
  * normalized (mergekit's guard for |Σ wᵢ| < 1e-8), scaled by λ and added to the base. */
-static void block_sum(const xle_merge_plan *p, const float *in, int64_t nb, float *out) {
+static void block_sum(const xle_merge_kernel *k, const float *in, int64_t nb, float *out) {
+    const xle_merge_plan *p = k->plan;
     const float *b = in;
-    float div = weight_sum(p);
+    float div = weight_sum(k);
     if (fabsf(div) < 1e-8f) div = 1.0f;
     for (int64_t j = 0; j < nb; j++) out[j] = 0.0f;
     for (int i = 0; i < p->n_models; i++) {
@@ -271,7 +278,7 @@ static void block_trim(const xle_merge_kernel *k, int64_t nb, float *in, int64_t
     const xle_merge_plan *p = k->plan;
     for (int i = 0; i < p->n_models; i++) {
         float *m = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
-        float w = weight_of(p, i);
+        float w = weight_of(k, i);
         const xle_merge_trim *tr = &k->trims[i];
         if (!tr->active) {
             for (int64_t j = 0; j < nb; j++) m[j] = w * m[j];
@@ -306,8 +313,9 @@ static void block_trim(const xle_merge_kernel *k, int64_t nb, float *in, int64_t
  * the elected sign is + where the sum is >= 0; a value agrees when its sign is the elected one
  * (0 agrees with neither). Written model by model over the block so that it vectorizes; every
  * entry's sums still run over the models in order. */
-static void block_elect(const xle_merge_plan *p, const float *in, int64_t nb, float *restrict out,
+static void block_elect(const xle_merge_kernel *k, const float *in, int64_t nb, float *restrict out,
                         float *restrict mixed, float *restrict div) {
+    const xle_merge_plan *p = k->plan;
     const float *b = in;
     float *restrict sum = out;
     for (int64_t j = 0; j < nb; j++) sum[j] = mixed[j] = div[j] = 0.0f;
@@ -317,7 +325,7 @@ static void block_elect(const xle_merge_plan *p, const float *in, int64_t nb, fl
     }
     for (int i = 0; i < p->n_models; i++) {
         const float *restrict wd = in + (size_t)(i + 1) * XLE_MERGE_BLOCK;
-        float w = weight_of(p, i);
+        float w = weight_of(k, i);
         for (int64_t j = 0; j < nb; j++) {
             int plus = sum[j] >= 0.0f; /* a NaN sum elects minus */
             int agree = (plus & (wd[j] > 0.0f)) | (!plus & (wd[j] < 0.0f));
@@ -354,19 +362,19 @@ int xle_merge_row(const xle_merge_kernel *k, int64_t o, void *dst, float *scratc
         } else {
             load_inputs(k, c, col0, nb, scratch);
             switch (p->opts.method) {
-            case XLE_MERGE_LINEAR: block_linear(p, scratch, nb, out); break;
-            case XLE_MERGE_TASK_ARITHMETIC: block_task_arithmetic(p, scratch, nb, out); break;
+            case XLE_MERGE_LINEAR: block_linear(k, scratch, nb, out); break;
+            case XLE_MERGE_TASK_ARITHMETIC: block_task_arithmetic(k, scratch, nb, out); break;
             default: {
                 int b = block_task_vectors(p, scratch, nb);
                 if (b && !bad) bad = b;
                 if (p->opts.method == XLE_MERGE_DARE_LINEAR) {
                     block_dare(k, c, col0, nb, scratch);
-                    block_sum(p, scratch, nb, out);
+                    block_sum(k, scratch, nb, out);
                     break;
                 }
                 if (p->opts.method == XLE_MERGE_DARE_TIES) block_dare(k, c, col0, nb, scratch);
                 else block_trim(k, nb, scratch, eq_seen);
-                block_elect(p, scratch, nb, out, tmp1, tmp2);
+                block_elect(k, scratch, nb, out, tmp1, tmp2);
             }
             }
         }

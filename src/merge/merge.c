@@ -185,9 +185,18 @@ static xle_status select_trims(runner *r, xle_merge_kernel *k, xle_merge_trim *t
     const xle_merge_tensor *t = k->t;
     int n = r->p->n_models;
     int64_t total = t->shared_rows * t->cols;
-    int64_t keep = xle_merge_keep_count(r->p->opts.density, total);
-    for (int i = 0; i < n; i++) trims[i].active = keep < total;
-    if (keep >= total) return XLE_OK;
+    int64_t *keep = malloc((size_t)n * sizeof *keep);
+    if (!keep) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    int any = 0; /* each model keeps its own density's share */
+    for (int i = 0; i < n; i++) {
+        keep[i] = xle_merge_keep_count(t->densities[i], total);
+        trims[i].active = keep[i] < total;
+        any |= trims[i].active;
+    }
+    if (!any) {
+        free(keep);
+        return XLE_OK;
+    }
     uint64_t *hists = malloc((size_t)r->n_threads * (size_t)n * 65536 * sizeof *hists);
     uint64_t *sum = malloc(65536 * sizeof *sum);
     uint32_t *hi = malloc((size_t)n * sizeof *hi);
@@ -197,19 +206,21 @@ static xle_status select_trims(runner *r, xle_merge_kernel *k, xle_merge_trim *t
     /* pass 0: high 16 bits */
     if (st == XLE_OK) st = scan_pass(r, k, 0, NULL, hists, NULL, err);
     for (int i = 0; st == XLE_OK && i < n; i++) {
+        if (!trims[i].active) continue;
         reduce_hist(r, hists, i, sum);
-        xle_merge_hist_select(sum, (uint64_t)keep, &hi[i], &above[i]);
+        xle_merge_hist_select(sum, (uint64_t)keep[i], &hi[i], &above[i]);
     }
     /* pass 1: low 16 bits inside the chosen bucket */
     if (st == XLE_OK) st = scan_pass(r, k, 1, hi, hists, NULL, err);
     int need_ranks = 0;
     for (int i = 0; st == XLE_OK && i < n; i++) {
+        if (!trims[i].active) continue;
         reduce_hist(r, hists, i, sum);
         uint32_t lo;
         uint64_t above_lo;
-        xle_merge_hist_select(sum, (uint64_t)keep - above[i], &lo, &above_lo);
+        xle_merge_hist_select(sum, (uint64_t)keep[i] - above[i], &lo, &above_lo);
         trims[i].bits = hi[i] << 16 | lo;
-        trims[i].need = keep - (int64_t)(above[i] + above_lo);
+        trims[i].need = keep[i] - (int64_t)(above[i] + above_lo);
         trims[i].n_equal = (int64_t)sum[lo];
         if (trims[i].need < trims[i].n_equal) need_ranks = 1;
     }
@@ -221,7 +232,7 @@ static xle_status select_trims(runner *r, xle_merge_kernel *k, xle_merge_trim *t
         if (!*equal_rows) st = xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
         if (st == XLE_OK) st = scan_pass(r, k, 2, NULL, NULL, *equal_rows, err);
         for (int i = 0; st == XLE_OK && i < n; i++) {
-            if (trims[i].need == trims[i].n_equal) continue;
+            if (!trims[i].active || trims[i].need == trims[i].n_equal) continue;
             int64_t *row = *equal_rows + (size_t)i * (size_t)rows, before = 0;
             for (int64_t c = 0; c < rows; c++) { /* counts become exclusive prefix sums */
                 int64_t here = row[c];
@@ -236,6 +247,7 @@ static xle_status select_trims(runner *r, xle_merge_kernel *k, xle_merge_trim *t
     free(sum);
     free(hi);
     free(above);
+    free(keep);
     return st;
 }
 

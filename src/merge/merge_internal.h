@@ -21,7 +21,7 @@ typedef struct xle_merge_tensor {
     char name[96];           /* in the output format */
     char canon_name[96];     /* Hugging Face name (hashed into the DARE mask) */
     int ndim;
-    int64_t shape[2];        /* output PyTorch shape */
+    int64_t shape[XLE_MAX_DIMS]; /* output PyTorch shape */
     int64_t rows, cols;      /* processing geometry: rows of cols elements */
     int64_t shared_rows;     /* canonical rows < shared_rows are merged, the rest copied */
     xle_dtype out_dtype;
@@ -31,6 +31,9 @@ typedef struct xle_merge_tensor {
     const xle_tensor *base;  /* NULL for linear */
     const xle_tensor **src;  /* n_models inputs */
     const xle_tensor *donor; /* rows >= shared_rows come from here (NULL if none) */
+    float *weights;          /* n_models: each model's weight for this tensor (per-layer values
+                              * interpolated), owned */
+    double *densities;       /* n_models: each model's density for this tensor, owned */
     uint64_t input_bytes;    /* bytes of all inputs of this tensor */
 } xle_merge_tensor;
 
@@ -45,6 +48,9 @@ typedef struct xle_merge_plan {
     int out_interleaved;     /* the output's q/k row order */
     int donor;               /* model index of the vocabulary donor, -1: none */
     int out_vocab;
+    int stored;              /* tensors merged by name as the HF files store them (families
+                              * other than Llama: no RoPE reordering, any layout) */
+    xle_tensor *views;       /* stored: the tensor views the plan's tensors point at, owned */
     xle_merge_tensor *tensors;
     int n_tensors;
 } xle_merge_plan;

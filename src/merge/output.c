@@ -114,17 +114,28 @@ static xle_status copy_base_side_files(const xle_merge_plan *p, const char *dir,
     return st;
 }
 
+/* A model's weight or density as given: a number, or its per-layer list. */
+static json_t *value_json(double v, const xle_merge_gradient *g) {
+    if (!g || g->n <= 0) return json_real(v);
+    json_t *a = json_array();
+    for (int k = 0; k < g->n; k++) json_array_append_new(a, json_real(g->values[k]));
+    return a;
+}
+
 /* merge_info.json: the recipe, for provenance (not read by xledit). */
 static xle_status write_merge_info(const xle_merge_plan *p, const char *dir, xle_error *err) {
     const xle_merge_opts *o = &p->opts;
-    json_t *models = json_array(), *weights = json_array();
+    json_t *models = json_array(), *weights = json_array(), *densities = json_array();
     for (int i = 0; i < p->n_models; i++) {
         json_array_append_new(models, json_string(o->models[i]));
-        json_array_append_new(weights, json_real(o->weights ? o->weights[i] : 1.0));
+        json_array_append_new(weights, value_json(o->weights ? o->weights[i] : 1.0,
+                                                  o->weight_gradients ? &o->weight_gradients[i] : NULL));
+        json_array_append_new(densities, value_json(o->densities ? o->densities[i] : o->density,
+                                                    o->density_gradients ? &o->density_gradients[i] : NULL));
     }
-    json_t *root = json_pack("{s:s, s:s?, s:o, s:o, s:f, s:f, s:b, s:I, s:i, s:s?}", "method",
+    json_t *root = json_pack("{s:s, s:s?, s:o, s:o, s:f, s:o, s:f, s:b, s:I, s:i, s:s?}", "method",
                              xle_merge_method_name(o->method), "base", o->base, "models", models,
-                             "weights", weights, "density", (double)o->density, "lambda",
+                             "weights", weights, "density", (double)o->density, "densities", densities, "lambda",
                              (double)o->lambda, "normalize", o->normalize, "seed",
                              (json_int_t)o->seed, "vocab_size", p->out_vocab, "vocab_donor",
                              p->donor >= 0 ? o->models[p->donor] : NULL);

@@ -17,8 +17,13 @@
 
 void xle_merge_plan_free(xle_merge_plan *p) {
     if (!p) return;
-    for (int i = 0; p->tensors && i < p->n_tensors; i++) free(p->tensors[i].src);
+    for (int i = 0; p->tensors && i < p->n_tensors; i++) {
+        free(p->tensors[i].src);
+        free(p->tensors[i].weights);
+        free(p->tensors[i].densities);
+    }
     free(p->tensors);
+    free(p->views);
     for (int i = 0; p->models && i < p->n_models; i++) xle_model_free(p->models[i]);
     free(p->models);
     xle_model_free(p->base);
@@ -27,6 +32,53 @@ void xle_merge_plan_free(xle_merge_plan *p) {
 }
 
 /* ---- options ----------------------------------------------------------------------------- */
+
+/* A per-layer list (NULL or n == 0: not given): finite values, densities in (0, 1]. */
+static xle_status check_gradient(const xle_merge_gradient *g, const char *what, int model, int is_density,
+                                 xle_error *err) {
+    if (!g || g->n == 0) return XLE_OK;
+    if (g->n < 0 || g->n > 65536 || !g->values)
+        return xle_fail(err, XLE_ERR_ARG, "merge: %s: entry %d: %d per-layer values", what, model + 1, g->n);
+    for (int k = 0; k < g->n; k++) {
+        double v = g->values[k];
+        if (!isfinite(v) || (is_density && !(v > 0 && v <= 1)))
+            return xle_fail(err, XLE_ERR_ARG, "merge: %s: entry %d: per-layer value %d (%g) is not %s", what,
+                            model + 1, k + 1, v, is_density ? "in (0, 1]" : "a finite number");
+    }
+    return XLE_OK;
+}
+
+/* A per-layer list at layer `layer` of n_layers (-1: a tensor outside the layers, t = 0), as
+ * mergekit interpolates it (config.py evaluate_setting, plan.py t = i / (L - 1)). */
+static double gradient_at(const xle_merge_gradient *g, int layer, int n_layers) {
+    double t = layer < 0 ? 0.0 : n_layers > 1 ? (double)layer / (double)(n_layers - 1) : 1.0;
+    double scaled = t * (double)(g->n - 1);
+    int i0 = (int)scaled, i1 = i0 + 1 < g->n ? i0 + 1 : g->n - 1;
+    double frac = scaled - (double)i0;
+    return (1.0 - frac) * g->values[i0] + frac * g->values[i1];
+}
+
+/* Every model's weight and density for tensor t of layer `layer` (-1: outside the layers); a
+ * normalized linear merge whose weights sum to 0 here is refused. */
+static xle_status resolve_parameters(xle_merge_plan *p, xle_merge_tensor *t, int layer, xle_error *err) {
+    const xle_merge_opts *o = &p->opts;
+    int n = p->n_models, L = p->ref->cfg.n_layers;
+    t->weights = malloc((size_t)n * sizeof *t->weights);
+    t->densities = malloc((size_t)n * sizeof *t->densities);
+    if (!t->weights || !t->densities) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    float wsum = 0;
+    for (int i = 0; i < n; i++) {
+        const xle_merge_gradient *wg = o->weight_gradients ? &o->weight_gradients[i] : NULL;
+        const xle_merge_gradient *dg = o->density_gradients ? &o->density_gradients[i] : NULL;
+        t->weights[i] = wg && wg->n > 0 ? (float)gradient_at(wg, layer, L) : o->weights ? o->weights[i] : 1.0f;
+        t->densities[i] = dg && dg->n > 0 ? gradient_at(dg, layer, L) : o->densities ? o->densities[i] : o->density;
+        wsum = wsum + t->weights[i];
+    }
+    if (o->method == XLE_MERGE_LINEAR && o->normalize && wsum == 0)
+        return xle_fail(err, XLE_ERR_ARG, "merge: weights: they sum to 0%s%s, so linear cannot normalize "
+                        "(use --no-normalize)", o->weight_gradients ? " at " : "", o->weight_gradients ? t->canon_name : "");
+    return XLE_OK;
+}
 
 static xle_status check_opts(xle_merge_opts *o, xle_error *err) {
     if ((int)o->method < 0 || o->method >= XLE_MERGE_METHOD_COUNT)
@@ -40,19 +92,30 @@ static xle_status check_opts(xle_merge_opts *o, xle_error *err) {
             return xle_fail(err, XLE_ERR_ARG, "merge: models: entry %d is empty", i + 1);
     if (o->method != XLE_MERGE_LINEAR && (!o->base || !*o->base))
         return xle_fail(err, XLE_ERR_ARG, "merge: base: %s needs a base model", mname);
-    double wsum = 0;
     for (int i = 0; i < o->n_models; i++) {
         float w = o->weights ? o->weights[i] : 1.0f;
         if (!isfinite(w)) return xle_fail(err, XLE_ERR_ARG, "merge: weights: entry %d is not a finite number", i + 1);
-        wsum += w;
+        const xle_merge_gradient *g = o->weight_gradients ? &o->weight_gradients[i] : NULL;
+        xle_status st = check_gradient(g, "weights", i, 0, err);
+        if (st != XLE_OK) return st;
     }
     int uses_density = o->method == XLE_MERGE_TIES || o->method == XLE_MERGE_DARE_TIES ||
                        o->method == XLE_MERGE_DARE_LINEAR;
-    if (uses_density && !(o->density > 0 && o->density <= 1))
+    if (uses_density && !o->densities && !(o->density > 0 && o->density <= 1))
         return xle_fail(err, XLE_ERR_ARG, "merge: density: %g is not in (0, 1]", (double)o->density);
+    for (int i = 0; uses_density && i < o->n_models; i++) {
+        if (o->densities && !(o->densities[i] > 0 && o->densities[i] <= 1))
+            return xle_fail(err, XLE_ERR_ARG, "merge: densities: entry %d: %g is not in (0, 1]", i + 1,
+                            o->densities[i]);
+        const xle_merge_gradient *g = o->density_gradients ? &o->density_gradients[i] : NULL;
+        xle_status st = check_gradient(g, "densities", i, 1, err);
+        if (st != XLE_OK) return st;
+    }
     if (!isfinite(o->lambda)) return xle_fail(err, XLE_ERR_ARG, "merge: lambda: not a finite number");
     if (o->normalize < 0) o->normalize = xle_merge_method_normalizes(o->method);
-    if (o->method == XLE_MERGE_LINEAR && o->normalize && wsum == 0)
+    double wsum = 0;
+    for (int i = 0; i < o->n_models; i++) wsum += o->weights ? o->weights[i] : 1.0f;
+    if (o->method == XLE_MERGE_LINEAR && o->normalize && wsum == 0 && !o->weight_gradients)
         return xle_fail(err, XLE_ERR_ARG, "merge: weights: they sum to 0, so linear cannot normalize "
                         "(use --no-normalize)");
     if (o->out_format != XLE_FORMAT_HF && o->out_format != XLE_FORMAT_GGUF)
@@ -120,8 +183,9 @@ static xle_status check_out_path(const xle_merge_opts *o, const char *out, xle_e
 /* ---- agreement of the inputs --------------------------------------------------------------- */
 
 static const xle_config_names *names_of(const xle_model *m) {
-    return m->format == XLE_FORMAT_HF ? &XLE_NAMES_HF
-           : m->format == XLE_FORMAT_GGUF ? &XLE_NAMES_GGUF : &XLE_NAMES_LLAMA2C;
+    if (m->format == XLE_FORMAT_HF)
+        return m->cfg.arch == XLE_ARCH_GPT2 || m->cfg.arch == XLE_ARCH_GPTJ ? &XLE_NAMES_HF_GPT2 : &XLE_NAMES_HF;
+    return m->format == XLE_FORMAT_GGUF ? &XLE_NAMES_GGUF : &XLE_NAMES_LLAMA2C;
 }
 
 /* Llama and Mistral share the tensors (a Mistral GGUF even says "llama"); Qwen2 adds biases. */
@@ -172,14 +236,28 @@ static xle_status check_optional(xle_model *m, xle_model *ref, xle_error *err) {
     return XLE_OK;
 }
 
+/* Families other than Llama are merged tensor by tensor as their Hugging Face files store them
+ * (build_stored_tensors), which needs every input to be such a folder. */
+static int merges_stored(const xle_model *ref) { return xle_family_of(ref->cfg.arch)->arch != XLE_ARCH_LLAMA; }
+
+static xle_status check_stored_input(const xle_model *m, xle_error *err) {
+    if (m->format != XLE_FORMAT_HF)
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: merging %s models needs Hugging Face folders "
+                        "(docs/merging.md)", m->path, xle_family_of(m->cfg.arch)->name);
+    return XLE_OK;
+}
+
 static xle_status check_against(xle_model *m, xle_model *ref, xle_error *err) {
     const xle_config *c = &m->cfg, *r = &ref->cfg;
     const xle_config_names *nm = names_of(m);
-    if (xle_family_of(c->arch)->arch != XLE_ARCH_LLAMA || xle_family_of(r->arch)->arch != XLE_ARCH_LLAMA)
-        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: merging %s models is not supported yet "
-                        "(Llama, Mistral, Qwen2: docs/families.md)", m->path,
-                        xle_family_of(c->arch)->arch != XLE_ARCH_LLAMA ? xle_family_of(c->arch)->name
-                                                                        : xle_family_of(r->arch)->name);
+    const xle_family *fm = xle_family_of(c->arch), *fr = xle_family_of(r->arch);
+    if (fm->arch != fr->arch)
+        return xle_fail(err, XLE_ERR_ARG, "%s: architecture: %s does not match %s (%s)", m->path, fm->name,
+                        ref->path, fr->name);
+    if (merges_stored(ref)) {
+        xle_status st = check_stored_input(m, err);
+        if (st != XLE_OK) return st;
+    }
     if (arch_family(c->arch) != arch_family(r->arch))
         return xle_fail(err, XLE_ERR_ARG, "%s: architecture: %s does not match %s (%s)", m->path,
                         arch_name(c->arch), ref->path, arch_name(r->arch));
@@ -199,7 +277,8 @@ static xle_status check_against(xle_model *m, xle_model *ref, xle_error *err) {
         return xle_fail(err, XLE_ERR_ARG, "%s: %s: %d is smaller than the %d of %s (only extended "
                         "vocabularies can be merged)", m->path, nm->vocab_size, c->vocab_size,
                         r->vocab_size, ref->path);
-    xle_status st = check_optional(m, ref, err);
+    /* the stored route compares the tensors themselves (build_stored_tensors) */
+    xle_status st = merges_stored(ref) ? XLE_OK : check_optional(m, ref, err);
     if (st == XLE_OK) st = check_tokenizer(m, ref, err);
     return st;
 }
@@ -273,6 +352,8 @@ static xle_status add_tensor(xle_merge_plan *p, xle_wkind kind, int layer, xle_e
     t->base = p->base ? xle_weight_slot(&p->base->w, kind, layer) : NULL;
     t->src = calloc((size_t)p->n_models, sizeof *t->src);
     if (!t->src) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    xle_status st = resolve_parameters(p, t, xle_wkind_per_layer(kind) ? layer : -1, err);
+    if (st != XLE_OK) return st;
     t->input_bytes = tensor_bytes(t->base);
     for (int i = 0; i < p->n_models; i++) {
         t->src[i] = xle_weight_slot(&p->models[i]->w, kind, layer);
@@ -299,6 +380,158 @@ static xle_status build_tensors(xle_merge_plan *p, xle_error *err) {
     if (st == XLE_OK) st = add_tensor(p, XLE_W_OUT_NORM, 0, err);
     if (st == XLE_OK && !p->ref->cfg.tied_embeddings) st = add_tensor(p, XLE_W_LM_HEAD, 0, err);
     if (st == XLE_OK && p->opts.out_format == XLE_FORMAT_GGUF) st = add_tensor(p, XLE_W_ROPE_FREQS, 0, err);
+    return st;
+}
+
+/* ---- the tensor list of the stored route ----------------------------------------------------- */
+
+/* The stored tensor called name in m (any shard), or NULL; *bind gets its binding. */
+static const xle_st_entry *find_stored(const xle_model *m, const char *name, const xle_fmt_bind **bind) {
+    const xle_hf_state *s = m->format_state;
+    for (int k = 0; k < s->n_shards; k++) {
+        const xle_st_entry *e = xle_safetensors_find(s->shards[k].st, name);
+        if (e) {
+            if (bind) *bind = &s->shards[k].binds[e - s->shards[k].st->entries];
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Whether a stored tensor has one row per token (the embedding, the head and its bias). */
+static int is_vocab_tensor(const xle_model *m, const xle_fmt_bind *b) {
+    return b && b->slot && (b->slot == &m->w.tok_embd || b->slot == &m->w.lm_head || b->slot == &m->w.lm_head_b);
+}
+
+/* The layer a stored name belongs to by the family's per-layer prefix ("transformer.h.%d."), or -1. */
+static int layer_of_name(const xle_family *f, const char *name) {
+    const char *fmt = f->hf_layer_prefix, *pct = fmt ? strstr(fmt, "%d") : NULL;
+    if (!pct) return -1;
+    size_t pre = (size_t)(pct - fmt);
+    if (strncmp(name, fmt, pre) != 0) return -1;
+    char *end;
+    long l = strtol(name + pre, &end, 10);
+    if (end == name + pre || strncmp(end, pct + 2, strlen(pct + 2)) != 0 || l < 0 || l > INT_MAX) return -1;
+    return (int)l;
+}
+
+static xle_status view_of(const xle_model *m, const xle_st_entry *e, xle_tensor *v, xle_error *err) {
+    memset(v, 0, sizeof *v);
+    if (!xle_st_dtype_to_xle(e->dtype, &v->dtype) || xle_dtype_is_quantized(v->dtype) ||
+        (v->dtype != XLE_F32 && v->dtype != XLE_F16 && v->dtype != XLE_BF16 && v->dtype != XLE_F64))
+        return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: dtype %s cannot be merged (F32, F16, BF16, F64)",
+                        m->path, e->name, e->dtype);
+    int64_t numel = 1;
+    for (int d = 0; d < e->ndim; d++) numel *= e->shape[d];
+    v->ndim = 1;
+    v->shape[0] = numel;
+    v->data = (void *)e->data;
+    return XLE_OK;
+}
+
+/* Model m's tensor for the reference's stored tensor re (with binding rb): same name and shape;
+ * a vocabulary tensor may have more rows (an extension); a tied model gives its embedding for
+ * an untied reference's head. */
+static xle_status match_stored(const xle_merge_plan *p, const xle_model *m, const xle_st_entry *re,
+                               const xle_fmt_bind *rb, const xle_st_entry **out, xle_error *err) {
+    const xle_fmt_bind *mb = NULL;
+    const xle_st_entry *me = find_stored(m, re->name, &mb);
+    if (!me && rb && rb->slot == &p->ref->w.lm_head && m->cfg.tied_embeddings)
+        me = find_stored(m, xle_family_of(m->cfg.arch)->hf_name[XLE_W_TOK_EMBD], &mb);
+    if (!me) return xle_fail(err, XLE_ERR_ARG, "%s: %s: missing here but present in %s", m->path, re->name, p->ref->path);
+    int vocab = is_vocab_tensor(p->ref, rb);
+    int same = me->ndim == re->ndim;
+    for (int d = 0; same && d < re->ndim; d++)
+        same = me->shape[d] == re->shape[d] || (d == 0 && vocab && me->shape[0] > re->shape[0]);
+    if (!same) {
+        char a[96] = "", b[96] = "";
+        for (int d = 0; d < me->ndim; d++) snprintf(a + strlen(a), sizeof a - strlen(a), "%s%lld", d ? ", " : "", (long long)me->shape[d]);
+        for (int d = 0; d < re->ndim; d++) snprintf(b + strlen(b), sizeof b - strlen(b), "%s%lld", d ? ", " : "", (long long)re->shape[d]);
+        return xle_fail(err, XLE_ERR_ARG, "%s: %s: shape [%s] does not match [%s] in %s", m->path, re->name, a, b,
+                        p->ref->path);
+    }
+    *out = me;
+    return XLE_OK;
+}
+
+/* Every tensor of m must be one the reference has (else it would be dropped silently). */
+static xle_status check_no_extra(const xle_merge_plan *p, const xle_model *m, xle_error *err) {
+    const xle_hf_state *s = m->format_state;
+    for (int k = 0; k < s->n_shards; k++)
+        for (int e = 0; e < s->shards[k].st->n; e++) {
+            const char *name = s->shards[k].st->entries[e].name;
+            if (!find_stored(p->ref, name, NULL))
+                return xle_fail(err, XLE_ERR_ARG, "%s: %s: present here but missing in %s", m->path, name, p->ref->path);
+        }
+    return XLE_OK;
+}
+
+/* One output tensor per tensor the reference's files store, in their order, merged by name
+ * elementwise in the stored layout (Conv1D [in, out], fused q|k|v, ...): merging is elementwise,
+ * so no family needs its own rule here. Rows are the first dimension (one element per row for a
+ * 1-D vocabulary tensor, so that extended rows can be appended; one row for other 1-D tensors). */
+static xle_status build_stored_tensors(xle_merge_plan *p, xle_error *err) {
+    const xle_hf_state *rs = p->ref->format_state;
+    const xle_family *fam = xle_family_of(p->ref->cfg.arch);
+    int total = 0, n = p->n_models, per = n + 2; /* views per tensor: ref, models, donor */
+    for (int k = 0; k < rs->n_shards; k++) total += rs->shards[k].st->n;
+    p->tensors = calloc((size_t)total, sizeof *p->tensors);
+    p->views = calloc((size_t)total * (size_t)per, sizeof *p->views);
+    if (!p->tensors || !p->views) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+    xle_status st = XLE_OK;
+    for (int i = 0; st == XLE_OK && i < n; i++)
+        if (p->models[i] != p->ref) st = check_no_extra(p, p->models[i], err);
+    for (int k = 0; st == XLE_OK && k < rs->n_shards; k++) {
+        const xle_safetensors *sf = rs->shards[k].st;
+        for (int e = 0; st == XLE_OK && e < sf->n; e++) {
+            const xle_st_entry *re = &sf->entries[e];
+            const xle_fmt_bind *rb = &rs->shards[k].binds[e];
+            xle_merge_tensor *t = &p->tensors[p->n_tensors];
+            xle_tensor *v = p->views + (size_t)p->n_tensors * (size_t)per;
+            p->n_tensors++;
+            if (strlen(re->name) >= sizeof t->name || re->ndim > XLE_MAX_DIMS)
+                return xle_fail(err, XLE_ERR_UNSUPPORTED, "%s: %s: name too long or more than %d dimensions",
+                                p->ref->path, re->name, XLE_MAX_DIMS);
+            snprintf(t->name, sizeof t->name, "%s", re->name);
+            snprintf(t->canon_name, sizeof t->canon_name, "%s", re->name);
+            t->layer = layer_of_name(fam, re->name);
+            if ((st = view_of(p->ref, re, &v[0], err)) != XLE_OK) break;
+            t->ref = &v[0];
+            t->out_dtype = out_dtype_of(t->ref, p->opts.out_format);
+            t->ndim = re->ndim;
+            for (int d = 0; d < re->ndim; d++) t->shape[d] = re->shape[d];
+            int vocab = is_vocab_tensor(p->ref, rb);
+            int64_t numel = v[0].shape[0];
+            t->rows = re->ndim >= 2 || (vocab && re->ndim == 1) ? re->shape[0] : 1;
+            t->cols = t->rows > 0 ? numel / t->rows : 1;
+            if (t->cols < 1) t->cols = 1;
+            t->shared_rows = t->rows;
+            if ((st = resolve_parameters(p, t, t->layer, err)) != XLE_OK) break;
+            t->src = calloc((size_t)n, sizeof *t->src);
+            if (!t->src) return xle_fail(err, XLE_ERR_NOMEM, "merge: out of memory");
+            if (p->base) { /* the base is the reference */
+                t->base = t->ref;
+                t->input_bytes = (uint64_t)xle_tensor_nbytes(t->base);
+            }
+            for (int i = 0; st == XLE_OK && i < n; i++) {
+                const xle_st_entry *me = re;
+                if (p->models[i] != p->ref) st = match_stored(p, p->models[i], re, rb, &me, err);
+                if (st == XLE_OK) st = view_of(p->models[i], me, &v[1 + i], err);
+                t->src[i] = &v[1 + i];
+                /* an extended model's larger tensor: only its first rows take part */
+                t->input_bytes += (uint64_t)(t->rows * t->cols) * xle_dtype_size(v[1 + i].dtype);
+            }
+            if (st == XLE_OK && vocab && p->donor >= 0) {
+                const xle_st_entry *de;
+                st = match_stored(p, p->models[p->donor], re, rb, &de, err);
+                if (st == XLE_OK) st = view_of(p->models[p->donor], de, &v[1 + n], err);
+                if (st == XLE_OK) {
+                    t->donor = &v[1 + n];
+                    t->rows = t->shape[0] = de->shape[0];
+                }
+            }
+        }
+    }
     return st;
 }
 
@@ -341,13 +574,15 @@ xle_status xle_merge_plan_build(const xle_merge_opts *opts, const char *out_path
     xle_status st = check_opts(&p->opts, err);
     if (st == XLE_OK) st = check_out_path(&p->opts, out_path, err);
     if (st == XLE_OK) st = load_inputs(p, err);
+    if (st == XLE_OK && merges_stored(p->ref)) st = check_stored_input(p->ref, err);
     for (int i = 0; i < p->n_models && st == XLE_OK; i++)
         if (p->models[i] != p->ref) st = check_against(p->models[i], p->ref, err);
     if (st == XLE_OK) st = choose_donor(p);
     if (st == XLE_OK) st = check_output_format(p, err);
     if (st == XLE_OK) {
         p->out_interleaved = p->opts.out_format == XLE_FORMAT_GGUF ? p->ref->cfg.rope_interleaved : 0;
-        st = build_tensors(p, err);
+        p->stored = merges_stored(p->ref);
+        st = p->stored ? build_stored_tensors(p, err) : build_tensors(p, err);
     }
     if (st != XLE_OK) {
         xle_merge_plan_free(p);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "eval/eval_internal.h"
 #include "report/report_internal.h"
 
 /* ---- colours ------------------------------------------------------------------------------- */
@@ -295,7 +296,10 @@ static void failures(const xle_report *r, xle_sb *b) {
                      "is not the new target, or whose answer to a locality prompt changed, in at least one "
                      "language: %d in all", r->total_failures);
     if (r->total_failures > r->n_failures) xle_sb_printf(b, ", the first %d shown", r->n_failures);
-    xle_sb_puts(b, ". Answers are greedy, as long as the expected answer in tokens. After: "
+    xle_sb_printf(b, ". Answers are greedy, shown whole: decoded past the expected answer's length in tokens "
+                     "to the end of the word (at most %d tokens more); the mark compares the first tokens, "
+                     "as exact match does.", XLE_ANSWER_EXTRA_TOKENS);
+    xle_sb_puts(b, " After: "
                    "<span class=\"hit\"><span class=\"mark\">\xE2\x9C\x93</span>as it should be</span> "
                    "(the new target; for a locality probe, the answer before the edit), "
                    "<span class=\"miss\"><span class=\"mark\">\xE2\x9C\x97</span>not</span>.</p>");
@@ -328,10 +332,11 @@ static void failures(const xle_report *r, xle_sb *b) {
                 td_text(b, q->kind, NULL);
                 td_text(b, q->prompt, NULL);
                 td_text(b, q->expected, NULL);
-                td_text(b, q->before, NULL);
+                /* shown whole where the run has it (older runs: as long as expected) */
+                td_text(b, q->before_whole ? q->before_whole : q->before, NULL);
                 xle_sb_printf(b, "<td class=\"%s\"><span class=\"mark\">%s</span>", hit ? "hit" : "miss",
                               hit ? "\xE2\x9C\x93" : "\xE2\x9C\x97"); /* ✓ ✗ */
-                xle_sb_html(b, q->after ? q->after : "");
+                xle_sb_html(b, q->after_whole ? q->after_whole : q->after ? q->after : "");
                 xle_sb_puts(b, "</td>");
                 xle_sb_puts(b, "</tr>");
             }

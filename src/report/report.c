@@ -169,6 +169,7 @@ static void failure_free(xle_report_failure *f) {
         for (int p = 0; f->probes && p < f->n_probes[k]; p++) {
             xle_report_probe *q = &f->probes[k][p];
             free(q->kind), free(q->prompt), free(q->expected), free(q->before), free(q->after);
+            free(q->before_whole), free(q->after_whole);
         }
         if (f->probes) free(f->probes[k]);
         if (f->langs) free(f->langs[k]);
@@ -220,6 +221,8 @@ static xle_status note_failure(xle_report *r, const json_t *line, const json_t *
             q->expected = dup_str(json_string_value(json_object_get(e, "expected")));
             q->before = dup_str(json_string_value(json_object_get(e, "before")));
             q->after = dup_str(json_string_value(json_object_get(e, "after")));
+            q->before_whole = dup_str(json_string_value(json_object_get(e, "before_whole")));
+            q->after_whole = dup_str(json_string_value(json_object_get(e, "after_whole")));
         }
     }
     return XLE_OK;

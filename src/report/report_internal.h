@@ -33,7 +33,9 @@ double xle_cell_mean(const xle_cell *c); /* NaN when n == 0 */
 
 /* One probe of a unit in one test language, for the per-case view. */
 typedef struct xle_report_probe {
-    char *kind, *prompt, *expected, *before, *after;
+    char *kind, *prompt, *expected, *before, *after; /* before/after: as long as expected (tokens) */
+    char *before_whole, *after_whole; /* the same answers to the end of the word; NULL in runs
+                                       * made before results.jsonl had them */
 } xle_report_probe;
 
 /* A unit whose edit did not take (greedy answer != target) or that changed a locality answer,

@@ -4,7 +4,7 @@ editing methods as the reference code (EasyEdit / kmeng01 ROME+MEMIT) runs them 
 model, following /work/shared/docs/editing.md (sections 1-3, 4.3, 5), at the token level.
 
 Run by hand (CI never needs Python):
-    /usr/bin/python3 tests/reference/edit_reference.py [--family gpt2] [OUT_DIR]
+    /usr/bin/python3 tests/reference/edit_reference.py [--family gpt2|bloom] [OUT_DIR]
 OUT_DIR defaults to tests/fixtures/edit (with --family gpt2: tests/fixtures/edit_gpt2) next to
 this script's repository. It writes
     model/config.json, model/model.safetensors   a tiny random Llama (HF layout, F32 weights)
@@ -27,6 +27,11 @@ d = 32, d_ff = 64, 4 layers, vocabulary 50.
 --family gpt2: the same requests, corpus and cases on a tiny random GPT-2 saved as
 GPT2LMHeadModel.save_pretrained saves it (Conv1D weights [in, out], fused c_attn, tied wte; d = 32,
 d_ff = 64, 4 layers, 4 heads, 64 learned positions), editing mlp.c_proj (class GPT2 below).
+
+--family bloom: the same on a tiny random BLOOM saved as BloomForCausalLM.save_pretrained saves
+it (per-head fused query_key_value, embedding LayerNorm, ALiBi, tied word_embeddings; d = 16,
+d_ff = 64, 4 layers, 4 heads), editing mlp.dense_4h_to_h (class Bloom below); written to
+tests/fixtures/edit_bloom.
 
 Batches are right-padded as EasyEdit forces for Llama under ROME/MEMIT (editor.py); with a
 causal mask and positions 0..n-1 a right-padded row equals the unpadded sequence, so each row's
@@ -263,6 +268,116 @@ class GPT2:
             if stop_after == ("block_out", l):
                 return None
         return self.ln(x, "transformer.ln_f") @ self.w["transformer.wte.weight"].T
+
+
+# ---- BLOOM (--family bloom) -----------------------------------------------------------------
+
+BLOOM_CFG = dict(
+    apply_residual_connection_post_layernorm=False, architectures=["BloomForCausalLM"],
+    bos_token_id=1, eos_token_id=2, hidden_size=16, layer_norm_epsilon=1e-5, model_type="bloom",
+    n_head=4, n_layer=4, torch_dtype="float32", vocab_size=V,
+)
+
+
+def make_bloom_weights(seed=20241206):
+    """Random float32 BLOOM weights as BloomForCausalLM.save_pretrained names and lays them out:
+    nn.Linear [out, in] with biases; query_key_value's rows [n_head, 3, head_dim]; no
+    lm_head.weight (tied to word_embeddings)."""
+    g = torch.Generator().manual_seed(seed)
+    d = BLOOM_CFG["hidden_size"]
+    f = 4 * d
+
+    def randn(*shape, scale=1.0, offset=0.0):
+        return (offset + scale * torch.randn(*shape, generator=g, dtype=torch.float32)).contiguous()
+
+    w = {"transformer.word_embeddings.weight": randn(V, d, scale=0.7),
+         "transformer.word_embeddings_layernorm.weight": randn(d, scale=0.1, offset=1.0),
+         "transformer.word_embeddings_layernorm.bias": randn(d, scale=0.1)}
+    for l in range(BLOOM_CFG["n_layer"]):
+        p = f"transformer.h.{l}."
+        w[p + "input_layernorm.weight"] = randn(d, scale=0.1, offset=1.0)
+        w[p + "input_layernorm.bias"] = randn(d, scale=0.1)
+        w[p + "self_attention.query_key_value.weight"] = randn(3 * d, d, scale=d ** -0.5)
+        w[p + "self_attention.query_key_value.bias"] = randn(3 * d, scale=0.1)
+        w[p + "self_attention.dense.weight"] = randn(d, d, scale=d ** -0.5)
+        w[p + "self_attention.dense.bias"] = randn(d, scale=0.1)
+        w[p + "post_attention_layernorm.weight"] = randn(d, scale=0.1, offset=1.0)
+        w[p + "post_attention_layernorm.bias"] = randn(d, scale=0.1)
+        w[p + "mlp.dense_h_to_4h.weight"] = randn(f, d, scale=d ** -0.5)
+        w[p + "mlp.dense_h_to_4h.bias"] = randn(f, scale=0.1)
+        w[p + "mlp.dense_4h_to_h.weight"] = randn(d, f, scale=f ** -0.5)
+        w[p + "mlp.dense_4h_to_h.bias"] = randn(d, scale=0.1)
+    w["transformer.ln_f.weight"] = randn(d, scale=0.1, offset=1.0)
+    w["transformer.ln_f.bias"] = randn(d, scale=0.1)
+    return w
+
+
+class Bloom(GPT2):
+    """BloomForCausalLM's forward (modeling_bloom.py semantics, float64, with
+    apply_residual_connection_post_layernorm false) with the same edit points and interface.
+    The edited matrix is mlp.dense_4h_to_h (EasyEdit's transformer.h.{}.mlp.dense_4h_to_h), an
+    nn.Linear [d, 4d] already (out, in); its bias is part of the MLP output. Scores are
+    q·k/√hd + slope_h · key position (build_alibi_tensor's slopes), the embedding goes through
+    word_embeddings_layernorm, q/k/v come from query_key_value's rows viewed [n_head, 3, hd]."""
+
+    def __init__(self, weights, cfg=BLOOM_CFG, dtype=DT):
+        self.cfg, self.dtype = cfg, dtype
+        self.d, self.n_layers, self.h = cfg["hidden_size"], cfg["n_layer"], cfg["n_head"]
+        self.f = 4 * self.d
+        self.hd = self.d // self.h
+        self.vocab = cfg["vocab_size"]
+        self.w = {k: v.to(dtype) for k, v in weights.items()}
+        self.down = {}
+        p = 2 ** math.floor(math.log2(self.h))
+        base = torch.tensor(2 ** (-(2 ** -(math.log2(p) - 3))), dtype=torch.float32)
+        slopes = torch.pow(base, torch.arange(1, 1 + p, dtype=torch.int32))
+        if p != self.h:
+            extra = torch.tensor(2 ** (-(2 ** -(math.log2(2 * p) - 3))), dtype=torch.float32)
+            n_rest = min(p, self.h - p)
+            slopes = torch.cat([slopes, torch.pow(extra, torch.arange(1, 1 + 2 * n_rest, 2, dtype=torch.int32))])
+        self.slopes = slopes.to(dtype)
+
+    @staticmethod
+    def gelu(x):
+        return x * 0.5 * (1.0 + torch.tanh(0.79788456 * x * (1 + 0.044715 * x * x)))
+
+    def down_weight(self, l):
+        return self.down.get(l, self.w[f"transformer.h.{l}.mlp.dense_4h_to_h.weight"])
+
+    def forward(self, ids, hooks=None, stop_after=None):
+        hooks = hooks or {}
+        B, T = ids.shape
+        H, HD, d = self.h, self.hd, self.d
+        x = self.ln(self.w["transformer.word_embeddings.weight"][ids], "transformer.word_embeddings_layernorm")
+        causal = torch.full((T, T), float("-inf"), dtype=self.dtype).triu(1)
+        alibi = self.slopes[:, None, None] * torch.arange(T, dtype=self.dtype)[None, None, :]
+        for l in range(self.n_layers):
+            p = f"transformer.h.{l}."
+            a = self.ln(x, p + "input_layernorm")
+            fused = a @ self.w[p + "self_attention.query_key_value.weight"].T + \
+                self.w[p + "self_attention.query_key_value.bias"]
+            fused = fused.reshape(B, T, H, 3, HD)
+            q, k, v = (fused[:, :, :, i].transpose(1, 2) for i in range(3))
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(HD) + alibi + causal, dim=-1)
+            o = (att @ v).transpose(1, 2).reshape(B, T, d)
+            x = x + o @ self.w[p + "self_attention.dense.weight"].T + self.w[p + "self_attention.dense.bias"]
+            m = self.ln(x, p + "post_attention_layernorm")
+            key = self.gelu(m @ self.w[p + "mlp.dense_h_to_4h.weight"].T + self.w[p + "mlp.dense_h_to_4h.bias"])
+            if ("key", l) in hooks:
+                key = hooks[("key", l)](key)
+            if stop_after == ("key", l):
+                return None
+            mlp_out = key @ self.down_weight(l).T + self.w[p + "mlp.dense_4h_to_h.bias"]
+            if ("mlp_out", l) in hooks:
+                mlp_out = hooks[("mlp_out", l)](mlp_out)
+            if stop_after == ("mlp_out", l):
+                return None
+            x = x + mlp_out
+            if ("block_out", l) in hooks:
+                x = hooks[("block_out", l)](x)
+            if stop_after == ("block_out", l):
+                return None
+        return self.ln(x, "transformer.ln_f") @ self.w["transformer.word_embeddings.weight"].T
 
 
 def right_pad(seqs):
@@ -622,16 +737,16 @@ def main():
     family = "llama"
     if args[:1] == ["--family"]:
         family, args = args[1], args[2:]
-    fixture = {"llama": "edit", "gpt2": "edit_gpt2"}[family]
+    fixture = {"llama": "edit", "gpt2": "edit_gpt2", "bloom": "edit_bloom"}[family]
     out = args[0] if args else os.path.join(root, "tests", "fixtures", fixture)
     os.makedirs(os.path.join(out, "model"), exist_ok=True)
 
-    w32 = make_weights() if family == "llama" else make_gpt2_weights()
+    w32 = {"llama": make_weights, "gpt2": make_gpt2_weights, "bloom": make_bloom_weights}[family]()
     with open(os.path.join(out, "model", "config.json"), "w") as f:
-        json.dump(CFG if family == "llama" else GPT2_CFG, f, indent=1)
+        json.dump({"llama": CFG, "gpt2": GPT2_CFG, "bloom": BLOOM_CFG}[family], f, indent=1)
         f.write("\n")
     write_safetensors(os.path.join(out, "model", "model.safetensors"), list(w32.items()), "F32")
-    model = Llama(w32) if family == "llama" else GPT2(w32)
+    model = {"llama": Llama, "gpt2": GPT2, "bloom": Bloom}[family](w32)
 
     reqs = make_requests()
     corpus = stats_corpus()

@@ -425,14 +425,30 @@ static inline __m512i load_bf16_tail(const uint16_t *p, int64_t i, int64_t n) {
     return _mm512_maskz_loadu_epi16(m, p + i);
 }
 
-/* One weight row at a time (one stream per thread, as llama.cpp's ggml_vec_dot_bf16 reads
- * them). Four rows per pass (one load of x for four rows) streamed 5-25% slower on one thread,
- * from memory (rows of 2,048: 21-27 GB/s against 25-30; of 8,192: 31-33 against 36) and from
- * cache (rows of 256: 57-64 against 68-76), and left BF16 generation at 0.89x llama.cpp
- * (docs/performance.md). */
+/* Rows longer than 1,024 (a model too large for the caches: each weight byte comes from
+ * memory) one at a time, one stream per thread as llama.cpp's ggml_vec_dot_bf16 reads them:
+ * four rows per pass left the 1B-shaped model's generation at 0.75-0.80x of one-row passes and
+ * 0.89x llama.cpp. Short rows (small models, read from cache) four at a time, one load of x for
+ * four rows: one row at a time generated the built-in model's tokens 11% slower
+ * (docs/performance.md, "BF16 generation, one row at a time"). */
 static void dot_rows_bf16(float *out, const uint16_t *xb, const uint16_t *w, int64_t ld,
                           int64_t nr, int64_t n) {
-    for (int64_t r = 0; r < nr; r++) {
+    int64_t r = 0;
+    if (n <= 1024)
+        for (; r + 4 <= nr; r += 4) {
+            const uint16_t *w0 = w + r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int64_t i = 0; i < n; i += 32) {
+                const __m512i xv = load_bf16_tail(xb, i, n);
+                a0 = dp(a0, xv, load_bf16_tail(w0, i, n));
+                a1 = dp(a1, xv, load_bf16_tail(w1, i, n));
+                a2 = dp(a2, xv, load_bf16_tail(w2, i, n));
+                a3 = dp(a3, xv, load_bf16_tail(w3, i, n));
+            }
+            out[r] = _mm512_reduce_add_ps(a0), out[r + 1] = _mm512_reduce_add_ps(a1);
+            out[r + 2] = _mm512_reduce_add_ps(a2), out[r + 3] = _mm512_reduce_add_ps(a3);
+        }
+    for (; r < nr; r++) {
         const uint16_t *w0 = w + r * ld;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0;
         int64_t i = 0;
