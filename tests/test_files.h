@@ -32,6 +32,17 @@ static inline void *test_read_file(const char *path, size_t *size) {
     return buf;
 }
 
+/* How many entries of dir have a name starting with prefix (temporaries left behind?). */
+static inline int test_count_prefixed(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
+    if (d) closedir(d);
+    return n;
+}
+
 /* Removes dir and the plain files directly inside it (what the tests' output folders hold). */
 static inline void test_rm_dir(const char *dir) {
     DIR *d = opendir(dir);

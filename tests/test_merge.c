@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "formats/formats_internal.h"
 #include "merge/merge_internal.h"
 
@@ -52,17 +53,6 @@ static char *tmp_path(const char *name) {
     char *b = pool[used++];
     snprintf(b, sizeof pool[0], "%s/%s", g_tmp, name);
     return b;
-}
-
-/* Entries of g_tmp whose name starts with prefix (temporaries left behind?). */
-static int count_prefixed(const char *prefix) {
-    DIR *d = opendir(g_tmp);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
-    if (d) closedir(d);
-    return n;
 }
 
 /* ---- reading outputs ------------------------------------------------------------------------ */
@@ -625,7 +615,7 @@ static void expect_failure(const xle_merge_opts *o, const char *out, xle_status 
     CHECK_MSG(!xle_path_exists(tmp_path(out)), "%s: output exists after a failure", out);
     char prefix[128];
     snprintf(prefix, sizeof prefix, "%s.tmp", out);
-    CHECK_MSG(count_prefixed(prefix) == 0, "%s: a temporary was left behind", out);
+    CHECK_MSG(test_count_prefixed(g_tmp, prefix) == 0, "%s: a temporary was left behind", out);
 }
 
 static void test_mismatches(void) {

@@ -20,17 +20,6 @@ static int exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
-/* How many names in g_dir start with prefix. */
-static int count_prefixed(const char *prefix) {
-    DIR *d = opendir(g_dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
-    if (d) closedir(d);
-    return n;
-}
-
 static void test_names(void) {
     char buf[64];
     CHECK(xle_out_trim("edited/", buf, sizeof buf) && strcmp(buf, "edited") == 0);
@@ -55,7 +44,7 @@ static void test_atomic_write(void) {
     free(text);
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640);
-    CHECK(count_prefixed("a.txt.tmp-") == 0);
+    CHECK(test_count_prefixed(g_dir, "a.txt.tmp-") == 0);
 
     /* a writer that fails part-way: the old file stays whole, no temporary is left */
     xle_atomic_file a;
@@ -67,7 +56,7 @@ static void test_atomic_write(void) {
     text = test_read_file(path, &n);
     CHECK(text && strcmp(text, "first") == 0);
     free(text);
-    CHECK(count_prefixed("a.txt.tmp-") == 0);
+    CHECK(test_count_prefixed(g_dir, "a.txt.tmp-") == 0);
 }
 
 /* A writer that takes a file name, as xle_safetensors_write does: writes text to tmp, or fails
@@ -100,7 +89,7 @@ static void test_atomic_name_commit(void) {
     text = test_read_file(path, NULL);
     CHECK(text && strcmp(text, "good") == 0);
     free(text);
-    CHECK(count_prefixed("b.bin.tmp-") == 0);
+    CHECK(test_count_prefixed(g_dir, "b.bin.tmp-") == 0);
 }
 
 static void test_stale_temporaries(void) {
